@@ -1,0 +1,1 @@
+"""Policy side of plasticrl (installed as plasticrl.agents)."""

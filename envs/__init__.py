@@ -1,0 +1,1 @@
+"""Environment side of plasticrl (installed as plasticrl.envs)."""
