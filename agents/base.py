@@ -1,0 +1,135 @@
+"""The one batched policy API every controller implements.
+
+Rows are ``N = P * E`` (members x episodes per member), member-major: rows
+``[p*E, (p+1)*E)`` belong to member ``p``. Parameters arrive as a flat genome ``[P, D]``;
+per-episode state (potentials, traces, fast weights) lives per row.
+
+Control loop::
+
+    policy.load_genome(flat, episodes_per_member=E)   # also resets every row
+    obs = env.reset()
+    while ...:
+        actions = policy.act(obs)                       # [N, act_dim]
+        obs, reward, term, trunc, _ = env.step(actions)
+        policy.learn(reward)                            # within-lifetime plasticity
+        policy.reset(term | trunc)                      # fresh episode for finished rows
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import torch
+
+from plasticrl.device import resolve_device, resolve_dtype
+from plasticrl.errors import PlasticRLError, check_shape
+from plasticrl.genome import GenomeSpec
+
+
+class BatchedPolicy(abc.ABC):
+    """Base class: genome bookkeeping, shapes, bounds and the invalid-row mask."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        action_low: Sequence[float] | torch.Tensor,
+        action_high: Sequence[float] | torch.Tensor,
+        device: str | torch.device = "cpu",
+        dtype: str | torch.dtype = "float32",
+    ):
+        if obs_dim <= 0 or act_dim <= 0:
+            raise PlasticRLError(f"obs_dim and act_dim must be positive; got obs_dim={obs_dim}, act_dim={act_dim}")
+        self.obs_dim = int(obs_dim)
+        self.act_dim = int(act_dim)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype)
+        low = torch.as_tensor(action_low, dtype=self.dtype, device=self.device).reshape(-1)
+        high = torch.as_tensor(action_high, dtype=self.dtype, device=self.device).reshape(-1)
+        if low.numel() != act_dim or high.numel() != act_dim:
+            raise PlasticRLError(f"action bounds have {low.numel()}/{high.numel()} entries; expected act_dim={act_dim}")
+        if not (torch.isfinite(low).all() and torch.isfinite(high).all()) or bool((high <= low).any()):
+            raise PlasticRLError(f"action bounds must be finite with high > low; got low={low.tolist()}, high={high.tolist()}")
+        self.action_low, self.action_high = low, high
+        self.population = 0
+        self.episodes_per_member = 1
+        self.invalid = torch.zeros(0, dtype=torch.bool, device=self.device)
+
+    # -- genome -----------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def genome(self) -> GenomeSpec:
+        """The parameter spec: which named groups exist and which are searched."""
+
+    def initial_genome(self, population: int = 1) -> torch.Tensor:
+        """``[population, D]`` flat genome at the spec's initial values."""
+        return self.genome.initial_flat(population, device=self.device, dtype=self.dtype)
+
+    def load_genome(self, flat: torch.Tensor, episodes_per_member: int = 1) -> None:
+        """Set the parameters of ``P`` members, each running ``E`` episodes; resets every row."""
+        flat = torch.as_tensor(flat, device=self.device, dtype=self.dtype)
+        if flat.dim() == 1:
+            flat = flat.unsqueeze(0)
+        check_shape("flat genome", flat, (None, self.genome.dim))
+        if episodes_per_member < 1:
+            raise PlasticRLError(f"episodes_per_member must be >= 1; got {episodes_per_member}")
+        self.population = flat.shape[0]
+        self.episodes_per_member = int(episodes_per_member)
+        named = self.genome.unflatten(flat)
+        per_row = {k: v.repeat_interleave(self.episodes_per_member, dim=0) for k, v in named.items()}
+        self.invalid = torch.zeros(self.num_rows, dtype=torch.bool, device=self.device)
+        self._set_parameters(per_row)
+        self.reset()
+
+    @abc.abstractmethod
+    def _set_parameters(self, params: dict[str, torch.Tensor]) -> None:
+        """Receive ``{group: [N, *shape]}`` and derive per-row constants."""
+
+    @property
+    def num_rows(self) -> int:
+        return self.population * self.episodes_per_member
+
+    # -- episode API ----------------------------------------------------------------
+    @abc.abstractmethod
+    def reset(self, mask: torch.Tensor | None = None) -> None:
+        """Restore per-episode state for rows where ``mask`` is true (all rows if ``None``)."""
+
+    @abc.abstractmethod
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs [N, obs_dim]`` -> ``actions [N, act_dim]`` inside the action bounds."""
+
+    def learn(self, reward: torch.Tensor) -> None:
+        """Within-lifetime learning from this step's reward ``[N]``; static policies ignore it."""
+
+    def member_invalid(self) -> torch.Tensor:
+        """``[P]``: members with any row that produced non-finite weights or actions."""
+        return self.invalid.view(self.population, self.episodes_per_member).any(dim=1)
+
+    # -- helpers for subclasses ---------------------------------------------------------
+    def _check_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.population == 0:
+            raise PlasticRLError("no genome loaded; call load_genome(flat, episodes_per_member) first")
+        obs = torch.as_tensor(obs, device=self.device, dtype=self.dtype)
+        check_shape("observation batch", obs, (self.num_rows, self.obs_dim))
+        return obs
+
+    def _check_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        if mask is None:
+            return None
+        mask = torch.as_tensor(mask, device=self.device).to(torch.bool)
+        check_shape("reset mask", mask, (self.num_rows,))
+        return mask
+
+    def _sanitize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Mark rows with non-finite actions invalid and send the midpoint action instead."""
+        bad = ~torch.isfinite(actions).all(dim=1)
+        if bool(bad.any()):
+            self.invalid |= bad
+            mid = 0.5 * (self.action_low + self.action_high)
+            actions = torch.where(bad.unsqueeze(1), mid.expand_as(actions), actions)
+        return actions
+
+    def _squash(self, x: torch.Tensor) -> torch.Tensor:
+        mid = 0.5 * (self.action_high + self.action_low)
+        half = 0.5 * (self.action_high - self.action_low)
+        return mid + half * torch.tanh(x)

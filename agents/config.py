@@ -1,0 +1,117 @@
+"""Validated policy configurations (pydantic). Unknown keys and bad values are rejected
+with messages that name the field, the bad value and the valid choices."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from plasticrl.plasticity.rules import RULES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenomeConfig(_Strict):
+    """Which parameter groups are searched (evolved or learned); glob patterns over group names.
+
+    ``search: null`` keeps each group's default (weights, rule coefficients, learning rates,
+    encoder gains, modulator weights searched; neuron constants fixed).
+    """
+
+    search: Optional[list[str]] = None
+    fix: list[str] = Field(default_factory=list)
+    seed: int = 0
+
+
+class NeuronConfig(_Strict):
+    model: Literal["lif", "alif"] = "lif"
+    tau_mem: float = Field(0.02, gt=0, description="membrane time constant, seconds")
+    v_th: float = Field(1.0, gt=0, description="firing threshold (baseline threshold for ALIF)")
+    reset: Literal["zero", "subtract"] = "subtract"
+    refractory: float = Field(0.0, ge=0, description="refractory period, seconds (0 = none)")
+    tau_adapt: float = Field(0.2, gt=0, description="ALIF threshold-adaptation time constant, seconds")
+    beta_adapt: float = Field(0.5, ge=0, description="ALIF threshold increase per unit of adaptation")
+    surrogate_slope: float = Field(10.0, gt=0)
+
+
+class EncoderConfig(_Strict):
+    kind: Literal["direct", "population"] = "direct"
+    gain: float = Field(1.0, description="initial input gain")
+    bias: float = Field(1.0, description="initial input bias (direct coding)")
+    centres: int = Field(5, ge=2, description="Gaussian receptive fields per observation (population coding)")
+    low: float = -3.0
+    high: float = 3.0
+    sigma: Optional[float] = Field(None, gt=0, description="receptive-field width; default: centre spacing")
+
+
+class DecoderConfig(_Strict):
+    kind: Literal["membrane", "rate"] = "membrane"
+    tau_mem: float = Field(0.02, gt=0, description="output leaky-integrator time constant (membrane decoding)")
+
+
+class PlasticityConfig(_Strict):
+    rule: str = "bcm"
+    sharing: Literal["synapse", "post", "layer", "global"] = "synapse"
+    modulation: Literal["none", "reward", "rpe", "neurons"] = "reward"
+    modulator_scope: Literal["layer", "post"] = "layer"
+    rpe_rate: float = Field(0.05, gt=0, le=1, description="baseline update rate of the reward-prediction error")
+    eligibility_tau: Optional[float] = Field(None, gt=0, description="eligibility-trace time constant, seconds")
+    tau_pre: float = Field(0.02, gt=0, description="presynaptic trace time constant, seconds")
+    tau_post: float = Field(0.02, gt=0, description="postsynaptic trace time constant, seconds")
+    tau_theta: float = Field(0.5, gt=0, description="BCM threshold time constant, seconds")
+    bounds: Literal["none", "clip", "normalise"] = "clip"
+    weight_limit: float = Field(5.0, gt=0, description="clip limit, or the max magnitude after normalising")
+    layers: Literal["all", "hidden", "output"] = "all"
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        valid = sorted(RULES) + ["none"]
+        if value not in valid:
+            raise ValueError(f"unknown plasticity rule {value!r}; valid choices: {', '.join(valid)}")
+        return value
+
+
+class PlasticSpikingConfig(_Strict):
+    """Encoder -> spiking hidden layers (optionally recurrent) -> decoder, with plastic synapses."""
+
+    kind: Literal["plastic_spiking", "static_spiking"] = "plastic_spiking"
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [128])
+    recurrent: bool = False
+    substeps: int = Field(4, ge=1, description="spiking sub-steps per control step (K)")
+    dt: float = Field(0.005, gt=0, description="sub-step length, seconds")
+    weight_init_gain: float = Field(8.0, gt=0, description="initial hidden weight std is gain/sqrt(fan_in)")
+    output_init_gain: float = Field(2.0, gt=0, description="initial output weight std is gain/sqrt(fan_in)")
+    neuron: NeuronConfig = Field(default_factory=NeuronConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    plasticity: PlasticityConfig = Field(default_factory=PlasticityConfig)
+    genome: GenomeConfig = Field(default_factory=GenomeConfig)
+
+    @model_validator(mode="after")
+    def _static_means_no_plasticity(self) -> "PlasticSpikingConfig":
+        if self.kind == "static_spiking" and self.plasticity.rule != "none":
+            object.__setattr__(self, "plasticity", self.plasticity.model_copy(update={"rule": "none"}))
+        return self
+
+
+class LinearConfig(_Strict):
+    """``a = squash(W obs + b)``: the classic ES baseline."""
+
+    kind: Literal["linear"] = "linear"
+    genome: GenomeConfig = Field(default_factory=GenomeConfig)
+
+
+class MLPConfig(_Strict):
+    kind: Literal["mlp"] = "mlp"
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [64, 64])
+    activation: Literal["tanh", "relu"] = "tanh"
+    genome: GenomeConfig = Field(default_factory=GenomeConfig)
+
+
+PolicyConfig = Annotated[
+    Union[PlasticSpikingConfig, LinearConfig, MLPConfig], Field(discriminator="kind")
+]
+POLICY_KINDS = ("plastic_spiking", "static_spiking", "linear", "mlp")

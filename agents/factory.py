@@ -1,0 +1,58 @@
+"""Build a policy from a config and Gymnasium spaces."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from pydantic import TypeAdapter, ValidationError
+
+from plasticrl.agents.base import BatchedPolicy
+from plasticrl.agents.config import POLICY_KINDS, LinearConfig, MLPConfig, PlasticSpikingConfig, PolicyConfig
+from plasticrl.agents.feedforward import LinearPolicy, MLPPolicy
+from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
+from plasticrl.errors import PlasticRLError, check_choice
+
+_POLICY_ADAPTER: TypeAdapter = TypeAdapter(PolicyConfig)
+
+
+def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig):
+    """Validate a policy config dict; errors name the offending key and value."""
+    if isinstance(config, (PlasticSpikingConfig, LinearConfig, MLPConfig)):
+        return config
+    config = dict(config)
+    kind = config.setdefault("kind", "plastic_spiking")
+    check_choice("policy kind", kind, POLICY_KINDS)
+    try:
+        return _POLICY_ADAPTER.validate_python(config)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"][1:])  # drop the union tag
+            lines.append(f"policy.{loc}: {err['msg']} (got {err.get('input')!r})")
+        raise PlasticRLError("invalid policy config:\n  " + "\n  ".join(lines)) from None
+
+
+def make_policy(
+    config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig,
+    observation_space: gym.spaces.Box,
+    action_space: gym.spaces.Box,
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = "float32",
+) -> BatchedPolicy:
+    """Policy for single-env Box spaces (use ``single_observation_space`` of a vector env)."""
+    if not isinstance(observation_space, gym.spaces.Box) or not isinstance(action_space, gym.spaces.Box):
+        raise PlasticRLError(
+            f"plasticrl policies need Box observation and action spaces; got {observation_space} and {action_space}"
+        )
+    cfg = parse_policy_config(config)
+    obs_dim = int(np.prod(observation_space.shape))
+    act_dim = int(np.prod(action_space.shape))
+    low, high = action_space.low.reshape(-1), action_space.high.reshape(-1)
+    if isinstance(cfg, PlasticSpikingConfig):
+        return PlasticSpikingPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
+    if isinstance(cfg, LinearConfig):
+        return LinearPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
+    return MLPPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)

@@ -1,0 +1,145 @@
+"""Command-line interface: ``plasticrl <command> --help`` documents each command."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from plasticrl.errors import PlasticRLError
+
+app = typer.Typer(
+    help="plasticrl: reinforcement learning with plastic spiking controllers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _load_yaml(path: Path) -> dict:
+    if not path.is_file():
+        _fail(f"config file {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        _fail(f"config file {str(path)!r} must hold a mapping at the top level, not {type(data).__name__}")
+    return data
+
+
+@app.command()
+def demo(
+    config: Optional[Path] = typer.Argument(None, help="YAML demo config (default: the embedded demo)."),
+    env: Optional[str] = typer.Option(None, help="Environment id, e.g. HalfCheetah-v5."),
+    population: Optional[int] = typer.Option(None, help="Members per policy."),
+    max_steps: Optional[int] = typer.Option(None, help="Control steps per episode (cap)."),
+    seed: Optional[int] = typer.Option(None, help="Seed for genomes and environment resets."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto."),
+    out: Path = typer.Option(Path("runs"), help="Directory that receives demo-<time>/summary.json."),
+) -> None:
+    """Roll out plastic spiking controllers and their static twins: a short, real batched demo."""
+    from dataclasses import fields
+
+    from plasticrl.demo import DemoConfig, run_demo
+
+    values = _load_yaml(config) if config else {}
+    known = {f.name for f in fields(DemoConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        _fail(f"unknown demo config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(known))}")
+    overrides = {"env": env, "population": population, "max_steps": max_steps, "seed": seed, "device": device}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = DemoConfig(**values)
+    run_dir = out / time.strftime("demo-%Y%m%d-%H%M%S")
+    try:
+        with console.status("starting") as status:
+            summary = run_demo(cfg, run_dir, progress=lambda name: status.update(f"rolling out {name}"))
+    except PlasticRLError as exc:
+        _fail(str(exc))
+    table = Table(title=f"{cfg.env}: {cfg.population} members x {cfg.episodes} episode(s), seed {cfg.seed}")
+    table.add_column("policy", no_wrap=True)
+    for col in ("mean return", "best", "worst", "length", "dW/W", "invalid", "steps/s"):
+        table.add_column(col, justify="right")
+    for name, r in summary["results"].items():
+        drift = "-" if r["fast_weight_relative_change"] is None else f"{100 * r['fast_weight_relative_change']:.1f}%"
+        table.add_row(name, f"{r['mean_return']:.1f}", f"{r['best_return']:.1f}", f"{r['worst_return']:.1f}",
+                      f"{r['mean_episode_length']:.0f}", drift, str(r["invalid_members"]),
+                      f"{r['env_steps_per_s']:.0f}")
+    console.print(table)
+    console.print(f"summary written to {run_dir / 'summary.json'}")
+
+
+@app.command()
+def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """List environments, perturbations with their parameters, and suites."""
+    import plasticrl.envs as penvs
+
+    catalog = penvs.catalog() if hasattr(penvs, "catalog") else {"envs": penvs.supported_ids()}
+    if as_json:
+        print(json.dumps(catalog, indent=2, default=str))
+        return
+    console.print_json(json.dumps(catalog, default=str))
+
+
+@app.command()
+def genome(
+    config: Optional[Path] = typer.Argument(None, help="YAML file with a 'policy' mapping (default policy if omitted)."),
+    env: str = typer.Option("HalfCheetah-v5", help="Environment whose spaces size the policy."),
+) -> None:
+    """Show a policy's parameter groups: the names that genome.search / genome.fix patterns match."""
+    from plasticrl.agents import make_policy
+    from plasticrl.envs import make_vec
+
+    policy_cfg = _load_yaml(config).get("policy", {}) if config else {}
+    vec = make_vec(env, 1)
+    try:
+        policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
+    except PlasticRLError as exc:
+        _fail(str(exc))
+    table = Table(title=f"genome: D = {policy.genome.dim} searched scalars")
+    for col in ("group", "shape", "count", "searched", "init"):
+        table.add_column(col)
+    for row in policy.genome.describe():
+        table.add_row(row["name"], str(row["shape"]), str(row["count"]), "yes" if row["searched"] else "fixed",
+                      row["init"])
+    console.print(table)
+
+
+@app.command()
+def bench(
+    name: Optional[str] = typer.Argument(None, help="Benchmark to run (file stem in bench/); all if omitted."),
+) -> None:
+    """Run the benchmarks in the source checkout's bench/ directory (each prints JSON)."""
+    bench_dir = Path(__file__).resolve().parents[1] / "bench"
+    scripts = sorted(bench_dir.glob("bench_*.py")) if bench_dir.is_dir() else []
+    if not scripts:
+        _fail(f"no benchmarks found in {bench_dir}; benchmarks live in a source checkout of plasticrl")
+    valid = [s.stem for s in scripts]
+    if name is not None:
+        if name not in valid and f"bench_{name}" not in valid:
+            _fail(f"unknown benchmark {name!r}; valid choices: {', '.join(valid)}")
+        scripts = [s for s in scripts if s.stem in (name, f"bench_{name}")]
+    for script in scripts:
+        console.print(f"[bold]{script.stem}[/]")
+        code = subprocess.call([sys.executable, str(script)])
+        if code != 0:
+            raise typer.Exit(code)
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,60 @@
+"""Registry of plasticity rules by name, with their coefficients and a common dispatch."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from plasticrl.errors import check_choice
+from plasticrl.plasticity.bcm import bcm_update
+from plasticrl.plasticity.hebbian import hebbian_abcd_update
+from plasticrl.plasticity.oja import oja_update
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """What a rule needs from a genome: its coefficients (besides ``eta``) and their initial spread."""
+
+    name: str
+    coefficients: tuple[str, ...]
+    init_std: float
+    eta_init: float
+    uses_threshold: bool
+
+
+RULES: dict[str, RuleSpec] = {
+    "hebbian_abcd": RuleSpec("hebbian_abcd", ("A", "B", "C", "D"), init_std=0.1, eta_init=0.05, uses_threshold=False),
+    "oja": RuleSpec("oja", (), init_std=0.0, eta_init=0.05, uses_threshold=False),
+    "bcm": RuleSpec("bcm", (), init_std=0.0, eta_init=0.05, uses_threshold=True),
+}
+
+
+def get_rule(name: str) -> RuleSpec:
+    """Look up a rule; an unknown name raises an error listing the valid ones."""
+    check_choice("plasticity rule", name, RULES)
+    return RULES[name]
+
+
+def rule_delta(
+    name: str,
+    pre: torch.Tensor,
+    post: torch.Tensor,
+    weights: torch.Tensor,
+    coefficients: Mapping[str, torch.Tensor | float],
+    theta: torch.Tensor | None = None,
+    modulator: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Weight change of rule ``name``; ``coefficients`` holds ``eta`` and the rule's own names."""
+    eta = coefficients["eta"]
+    if name == "hebbian_abcd":
+        c = coefficients
+        return hebbian_abcd_update(pre, post, c["A"], c["B"], c["C"], c["D"], eta, modulator)
+    if name == "oja":
+        return oja_update(pre, post, weights, eta, modulator)
+    if name == "bcm":
+        if theta is None:
+            raise ValueError("the bcm rule needs its threshold state 'theta' [N, out]")
+        return bcm_update(pre, post, theta, eta, modulator)
+    get_rule(name)
+    raise AssertionError("unreachable")

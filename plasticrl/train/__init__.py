@@ -1,0 +1,1 @@
+"""Training: evolution-strategies algorithms (``plasticrl.train.es``), and later the rollout loop and checkpoints."""

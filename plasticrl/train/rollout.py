@@ -1,0 +1,75 @@
+"""Batched rollout: one policy step and one vector-env step per control step for all rows.
+
+Each row (member x episode) runs one episode; rows that finish are masked out of the
+return and their later (autoreset) transitions are ignored, so no Python loop runs over
+members and the episode accounting stays exact under Gymnasium's next-step autoreset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from plasticrl.agents.base import BatchedPolicy
+from plasticrl.errors import PlasticRLError
+
+
+@dataclass
+class RolloutResult:
+    returns: torch.Tensor  # [P, E] episode return per member and episode
+    lengths: torch.Tensor  # [P, E] control steps until termination/truncation (or the step cap)
+    invalid: torch.Tensor  # [P] members whose weights or actions went non-finite
+    env_steps: int  # transitions simulated, finished rows included
+
+    @property
+    def fitness(self) -> torch.Tensor:
+        """``[P]`` mean return over episodes; invalid members get ``-inf`` (ranked worst)."""
+        mean = self.returns.mean(dim=1)
+        return torch.where(self.invalid, torch.full_like(mean, -float("inf")), mean)
+
+
+def rollout(
+    policy: BatchedPolicy,
+    env,
+    genome: torch.Tensor,
+    episodes_per_member: int = 1,
+    max_steps: int | None = None,
+    seed: int | None = None,
+) -> RolloutResult:
+    """Run every member of ``genome [P, D]`` for ``episodes_per_member`` episodes in ``env``.
+
+    ``env`` is a Gymnasium vector env with exactly ``P * E`` sub-envs (row-major by member).
+    Stops when every row has finished an episode, or after ``max_steps`` control steps.
+    """
+    population = genome.shape[0]
+    rows = population * episodes_per_member
+    if env.num_envs != rows:
+        raise PlasticRLError(f"env has {env.num_envs} sub-envs; expected population x episodes = "
+                             f"{population} x {episodes_per_member} = {rows}")
+    policy.load_genome(genome, episodes_per_member)
+    obs, _ = env.reset(seed=seed)
+    device, dtype = policy.device, policy.dtype
+    returns = torch.zeros(rows, dtype=torch.float64)
+    lengths = torch.zeros(rows, dtype=torch.long)
+    active = torch.ones(rows, dtype=torch.bool)
+    steps = 0
+    env_steps = 0
+    with torch.inference_mode():
+        while bool(active.any()) and (max_steps is None or steps < max_steps):
+            actions = policy.act(torch.as_tensor(obs, device=device, dtype=dtype))
+            obs, reward, terminated, truncated, _ = env.step(actions.cpu().numpy().astype(np.float64))
+            reward_t = torch.as_tensor(reward, dtype=torch.float64)
+            returns += torch.where(active, reward_t, torch.zeros_like(reward_t))
+            lengths += active.long()
+            policy.learn(reward_t.to(device=device, dtype=dtype))
+            done = torch.as_tensor(np.logical_or(terminated, truncated))
+            active &= ~done
+            steps += 1
+            env_steps += rows
+    return RolloutResult(
+        returns=returns.view(population, episodes_per_member),
+        lengths=lengths.view(population, episodes_per_member),
+        invalid=policy.member_invalid().cpu(),
+        env_steps=env_steps,
+    )
