@@ -80,6 +80,97 @@ def demo(
     console.print(f"summary written to {run_dir / 'summary.json'}")
 
 
+_RESUME_OVERRIDABLE = ("train.generations", "train.max_env_steps", "train.eval_every", "train.checkpoint_every",
+                       "logging.")
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    args: Optional[list[str]] = typer.Argument(
+        None, help="CONFIG.yaml followed by key=value overrides (e.g. es.params.population_size=128)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    out: Optional[Path] = typer.Option(None, help="Base directory for new runs (default: logging.dir)."),
+    wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online or disabled."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+) -> None:
+    """Train a controller with evolution strategies; --resume continues a killed run exactly."""
+    from plasticrl.config import load_config, parse_overrides
+    from plasticrl.train.runs import new_run_dir, read_run_config
+    from plasticrl.train.trainer import ESTrainer
+
+    args = list(args or [])
+    config_path = None
+    if args and "=" not in args[0]:
+        config_path = Path(args.pop(0))
+    overrides = args
+    if wandb_mode is not None:
+        overrides.append(f"logging.wandb.mode={wandb_mode}")
+    try:
+        if resume is not None:
+            if config_path is not None:
+                _fail("give either CONFIG or --resume RUN_DIR, not both (the run keeps its own config.yaml)")
+            for key, _ in parse_overrides(overrides):
+                if not key.startswith(_RESUME_OVERRIDABLE):
+                    _fail(f"override {key!r} would change the run being resumed; allowed on resume: "
+                          f"{', '.join(_RESUME_OVERRIDABLE)}*")
+            from plasticrl.config import config_to_dict, config_from_dict, set_dotted
+
+            data = config_to_dict(read_run_config(resume))
+            for key, value in parse_overrides(overrides):
+                set_dotted(data, key, value)
+            cfg = config_from_dict(data, "resumed config")
+            run_dir = resume
+        else:
+            cfg = load_config(config_path, overrides)
+            run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
+        console.print(f"run directory: {run_dir}")
+        progress = None if quiet or not cfg.logging.progress else _TrainProgress(cfg.train.generations)
+        trainer = ESTrainer(cfg, run_dir, on_generation=progress.update if progress else None)
+        if progress:
+            progress.start(trainer)
+        try:
+            result = trainer.train(resume=resume is not None)
+        finally:
+            if progress:
+                progress.stop()
+    except PlasticRLError as exc:
+        _fail(str(exc))
+    console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
+                  f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
+                  f"final {result.final_eval_return:.1f}")
+    console.print(f"agents: {run_dir / 'best_agent.pt'}, {run_dir / 'final_agent.pt'}")
+
+
+class _TrainProgress:
+    """Progress bar with generation, best and mean fitness, env steps/s and ETA."""
+
+    def __init__(self, generations: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("gen"), MofNCompleteColumn(), BarColumn(),
+            TextColumn("best {task.fields[best]:>9}  mean {task.fields[mean]:>9}  eval {task.fields[eval]:>9}"),
+            TextColumn("{task.fields[sps]:>7} steps/s"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.generations = generations
+        self.task = None
+
+    def start(self, trainer) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=self.generations, best="-", mean="-", eval="-", sps="-")
+
+    def update(self, m: dict) -> None:
+        fields = {"best": f"{m['fitness_max']:.1f}", "mean": f"{m['fitness_mean']:.1f}",
+                  "sps": f"{m['env_steps_per_s']:.0f}"}
+        if "eval_return_mean" in m:
+            fields["eval"] = f"{m['eval_return_mean']:.1f}"
+        self.progress.update(self.task, completed=m["generation"], **fields)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
 @app.command()
 def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
     """List environments, perturbations with their parameters, and suites."""

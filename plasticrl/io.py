@@ -35,3 +35,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` through a temporary file and an atomic rename."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def torch_load(path: str | os.PathLike) -> Any:
+    """Load a file written by :func:`atomic_torch_save` (plain data only: no code runs)."""
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)

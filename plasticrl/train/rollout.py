@@ -13,6 +13,7 @@ import torch
 
 from plasticrl.agents.base import BatchedPolicy
 from plasticrl.errors import PlasticRLError
+from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
 
 
 @dataclass
@@ -21,6 +22,15 @@ class RolloutResult:
     lengths: torch.Tensor  # [P, E] control steps until termination/truncation (or the step cap)
     invalid: torch.Tensor  # [P] members whose weights or actions went non-finite
     env_steps: int  # transitions simulated, finished rows included
+    obs_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # per-row count, sum, sum of squares
+
+    @property
+    def obs_moments(self) -> ObsBatchMoments | None:
+        """Raw-observation moments of the active rows, reduced over rows in row order."""
+        if self.obs_rows is None:
+            return None
+        count, total, total_sq = self.obs_rows
+        return ObsBatchMoments(float(count.sum()), total.sum(0), total_sq.sum(0))
 
     @property
     def fitness(self) -> torch.Tensor:
@@ -36,11 +46,16 @@ def rollout(
     episodes_per_member: int = 1,
     max_steps: int | None = None,
     seed: int | None = None,
+    obs_norm: ObsNormalizer | None = None,
+    collect_obs_moments: bool = False,
+    reset_options: dict | None = None,
 ) -> RolloutResult:
     """Run every member of ``genome [P, D]`` for ``episodes_per_member`` episodes in ``env``.
 
     ``env`` is a Gymnasium vector env with exactly ``P * E`` sub-envs (row-major by member).
     Stops when every row has finished an episode, or after ``max_steps`` control steps.
+    Observations pass through the (frozen) ``obs_norm``; with ``collect_obs_moments`` the raw
+    observations of active rows are summed so the caller can update the statistics afterwards.
     """
     population = genome.shape[0]
     rows = population * episodes_per_member
@@ -48,16 +63,29 @@ def rollout(
         raise PlasticRLError(f"env has {env.num_envs} sub-envs; expected population x episodes = "
                              f"{population} x {episodes_per_member} = {rows}")
     policy.load_genome(genome, episodes_per_member)
-    obs, _ = env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed, options=reset_options) if reset_options else env.reset(seed=seed)
     device, dtype = policy.device, policy.dtype
     returns = torch.zeros(rows, dtype=torch.float64)
     lengths = torch.zeros(rows, dtype=torch.long)
     active = torch.ones(rows, dtype=torch.bool)
     steps = 0
     env_steps = 0
+    obs_dim = policy.obs_dim
+    # Per-row sums, reduced over rows in row order at the end: a sharded evaluation that
+    # concatenates its shards' rows reproduces the statistics bit for bit.
+    row_count = torch.zeros(rows, dtype=torch.float64)
+    row_sum = torch.zeros(rows, obs_dim, dtype=torch.float64)
+    row_sumsq = torch.zeros(rows, obs_dim, dtype=torch.float64)
     with torch.inference_mode():
         while bool(active.any()) and (max_steps is None or steps < max_steps):
-            actions = policy.act(torch.as_tensor(obs, device=device, dtype=dtype))
+            raw = torch.as_tensor(np.asarray(obs), dtype=torch.float64).reshape(rows, obs_dim)
+            if collect_obs_moments:
+                live = torch.where(active.unsqueeze(1), raw, torch.zeros_like(raw))
+                row_count += active.double()
+                row_sum += live
+                row_sumsq += live * live
+            policy_obs = obs_norm.normalise(raw) if obs_norm is not None else raw
+            actions = policy.act(policy_obs.to(device=device, dtype=dtype))
             obs, reward, terminated, truncated, _ = env.step(actions.cpu().numpy().astype(np.float64))
             reward_t = torch.as_tensor(reward, dtype=torch.float64)
             returns += torch.where(active, reward_t, torch.zeros_like(reward_t))
@@ -72,4 +100,5 @@ def rollout(
         lengths=lengths.view(population, episodes_per_member),
         invalid=policy.member_invalid().cpu(),
         env_steps=env_steps,
+        obs_rows=(row_count, row_sum, row_sumsq) if collect_obs_moments else None,
     )

@@ -1,0 +1,125 @@
+"""Run logging: ``metrics.jsonl`` always, Weights & Biases when its mode is not ``disabled``.
+
+W&B runs offline by default (the mode comes from the config, the CLI or ``$WANDB_MODE``), so
+no key and no network are needed; ``wandb sync <run_dir>/wandb/offline-run-*`` uploads later.
+A W&B failure is reported once and logging carries on to ``metrics.jsonl``: it never stops or
+blocks training.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+class RunLogger:
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict[str, Any],
+        wandb_mode: str = "offline",
+        project: str = "plasticrl",
+        entity: str | None = None,
+        group: str | None = None,
+        tags: list[str] | None = None,
+        run_id: str | None = None,
+        run_name: str | None = None,
+        resume_from_generation: int | None = None,
+    ):
+        self.run_dir = Path(run_dir)
+        self.metrics_path = self.run_dir / "metrics.jsonl"
+        if resume_from_generation is not None:
+            self._truncate_after(resume_from_generation)
+        self._wandb = None
+        self.wandb_mode = wandb_mode
+        if wandb_mode != "disabled":
+            self._wandb = self._start_wandb(config, wandb_mode, project, entity, group, tags, run_id, run_name)
+
+    def _truncate_after(self, generation: int) -> None:
+        # A resumed run continues from its last checkpoint: lines logged after that point
+        # (before the crash) would otherwise appear twice.
+        if not self.metrics_path.is_file():
+            return
+        kept = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a kill
+            if row.get("generation", -1) <= generation:
+                kept.append(line)
+        self.metrics_path.write_text("".join(k + "\n" for k in kept))
+
+    def _start_wandb(self, config, mode, project, entity, group, tags, run_id, run_name):
+        try:
+            import wandb
+
+            os.environ.setdefault("WANDB_SILENT", "true")
+            settings = wandb.Settings(init_timeout=90, console="off", x_disable_stats=True)
+            return wandb.init(
+                project=project, entity=entity, group=group, tags=tags or None, mode=mode,
+                dir=str(self.run_dir), config=config, id=run_id, name=run_name, resume="allow",
+                settings=settings,
+            )
+        except Exception as exc:  # noqa: BLE001 - logging must never stop training
+            warnings.warn(f"W&B logging disabled for this run: {type(exc).__name__}: {exc}", stacklevel=2)
+            return None
+
+    @property
+    def wandb_run(self):
+        return self._wandb
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        """Append one row to metrics.jsonl and W&B (``generation`` is the W&B step)."""
+        row = _json_safe(metrics)
+        with self.metrics_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+        if self._wandb is not None:
+            try:
+                step = metrics.get("generation")
+                self._wandb.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+            except Exception as exc:  # noqa: BLE001
+                warnings.warn(f"W&B log failed, continuing with metrics.jsonl only: {exc}", stacklevel=2)
+                self._wandb = None
+
+    def log_artifact(self, path: Path, name: str, kind: str = "model", aliases: list[str] | None = None) -> None:
+        if self._wandb is None:
+            return
+        try:
+            import wandb
+
+            artifact = wandb.Artifact(name=name, type=kind)
+            artifact.add_file(str(path))
+            self._wandb.log_artifact(artifact, aliases=aliases)
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"W&B artifact upload failed: {exc}", stacklevel=2)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        if self._wandb is not None:
+            try:
+                for k, v in values.items():
+                    self._wandb.summary[k] = v
+            except Exception:  # noqa: BLE001
+                pass
+
+    def finish(self) -> None:
+        if self._wandb is not None:
+            try:
+                self._wandb.finish()
+            except Exception as exc:  # noqa: BLE001
+                warnings.warn(f"W&B finish failed: {exc}", stacklevel=2)
+            self._wandb = None

@@ -1,0 +1,59 @@
+"""Evaluators: turn a batch of genomes into fitnesses. The trainer does not care where the
+rollouts run: locally in one batched engine, or split into shards across Ray workers."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from plasticrl.agents import make_policy
+from plasticrl.config import ExperimentConfig
+from plasticrl.device import resolve_device
+from plasticrl.train.obs_norm import ObsNormalizer
+from plasticrl.train.rollout import RolloutResult, rollout
+
+
+def make_env(config: ExperimentConfig, num_envs: int):
+    """The vector env of a config (batched MuJoCo engine, or Gymnasium's for other ids)."""
+    from plasticrl.envs import make_vec
+
+    kwargs = dict(config.env.kwargs)
+    if config.env.max_episode_steps is not None:
+        kwargs.setdefault("max_episode_steps", config.env.max_episode_steps)
+    return make_vec(config.env.id, num_envs, **kwargs)
+
+
+def reset_options(config: ExperimentConfig, train: bool) -> dict[str, Any] | None:
+    """Reset options carrying the training perturbation (domain randomisation), if any."""
+    if train and config.env.train_perturbation is not None:
+        return {"perturbation": config.env.train_perturbation}
+    return None
+
+
+class LocalEvaluator:
+    """Rollouts of ``rows = members x episodes`` in one batched env on this process."""
+
+    def __init__(self, config: ExperimentConfig, rows: int, train: bool = True):
+        self.config = config
+        self.rows = rows
+        self.train = train
+        self.env = make_env(config, rows)
+        self.policy = make_policy(config.policy, self.env.single_observation_space, self.env.single_action_space,
+                                  device=resolve_device(config.device), dtype=config.dtype)
+
+    def evaluate(
+        self,
+        genomes: torch.Tensor,
+        episodes_per_member: int,
+        seed: int,
+        obs_norm: ObsNormalizer | None,
+        collect_obs_moments: bool,
+    ) -> RolloutResult:
+        return rollout(
+            self.policy, self.env, genomes.to(device=self.policy.device, dtype=self.policy.dtype),
+            episodes_per_member, max_steps=None, seed=seed, obs_norm=obs_norm,
+            collect_obs_moments=collect_obs_moments, reset_options=reset_options(self.config, self.train),
+        )
+
+    def close(self) -> None:
+        self.env.close()

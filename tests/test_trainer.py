@@ -1,0 +1,146 @@
+"""ES trainer: resume identity, deployable agents, logging, config errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import plasticrl
+from plasticrl.cli import app
+from plasticrl.config import load_config
+from plasticrl.errors import PlasticRLError
+from plasticrl.io import torch_load
+from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
+from plasticrl.train.trainer import _EVAL_STREAM, ESTrainer, _env_seed
+
+TINY = [
+    "env.id=InvertedPendulum-v5", "env.max_episode_steps=60", "policy.hidden=[8]",
+    "policy.plasticity.modulation=rpe", "es.params={population_size: 8, sigma: 0.1, learning_rate: 0.05}",
+    "train.eval_every=2", "train.eval_episodes=2", "train.checkpoint_every=1", "logging.wandb.mode=disabled",
+    "logging.progress=false",
+]
+TIMING = ("generation_seconds", "wall_seconds", "env_steps_per_s")
+
+
+def tiny(*extra):
+    return load_config(None, TINY + list(extra))
+
+
+def metrics(run_dir):
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_resume_continues_exactly_where_the_straight_run_would_be(tmp_path):
+    straight = ESTrainer(tiny("train.generations=5"), tmp_path / "straight").train()
+    ESTrainer(tiny("train.generations=2"), tmp_path / "split").train()
+    resumed = ESTrainer(tiny("train.generations=5"), tmp_path / "split").train(resume=True)
+    assert torch.equal(straight.center, resumed.center)
+    assert metrics(tmp_path / "straight") == metrics(tmp_path / "split")
+    assert [r["generation"] for r in metrics(tmp_path / "split")] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_kill_then_resume_equals_straight_run(tmp_path):
+    args = TINY + ["train.generations=8", "env.max_episode_steps=150"]
+    subprocess.run([sys.executable, "-m", "plasticrl.cli", "train", *args, "--out", str(tmp_path / "a"), "--quiet"],
+                   check=True, capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-m", "plasticrl.cli", "train", *args, "--out", str(tmp_path / "b"),
+                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        ckpts = list((tmp_path / "b").glob("*/checkpoint.pt"))
+        if ckpts:
+            try:
+                generation = torch_load(ckpts[0])["generation"]
+            except Exception:  # noqa: BLE001 - the file may be mid-rename
+                generation = 0
+            if generation >= 3:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at = generation
+                break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_at is not None and killed_at < 8, "the run finished before it could be killed"
+    (run_b,) = (tmp_path / "b").iterdir()
+    subprocess.run([sys.executable, "-m", "plasticrl.cli", "train", "--resume", str(run_b), "--quiet"],
+                   check=True, capture_output=True)
+    (run_a,) = (tmp_path / "a").iterdir()
+    assert torch.equal(torch_load(run_a / "final_agent.pt")["genome"], torch_load(run_b / "final_agent.pt")["genome"])
+    assert metrics(run_a) == metrics(run_b)
+
+
+def test_trained_agent_drives_a_plain_gymnasium_env_like_the_evaluation(tmp_path):
+    cfg = tiny("train.generations=4")
+    result = ESTrainer(cfg, tmp_path / "run").train()
+    best_row = next(r for r in metrics(tmp_path / "run") if r["generation"] == result.best_generation)
+    agent = plasticrl.load(tmp_path / "run")  # a run directory loads its best agent
+    assert agent.metadata["generation"] == result.best_generation
+    env = gym.make("InvertedPendulum-v5", max_episode_steps=60)
+    seed = _env_seed(cfg.seed, 0, _EVAL_STREAM)
+    returns = []
+    for episode in range(cfg.train.eval_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        agent.reset()
+        total, reward, done = 0.0, None, False
+        while not done:
+            action = agent.act(obs, reward)
+            assert env.action_space.contains(action.astype(np.float32))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += reward
+            done = terminated or truncated
+        returns.append(total)
+    assert np.mean(returns) == pytest.approx(best_row["eval_return_mean"], abs=1e-6)
+
+
+def test_offline_wandb_run_holds_the_logged_metrics(tmp_path):
+    cfg = tiny("train.generations=3", "logging.wandb.mode=offline", "logging.wandb.tags=[ci]")
+    ESTrainer(cfg, tmp_path / "run").train()
+    (log,) = (tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb")
+    raw = log.read_bytes()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        for key in ("fitness_mean", "fitness_max", "sigma", "env_steps"):
+            assert key.encode() in raw
+            value = row[key]
+            spellings = {json.dumps(value)} | ({json.dumps(int(value))} if float(value).is_integer() else set())
+            assert any(s.encode() in raw for s in spellings), (key, value)
+    assert b"final_agent.pt" in raw  # the final agent artifact was logged
+
+
+def test_train_cli_config_errors_name_the_key(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "train.generatons=3", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "train.generatons" in result.output and "generations" in result.output
+    result = runner.invoke(app, ["train", "es.algorithm=nes", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "'nes'" in result.output and "openai_es" in result.output
+    result = runner.invoke(app, ["train", "missing.yaml"])
+    assert result.exit_code == 2 and "missing.yaml" in result.output
+    with pytest.raises(PlasticRLError, match="key=value"):
+        load_config(None, ["train.generations"])
+
+
+def test_obs_normalizer_merges_batches_like_one_big_batch():
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(n, 3, generator=g, dtype=torch.float64) * 3 + 1 for n in (5, 17, 40)]
+    norm = ObsNormalizer(3)
+    for b in batches:
+        norm.update(ObsBatchMoments(float(b.shape[0]), b.sum(0), (b * b).sum(0)))
+    allx = torch.cat(batches)
+    assert torch.allclose(norm.mean, allx.mean(0))
+    assert torch.allclose(norm.var, allx.var(0, unbiased=False))
+    z = norm.normalise(allx)
+    assert torch.allclose(z.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-6) and z.abs().max() <= norm.clip
+    restored = ObsNormalizer.from_state_dict(norm.state_dict())
+    assert torch.equal(restored.normalise(allx), z)
