@@ -37,9 +37,14 @@ class NeuronConfig(_Strict):
 
 
 class EncoderConfig(_Strict):
+    """Observation -> current. By default the current is injected straight into the first
+    spiking layer (through its plastic weights), keeping the sign of every observation;
+    ``spiking: true`` first turns it into spikes of an input LIF population."""
+
     kind: Literal["direct", "population"] = "direct"
+    spiking: bool = Field(False, description="pass the current through input LIF neurons first")
     gain: float = Field(1.0, description="initial input gain")
-    bias: float = Field(1.0, description="initial input bias (direct coding)")
+    bias: float = Field(0.0, description="initial input bias")
     centres: int = Field(5, ge=2, description="Gaussian receptive fields per observation (population coding)")
     low: float = -3.0
     high: float = 3.0
@@ -82,8 +87,12 @@ class PlasticSpikingConfig(_Strict):
     recurrent: bool = False
     substeps: int = Field(4, ge=1, description="spiking sub-steps per control step (K)")
     dt: float = Field(0.005, gt=0, description="sub-step length, seconds")
-    weight_init_gain: float = Field(8.0, gt=0, description="initial hidden weight std is gain/sqrt(fan_in)")
-    output_init_gain: float = Field(2.0, gt=0, description="initial output weight std is gain/sqrt(fan_in)")
+    input_init_gain: float = Field(2.0, gt=0, description="first-layer weight scale (non-spiking input) / sqrt(fan_in)")
+    weight_init_gain: float = Field(8.0, gt=0, description="weight scale for spiking inputs / sqrt(fan_in)")
+    output_init_gain: float = Field(2.0, gt=0, description="output weight scale / sqrt(fan_in)")
+    zero_output_init: bool = Field(
+        True, description="start the output weights at zero (every member starts from the zero action, as in ARS)"
+    )
     neuron: NeuronConfig = Field(default_factory=NeuronConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)

@@ -136,9 +136,18 @@ class PlasticSpikingPolicy(BatchedPolicy):
         spec = get_rule(self.rule) if self.rule else None
         for l in range(self.num_layers):
             fan_in, fan_out = self.sizes[l], self.sizes[l + 1]
-            gain = cfg.output_init_gain if l == self.output_layer else cfg.weight_init_gain
-            groups.append(ParamGroup(f"layers.{l}.w", (fan_out, fan_in), "normal", 0.0, gain / math.sqrt(fan_in)))
-            groups.append(ParamGroup(f"layers.{l}.w_scale", (1, 1), "constant", 1.0, searched=False))
+            # Searched weights are unit-scale (effective W = w * w_scale) so that one ES step
+            # size suits every layer; the fan-in scaling lives in the fixed w_scale.
+            if l == self.output_layer:
+                gain = cfg.output_init_gain
+            elif l == 0 and not cfg.encoder.spiking:
+                gain = cfg.input_init_gain
+            else:
+                gain = cfg.weight_init_gain
+            zero = l == self.output_layer and cfg.zero_output_init
+            groups.append(ParamGroup(f"layers.{l}.w", (fan_out, fan_in), "constant" if zero else "normal", 0.0, 1.0))
+            groups.append(ParamGroup(f"layers.{l}.w_scale", (1, 1), "constant", gain / math.sqrt(fan_in),
+                                     searched=False))
             if l < self.output_layer:
                 if cfg.recurrent:
                     groups.append(ParamGroup(f"layers.{l}.w_rec", (fan_out, fan_out), "normal", 0.0,
@@ -267,13 +276,24 @@ class PlasticSpikingPolicy(BatchedPolicy):
         membrane = self.config.decoder.kind == "membrane"
         hidden_step = alif_step if self.config.neuron.model == "alif" else lif_step
         current_in = self._encode(obs)
+        spiking_input = self.config.encoder.spiking
+        if not spiking_input:
+            # Direct injection: the encoded current is constant over the control step, so the
+            # first layer's drive is computed once; the rules see the current as pre activity.
+            drive_0 = _matvec(W[0], current_in)
+            if 0 in plastic:
+                s["pre"][0] = current_in
         spike_count = None
         for _ in range(self.K):
-            x, s["input"] = lif_step(current_in, s["input"], self._input_params, self.dt)
+            if spiking_input:
+                x, s["input"] = lif_step(current_in, s["input"], self._input_params, self.dt)
             for l in range(self.num_layers):
-                if l in plastic:
-                    s["pre"][l] = _rate_trace(s["pre"][l], x, self._keep_pre)
-                current = _matvec(W[l], x)
+                if l == 0 and not spiking_input:
+                    current = drive_0
+                else:
+                    if l in plastic:
+                        s["pre"][l] = _rate_trace(s["pre"][l], x, self._keep_pre)
+                    current = _matvec(W[l], x)
                 if l < self.output_layer:
                     if self._w_rec:
                         current = current + _matvec(self._w_rec[l], s["hidden_spikes"][l])

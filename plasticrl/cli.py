@@ -81,7 +81,7 @@ def demo(
 
 
 _RESUME_OVERRIDABLE = ("train.generations", "train.max_env_steps", "train.eval_every", "train.checkpoint_every",
-                       "logging.")
+                       "logging.", "distributed.")
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -91,6 +91,8 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     out: Optional[Path] = typer.Option(None, help="Base directory for new runs (default: logging.dir)."),
     wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online or disabled."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local (default) or ray."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Existing Ray cluster (implies ray)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
 ) -> None:
     """Train a controller with evolution strategies; --resume continues a killed run exactly."""
@@ -105,6 +107,10 @@ def train(
     overrides = args
     if wandb_mode is not None:
         overrides.append(f"logging.wandb.mode={wandb_mode}")
+    if ray_address is not None:
+        overrides += ["distributed.backend=ray", f"distributed.address={ray_address}"]
+    elif backend is not None:
+        overrides.append(f"distributed.backend={backend}")
     try:
         if resume is not None:
             if config_path is not None:

@@ -79,6 +79,12 @@ class LoggingConfig(_Strict):
     progress: bool = True
 
 
+class DistributedConfig(_Strict):
+    backend: Literal["local", "ray"] = "local"
+    address: Optional[str] = Field(None, description="Ray cluster address; default: start a local Ray")
+    workers: Optional[int] = Field(None, ge=1, description="Ray actors (shards); default: available CPUs")
+
+
 class ExperimentConfig(_Strict):
     name: str = "experiment"
     seed: int = Field(0, ge=0)
@@ -90,6 +96,7 @@ class ExperimentConfig(_Strict):
     es: ESConfig = Field(default_factory=ESConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @model_validator(mode="before")
     @classmethod

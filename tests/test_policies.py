@@ -46,9 +46,10 @@ CONFIGS = [
     {"plasticity": {"rule": "bcm", "modulation": "reward"}},
     {"plasticity": {"rule": "oja", "modulation": "rpe", "eligibility_tau": 0.05}},
     {"plasticity": {"rule": "hebbian_abcd", "modulation": "neurons", "modulator_scope": "post", "sharing": "post"}},
-    {"neuron": {"model": "alif"}, "recurrent": True, "plasticity": {"rule": "hebbian_abcd", "sharing": "global",
+    {"neuron": {"model": "alif", "refractory": 0.01}, "recurrent": True, "encoder": {"spiking": True},
+     "plasticity": {"rule": "hebbian_abcd", "sharing": "global",
                                                                       "bounds": "normalise"}},
-    {"encoder": {"kind": "population", "centres": 3}, "decoder": {"kind": "rate"},
+    {"encoder": {"kind": "population", "centres": 3, "spiking": True, "bias": 1.0}, "decoder": {"kind": "rate"},
      "plasticity": {"rule": "bcm", "modulation": "none", "layers": "hidden"}},
 ]
 

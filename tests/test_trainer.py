@@ -144,3 +144,42 @@ def test_obs_normalizer_merges_batches_like_one_big_batch():
     assert torch.allclose(z.mean(0), torch.zeros(3, dtype=torch.float64), atol=1e-6) and z.abs().max() <= norm.clip
     restored = ObsNormalizer.from_state_dict(norm.state_dict())
     assert torch.equal(restored.normalise(allx), z)
+
+
+@pytest.mark.slow
+def test_ray_backend_equals_local_backend(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    local = ESTrainer(tiny("train.generations=3", "train.episodes_per_member=2"), tmp_path / "local").train()
+    try:
+        distributed = ESTrainer(
+            tiny("train.generations=3", "train.episodes_per_member=2", "distributed.backend=ray",
+                 "distributed.workers=3"),
+            tmp_path / "ray",
+        ).train()
+    finally:
+        ray.shutdown()
+    assert torch.equal(local.center, distributed.center)
+    local_rows, ray_rows = metrics(tmp_path / "local"), metrics(tmp_path / "ray")
+    for a, b in zip(local_rows, ray_rows):
+        assert {k: v for k, v in a.items() if k != "env_steps"} == {k: v for k, v in b.items() if k != "env_steps"}
+
+
+def test_shard_bounds_cover_population_contiguously():
+    from plasticrl.distributed import shard_bounds
+
+    assert shard_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert shard_bounds(2, 5) == [(0, 1), (1, 2)]
+
+
+def test_every_shipped_training_config_validates():
+    root = Path(__file__).resolve().parents[1] / "configs"
+    paths = sorted(root.glob("*/*.yaml"))
+    assert len(paths) >= 20
+    kinds = set()
+    for path in paths:
+        cfg = load_config(path)
+        kinds.add(cfg.policy.kind)
+        assert cfg.env.id in {"HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5"}
+    assert kinds == {"plastic_spiking", "static_spiking", "linear"}

@@ -36,6 +36,14 @@ def _env_seed(seed: int, generation: int, stream: int) -> int:
     return derive_seed(seed, generation, stream) % (2**31 - 1)
 
 
+def _default_evaluator(config: ExperimentConfig, rows: int):
+    if config.distributed.backend == "ray":
+        from plasticrl.distributed import RayEvaluator
+
+        return RayEvaluator(config, rows, config.distributed.workers, config.distributed.address)
+    return LocalEvaluator(config, rows, train=True)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -77,7 +85,7 @@ class ESTrainer:
         self.algo = make_es(config.es.algorithm, self.dim, **config.es.params)
         self.population = self.algo.population_size
         rows = self.population * config.train.episodes_per_member
-        factory = evaluator_factory or (lambda cfg, n: LocalEvaluator(cfg, n, train=True))
+        factory = evaluator_factory or _default_evaluator
         self.evaluator = factory(config, rows)
         self.eval_evaluator = LocalEvaluator(config, config.train.eval_episodes, train=False)
         self.policy = self.eval_evaluator.policy
