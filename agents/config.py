@@ -66,6 +66,9 @@ class PlasticityConfig(_Strict):
     tau_pre: float = Field(0.02, gt=0, description="presynaptic trace time constant, seconds")
     tau_post: float = Field(0.02, gt=0, description="postsynaptic trace time constant, seconds")
     tau_theta: float = Field(0.5, gt=0, description="BCM threshold time constant, seconds")
+    eta_scale: float = Field(
+        0.01, gt=0, description="learning rate = searched eta (unit scale, starts at 1) x eta_scale"
+    )
     bounds: Literal["none", "clip", "normalise"] = "clip"
     weight_limit: float = Field(5.0, gt=0, description="clip limit, or the max magnitude after normalising")
     layers: Literal["all", "hidden", "output"] = "all"
@@ -89,7 +92,7 @@ class PlasticSpikingConfig(_Strict):
     dt: float = Field(0.005, gt=0, description="sub-step length, seconds")
     input_init_gain: float = Field(2.0, gt=0, description="first-layer weight scale (non-spiking input) / sqrt(fan_in)")
     weight_init_gain: float = Field(8.0, gt=0, description="weight scale for spiking inputs / sqrt(fan_in)")
-    output_init_gain: float = Field(2.0, gt=0, description="output weight scale / sqrt(fan_in)")
+    output_init_gain: float = Field(8.0, gt=0, description="output weight scale / sqrt(fan_in)")
     zero_output_init: bool = Field(
         True, description="start the output weights at zero (every member starts from the zero action, as in ARS)"
     )

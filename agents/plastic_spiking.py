@@ -220,6 +220,8 @@ class PlasticSpikingPolicy(BatchedPolicy):
         self._coeffs: dict[int, dict[str, torch.Tensor]] = {}
         for l in self.plastic_layers:
             self._coeffs[l] = {c: params[self._coefficient_key(l, c)] for c in self._coefficient_names()}
+            if "eta" in self._coeffs[l]:
+                self._coeffs[l]["eta"] = self._coeffs[l]["eta"] * cfg.plasticity.eta_scale
         self._mod_gain = params["modulator.gain"].reshape(-1) if "modulator.gain" in params else None
         self._mod_w = {l: params[f"layers.{l}.mod_w"] for l in self.plastic_layers if self.modulation == "neurons"}
         self._mod_b = {l: params[f"layers.{l}.mod_b"] for l in self.plastic_layers if self.modulation == "neurons"}

@@ -40,44 +40,50 @@ def _load_yaml(path: Path) -> dict:
 
 @app.command()
 def demo(
-    config: Optional[Path] = typer.Argument(None, help="YAML demo config (default: the embedded demo)."),
-    env: Optional[str] = typer.Option(None, help="Environment id, e.g. HalfCheetah-v5."),
-    population: Optional[int] = typer.Option(None, help="Members per policy."),
-    max_steps: Optional[int] = typer.Option(None, help="Control steps per episode (cap)."),
-    seed: Optional[int] = typer.Option(None, help="Seed for genomes and environment resets."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto."),
-    out: Path = typer.Option(Path("runs"), help="Directory that receives demo-<time>/summary.json."),
+    args: Optional[list[str]] = typer.Argument(
+        None, help="Optional CONFIG.yaml (default: the embedded demo) and key=value overrides."),
+    out: Path = typer.Option(Path("runs"), help="Base directory for the run directory."),
+    episodes: int = typer.Option(5, help="Paired episodes per robustness condition."),
+    wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online or disabled."),
 ) -> None:
-    """Roll out plastic spiking controllers and their static twins: a short, real batched demo."""
-    from dataclasses import fields
+    """The main job: train a plastic spiking controller briefly, then test it under perturbations."""
+    from plasticrl.config import load_config
+    from plasticrl.demo import DEMO_CONDITIONS, demo_config, run_demo
 
-    from plasticrl.demo import DemoConfig, run_demo
-
-    values = _load_yaml(config) if config else {}
-    known = {f.name for f in fields(DemoConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        _fail(f"unknown demo config key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(sorted(known))}")
-    overrides = {"env": env, "population": population, "max_steps": max_steps, "seed": seed, "device": device}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = DemoConfig(**values)
-    run_dir = out / time.strftime("demo-%Y%m%d-%H%M%S")
+    args = list(args or [])
+    if wandb_mode is not None:
+        args.append(f"logging.wandb.mode={wandb_mode}")
     try:
-        with console.status("starting") as status:
-            summary = run_demo(cfg, run_dir, progress=lambda name: status.update(f"rolling out {name}"))
+        if args and "=" not in args[0]:
+            path = Path(args.pop(0))
+            cfg = load_config(path, args)
+        else:
+            cfg = demo_config(args)
+        console.print(f"[bold]demo[/]: {cfg.env.id}, {cfg.policy.kind} "
+                      f"({getattr(getattr(cfg.policy, 'plasticity', None), 'rule', '-')}), "
+                      f"{cfg.es.algorithm}, {cfg.train.generations} generations")
+        progress = _TrainProgress(cfg.train.generations) if cfg.logging.progress else None
+        if progress:
+            progress.start(None)
+        try:
+            result, robustness, run_dir = run_demo(cfg, out, episodes=episodes,
+                                                   on_generation=progress.update if progress else None)
+        finally:
+            if progress:
+                progress.stop()
     except PlasticRLError as exc:
         _fail(str(exc))
-    table = Table(title=f"{cfg.env}: {cfg.population} members x {cfg.episodes} episode(s), seed {cfg.seed}")
-    table.add_column("policy", no_wrap=True)
-    for col in ("mean return", "best", "worst", "length", "dW/W", "invalid", "steps/s"):
-        table.add_column(col, justify="right")
-    for name, r in summary["results"].items():
-        drift = "-" if r["fast_weight_relative_change"] is None else f"{100 * r['fast_weight_relative_change']:.1f}%"
-        table.add_row(name, f"{r['mean_return']:.1f}", f"{r['best_return']:.1f}", f"{r['worst_return']:.1f}",
-                      f"{r['mean_episode_length']:.0f}", drift, str(r["invalid_members"]),
-                      f"{r['env_steps_per_s']:.0f}")
+    console.print(f"trained: best centre return {result.best_eval_return:.1f} (generation {result.best_generation}), "
+                  f"{result.env_steps} env steps; run directory {run_dir}")
+    nominal = next((r.mean for r in robustness if r.perturbation is None), None)
+    table = Table(title=f"robustness of the best agent ({episodes} paired episodes per condition)")
+    for col in ("condition", "mean return", "std", "change vs nominal"):
+        table.add_column(col, justify="left" if col == "condition" else "right")
+    for r in robustness:
+        rel = "-" if nominal is None else f"{r.mean - nominal:+.1f}"
+        table.add_row(r.name, f"{r.mean:.1f}", f"{r.std:.1f}", rel)
     console.print(table)
-    console.print(f"summary written to {run_dir / 'summary.json'}")
+    console.print(f"written: {run_dir / 'robustness.json'}, {run_dir / 'metrics.jsonl'}, agents and W&B run")
 
 
 _RESUME_OVERRIDABLE = ("train.generations", "train.max_env_steps", "train.eval_every", "train.checkpoint_every",
@@ -162,7 +168,7 @@ class _TrainProgress:
         self.generations = generations
         self.task = None
 
-    def start(self, trainer) -> None:
+    def start(self, trainer=None) -> None:
         self.progress.start()
         self.task = self.progress.add_task("train", total=self.generations, best="-", mean="-", eval="-", sps="-")
 

@@ -1,107 +1,73 @@
-"""The README's main job until the trainer lands: a short, real batched rollout.
+"""The README's main job: a short real training run, then a robustness evaluation.
 
-A population of plastic spiking controllers (BCM, reward-modulated) and their static
-spiking twins, perturbed around the same initial genome, each drive one episode of a
-MuJoCo task through plasticrl's batched engine. The summary reports returns, how far the
-fast weights moved within the episode, invalid members and throughput, and is written to
-``<out>/demo-<time>/summary.json``.
+A plastic spiking controller (LIF, BCM gated by reward-prediction error) is trained with
+PGPE on HalfCheetah-v5 for a few minutes on 2 cores; its best centre is then evaluated on
+paired episodes under the nominal body and a handful of held-out perturbations (heavier body,
+slippery ground, sensor noise, a dead motor, a shortened shin). Everything is written to one
+run directory (config, metrics, checkpoints, agents, W&B offline run, robustness.json).
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+import copy
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from plasticrl.agents import make_policy, parse_policy_config
-from plasticrl.device import resolve_device
-from plasticrl.errors import PlasticRLError
+from plasticrl.agent import load
+from plasticrl.config import ExperimentConfig, config_from_dict, parse_overrides, set_dotted
+from plasticrl.eval.robustness import ConditionResult, evaluate_conditions
 from plasticrl.io import atomic_write_json
-from plasticrl.train.rollout import rollout
+from plasticrl.train.evaluator import env_kwargs
+from plasticrl.train.runs import new_run_dir
+from plasticrl.train.trainer import ESTrainer, TrainResult
 
-DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
-    "plastic_bcm_reward": {"kind": "plastic_spiking", "hidden": [64],
-                           "plasticity": {"rule": "bcm", "modulation": "reward"}},
-    "static_spiking": {"kind": "static_spiking", "hidden": [64]},
+DEMO_CONFIG: dict[str, Any] = {
+    "name": "demo-halfcheetah-bcm",
+    "seed": 0,
+    "env": {"id": "HalfCheetah-v5"},
+    "policy": {"kind": "plastic_spiking", "hidden": [64],
+               "plasticity": {"rule": "bcm", "modulation": "rpe", "sharing": "post"}},
+    "es": {"algorithm": "pgpe",
+           "params": {"population_size": 32, "center_learning_rate": 0.15, "max_speed": 0.3, "stdev_init": 0.1}},
+    "train": {"generations": 40, "eval_every": 5, "eval_episodes": 3, "checkpoint_every": 5},
+    "logging": {"wandb": {"group": "demo", "tags": ["demo"]}},
+}
+
+DEMO_CONDITIONS: dict[str, Any] = {
+    "nominal": None,
+    "mass x1.5": {"name": "mass_scale", "scale": 1.5},
+    "friction x0.5": {"name": "friction_scale", "scale": 0.5},
+    "obs noise 0.1": {"name": "obs_noise", "std": 0.1},
+    "dead back-thigh motor": {"name": "dead_actuator", "actuator": "bthigh"},
+    "front shin x0.5": {"name": "shorten_limb", "segment": "fshin", "scale": 0.5},
 }
 
 
-@dataclass
-class DemoConfig:
-    env: str = "HalfCheetah-v5"
-    population: int = 16
-    episodes: int = 1
-    max_steps: int = 1000
-    noise: float = 0.05
-    seed: int = 0
-    device: str = "cpu"
-    torch_threads: int = 1
-    policies: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_POLICIES))
-
-    def validate(self) -> None:
-        for name in ("population", "episodes", "max_steps", "torch_threads"):
-            if getattr(self, name) < 1:
-                raise PlasticRLError(f"demo {name} must be >= 1; got {getattr(self, name)}")
-        if not self.policies:
-            raise PlasticRLError("demo needs at least one policy under 'policies'")
-        for name, cfg in self.policies.items():
-            try:
-                parse_policy_config(cfg)
-            except PlasticRLError as exc:
-                raise PlasticRLError(f"policy {name!r}: {exc}") from None
+def demo_config(overrides: Sequence[str] = ()) -> ExperimentConfig:
+    data = copy.deepcopy(DEMO_CONFIG)
+    for key, value in parse_overrides(overrides):
+        set_dotted(data, key, value)
+    return config_from_dict(data, "demo config")
 
 
-def run_demo(config: DemoConfig, out_dir: Path, progress=None) -> dict[str, Any]:
-    """Run the demo and write ``summary.json``; returns the summary."""
-    from plasticrl.envs import make_vec
-
-    config.validate()
-    torch.set_num_threads(config.torch_threads)  # tiny per-step tensors: extra threads only add sync cost
-    device = resolve_device(config.device)
-    rows = config.population * config.episodes
-    env = make_vec(config.env, rows)
-    results = {}
-    for name, policy_cfg in config.policies.items():
-        if progress is not None:
-            progress(name)
-        policy = make_policy(policy_cfg, env.single_observation_space, env.single_action_space, device=device)
-        gen = torch.Generator().manual_seed(config.seed)
-        base = policy.initial_genome(1).cpu()
-        genome = base + config.noise * torch.randn(config.population, policy.genome.dim, generator=gen)
-        start = time.perf_counter()
-        result = rollout(policy, env, genome.to(device), config.episodes, config.max_steps, seed=config.seed)
-        elapsed = time.perf_counter() - start
-        drift = _weight_drift(policy)
-        fitness = result.fitness
-        results[name] = {
-            "policy": parse_policy_config(policy_cfg).model_dump(),
-            "genome_dim": policy.genome.dim,
-            "mean_return": float(result.returns.mean()),
-            "best_return": float(fitness.max()),
-            "worst_return": float(fitness.min()),
-            "mean_episode_length": float(result.lengths.float().mean()),
-            "fast_weight_relative_change": drift,
-            "invalid_members": int(result.invalid.sum()),
-            "env_steps": result.env_steps,
-            "env_steps_per_s": result.env_steps / elapsed,
-            "seconds": elapsed,
-        }
-    env.close()
-    summary = {
-        "env": config.env, "population": config.population, "episodes_per_member": config.episodes,
-        "max_steps": config.max_steps, "seed": config.seed, "device": str(device), "results": results,
-    }
-    atomic_write_json(out_dir / "summary.json", summary)
-    return summary
-
-
-def _weight_drift(policy) -> float | None:
-    """Mean ``|W_end - W_0| / mean|W_0|`` over layers: how much the synapses learned in-episode."""
-    if not hasattr(policy, "fast_weights"):
-        return None
-    changes = []
-    for w, w0 in zip(policy.fast_weights, policy.initial_weights):
-        changes.append(float((w - w0).abs().mean() / w0.abs().mean().clamp_min(1e-12)))
-    return sum(changes) / len(changes)
+def run_demo(
+    config: ExperimentConfig,
+    out: Path,
+    conditions: dict[str, Any] | None = None,
+    episodes: int = 5,
+    on_generation: Callable[[dict], None] | None = None,
+) -> tuple[TrainResult, list[ConditionResult], Path]:
+    """Train, then evaluate the best agent under ``conditions``; returns the results and run dir."""
+    conditions = DEMO_CONDITIONS if conditions is None else conditions
+    run_dir = new_run_dir(out, config.name)
+    result = ESTrainer(config, run_dir, on_generation=on_generation).train()
+    agent = load(run_dir / "best_agent.pt", device=config.device)
+    # Held-out seeds, disjoint from training (derived per generation) and from the centre
+    # evaluation: the robustness table is measured on episodes never used for selection.
+    robustness = evaluate_conditions(agent, config.env.id, conditions, episodes=episodes, seed=10_000 + config.seed,
+                                     env_kwargs=env_kwargs(config))
+    atomic_write_json(run_dir / "robustness.json", {
+        "agent": str(run_dir / "best_agent.pt"), "env": config.env.id, "episodes": episodes,
+        "seed": 10_000 + config.seed, "results": [r.as_dict() for r in robustness],
+    })
+    return result, robustness, run_dir

@@ -14,7 +14,11 @@ from plasticrl.plasticity.oja import oja_update
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """What a rule needs from a genome: its coefficients (besides ``eta``) and their initial spread."""
+    """What a rule needs from a genome: its coefficients (besides ``eta``) and their initial spread.
+
+    ``eta_init`` is the searched, unit-scale learning rate; policies multiply it by their
+    ``eta_scale`` so one ES step size suits weights and learning rates alike.
+    """
 
     name: str
     coefficients: tuple[str, ...]
@@ -24,9 +28,9 @@ class RuleSpec:
 
 
 RULES: dict[str, RuleSpec] = {
-    "hebbian_abcd": RuleSpec("hebbian_abcd", ("A", "B", "C", "D"), init_std=0.1, eta_init=0.05, uses_threshold=False),
-    "oja": RuleSpec("oja", (), init_std=0.0, eta_init=0.05, uses_threshold=False),
-    "bcm": RuleSpec("bcm", (), init_std=0.0, eta_init=0.05, uses_threshold=True),
+    "hebbian_abcd": RuleSpec("hebbian_abcd", ("A", "B", "C", "D"), init_std=0.1, eta_init=1.0, uses_threshold=False),
+    "oja": RuleSpec("oja", (), init_std=0.0, eta_init=1.0, uses_threshold=False),
+    "bcm": RuleSpec("bcm", (), init_std=0.0, eta_init=1.0, uses_threshold=True),
 }
 
 

@@ -13,14 +13,19 @@ from plasticrl.train.obs_norm import ObsNormalizer
 from plasticrl.train.rollout import RolloutResult, rollout
 
 
+def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
+    """Keyword arguments for ``make_vec``: the task's kwargs plus the episode cap."""
+    kwargs = dict(config.env.kwargs)
+    if config.env.max_episode_steps is not None:
+        kwargs.setdefault("max_episode_steps", config.env.max_episode_steps)
+    return kwargs
+
+
 def make_env(config: ExperimentConfig, num_envs: int):
     """The vector env of a config (batched MuJoCo engine, or Gymnasium's for other ids)."""
     from plasticrl.envs import make_vec
 
-    kwargs = dict(config.env.kwargs)
-    if config.env.max_episode_steps is not None:
-        kwargs.setdefault("max_episode_steps", config.env.max_episode_steps)
-    return make_vec(config.env.id, num_envs, **kwargs)
+    return make_vec(config.env.id, num_envs, **env_kwargs(config))
 
 
 def reset_options(config: ExperimentConfig, train: bool) -> dict[str, Any] | None:
