@@ -32,7 +32,8 @@ class EnvConfig(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Gymnasium keyword arguments of the task")
     max_episode_steps: Optional[int] = Field(None, gt=0, description="cap on control steps per episode")
     train_perturbation: Optional[Any] = Field(
-        None, description="perturbation (or suite name) applied during training: domain randomisation"
+        None, description="'train' (the env's domain-randomisation distribution, redrawn per row and generation) "
+                          "or one perturbation (name, dict or list) applied to every training episode",
     )
 
 

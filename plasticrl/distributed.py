@@ -48,11 +48,11 @@ class _ShardWorker:
 
         cfg = config_from_dict(config, "shard config")
         torch.set_num_threads(cfg.torch_threads)
-        self.evaluator = LocalEvaluator(cfg, rows, train=True)
+        self.evaluator = LocalEvaluator(cfg, rows)
 
-    def evaluate(self, genomes, episodes, seed, obs_norm_state, collect):
+    def evaluate(self, genomes, episodes, seed, obs_norm_state, collect, options):
         norm = ObsNormalizer.from_state_dict(obs_norm_state) if obs_norm_state is not None else None
-        res = self.evaluator.evaluate(genomes, episodes, seed, norm, collect)
+        res = self.evaluator.evaluate(genomes, episodes, seed, norm, collect, options)
         return {"returns": res.returns, "lengths": res.lengths, "invalid": res.invalid, "env_steps": res.env_steps,
                 "obs_rows": res.obs_rows}
 
@@ -82,17 +82,21 @@ class RayEvaluator:
         self.actors = [remote_cls.remote(cfg, (b - a) * episodes) for a, b in self.bounds]
 
     def evaluate(self, genomes: torch.Tensor, episodes_per_member: int, seed: int,
-                 obs_norm: ObsNormalizer | None, collect_obs_moments: bool) -> RolloutResult:
+                 obs_norm: ObsNormalizer | None, collect_obs_moments: bool,
+                 options: dict[str, Any] | None = None) -> RolloutResult:
         if episodes_per_member != self.episodes:
             raise PlasticRLError(f"this evaluator was built for {self.episodes} episodes per member, "
                                  f"not {episodes_per_member}")
         norm_state = obs_norm.state_dict() if obs_norm is not None else None
         genomes = genomes.detach().cpu()
-        futures = [
-            actor.evaluate.remote(genomes[a:b], episodes_per_member, seed + a * episodes_per_member, norm_state,
-                                  collect_obs_moments)
-            for actor, (a, b) in zip(self.actors, self.bounds)
-        ]
+        futures = []
+        for actor, (a, b) in zip(self.actors, self.bounds):
+            r0, r1 = a * episodes_per_member, b * episodes_per_member
+            shard_options = options
+            if options is not None and "perturbations" in options:
+                shard_options = {**options, "perturbations": list(options["perturbations"][r0:r1])}
+            futures.append(actor.evaluate.remote(genomes[a:b], episodes_per_member, seed + r0, norm_state,
+                                                 collect_obs_moments, shard_options))
         parts = self._ray.get(futures)
         obs_rows = None
         if collect_obs_moments:

@@ -183,3 +183,22 @@ def test_every_shipped_training_config_validates():
         kinds.add(cfg.policy.kind)
         assert cfg.env.id in {"HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5"}
     assert kinds == {"plastic_spiking", "static_spiking", "linear"}
+
+
+def test_domain_randomisation_draws_per_row_and_generation_and_changes_training(tmp_path):
+    from plasticrl.envs import sample_train  # noqa: F401 - the distribution the trainer draws from
+
+    cfg = tiny("train.generations=2", "env.id=HalfCheetah-v5", "env.max_episode_steps=20",
+               "env.train_perturbation=train")
+    trainer = ESTrainer(cfg, tmp_path / "dr")
+    first, again, second = trainer._train_options(0), trainer._train_options(0), trainer._train_options(1)
+    assert first == again and first != second  # deterministic per generation, redrawn across generations
+    rows = first["perturbations"]
+    assert len(rows) == 8 and rows[0] != rows[1]  # one condition per row
+    masses = [next(p for p in row if p["name"] == "mass_scale")["scale"] for row in rows]
+    assert all(0.8 <= m <= 1.2 for m in masses)
+    randomised = trainer.train()
+    nominal = ESTrainer(tiny("train.generations=2", "env.id=HalfCheetah-v5", "env.max_episode_steps=20"),
+                        tmp_path / "nominal").train()
+    assert metrics(tmp_path / "dr")[0]["fitness_mean"] != metrics(tmp_path / "nominal")[0]["fitness_mean"]
+    assert randomised.generations == nominal.generations == 2

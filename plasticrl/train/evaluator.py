@@ -28,20 +28,12 @@ def make_env(config: ExperimentConfig, num_envs: int):
     return make_vec(config.env.id, num_envs, **env_kwargs(config))
 
 
-def reset_options(config: ExperimentConfig, train: bool) -> dict[str, Any] | None:
-    """Reset options carrying the training perturbation (domain randomisation), if any."""
-    if train and config.env.train_perturbation is not None:
-        return {"perturbation": config.env.train_perturbation}
-    return None
-
-
 class LocalEvaluator:
     """Rollouts of ``rows = members x episodes`` in one batched env on this process."""
 
-    def __init__(self, config: ExperimentConfig, rows: int, train: bool = True):
+    def __init__(self, config: ExperimentConfig, rows: int):
         self.config = config
         self.rows = rows
-        self.train = train
         self.env = make_env(config, rows)
         self.policy = make_policy(config.policy, self.env.single_observation_space, self.env.single_action_space,
                                   device=resolve_device(config.device), dtype=config.dtype)
@@ -53,11 +45,14 @@ class LocalEvaluator:
         seed: int,
         obs_norm: ObsNormalizer | None,
         collect_obs_moments: bool,
+        options: dict[str, Any] | None = None,
     ) -> RolloutResult:
+        """``options`` go to ``env.reset``: ``{"perturbation": p}`` for every row or
+        ``{"perturbations": [p_row, ...]}`` one per row."""
         return rollout(
             self.policy, self.env, genomes.to(device=self.policy.device, dtype=self.policy.dtype),
             episodes_per_member, max_steps=None, seed=seed, obs_norm=obs_norm,
-            collect_obs_moments=collect_obs_moments, reset_options=reset_options(self.config, self.train),
+            collect_obs_moments=collect_obs_moments, reset_options=options,
         )
 
     def close(self) -> None:

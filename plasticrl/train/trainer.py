@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from plasticrl.agent import save_agent
@@ -29,7 +30,7 @@ from plasticrl.train.obs_norm import ObsNormalizer
 from plasticrl.train.runs import CHECKPOINT_FILE, write_run_files
 
 CHECKPOINT_FORMAT = 1
-_TRAIN_STREAM, _EVAL_STREAM = 101, 202
+_TRAIN_STREAM, _EVAL_STREAM, _DR_STREAM = 101, 202, 303
 
 
 def _env_seed(seed: int, generation: int, stream: int) -> int:
@@ -41,7 +42,7 @@ def _default_evaluator(config: ExperimentConfig, rows: int):
         from plasticrl.distributed import RayEvaluator
 
         return RayEvaluator(config, rows, config.distributed.workers, config.distributed.address)
-    return LocalEvaluator(config, rows, train=True)
+    return LocalEvaluator(config, rows)
 
 
 @dataclass
@@ -87,7 +88,7 @@ class ESTrainer:
         rows = self.population * config.train.episodes_per_member
         factory = evaluator_factory or _default_evaluator
         self.evaluator = factory(config, rows)
-        self.eval_evaluator = LocalEvaluator(config, config.train.eval_episodes, train=False)
+        self.eval_evaluator = LocalEvaluator(config, config.train.eval_episodes)
         self.policy = self.eval_evaluator.policy
 
     # -- state --------------------------------------------------------------------------
@@ -133,6 +134,20 @@ class ESTrainer:
             "elapsed": float(payload["elapsed"]),
             "wandb_id": payload["wandb_id"],
         }
+
+    def _train_options(self, generation: int) -> dict[str, Any] | None:
+        """Reset options for training rollouts: nominal, one fixed perturbation, or the env's
+        ``train`` distribution (domain randomisation) drawn per row from ``(seed, generation)``."""
+        spec = self.config.env.train_perturbation
+        if spec is None:
+            return None
+        if spec == "train":
+            from plasticrl.envs import sample_train
+
+            rng = np.random.default_rng(derive_seed(self.config.seed, generation, _DR_STREAM))
+            rows = self.population * self.config.train.episodes_per_member
+            return {"perturbations": sample_train(self.config.env.id, rows, rng)}
+        return {"perturbation": spec}
 
     # -- evaluation ----------------------------------------------------------------------
     def _evaluate_center(self, center: torch.Tensor, obs_norm: ObsNormalizer | None) -> tuple[float, float, int]:
@@ -187,7 +202,7 @@ class ESTrainer:
             gen = state["generation"]
             samples, es_state = self.algo.ask(state["es"])
             res = self.evaluator.evaluate(samples, E, _env_seed(cfg.seed, gen, _TRAIN_STREAM), state["obs_norm"],
-                                          state["obs_norm"] is not None)
+                                          state["obs_norm"] is not None, self._train_options(gen))
             fitness = res.fitness.to(samples.dtype)
             rollout_seconds = time.perf_counter() - t0
             es_state, info = self.algo.tell(es_state, samples, fitness)
