@@ -240,6 +240,18 @@ def bench(
             raise typer.Exit(code)
 
 
+def _register_plugins() -> None:
+    # Evaluation, reports, baselines and rendering live in their own module (issue 5).
+    try:
+        from plasticrl.cli_eval import register
+    except ImportError:
+        return
+    register(app)
+
+
+_register_plugins()
+
+
 def main() -> None:  # pragma: no cover - console-script entry
     app()
 
