@@ -242,10 +242,12 @@ def bench(
 
 def _register_plugins() -> None:
     # Evaluation, reports, baselines and rendering live in their own module (issue 5).
-    try:
-        from plasticrl.cli_eval import register
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("plasticrl.cli_eval") is None:
         return
+    from plasticrl.cli_eval import register
+
     register(app)
 
 
