@@ -1,0 +1,155 @@
+"""Throughput of the batched MuJoCo engine against the raw-physics ceiling and Gymnasium.
+
+For each env, with the same instance count and worker-thread count, measures env steps per
+second of:
+  (a) ceiling: threaded ``mj_step(model, data, frame_skip)`` alone (no observations, rewards,
+      resets or contact-force pass), same load balancing as the engine, same start states;
+  (b) engine: ``plasticrl.envs.make_vec`` (full step: obs, rewards, terminations, autoreset);
+  (c) gymnasium: ``gymnasium.make_vec(..., vectorization_mode="sync")``.
+The three are timed in interleaved rounds and each reports its best round, so a burst of load
+from other processes on a shared machine hits all of them alike instead of one. Tasks whose
+robots fall over (Hopper, Walker2d, Humanoid) can exceed the ceiling: the engine's resets keep
+them standing, while the ceiling keeps simulating fallen robots with many contacts.
+Prints one JSON object. Actions are uniform random from a fixed seed.
+
+    python bench/bench_envs.py                       # defaults: 64 instances, 5 envs
+    python bench/bench_envs.py --envs HalfCheetah-v5 --steps 600 --instances 128
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from plasticrl.envs import make_vec
+from plasticrl.envs.engine import default_num_threads
+from plasticrl.envs.registry import make_config
+
+DEFAULT_ENVS = ["HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "Humanoid-v5"]
+WARMUP = 10
+
+
+class Ceiling:
+    """Threaded mj_step x frame_skip on ``threads`` workers (the caller is one of them)."""
+
+    def __init__(self, env_id: str, n: int, threads: int) -> None:
+        cfg = make_config(env_id)
+        base = cfg.load_model()
+        self.models = [copy.copy(base) for _ in range(n)]
+        self.datas = [mujoco.MjData(m) for m in self.models]
+        starts = make_vec(env_id, n, num_threads=1)  # the engine's reset states, seed 0
+        starts.reset(seed=0)
+        for m, d, src in zip(self.models, self.datas, starts.datas):
+            d.qpos[:], d.qvel[:] = src.qpos, src.qvel
+            mujoco.mj_forward(m, d)
+        starts.close()
+        self.n, self.threads = n, threads
+        self.frame_skip = cfg.frame_skip
+        self.ctrl = [d.ctrl for d in self.datas]
+        self.pool = ThreadPoolExecutor(max(threads - 1, 1))
+
+    def _run(self, next_index: Callable[[], int], a: np.ndarray) -> None:
+        while (i := next_index()) < self.n:
+            self.ctrl[i][:] = a[i]
+            mujoco.mj_step(self.models[i], self.datas[i], self.frame_skip)
+
+    def step(self, a: np.ndarray) -> None:
+        next_index = itertools.count().__next__  # same load balancing as the engine
+        futs = [self.pool.submit(self._run, next_index, a) for _ in range(self.threads - 1)]
+        self._run(next_index, a)
+        for f in futs:
+            f.result()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def _timed(step: Callable[[np.ndarray], object], actions: np.ndarray) -> float:
+    start = time.perf_counter()
+    for a in actions:
+        step(a)
+    return time.perf_counter() - start
+
+
+def bench_env(env_id: str, n: int, steps: int, rounds: int, threads: int, seed: int,
+              gymnasium_too: bool, perturbation: object) -> dict[str, float]:
+    """Steps/s of each contender (best of ``rounds`` interleaved rounds of ``steps`` steps)."""
+    engine = make_vec(env_id, n, num_threads=threads)
+    space = engine.single_action_space
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(space.low, space.high, (WARMUP + rounds * steps, n, *space.shape))
+    actions = actions.astype(np.float32)
+    contenders: dict[str, Callable[[np.ndarray], object]] = {}
+    closers = []
+    ceiling = Ceiling(env_id, n, threads)
+    contenders["ceiling"], closers = ceiling.step, [ceiling.close]
+    engine.reset(seed=0)
+    contenders["engine"] = engine.step
+    closers.append(engine.close)
+    if perturbation is not None:
+        perturbed = make_vec(env_id, n, num_threads=threads)
+        perturbed.reset(seed=0, options={"perturbation": perturbation})
+        contenders["perturbed_engine"] = perturbed.step
+        closers.append(perturbed.close)
+    if gymnasium_too:
+        ref = gym.make_vec(env_id, n, vectorization_mode="sync")
+        ref.reset(seed=0)
+        contenders["gymnasium"] = ref.step
+        closers.append(ref.close)
+    for step in contenders.values():
+        for a in actions[:WARMUP]:
+            step(a)
+    best = {name: float("inf") for name in contenders}
+    for r in range(rounds):
+        chunk = actions[WARMUP + r * steps: WARMUP + (r + 1) * steps]
+        for name, step in contenders.items():
+            best[name] = min(best[name], _timed(step, chunk))
+    for close in closers:
+        close()
+    row = {f"{name}_steps_per_s": n * steps / t for name, t in best.items()}
+    row["engine_over_ceiling"] = row["engine_steps_per_s"] / row["ceiling_steps_per_s"]
+    if gymnasium_too:
+        row["gymnasium_over_ceiling"] = row["gymnasium_steps_per_s"] / row["ceiling_steps_per_s"]
+        row["engine_over_gymnasium"] = row["engine_steps_per_s"] / row["gymnasium_steps_per_s"]
+    return {k: round(v, 3) for k, v in row.items()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--envs", nargs="+", default=DEFAULT_ENVS)
+    p.add_argument("--instances", type=int, default=64)
+    p.add_argument("--steps", type=int, default=100, help="vector steps per timed round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best is reported)")
+    p.add_argument("--threads", type=int, default=None, help="worker threads (default: all CPUs)")
+    p.add_argument("--no-gymnasium", action="store_true", help="skip the slow Gymnasium baseline")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--perturbation", type=json.loads, default=None,
+                   help='also time the engine under this condition, JSON, e.g. '
+                        '\'[{"name": "obs_noise", "std": 0.1}, {"name": "action_delay"}]\'')
+    args = p.parse_args()
+
+    n = args.instances
+    threads = min(args.threads or default_num_threads(), n)
+    result: dict = {"cpu_count": os.cpu_count(), "threads": threads, "instances": n,
+                    "steps_per_round": args.steps, "rounds": args.rounds,
+                    "perturbation": args.perturbation, "mujoco": mujoco.__version__,
+                    "gymnasium": gym.__version__, "python": platform.python_version(), "envs": {}}
+    for env_id in args.envs:
+        result["envs"][env_id] = bench_env(env_id, n, args.steps, args.rounds, threads, args.seed,
+                                           not args.no_gymnasium, args.perturbation)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Evaluation suites per env: ``nominal``, ``train`` (domain randomisation) and ``novel``.
+
+``novel`` holds conditions outside the training distribution, each at three severities
+(``mild``, ``moderate``, ``severe``), some from reset and some switched on mid-episode
+(``start_step`` = ``MID_EPISODE``) to measure adaptation within a lifetime. Push forces are
+given as accelerations of the whole robot (times its total mass) lasting about 0.1 s, so one
+severity means the same shove for a 1 kg swimmer and a 40 kg humanoid.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import EnvError, unknown
+from ..tasks import TASKS
+from .morphology import segments
+
+SEVERITIES = ("mild", "moderate", "severe")
+SUITES = ("nominal", "train", "novel")
+MID_EPISODE = 200
+
+#: Domain randomisation ranges, uniform in [lo, hi] per episode and instance (``train``).
+TRAIN_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "mass_scale": {"scale": (0.8, 1.2)},
+    "friction_scale": {"scale": (0.8, 1.2)},
+    "actuator_strength": {"scale": (0.85, 1.15)},
+    "joint_damping_scale": {"scale": (0.8, 1.2)},
+    "obs_noise": {"std": (0.0, 0.02)},
+}
+
+#: Held-out limb per env for morphology conditions (first is used in ``novel``).
+_LIMB = {"Ant-v5": "leg_1", "HalfCheetah-v5": "bshin", "Hopper-v5": "foot",
+         "Walker2d-v5": "foot_left"}
+
+
+def _model_facts(env_id: str) -> tuple[float, float, int]:
+    """(total mass, env dt, number of actuators) of the nominal model."""
+    from ..registry import make_config  # local: registry imports tasks, avoid a cycle
+
+    cfg = make_config(env_id)
+    model = cfg.load_model()
+    return float(model.body_mass.sum()), float(model.opt.timestep * cfg.frame_skip), model.nu
+
+
+def novel(env_id: str) -> list[dict[str, Any]]:
+    """Held-out conditions of ``env_id``: a list of ``{"name", "severity", "perturbation"}``."""
+    mass, dt, nu = _model_facts(env_id)
+    push_steps = max(1, round(0.1 / dt))
+    levels: dict[str, list[Any]] = {
+        "mass_scale": [{"name": "mass_scale", "scale": s} for s in (1.4, 1.8, 2.5)],
+        "light": [{"name": "mass_scale", "scale": s} for s in (0.7, 0.5, 0.35)],
+        "friction_scale": [{"name": "friction_scale", "scale": s} for s in (0.6, 0.35, 0.15)],
+        "gravity_tilt": [{"name": "gravity", "tilt_deg": d} for d in (5.0, 10.0, 20.0)],
+        "weak_actuators": [{"name": "actuator_strength", "scale": s} for s in (0.75, 0.5, 0.3)],
+        "joint_damping": [{"name": "joint_damping_scale", "scale": s} for s in (2.0, 4.0, 8.0)],
+        "push": [{"name": "push", "force": round(a * mass, 3), "duration": push_steps,
+                  "period": 100} for a in (5.0, 10.0, 20.0)],
+        "obs_noise": [{"name": "obs_noise", "std": s} for s in (0.05, 0.1, 0.3)],
+        "obs_dropout": [{"name": "obs_dropout", "p": p} for p in (0.05, 0.15, 0.3)],
+        "obs_delay": [{"name": "obs_delay", "steps": k} for k in (1, 2, 4)],
+        "action_noise": [{"name": "action_noise", "std": s} for s in (0.1, 0.25, 0.5)],
+        "action_delay": [{"name": "action_delay", "steps": k} for k in (1, 2, 4)],
+        "dead_actuator_mid": [{"name": "dead_actuator", "actuator": list(range(min(k, nu))),
+                               "start_step": MID_EPISODE} for k in (1, 2, 3)],
+    }
+    limb = _LIMB.get(env_id)
+    if limb is not None and limb in segments(env_id):
+        levels["shorten_limb"] = [{"name": "shorten_limb", "segment": limb, "scale": s}
+                                  for s in (0.75, 0.5, 0.25)]
+        levels["remove_limb_mid"] = [{"name": "remove_limb", "segment": limb,
+                                      "start_step": MID_EPISODE}] * 3
+    out = []
+    for name, conds in levels.items():
+        for severity, cond in zip(SEVERITIES, conds):
+            out.append({"name": f"{name}@{severity}", "severity": severity, "perturbation": [cond]})
+    return out
+
+
+def suite(env_id: str, name: str) -> list[dict[str, Any]]:
+    """The conditions of suite ``name`` for ``env_id`` (``train`` lists its ranges instead)."""
+    if env_id not in TASKS:
+        raise unknown("env id", env_id, TASKS)
+    if name == "nominal":
+        return [{"name": "nominal", "severity": None, "perturbation": []}]
+    if name == "train":
+        return [{"name": "train", "severity": None,
+                 "ranges": {k: {p: list(r) for p, r in v.items()} for k, v in TRAIN_RANGES.items()}}]
+    if name == "novel":
+        return novel(env_id)
+    raise unknown("suite", name, SUITES)
+
+
+def sample_train(env_id: str, num: int, rng: np.random.Generator) -> list[list[dict[str, Any]]]:
+    """``num`` conditions drawn from the ``train`` distribution (one per instance), for
+    ``reset(options={"perturbations": sample_train(env_id, n, rng)})``."""
+    if env_id not in TASKS:
+        raise unknown("env id", env_id, TASKS)
+    if not isinstance(rng, np.random.Generator):
+        raise EnvError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+    out = []
+    for _ in range(num):
+        cond = []
+        for pname, ranges in TRAIN_RANGES.items():
+            params = {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in ranges.items()}
+            cond.append({"name": pname, **params})
+        out.append(cond)
+    return out
+
+
+__all__ = ["MID_EPISODE", "SEVERITIES", "SUITES", "TRAIN_RANGES", "novel",
+           "sample_train", "suite"]

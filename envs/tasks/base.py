@@ -1,0 +1,99 @@
+"""Task interface: how one MuJoCo v5 locomotion task turns batched simulator arrays into
+observations, rewards and terminations.
+
+A task never touches an ``MjData``. The engine gathers the fields a task names in
+:attr:`Task.fields` from every instance into arrays shaped ``[num_envs, ...]``, and the task
+computes everything vectorised over the leading dimension. The arithmetic follows Gymnasium's
+``*_v5.py`` files operation by operation so results agree to rounding (reductions keep the same
+order and dtype; e.g. the control cost is summed in the action's dtype as Gymnasium does).
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+#: What :meth:`Task.evaluate` returns: reward [n] float64, terminated [n] bool, info arrays.
+Evaluation = tuple[np.ndarray, np.ndarray, Arrays]
+
+
+class Task:
+    """Base class; subclasses set the class variables and implement the four hooks."""
+
+    #: Gymnasium id, e.g. ``"HalfCheetah-v5"``.
+    env_id: ClassVar[str]
+    #: Gymnasium's default MJCF file name (resolved in Gymnasium's asset folder).
+    xml_file: ClassVar[str]
+    #: Gymnasium's default number of physics steps per env step.
+    frame_skip: ClassVar[int]
+    #: Task keyword arguments with their Gymnasium v5 defaults (besides xml_file/frame_skip).
+    defaults: ClassVar[dict[str, Any]]
+    #: Body whose torso gets external pushes (perturbations) and whose morphology is edited.
+    torso: ClassVar[str] = "torso"
+
+    def __init__(self, model: mujoco.MjModel, **cfg: Any) -> None:
+        self.model = model
+        self.cfg = {**self.defaults, **cfg}
+        self.nq, self.nv, self.nu, self.nbody = model.nq, model.nv, model.nu, model.nbody
+
+    # --- what the engine must provide -------------------------------------------------------
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Names of ``MjData`` arrays to gather after every step and reset."""
+        return ("qpos", "qvel")
+
+    @property
+    def needs_post_constraint(self) -> bool:
+        """Whether ``mj_rnePostConstraint`` must run after stepping (contact forces are read).
+
+        Gymnasium always calls it; it only fills cacc/cfrc_int/cfrc_ext, outputs that the
+        next ``mj_step`` recomputes, so tasks that never read them may skip it."""
+        return False
+
+    @property
+    def obs_dim(self) -> int:
+        raise NotImplementedError
+
+    # --- hooks ------------------------------------------------------------------------------
+    def observe(self, s: Arrays) -> np.ndarray:
+        """Observations ``[n, obs_dim]`` (float64) from gathered arrays."""
+        raise NotImplementedError
+
+    def position(self, s: Arrays) -> np.ndarray | None:
+        """The position whose finite difference is the forward velocity (``None``: unused).
+
+        Read before stepping (from the previous gather) and after, exactly as Gymnasium reads
+        it before and after ``do_simulation``."""
+        return None
+
+    def evaluate(
+        self, s: Arrays, before: np.ndarray | None, action: np.ndarray, dt: float
+    ) -> Evaluation:
+        """Return ``(reward [n] float64, terminated [n] bool, info arrays)`` after a step."""
+        raise NotImplementedError
+
+    def reset_noise(
+        self, rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Initial (qpos, qvel) of one instance; the draw order matches Gymnasium's reset_model."""
+        scale = self.cfg["reset_noise_scale"]
+        qpos = init_qpos + rng.uniform(low=-scale, high=scale, size=self.nq)
+        qvel = init_qvel + rng.uniform(low=-scale, high=scale, size=self.nv)
+        return qpos, qvel
+
+
+def ctrl_cost(weight: float, action: np.ndarray) -> np.ndarray:
+    """Per-row ``weight * sum(action**2)`` in the action's dtype, like Gymnasium's scalar code."""
+    return weight * np.sum(np.square(action), axis=1)
+
+
+def normal_qvel_noise(
+    task: Task, rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reset draw of HalfCheetah/Ant: uniform qpos noise, then Gaussian qvel noise."""
+    scale = task.cfg["reset_noise_scale"]
+    qpos = init_qpos + rng.uniform(low=-scale, high=scale, size=task.nq)
+    qvel = init_qvel + scale * rng.standard_normal(task.nv)
+    return qpos, qvel
