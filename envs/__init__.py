@@ -14,11 +14,14 @@ from typing import Any
 
 import gymnasium
 
+from . import mujoco_warnings
 from .catalog import catalog
 from .errors import EnvError
 from .gym_env import PerturbedMujocoEnv, register_envs
 from .perturb import Perturbation, make, parse
 from .perturb.suites import sample_train, suite
+
+mujoco_warnings.install()
 from .registry import canonical_id, make_config, supported_ids
 from .vector import MujocoVectorEnv
 
