@@ -1,4 +1,23 @@
-"""Evaluation of trained agents: robustness under perturbations (reports come with issue 5)."""
+"""Evaluation of trained agents: robustness suites, statistics, reports and plots.
+
+- :func:`evaluate_conditions`: one agent, named conditions, paired episodes (simple API).
+- :func:`evaluate`: several agents (plasticrl or SB3) on nominal + a suite, batched, with bootstrap
+  intervals, retained fractions and adaptation curves; :func:`write_reports` writes the files.
+"""
 from plasticrl.eval.robustness import ConditionResult, evaluate_conditions
 
-__all__ = ["ConditionResult", "evaluate_conditions"]
+
+def __getattr__(name: str):
+    # Lazy: evaluate/write_reports pull in scipy and (for plots) matplotlib, which training does not need.
+    if name == "evaluate":
+        from plasticrl.eval.evaluate import evaluate
+
+        return evaluate
+    if name == "write_reports":
+        from plasticrl.eval.report import write_reports
+
+        return write_reports
+    raise AttributeError(name)
+
+
+__all__ = ["ConditionResult", "evaluate", "evaluate_conditions", "write_reports"]

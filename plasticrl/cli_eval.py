@@ -1,0 +1,243 @@
+"""Evaluation commands of the CLI: ``eval``, ``report``, ``baseline``, ``experiment``, ``render``.
+
+Registered on the main typer app by :mod:`plasticrl.cli`; each command is a thin shell over a
+library function so the same work can be done from Python.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from plasticrl.errors import PlasticRLError
+
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+class _EvalProgress:
+    """Rich progress bar over control steps, one task per agent."""
+
+    def __init__(self, names: list[str]):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("steps"), TimeElapsedColumn(), console=console)
+        self.names = names
+        self.tasks: dict[int, int] = {}
+
+    def __enter__(self) -> "_EvalProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, agent: int, _count: int, done: int, total: int) -> None:
+        if agent not in self.tasks:
+            self.tasks[agent] = self.progress.add_task(f"eval {self.names[agent]}", total=total)
+        self.progress.update(self.tasks[agent], completed=done, total=total)
+
+
+def _print_summary(result: dict) -> None:
+    table = Table(title=f"{result['env_id']} / {result['suite']}: {result['episodes']} paired episodes")
+    for col in ("agent", "condition", "mean return", "95% CI", "retained", "time to recover"):
+        table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
+    for r in result["rows"]:
+        ttr = "" if not r["mid_episode"] else ("never" if r["time_to_recover"] is None else str(r["time_to_recover"]))
+        ret = "-" if r["retained"] is None else f"{r['retained']:.3f}"
+        table.add_row(r["agent"], r["condition"], f"{r['mean_return']:.1f}",
+                      f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]", ret, ttr)
+    console.print(table)
+
+
+def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,
+                     only: list[str], out: Path, names: list[str], max_rows: int, window: int,
+                     max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
+                     quiet: bool) -> dict:
+    """Body of ``plasticrl eval`` (also used by ``plasticrl experiment``); returns the result dict."""
+    from plasticrl.eval.controllers import check_same_env, load_controller
+    from plasticrl.eval.evaluate import evaluate
+    from plasticrl.eval.report import write_reports
+    from plasticrl.eval.wandb_log import log_evaluation, resolve_mode
+
+    if names and len(names) != len(agents):
+        raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
+    mode = resolve_mode(wandb_mode)
+    controllers = [load_controller(p, names[i] if names else None) for i, p in enumerate(agents)]
+    env_id = check_same_env(controllers, env)
+    distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers if c.env_kwargs}
+    if len(distinct) > 1:
+        raise PlasticRLError(f"the agents were trained with different env keyword arguments {sorted(distinct)}; "
+                             "evaluate them separately so each keeps its own")
+    env_kwargs = dict(next((c.env_kwargs for c in controllers if c.env_kwargs), {}))
+    if max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = max_episode_steps
+    kwargs = dict(suite=suite, episodes=episodes, seed=seed, only=only, env_kwargs=env_kwargs,
+                  max_rows=max_rows, window=window)
+    if quiet:
+        result = evaluate(controllers, env_id, **kwargs)
+    else:
+        with _EvalProgress([c.name for c in controllers]) as bar:
+            result = evaluate(controllers, env_id, progress=bar, **kwargs)
+    paths = write_reports(result, out, plots=plots)
+    images = [p for p in paths.values() if p.suffix == ".png"]
+    log_evaluation(result, out, images, mode, name=f"eval-{env_id}")
+    if not quiet:
+        _print_summary(result)
+    console.print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return result
+
+
+def register(app: typer.Typer) -> None:
+    """Add the evaluation commands to ``app``."""
+
+    @app.command("eval")
+    def eval_cmd(
+        agents: list[Path] = typer.Argument(..., help="Agent files (.pt or run directories) and SB3 models (.zip)."),
+        env: Optional[str] = typer.Option(None, help="Env id (default: the one the agents were trained on)."),
+        suite: str = typer.Option("novel", help="Suite of conditions: novel (held out, 3 severities) or nominal."),
+        episodes: int = typer.Option(10, help="Paired episodes per condition (seeds SEED..SEED+N-1)."),
+        seed: int = typer.Option(0, help="First episode seed."),
+        only: Optional[list[str]] = typer.Option(None, "--only", help="Glob on condition names (repeatable), "
+                                                 "e.g. 'remove_limb_mid@*'."),
+        out: Optional[Path] = typer.Option(None, help="Output directory (default: runs/eval-<time>)."),
+        name: Optional[list[str]] = typer.Option(None, "--name", help="Label per agent (repeatable, in order)."),
+        max_rows: int = typer.Option(512, help="Most (condition x episode) rows stepped in one engine batch."),
+        window: int = typer.Option(20, help="Window (steps) of the adaptation curves."),
+        max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
+        wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+        no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress display or table."),
+    ) -> None:
+        """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
+        fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
+        try:
+            run_eval_command(agents, env, suite, episodes, seed, list(only or []),
+                             out or Path("runs") / f"eval-{_stamp()}", list(name or []), max_rows, window,
+                             max_episode_steps, wandb_mode, not no_plots, quiet)
+        except PlasticRLError as exc:
+            _fail(str(exc))
+
+    @app.command("report")
+    def report_cmd(
+        run_dirs: list[Path] = typer.Argument(..., help="Run directories (metrics.jsonl) and/or eval directories "
+                                              "(eval.json)."),
+        out: Optional[Path] = typer.Option(None, help="Where training.png/training.md go (default: the single "
+                                           "directory given, else runs/report-<time>)."),
+        no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    ) -> None:
+        """Rebuild evaluation reports from saved eval.json files and draw training curves."""
+        from plasticrl.eval.rebuild import rebuild
+
+        try:
+            target = out or (run_dirs[0] if len(run_dirs) == 1 else Path("runs") / f"report-{_stamp()}")
+            written = rebuild(run_dirs, target, plots=not no_plots)
+        except PlasticRLError as exc:
+            _fail(str(exc))
+        console.print(f"written: {', '.join(str(p) for p in written)}")
+
+    @app.command("baseline")
+    def baseline_cmd(
+        algo: str = typer.Option(..., "--algo", help="ppo, sac or td3."),
+        env: str = typer.Option(..., "--env", help="Env id, e.g. Ant-v5."),
+        steps: int = typer.Option(1_000_000, "--steps", help="Env steps of training."),
+        seed: int = typer.Option(0, help="Seed of the model, the envs and the perturbation draws."),
+        out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<algo>-<env>-<time>)."),
+        train_perturbations: bool = typer.Option(False, "--train-perturbations",
+                                                 help="Draw each episode from the env's train distribution."),
+        hp: Optional[list[str]] = typer.Option(None, "--hp", help="Hyperparameter override key=value (YAML "
+                                               "value), repeatable, e.g. --hp learning_starts=1000."),
+        eval_every: int = typer.Option(10_000, help="Env steps between nominal evaluations (metrics.jsonl)."),
+        eval_episodes: int = typer.Option(5, help="Episodes per evaluation."),
+        max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
+        wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+    ) -> None:
+        """Train a Stable-Baselines3 baseline (rl-zoo-like hyperparameters) and save model.zip for eval."""
+        import yaml
+
+        from plasticrl.baselines import train_baseline
+        from plasticrl.eval.wandb_log import resolve_mode
+
+        try:
+            overrides = {}
+            for item in hp or []:
+                if "=" not in item:
+                    raise PlasticRLError(f"--hp {item!r} is not key=value")
+                key, value = item.split("=", 1)
+                overrides[key] = yaml.safe_load(value)
+            env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+            run_dir = out or Path("runs") / f"{algo}-{env.lower()}-{_stamp()}"
+            console.print(f"run directory: {run_dir}")
+            path = train_baseline(algo, env, steps, run_dir, seed=seed, env_kwargs=env_kwargs,
+                                  train_perturbations=train_perturbations, overrides=overrides,
+                                  eval_every=eval_every, eval_episodes=eval_episodes,
+                                  wandb_mode=resolve_mode(wandb_mode))
+        except PlasticRLError as exc:
+            _fail(str(exc))
+        console.print(f"saved {path} (evaluate with: plasticrl eval {path})")
+
+    @app.command("render")
+    def render_cmd(
+        agent: Path = typer.Argument(..., help="Agent file (.pt or run directory) or SB3 model (.zip)."),
+        out: Path = typer.Option(Path("video.mp4"), help="Video file: .mp4 or .gif."),
+        condition: Optional[str] = typer.Option(None, help="A novel-suite condition name (e.g. remove_limb_mid@mild) "
+                                                "or a JSON perturbation; nominal if omitted."),
+        env: Optional[str] = typer.Option(None, help="Env id (default: the agent's)."),
+        steps: int = typer.Option(1000, help="Most steps rendered (the episode may end earlier)."),
+        width: int = typer.Option(480, help="Frame width in pixels."),
+        height: int = typer.Option(320, help="Frame height in pixels."),
+        seed: int = typer.Option(0, help="Episode seed."),
+        fps: int = typer.Option(30, help="Frames per second of the video."),
+        frames_dir: Optional[Path] = typer.Option(None, help="Also write every frame as PNG here."),
+        max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
+        wandb: bool = typer.Option(False, "--wandb", help="Log the video to a W&B run (mode from --wandb-mode)."),
+        wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+    ) -> None:
+        """Render one episode offscreen (OSMesa on CPU, EGL with a GPU; $MUJOCO_GL overrides) to a video."""
+        from plasticrl.eval.render import render_video
+
+        try:
+            kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+            summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs)
+            if wandb:
+                from plasticrl.eval.wandb_log import log_video, resolve_mode
+
+                log_video(out, summary, resolve_mode(wandb_mode))
+        except PlasticRLError as exc:
+            _fail(str(exc))
+        console.print(f"rendered {summary['length']} frames of {summary['width']}x{summary['height']} "
+                      f"({summary['condition']}, return {summary['return']:.1f}, MUJOCO_GL={summary['backend']}) "
+                      f"to {out}")
+
+    @app.command("experiment")
+    def experiment_cmd(
+        args: list[str] = typer.Argument(..., help="EXPERIMENT.yaml followed by key=value overrides "
+                                         "(e.g. eval.episodes=20)."),
+        out: Optional[Path] = typer.Option(None, help="Experiment directory (default: runs/<name>-<time>); "
+                                           "re-use it to continue a killed experiment."),
+        wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+    ) -> None:
+        """Train the plastic agent, its static twin and SB3 baselines, evaluate all on the suite, report."""
+        from plasticrl.eval.experiment import load_spec, run_experiment
+
+        try:
+            spec = load_spec(Path(args[0]), args[1:])
+            if wandb_mode is not None:
+                spec.wandb_mode = wandb_mode
+            summary = run_experiment(spec, out, log=lambda m: console.print(f"[bold]experiment[/]: {m}"))
+        except PlasticRLError as exc:
+            _fail(str(exc))
+        console.print(f"report: {summary['report']}")

@@ -1,0 +1,79 @@
+"""Adaptation to a mid-episode switch: reward per window around the switch, time to recover.
+
+The curve is the mean reward per step in consecutive windows of ``window`` steps, aligned so
+that window 0 starts at the switch (negative indices are before it). The pre-switch level is
+the mean reward per step over the ``baseline`` steps just before the switch. Time to recover:
+steps from the switch until the first window (at or after the switch) whose mean reaches
+``recover_fraction`` of that level (``None`` if none does within the episode). Only episodes
+still running at the switch count: one that fell before it never saw the perturbation.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+RECOVER_FRACTION = 0.8
+
+
+def switch_step(perturbation: Any) -> int | None:
+    """The first ``start_step > 0`` of a condition (a dict or list of dicts), or ``None`` if it
+    acts from reset."""
+    items: Iterable[Any] = perturbation if isinstance(perturbation, (list, tuple)) else [perturbation]
+    steps = [int(p.get("start_step", 0)) for p in items if isinstance(p, dict)]
+    steps = [s for s in steps if s > 0]
+    return min(steps) if steps else None
+
+
+@dataclass
+class AdaptationCurve:
+    """``offsets[k]``: first step of window k relative to the switch; ``reward[k]``: mean per step."""
+
+    switch_step: int
+    window: int
+    offsets: list[int]
+    reward: list[float]
+    pre_switch_reward: float
+    time_to_recover: int | None
+    episodes_used: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def recover_threshold(pre: float, fraction: float = RECOVER_FRACTION) -> float:
+    """``fraction`` of the pre-switch level; for a negative level, 'fraction of it' means losing at
+    most ``1 - fraction`` of its magnitude (so the threshold stays below the level)."""
+    return pre - (1.0 - fraction) * abs(pre)
+
+
+def adaptation_curve(rewards: np.ndarray, lengths: np.ndarray, start: int, window: int = 20,
+                     baseline: int = 100, fraction: float = RECOVER_FRACTION) -> AdaptationCurve | None:
+    """Curve from ``rewards [T, E]`` (0 after an episode ended) for a switch at step ``start``.
+
+    Returns ``None`` when no episode was still running at the switch.
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    alive = np.asarray(lengths) > start
+    if not alive.any() or rewards.shape[0] <= start:
+        return None
+    per_step = rewards[:, alive].mean(axis=1)  # [T] mean over episodes that saw the switch
+    lo = max(0, start - baseline)
+    pre = float(per_step[lo:start].mean()) if start > lo else math.nan
+    first = start - (start // window) * window  # windows tile the episode and one begins at the switch
+    offsets, curve = [], []
+    for w0 in range(first, per_step.shape[0], window):
+        seg = per_step[w0:w0 + window]
+        offsets.append(w0 - start)
+        curve.append(float(seg.mean()))
+    ttr = None
+    if math.isfinite(pre):
+        threshold = recover_threshold(pre, fraction)
+        for off, value in zip(offsets, curve):
+            if off >= 0 and value >= threshold:
+                ttr = off
+                break
+    return AdaptationCurve(start, window, offsets, curve, pre, ttr, int(alive.sum()))

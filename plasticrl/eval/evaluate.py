@@ -1,0 +1,119 @@
+"""Robustness evaluation of one or more controllers on the nominal condition and a suite.
+
+``evaluate(controllers, env_id, suite="novel", episodes=10, seed=0)`` runs, per controller, every
+(condition, episode) row in as few engine batches as ``max_rows`` allows, then summarises each
+condition: mean return with a bootstrap interval, retained fraction (condition mean / nominal
+mean, paired bootstrap interval) and, for mid-episode conditions, the adaptation curve and the
+time to recover. The result is a plain JSON-ready dict that the report writers consume.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from plasticrl.errors import PlasticRLError, check_choice
+from plasticrl.eval.adaptation import adaptation_curve, switch_step
+from plasticrl.eval.batch import DEFAULT_MAX_ROWS, run_batch
+from plasticrl.eval.controllers import Controller
+from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
+
+NOMINAL = "nominal"
+EVAL_SUITES = ("nominal", "novel")
+RESULT_FORMAT = 1
+
+#: progress(agent_index, agent_count, steps_done_in_agent, steps_total_in_agent)
+Progress = Callable[[int, int, int, int], None]
+
+
+def suite_conditions(env_id: str, suite: str, only: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Nominal plus the suite's conditions (``{"name", "severity", "perturbation"}``), filtered by
+    the glob patterns ``only`` (nominal is always kept: retained fractions are relative to it)."""
+    from plasticrl.envs import suite as env_suite
+
+    # "train" is a distribution (ranges), not a list of named conditions, so it has no place here.
+    check_choice("suite", suite, EVAL_SUITES)
+    conds = [] if suite == NOMINAL else [c for c in env_suite(env_id, suite) if c["name"] != NOMINAL]
+    if only:
+        kept = [c for c in conds if any(fnmatch.fnmatchcase(c["name"], pat) for pat in only)]
+        if not kept:
+            raise PlasticRLError(f"--only {list(only)} matches no condition of suite {suite!r}; valid "
+                                 f"names: {', '.join(c['name'] for c in conds)}")
+        conds = kept
+    return [{"name": NOMINAL, "severity": None, "perturbation": None}] + conds
+
+
+def _family(name: str) -> str:
+    return name.split("@", 1)[0]
+
+
+def evaluate(
+    controllers: Sequence[Controller],
+    env_id: str,
+    suite: str = "novel",
+    episodes: int = 10,
+    seed: int = 0,
+    only: Sequence[str] = (),
+    env_kwargs: dict[str, Any] | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    window: int = 20,
+    confidence: float = CONFIDENCE,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``controllers`` under the suite; returns the JSON-ready result (see module doc)."""
+    if episodes < 1:
+        raise PlasticRLError(f"episodes must be >= 1; got {episodes}")
+    names = [c.name for c in controllers]
+    if len(set(names)) != len(names):
+        raise PlasticRLError(f"agent names must be unique; got {names} (give --name for each)")
+    conditions = suite_conditions(env_id, suite, only)
+    pairs = [(c["name"], c["perturbation"]) for c in conditions]
+    kwargs = dict(env_kwargs or {})
+    horizon = int(kwargs.get("max_episode_steps") or _default_horizon(env_id))
+    per_chunk = max(1, max_rows // episodes)
+    steps_total = math.ceil(len(pairs) / per_chunk) * horizon
+    rows, curves = [], []
+    for a, ctrl in enumerate(controllers):
+        done = [0]
+
+        def on_steps(_rows: int, a: int = a) -> None:
+            done[0] += 1
+            if progress is not None:
+                progress(a, len(controllers), done[0], steps_total)
+
+        batches = run_batch(ctrl, env_id, pairs, episodes, seed, kwargs, max_rows, on_steps=on_steps)
+        if progress is not None:
+            progress(a, len(controllers), steps_total, steps_total)
+        nominal = batches[NOMINAL]
+        for cond in conditions:
+            b = batches[cond["name"]]
+            mean = bootstrap_mean(b.returns, confidence, seed=seed)
+            ret = bootstrap_ratio(b.returns, nominal.returns, confidence, seed=seed)
+            start = switch_step(cond["perturbation"])
+            curve = adaptation_curve(b.rewards, b.lengths, start, window) if start is not None else None
+            if curve is not None:
+                curves.append({"agent": ctrl.name, "condition": cond["name"], **curve.as_dict()})
+            rows.append({
+                "agent": ctrl.name, "condition": cond["name"], "family": _family(cond["name"]),
+                "severity": cond["severity"], "perturbation": cond["perturbation"],
+                "mid_episode": start is not None, "switch_step": start,
+                "mean_return": mean.estimate, "ci_low": mean.low, "ci_high": mean.high,
+                "std_return": float(np.std(b.returns)),
+                "retained": ret.estimate, "retained_low": ret.low, "retained_high": ret.high,
+                "mean_length": float(np.mean(b.lengths)), "invalid_episodes": int(b.invalid.sum()),
+                "time_to_recover": curve.time_to_recover if curve is not None else None,
+                "returns": [float(r) for r in b.returns],
+            })
+    return {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
+            "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
+            "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
+
+
+def _default_horizon(env_id: str) -> int:
+    import gymnasium as gym
+
+    spec = gym.spec(env_id if "/" in env_id else f"plasticrl/{env_id}")
+    return int(spec.max_episode_steps or 1000)

@@ -1,0 +1,158 @@
+"""``plasticrl experiment CONFIG``: train the plastic agent, its static twin and SB3 baselines on one
+env, evaluate them all on the same suite with paired episodes, and write the comparison report.
+
+Layout of the experiment directory: one run directory per agent (``<label>/``, ES or SB3),
+``eval/`` (the comparison: eval.json, CSV, report.md, PNGs), ``training.png``/``training.md``
+(curves of every run) and ``experiment.json`` (what ran where). Re-running with the same
+``--out`` skips finished stages and resumes an ES run from its checkpoint, so a long experiment
+that was killed continues.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from plasticrl.errors import PlasticRLError
+from plasticrl.io import atomic_write_json
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpEnv(_Strict):
+    id: str
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Gymnasium keyword arguments, for every agent")
+    train_perturbation: Optional[str] = Field(None, description="'train': every agent trains under the env's "
+                                                                "domain-randomisation distribution")
+
+
+class ESAgent(_Strict):
+    config: Path = Field(description="trainer YAML (configs/...); env is replaced by the experiment's")
+    overrides: list[str] = Field(default_factory=list, description="key=value overrides for the trainer config")
+    agent_file: str = Field("best_agent.pt", description="which saved agent is evaluated")
+
+
+class Baseline(_Strict):
+    algo: str
+    steps: int = Field(gt=0)
+    hp: dict[str, Any] = Field(default_factory=dict, description="hyperparameter overrides")
+    eval_every: int = Field(10_000, gt=0)
+    eval_episodes: int = Field(5, gt=0)
+
+
+class ExpEval(_Strict):
+    suite: str = "novel"
+    episodes: int = Field(10, gt=0)
+    seed: int = 1000
+    only: list[str] = Field(default_factory=list, description="glob patterns on condition names")
+    window: int = Field(20, gt=0)
+    max_rows: int = Field(512, gt=0)
+
+
+class ExperimentSpec(_Strict):
+    name: str
+    seed: int = 0
+    env: ExpEnv
+    agents: dict[str, ESAgent] = Field(description="label -> ES-trained plasticrl agent")
+    baselines: dict[str, Baseline] = Field(default_factory=dict, description="label -> SB3 baseline")
+    eval: ExpEval = Field(default_factory=ExpEval)
+    wandb_mode: Optional[str] = None
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
+    """Read and validate an experiment YAML; ``key=value`` overrides use dotted paths."""
+    from plasticrl.config import parse_overrides, set_dotted
+
+    path = Path(path)
+    if not path.is_file():
+        raise PlasticRLError(f"experiment config {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    for key, value in parse_overrides(list(overrides)):
+        set_dotted(data, key, value)
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise PlasticRLError(f"invalid experiment config {str(path)!r}:\n{exc}") from exc
+    labels = list(spec.agents) + list(spec.baselines)
+    if len(set(labels)) != len(labels):
+        raise PlasticRLError(f"agent and baseline labels must differ; got {labels}")
+    for label, agent in spec.agents.items():
+        if not agent.config.is_absolute() and not agent.config.is_file():
+            agent.config = path.parent / agent.config  # relative to the experiment file, as a fallback
+        if not agent.config.is_file():
+            raise PlasticRLError(f"agents.{label}.config {str(agent.config)!r} does not exist")
+    return spec
+
+
+def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, wandb_mode: str,
+              log: Callable[[str], None]) -> Path:
+    from plasticrl.config import load_config
+    from plasticrl.train.trainer import ESTrainer
+
+    target = run_dir / agent.agent_file
+    if (run_dir / "final_agent.pt").is_file() and target.is_file():
+        log(f"{label}: already trained ({run_dir}), skipped")
+        return target
+    overrides = [f"env.id={spec.env.id}", f"seed={spec.seed}", f"logging.wandb.mode={wandb_mode}",
+                 "logging.progress=false", *agent.overrides]
+    for key, value in spec.env.kwargs.items():
+        overrides.append(f"env.kwargs.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+    if spec.env.train_perturbation:
+        overrides.append(f"env.train_perturbation={spec.env.train_perturbation}")
+    cfg = load_config(agent.config, overrides)
+    resume = (run_dir / "checkpoint.pt").is_file()
+    log(f"{label}: training {cfg.policy.kind} with {cfg.es.algorithm} for {cfg.train.generations} generations "
+        f"({'resumed' if resume else 'new'}) in {run_dir}")
+    ESTrainer(cfg, run_dir).train(resume=resume)
+    return target
+
+
+def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wandb_mode: str,
+               log: Callable[[str], None]) -> Path:
+    from plasticrl.baselines import train_baseline
+
+    if (run_dir / "model.zip").is_file():
+        log(f"{label}: already trained ({run_dir}), skipped")
+        return run_dir / "model.zip"
+    log(f"{label}: training SB3 {b.algo} for {b.steps} steps in {run_dir}")
+    return train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
+                          train_perturbations=spec.env.train_perturbation == "train", overrides=b.hp,
+                          eval_every=b.eval_every, eval_episodes=b.eval_episodes, wandb_mode=wandb_mode)
+
+
+def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[[str], None] = print,
+                   progress=None) -> dict[str, Any]:
+    """Train every agent and baseline (skipping finished ones), evaluate them together, write reports."""
+    from plasticrl.eval.controllers import load_controller
+    from plasticrl.eval.evaluate import evaluate
+    from plasticrl.eval.rebuild import rebuild
+    from plasticrl.eval.report import write_reports
+    from plasticrl.eval.wandb_log import log_evaluation, resolve_mode
+
+    mode = resolve_mode(spec.wandb_mode)
+    exp_dir = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(exp_dir / "experiment_config.json", spec.model_dump(mode="json"))
+    files: dict[str, Path] = {}
+    for label, agent in spec.agents.items():
+        files[label] = _train_es(label, agent, spec, exp_dir / label, mode, log)
+    for label, b in spec.baselines.items():
+        files[label] = _train_sb3(label, b, spec, exp_dir / label, mode, log)
+    log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}")
+    controllers = [load_controller(p, name=label) for label, p in files.items()]
+    e = spec.eval
+    result = evaluate(controllers, spec.env.id, suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only,
+                      env_kwargs=spec.env.kwargs, max_rows=e.max_rows, window=e.window, progress=progress)
+    paths = write_reports(result, exp_dir / "eval")
+    log_evaluation(result, exp_dir / "eval", [p for p in paths.values() if p.suffix == ".png"], mode,
+                   name=f"experiment-{spec.name}")
+    rebuild([exp_dir / label for label in files], exp_dir)
+    summary = {"name": spec.name, "env_id": spec.env.id, "dir": str(exp_dir),
+               "agents": {label: str(p) for label, p in files.items()}, "report": str(paths["markdown"])}
+    atomic_write_json(exp_dir / "experiment.json", summary)
+    return summary

@@ -1,0 +1,139 @@
+"""Report files from an evaluation result: ``eval.json``, ``eval.csv``, ``curves.csv``, ``report.md``.
+
+Everything is derived from the result dict of :func:`plasticrl.eval.evaluate.evaluate`, so
+``plasticrl report`` can rebuild the same files (and the plots) from a saved ``eval.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from plasticrl.errors import PlasticRLError
+from plasticrl.io import atomic_write_json
+
+RESULT_FILE = "eval.json"
+CSV_COLUMNS = ("agent", "condition", "family", "severity", "mid_episode", "switch_step", "mean_return",
+               "ci_low", "ci_high", "std_return", "retained", "retained_low", "retained_high",
+               "mean_length", "invalid_episodes", "time_to_recover")
+CURVE_COLUMNS = ("agent", "condition", "offset", "reward", "pre_switch_reward", "time_to_recover")
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.3g}"
+    return str(v)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None`` (strict JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def load_result(path: str | Path) -> dict[str, Any]:
+    """Read an ``eval.json`` (or the one inside a directory) and check it is an evaluation result."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILE
+    if not path.is_file():
+        raise PlasticRLError(f"no evaluation result at {str(path)!r} (expected {RESULT_FILE})")
+    data = json.loads(path.read_text())
+    if data.get("kind") != "plasticrl-eval":
+        raise PlasticRLError(f"{str(path)!r} is not a plasticrl evaluation result (kind={data.get('kind')!r})")
+    return data
+
+
+def rows_csv(result: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in result["rows"]:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def curves_csv(result: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CURVE_COLUMNS)
+    for c in result["curves"]:
+        for off, rew in zip(c["offsets"], c["reward"]):
+            writer.writerow([c["agent"], c["condition"], off, rew, c["pre_switch_reward"],
+                             "" if c["time_to_recover"] is None else c["time_to_recover"]])
+    return buf.getvalue()
+
+
+def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
+    """The Markdown report: summary per agent, then one table per agent with every condition."""
+    conf = int(round(100 * result["confidence"]))
+    lines = [f"# Robustness report: {result['env_id']}, suite `{result['suite']}`", "",
+             f"{result['episodes']} paired episodes per condition (seeds {result['seed']}.."
+             f"{result['seed'] + result['episodes'] - 1}, identical across conditions); {conf}% percentile "
+             f"bootstrap intervals; retained = condition mean / nominal mean (meaningful when the nominal return is "
+             "positive).", ""]
+    lines += ["## Summary", "", "| agent | nominal return | mean retained (held-out) | worst condition | "
+              "worst retained |", "| --- | ---: | ---: | --- | ---: |"]
+    for agent in result["agents"]:
+        rows = [r for r in result["rows"] if r["agent"] == agent]
+        nominal = next(r for r in rows if r["condition"] == "nominal")
+        others = [r for r in rows if r["condition"] != "nominal" and r["retained"] is not None
+                  and math.isfinite(r["retained"])]
+        mean_ret = sum(r["retained"] for r in others) / len(others) if others else math.nan
+        worst = min(others, key=lambda r: r["retained"]) if others else None
+        lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {_num(mean_ret)} | "
+                     f"{worst['condition'] if worst else '-'} | {_num(worst['retained']) if worst else '-'} |")
+    for agent in result["agents"]:
+        lines += ["", f"## {agent}", "", f"| condition | mean return | {conf}% CI | retained | {conf}% CI | "
+                  "mean length | time to recover |", "| --- | ---: | --- | ---: | --- | ---: | ---: |"]
+        for r in (r for r in result["rows"] if r["agent"] == agent):
+            ttr = "-" if not r["mid_episode"] else (_num(r["time_to_recover"]) if r["time_to_recover"] is not None
+                                                    else "never")
+            lines.append(f"| {r['condition']} | {_num(r['mean_return'], 1)} | [{_num(r['ci_low'], 1)}, "
+                         f"{_num(r['ci_high'], 1)}] | {_num(r['retained'])} | [{_num(r['retained_low'])}, "
+                         f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |")
+    if result["curves"]:
+        lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result['window']} steps; "
+                  "time to recover = steps after the switch until a window reaches 80% of the pre-switch "
+                  "reward (`never`: not within the episode).", "",
+                  "| agent | condition | switch step | pre-switch reward/step | time to recover |",
+                  "| --- | --- | ---: | ---: | ---: |"]
+        for c in result["curves"]:
+            ttr = "never" if c["time_to_recover"] is None else str(c["time_to_recover"])
+            lines.append(f"| {c['agent']} | {c['condition']} | {c['switch_step']} | "
+                         f"{_num(c['pre_switch_reward'])} | {ttr} |")
+    if images:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in images]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(result: dict[str, Any], out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
+    """Write JSON, CSVs, PNGs (when ``plots``) and the Markdown report into ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = json_ready(result)
+    paths = {"json": atomic_write_json(out / RESULT_FILE, result)}
+    paths["csv"] = out / "eval.csv"
+    paths["csv"].write_text(rows_csv(result))
+    if result["curves"]:
+        paths["curves_csv"] = out / "curves.csv"
+        paths["curves_csv"].write_text(curves_csv(result))
+    images: list[Path] = []
+    if plots:
+        from plasticrl.eval.plots import draw_all
+
+        images = draw_all(result, out)
+        paths.update({p.stem: p for p in images})
+    paths["markdown"] = out / "report.md"
+    paths["markdown"].write_text(markdown(result, [p.name for p in images]))
+    return paths

@@ -1,0 +1,65 @@
+"""`plasticrl experiment`: the shipped configs validate; a tiny experiment trains, evaluates and resumes."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from plasticrl.cli import app
+from plasticrl.eval.experiment import load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["train.generations=2", "es.params.population_size=4", "train.eval_every=1", "train.eval_episodes=1",
+        "policy.hidden=[8]"]
+
+
+@pytest.mark.parametrize("name", ["ant_leg_damage.yaml", "halfcheetah.yaml"])
+def test_shipped_experiment_configs_validate(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    spec = load_spec(ROOT / "configs" / "experiments" / name)
+    assert {"plastic", "static", "ppo"} <= set(spec.agents) | set(spec.baselines)
+    assert spec.env.train_perturbation == "train"
+    from plasticrl.eval.evaluate import suite_conditions
+
+    conds = suite_conditions(spec.env.id, spec.eval.suite, spec.eval.only)  # every pattern names real conditions
+    assert len(conds) > 1 and conds[0]["name"] == "nominal"
+
+
+def test_experiment_config_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "env": {"id": "Ant-v5"}, "agents": {}, "evall": {}}))
+    res = CliRunner().invoke(app, ["experiment", str(bad)])
+    assert res.exit_code == 2 and "evall" in res.output
+
+
+def test_tiny_experiment_end_to_end_and_rerun_skips(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = {"name": "tiny", "env": {"id": "HalfCheetah-v5", "kwargs": {"max_episode_steps": 20},
+                                   "train_perturbation": "train"},
+           "agents": {"plastic": {"config": "configs/halfcheetah/bcm_modulated.yaml", "overrides": TINY},
+                      "static": {"config": "configs/halfcheetah/static_spiking.yaml", "overrides": TINY}},
+           "baselines": {"ppo": {"algo": "ppo", "steps": 32, "eval_every": 32, "eval_episodes": 1,
+                                 "hp": {"n_steps": 32, "batch_size": 16, "n_epochs": 1}}},
+           "eval": {"episodes": 2, "only": ["mass_scale@severe"]}, "wandb_mode": "disabled"}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "exp"
+    res = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    result = json.loads((out / "eval" / "eval.json").read_text())
+    assert result["agents"] == ["plastic", "static", "ppo"]
+    assert result["conditions"] == ["nominal", "mass_scale@severe"]
+    assert {r["agent"] for r in result["rows"]} == {"plastic", "static", "ppo"}
+    md = (out / "eval" / "report.md").read_text()
+    assert "## plastic" in md and "## static" in md and "## ppo" in md
+    training = (out / "training.md").read_text()
+    assert "| plastic | 2 |" in training and "| ppo | 1 | 32 |" in training
+    for label in ("plastic", "static"):  # the experiment's env replaced the config's, kwargs included
+        run_cfg = yaml.safe_load((out / label / "config.yaml").read_text())
+        assert run_cfg["env"]["kwargs"] == {"max_episode_steps": 20}
+        assert run_cfg["env"]["train_perturbation"] == "train"
+    summary = json.loads((out / "experiment.json").read_text())
+    assert summary["agents"]["ppo"].endswith("model.zip")
+    again = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out)])
+    assert again.exit_code == 0 and again.output.count("skipped") == 3

@@ -1,0 +1,123 @@
+"""`plasticrl eval` / `plasticrl report` end to end on a tiny agent and short HalfCheetah episodes."""
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from plasticrl.agent import save_agent
+from plasticrl.agents import make_policy
+from plasticrl.cli import app
+from plasticrl.envs import make_vec
+
+ENV = "HalfCheetah-v5"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _tiny_agent(path, kind="linear", seed=0):
+    """A random (untrained) agent file: cheap, but its actions are large enough that perturbations matter."""
+    env = make_vec(ENV, 1)
+    cfg = {"kind": kind} if kind == "linear" else {
+        "kind": kind, "hidden": [8], "plasticity": {"rule": "bcm", "modulation": "rpe", "sharing": "post"}}
+    policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
+    gen = torch.Generator().manual_seed(seed)
+    genome = policy.initial_genome(1)[0] + 0.5 * torch.randn(policy.genome.dim, generator=gen, dtype=policy.dtype)
+    env.close()
+    return save_agent(path, policy, cfg, genome, None, {"env_id": ENV, "env_kwargs": {}})
+
+
+@pytest.fixture(scope="module")
+def agent_file(tmp_path_factory):
+    return _tiny_agent(tmp_path_factory.mktemp("agent") / "tiny.pt")
+
+
+def test_batched_rows_match_the_reference_evaluator(agent_file):
+    """Rows of a mixed batch give the same returns as each condition run alone (paired seeds)."""
+    import plasticrl
+    from plasticrl.eval.batch import run_batch
+    from plasticrl.eval.controllers import load_controller
+    from plasticrl.eval.robustness import evaluate_conditions
+
+    conds = {"nominal": None, "heavy": [{"name": "mass_scale", "scale": 2.5}],
+             "noisy": [{"name": "action_noise", "std": 0.5}]}
+    kwargs = {"max_episode_steps": 20}
+    ref = evaluate_conditions(plasticrl.load(agent_file), ENV, conds, episodes=3, seed=7, env_kwargs=kwargs)
+    got = run_batch(load_controller(agent_file), ENV, list(conds.items()), episodes=3, seed=7, env_kwargs=kwargs,
+                    max_rows=6)  # 2 chunks: (nominal, heavy), (noisy)
+    for r in ref:
+        np.testing.assert_allclose(got[r.name].returns, r.returns, rtol=1e-9, atol=1e-9)
+        assert got[r.name].rewards.shape == (20, 3)
+    assert not np.allclose(got["heavy"].returns, got["nominal"].returns)
+
+
+def test_eval_cli_writes_consistent_reports(agent_file, tmp_path):
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(app, ["eval", str(agent_file), "--only", "dead_actuator_mid@severe", "--only",
+                                   "mass_scale@severe", "--episodes", "3", "--seed", "4", "--max-episode-steps",
+                                   "240", "--out", str(out), "--name", "tiny", "--wandb-mode", "offline"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    assert data["conditions"] == ["nominal", "mass_scale@severe", "dead_actuator_mid@severe"]
+    rows = {r["condition"]: r for r in data["rows"]}
+    assert rows["nominal"]["retained"] == pytest.approx(1.0)
+    for r in rows.values():
+        assert r["mean_return"] == pytest.approx(np.mean(r["returns"]))
+        assert r["ci_low"] <= r["mean_return"] <= r["ci_high"]
+        assert len(r["returns"]) == 3
+    heavy = rows["mass_scale@severe"]
+    assert heavy["retained"] == pytest.approx(heavy["mean_return"] / rows["nominal"]["mean_return"])
+    assert rows["dead_actuator_mid@severe"]["mid_episode"] and rows["dead_actuator_mid@severe"]["switch_step"] == 200
+    [curve] = data["curves"]
+    assert curve["condition"] == "dead_actuator_mid@severe" and 0 in curve["offsets"]
+    assert math.isfinite(curve["pre_switch_reward"]) and curve["episodes_used"] == 3
+    with open(out / "eval.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert [t["condition"] for t in table] == data["conditions"]
+    assert float(table[1]["mean_return"]) == pytest.approx(heavy["mean_return"])
+    md = (out / "report.md").read_text()
+    assert "| mass_scale@severe |" in md and "## Mid-episode switches" in md and f"{heavy['retained']:.3f}" in md
+    for png in ("retained.png", "severity.png", "adaptation.png"):
+        assert (out / png).read_bytes()[:8] == PNG
+    assert list((out / "wandb").glob("offline-run-*")), "W&B offline run expected"
+    curves = list(csv.DictReader(open(out / "curves.csv")))
+    assert len(curves) == len(curve["offsets"]) and curves[0]["condition"] == "dead_actuator_mid@severe"
+
+
+def test_eval_rejects_bad_choices(agent_file, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(app, ["eval", str(agent_file), "--only", "no_such@*", "--out", str(tmp_path / "x"),
+                              "--wandb-mode", "disabled", "--quiet"])
+    assert res.exit_code == 2 and "no_such@*" in res.output and "mass_scale@mild" in res.output
+    res = runner.invoke(app, ["eval", str(agent_file), "--wandb-mode", "sometimes", "--out", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "sometimes" in res.output and "offline" in res.output
+    res = runner.invoke(app, ["eval", str(agent_file), "--suite", "train", "--out", str(tmp_path / "z")])
+    assert res.exit_code == 2 and "'train'" in res.output and "novel" in res.output
+
+
+def test_report_rebuilds_eval_and_draws_training_curves(agent_file, tmp_path):
+    ev = tmp_path / "run" / "eval"
+    res = CliRunner().invoke(app, ["eval", str(agent_file), "--only", "light@severe", "--episodes", "2",
+                                   "--max-episode-steps", "20", "--out", str(ev), "--wandb-mode", "disabled",
+                                   "--quiet"])
+    assert res.exit_code == 0, res.output
+    original = (ev / "report.md").read_text()
+    (ev / "report.md").unlink()
+    (ev / "eval.csv").unlink()
+    run = tmp_path / "run"
+    rows = [{"generation": g, "env_steps": 1000 * (g + 1), "fitness_mean": float(g), "fitness_max": 2.0 * g,
+             "eval_return_mean": 3.0 * g if g % 2 == 0 else None} for g in range(5)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if v is not None}) + "\n"
+                                               for r in rows) + '{"torn')
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    assert (ev / "report.md").read_text() == original
+    assert (ev / "eval.csv").is_file()
+    assert (run / "training.png").read_bytes()[:8] == PNG
+    md = (run / "training.md").read_text()
+    assert "| run | 5 | 5000 | 12.0 | 4.0 |" in md
+    bad = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
+    assert bad.exit_code == 2 and "nothing" in bad.output
+    assert not math.isnan(json.loads((ev / "eval.json").read_text())["rows"][0]["mean_return"])

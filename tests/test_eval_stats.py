@@ -1,0 +1,79 @@
+"""Bootstrap intervals and adaptation curves against cases worked out by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from plasticrl.eval.adaptation import adaptation_curve, recover_threshold, switch_step
+from plasticrl.eval.stats import bootstrap_mean, bootstrap_ratio
+
+
+def test_bootstrap_mean_hand_case():
+    # Resample means of [0, 0, 0, 1] are k/4 with k ~ Binomial(4, 1/4):
+    # P(k=0) = 0.316 > 2.5%, so the lower end is 0; P(k<=2) = 0.949 < 97.5% <= P(k<=3) = 0.996,
+    # so the upper end is 3/4.
+    iv = bootstrap_mean([0.0, 0.0, 0.0, 1.0], seed=1)
+    assert iv.estimate == 0.25
+    assert iv.low == 0.0
+    assert iv.high == 0.75
+
+
+def test_bootstrap_mean_two_points_and_degenerate():
+    # [0, 1]: resample means 0, 0.5, 1 with probabilities 1/4, 1/2, 1/4 -> interval [0, 1].
+    iv = bootstrap_mean([0.0, 1.0], seed=0)
+    assert (iv.low, iv.high) == (0.0, 1.0)
+    same = bootstrap_mean([3.0, 3.0, 3.0])
+    assert (same.estimate, same.low, same.high) == (3.0, 3.0, 3.0)
+    assert math.isnan(bootstrap_mean([]).estimate)
+
+
+def test_bootstrap_is_seeded():
+    x = np.random.default_rng(0).normal(size=12)
+    assert bootstrap_mean(x, seed=5) == bootstrap_mean(x, seed=5)
+
+
+def test_bootstrap_ratio_resamples_pairs():
+    # Condition = exactly 0.5 x nominal in every pair: every paired resample has ratio 0.5,
+    # whereas resampling the two samples independently would widen the interval.
+    nominal = [100.0, 200.0, 300.0, 400.0, 500.0]
+    cond = [v / 2 for v in nominal]
+    iv = bootstrap_ratio(cond, nominal)
+    assert iv.estimate == pytest.approx(0.5)
+    assert iv.low == pytest.approx(0.5) and iv.high == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="equal sizes"):
+        bootstrap_ratio([1.0], [1.0, 2.0])
+
+
+def test_switch_step():
+    assert switch_step(None) is None
+    assert switch_step([{"name": "mass_scale", "scale": 2.0}]) is None
+    assert switch_step([{"name": "dead_actuator", "actuator": [0], "start_step": 200},
+                        {"name": "obs_noise", "std": 0.1}]) == 200
+
+
+def test_adaptation_curve_hand_case():
+    # 2 episodes, 100 steps; reward 1/step, dropping to 0.2 at the switch (step 40) and back to
+    # 0.9 from step 70. Windows of 10: the first window at or after the switch reaching 0.8 is the one
+    # starting at step 70, i.e. 30 steps after the switch. A third episode fell at step 30 (before the
+    # switch) and must not count.
+    r = np.ones((100, 3))
+    r[40:70, :2] = 0.2
+    r[70:, :2] = 0.9
+    r[30:, 2] = 0.0
+    lengths = np.array([100, 100, 30])
+    c = adaptation_curve(r, lengths, start=40, window=10, baseline=20)
+    assert c.episodes_used == 2
+    assert c.pre_switch_reward == pytest.approx(1.0)
+    assert c.offsets[:6] == [-40, -30, -20, -10, 0, 10]
+    assert c.reward[4] == pytest.approx(0.2)
+    assert c.time_to_recover == 30
+    # never recovers
+    r2 = np.ones((100, 1))
+    r2[40:] = 0.1
+    assert adaptation_curve(r2, np.array([100]), 40, 10).time_to_recover is None
+    assert adaptation_curve(r2, np.array([30]), 40, 10) is None  # ended before the switch
+
+
+def test_recover_threshold_negative_level():
+    assert recover_threshold(10.0) == pytest.approx(8.0)
+    assert recover_threshold(-10.0) == pytest.approx(-12.0)
