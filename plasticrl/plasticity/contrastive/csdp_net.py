@@ -44,7 +44,7 @@ class CSDPConfig:
     n_classes: int = 10
     hidden: tuple[int, ...] = (256,)
     mode: str = "supervised"
-    negatives: str = "wrong_label"       # supervised: wrong_label; self-supervised: mix or corrupt
+    negatives: str | None = None         # supervised: wrong_label; self-supervised: mix (default) or corrupt
     steps: int = 16                      # T: steps per phase of the periodic schedule
     dt: float = 1e-3
     tau_mem: float = 5e-3
@@ -54,7 +54,7 @@ class CSDPConfig:
     input_gain: float = 4.0
     context_gain: float = 2.0
     theta: float = 8.0                   # goodness threshold (sum of squared rate-like traces)
-    eta: float = 0.02
+    eta: float = 0.01
     eta_lateral: float = 0.005
     eta_readout: float = 2.0
     readout_iters: int = 5               # delta-rule steps per mini-batch on its (cached) features
@@ -64,6 +64,8 @@ class CSDPConfig:
 
     def __post_init__(self) -> None:
         check_choice("CSDP mode", self.mode, CSDP_MODES)
+        if self.negatives is None:  # each mode's natural negatives unless told otherwise
+            object.__setattr__(self, "negatives", "wrong_label" if self.mode == "supervised" else "mix")
         valid = ("wrong_label",) if self.mode == "supervised" else ("mix", "corrupt")
         check_choice(f"negative kind for mode {self.mode!r}", self.negatives, valid)
 
@@ -147,13 +149,15 @@ def _learn(
     pres = (new.in_trace, *old.traces[:-1])
     flag = torch.full((new.in_trace.shape[0],), positive)
     W, V, C = list(params.W), list(params.V), list(params.C)
+    bound = cfg.w_max
     for l, z in enumerate(new.traces):
         eta = cfg.eta * weight
-        W[l] = (W[l] + csdp_update(pres[l], z, flag, cfg.theta, eta, W[l], cfg.weight_decay)).clamp_(-cfg.w_max, cfg.w_max)
+        W[l] = (W[l] + csdp_update(pres[l], z, flag, cfg.theta, eta, W[l], cfg.weight_decay)).clamp_(-bound, bound)
         dv = csdp_update(old.traces[l], z, flag, cfg.theta, cfg.eta_lateral * weight)
-        V[l] = _hollow((V[l] + dv).clamp_(-cfg.w_max, 0.0))  # lateral synapses stay inhibitory
+        V[l] = _hollow((V[l] + dv).clamp_(-bound, 0.0))  # lateral synapses stay inhibitory
         if context is not None:
-            C[l] = (C[l] + csdp_update(context, z, flag, cfg.theta, eta, C[l], cfg.weight_decay)).clamp_(-cfg.w_max, cfg.w_max)
+            dc = csdp_update(context, z, flag, cfg.theta, eta, C[l], cfg.weight_decay)
+            C[l] = (C[l] + dc).clamp_(-bound, bound)
     return params._replace(W=tuple(W), V=tuple(V), C=tuple(C))
 
 
