@@ -240,6 +240,18 @@ def bench(
             raise typer.Exit(code)
 
 
+@app.command("diffplast", add_help_option=False,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def diffplast(ctx: typer.Context) -> None:
+    """Differentiable plasticity (BPTT) on cue association: accuracy against input noise per rule.
+
+    Takes the options of examples/differentiable_plasticity.py; `plasticrl diffplast --help` lists them.
+    """
+    from plasticrl.gradient.experiment import main as experiment_main
+
+    experiment_main(list(ctx.args), prog="plasticrl diffplast")
+
+
 def _register_plugins() -> None:
     # Evaluation, reports, baselines and rendering live in their own module (issue 5).
     import importlib.util

@@ -189,8 +189,10 @@ class BPTTTrainer:
     def _emit(self, row: dict[str, Any]) -> None:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            # Strict JSON: a non-finite value (a skipped step's gradient norm) is written as null.
+            safe = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
             with (self.run_dir / "metrics.jsonl").open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+                fh.write(json.dumps(safe, allow_nan=False) + "\n")
         for callback in self.callbacks:
             callback(row)  # e.g. a W&B run's log, or plasticrl.logging.RunLogger.log
 

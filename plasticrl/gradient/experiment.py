@@ -20,21 +20,30 @@ from typing import Any
 import torch
 
 from plasticrl.gradient.bptt import BPTTConfig, BPTTTrainer, build_policy, initial_genome_with
-from plasticrl.gradient.tasks import CueAssociationTask
+from plasticrl.gradient.tasks import CueAssociationTask, PatternCompletionTask, TemporalTask
 from plasticrl.io import atomic_write_json, atomic_write_text
 
-# The network: 11 inputs -> 32 LIF -> 3 leaky-integrator readouts, K=4 sub-steps of 5 ms per
-# control step. Every feed-forward synapse is plastic (input -> hidden and hidden -> readout;
-# the readout's "post" activity is tanh(v)); rule coefficients and eta are shared per layer.
-# The surrogate slope is softer than the policy default (2 instead of 10): with 10, neurons
-# pushed below threshold early in training stop receiving gradient and the network goes
-# silent. A small readout gain keeps tanh(v) out of saturation at the start; the encoder gain
-# of 3 makes a +1 input fire about every other sub-step.
+# The network: 11 input currents -> 32 LIF -> 3 leaky-integrator readouts, K=4 sub-steps of
+# 5 ms per control step. Every setting that matters is pinned here rather than taken from the
+# policy defaults, so the table stays reproducible when those defaults move.
+# - Input: direct current injection (gain 3, no bias) into the hidden layer's synapses; the
+#   rule sees that current as the layer-0 presynaptic activity.
+# - Every feed-forward synapse is plastic (input -> hidden, hidden -> readout; the readout's
+#   "post" activity is tanh(v)); rule coefficients and eta are shared per layer.
+# - The surrogate slope is softer than the policy default (2 instead of 10): with 10, neurons
+#   pushed below threshold early in training stop receiving gradient and the net goes silent.
+# - Readout weights start at zero with a small scale, so tanh(v) starts unsaturated.
+# - eta is unit-scale x eta_scale (the policy's convention); it starts at 0.05 x 0.01 and BPTT
+#   grows it (plasticity starting weak and being learned was more stable than starting strong).
 NETWORK: dict[str, Any] = {
-    "hidden": [32], "substeps": 4, "dt": 0.005, "output_init_gain": 0.5,
-    "neuron": {"model": "lif", "tau_mem": 0.01, "surrogate_slope": 2.0},
-    "decoder": {"tau_mem": 0.01}, "encoder": {"gain": 3.0},
+    "hidden": [32], "substeps": 4, "dt": 0.005, "recurrent": False,
+    "input_init_gain": 2.0, "weight_init_gain": 8.0, "output_init_gain": 0.5, "zero_output_init": True,
+    "neuron": {"model": "lif", "tau_mem": 0.01, "v_th": 1.0, "reset": "subtract", "surrogate_slope": 2.0},
+    "decoder": {"kind": "membrane", "tau_mem": 0.01},
+    "encoder": {"kind": "direct", "spiking": False, "gain": 3.0, "bias": 0.0},
 }
+PLASTICITY: dict[str, Any] = {"sharing": "layer", "bounds": "clip", "weight_limit": 5.0, "eta_scale": 0.01,
+                              "tau_pre": 0.02, "tau_post": 0.02, "tau_theta": 0.5}
 # name -> (rule, modulation). "reward" modulation: m(t) = the task's store signal (1 while a
 # cue/target pair is shown, 0 otherwise), passed to policy.learn(); a three-factor rule.
 VARIANTS: dict[str, tuple[str, str]] = {
@@ -46,17 +55,16 @@ VARIANTS: dict[str, tuple[str, str]] = {
 LABELS = {"abcd": "Hebbian ABCD", "abcd+mod": "Hebbian ABCD, neuromodulated", "oja": "Oja",
           "oja+mod": "Oja, neuromodulated", "bcm": "BCM", "bcm+mod": "BCM, neuromodulated",
           "static": "static (plasticity off)"}
-# Start the rules as plain Hebbian learners with a small rate; BPTT moves them from there.
+# Start the rules as plain Hebbian learners (A=1, B=C=D=0) with a small rate; BPTT moves them.
 RULE_INIT = {"hebbian_abcd": {"*.A": 1.0, "*.B": 0.0, "*.C": 0.0, "*.D": 0.0, "*.eta": 0.05},
              "oja": {"*.eta": 0.05}, "bcm": {"*.eta": 0.05}, "none": {}}
 
 
 def policy_config(rule: str, modulation: str, layers: str = "all") -> dict[str, Any]:
-    return {**NETWORK, "plasticity": {"rule": rule, "modulation": modulation, "sharing": "layer",
-                                      "layers": layers, "bounds": "clip", "weight_limit": 5.0}}
+    return {**NETWORK, "plasticity": {**PLASTICITY, "rule": rule, "modulation": modulation, "layers": layers}}
 
 
-def run_variant(name: str, task: CueAssociationTask, args: argparse.Namespace) -> dict[str, Any]:
+def run_variant(name: str, task: TemporalTask, args: argparse.Namespace) -> dict[str, Any]:
     rule, modulation = VARIANTS[name]
     if modulation != "none":
         modulation = args.modulation
@@ -96,6 +104,8 @@ def main(argv: list[str] | None = None, prog: str = "differentiable_plasticity")
                         help="each training episode draws its input-noise std from these levels")
     parser.add_argument("--eval-noise", type=float, nargs="+", default=[0.0, 0.25, 0.5, 1.0])
     parser.add_argument("--eval-batch", type=int, default=512)
+    parser.add_argument("--task", default="cue_association", choices=["cue_association", "pattern_completion"],
+                        help="pattern_completion uses its defaults (2 patterns of 12, half hidden; chance 0.5)")
     parser.add_argument("--pairs", type=int, default=3, help="cue/target pairs per episode (chance = 1/pairs)")
     parser.add_argument("--cue-dim", type=int, default=8)
     parser.add_argument("--layers", default="all", choices=["output", "hidden", "all"],
@@ -108,7 +118,8 @@ def main(argv: list[str] | None = None, prog: str = "differentiable_plasticity")
     parser.add_argument("--out", type=Path, default=Path("runs/differentiable_plasticity"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    task = CueAssociationTask(n_pairs=args.pairs, cue_dim=args.cue_dim)
+    task: TemporalTask = (CueAssociationTask(n_pairs=args.pairs, cue_dim=args.cue_dim)
+                          if args.task == "cue_association" else PatternCompletionTask())
     started = time.perf_counter()
     results = {name: run_variant(name, task, args) for name in args.variants}
     wall = time.perf_counter() - started

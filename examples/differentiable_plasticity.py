@@ -1,0 +1,15 @@
+"""Differentiable plasticity (SpikePropamine-style) on cue association: regenerates the README table.
+
+    OMP_NUM_THREADS=1 python examples/differentiable_plasticity.py               # default budget
+    python examples/differentiable_plasticity.py --steps 50 --variants abcd static   # a quick look
+    python examples/differentiable_plasticity.py --help
+
+The experiment itself (network, variants, training budget, table) lives in
+``plasticrl/gradient/experiment.py`` so that the CLI can run it too; the pieces it uses are
+``plasticrl.gradient.tasks`` (episodes), ``plasticrl.gradient.unroll`` (BPTT through the
+policy) and ``plasticrl.gradient.bptt`` (Adam, clipping, checkpoints, metrics).
+"""
+from plasticrl.gradient.experiment import main
+
+if __name__ == "__main__":
+    main()
