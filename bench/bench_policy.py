@@ -26,9 +26,10 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def time_policy(population: int, steps: int, device: str) -> dict:
+def time_policy(population: int, steps: int, device: str, torch_threads: int) -> dict:
     import torch
 
+    torch.set_num_threads(torch_threads)
     from plasticrl.agents import PlasticSpikingPolicy
 
     config = {"hidden": [128], "substeps": 4,
@@ -97,9 +98,9 @@ def time_physics(population: int, steps: int, threads: int) -> dict:
     return result
 
 
-def run_one(population: int, steps: int, device: str) -> dict:
-    out = {"population": population}
-    out.update(time_policy(population, steps, device))
+def run_one(population: int, steps: int, device: str, torch_threads: int) -> dict:
+    out = {"population": population, "torch_threads": torch_threads}
+    out.update(time_policy(population, steps, device, torch_threads))
     physics_steps = max(20, steps // max(1, population // 64))
     out.update(time_physics(population, physics_steps, os.cpu_count() or 1))
     out["policy_over_physics_serial"] = out["policy_ms_per_control_step"] / out["physics_serial_ms_per_control_step"]
@@ -114,11 +115,13 @@ def main() -> None:
     parser.add_argument("--population", type=int, nargs="*", default=[64, 256, 1024])
     parser.add_argument("--steps", type=int, default=300, help="control steps timed at P=64 (fewer at larger P)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="intra-op threads for the policy (the trainer's default is 1)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         (population,) = args.population
-        print(json.dumps(run_one(population, args.steps, args.device)))
+        print(json.dumps(run_one(population, args.steps, args.device, args.torch_threads)))
         return
     import torch
 
@@ -127,7 +130,7 @@ def main() -> None:
         steps = max(30, args.steps * 64 // population)
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", "--population", str(population), "--steps", str(steps),
-             "--device", args.device],
+             "--device", args.device, "--torch-threads", str(args.torch_threads)],
             check=False, capture_output=True, text=True,
         )
         if proc.returncode != 0:
@@ -136,7 +139,6 @@ def main() -> None:
     report = {
         "benchmark": "policy_vs_physics",
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "device": args.device,
         "config": "plastic spiking, obs 27 / hidden 128 / act 8, K=4, LIF, BCM x reward, per-synapse eta",

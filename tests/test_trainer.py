@@ -175,7 +175,7 @@ def test_shard_bounds_cover_population_contiguously():
 
 def test_every_shipped_training_config_validates():
     root = Path(__file__).resolve().parents[1] / "configs"
-    paths = sorted(root.glob("*/*.yaml"))
+    paths = sorted(p for p in root.glob("*/*.yaml") if p.parent.name != "experiments")
     assert len(paths) >= 20
     kinds = set()
     for path in paths:
@@ -202,3 +202,15 @@ def test_domain_randomisation_draws_per_row_and_generation_and_changes_training(
                         tmp_path / "nominal").train()
     assert metrics(tmp_path / "dr")[0]["fitness_mean"] != metrics(tmp_path / "nominal")[0]["fitness_mean"]
     assert randomised.generations == nominal.generations == 2
+
+
+def test_shipped_experiment_configs_validate_and_point_at_shipped_configs():
+    from plasticrl.eval.experiment import load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    paths = sorted((root / "configs" / "experiments").glob("*.yaml"))
+    assert {p.stem for p in paths} >= {"ant_leg_damage", "halfcheetah"}
+    for path in paths:
+        spec = load_spec(path)
+        for agent in spec.agents.values():
+            assert (root / agent.config).is_file(), agent.config
