@@ -188,11 +188,27 @@ def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-reada
     """List environments, perturbations with their parameters, and suites."""
     import plasticrl.envs as penvs
 
-    catalog = penvs.catalog() if hasattr(penvs, "catalog") else {"envs": penvs.supported_ids()}
+    catalog = penvs.catalog()
     if as_json:
         print(json.dumps(catalog, indent=2, default=str))
         return
-    console.print_json(json.dumps(catalog, default=str))
+    envs_table = Table(title="environments (natively batched; other Gymnasium ids use Gymnasium's vector env)")
+    for col in ("id", "obs", "act", "limb segments", "novel conditions"):
+        envs_table.add_column(col)
+    env_rows = catalog["envs"].items() if isinstance(catalog["envs"], dict) else [(e["id"], e) for e in catalog["envs"]]
+    for env_id, e in env_rows:
+        novel = e.get("suites", {}).get("novel", [])
+        envs_table.add_row(env_id, str(e.get("obs_dim", "")), str(e.get("action_dim", "")),
+                           ", ".join(e.get("segments", [])) or "-", str(len(novel)))
+    console.print(envs_table)
+    pert_table = Table(title="perturbations (compose as a list; start_step switches one on mid-episode)")
+    for col in ("name", "kind", "parameters (default)", "what it does"):
+        pert_table.add_column(col)
+    for p in catalog["perturbations"]:
+        params = ", ".join(f"{q['name']}={q['default']!r}" for q in p["params"] if q["name"] != "start_step")
+        pert_table.add_row(p["name"], p["kind"], params, p["doc"])
+    console.print(pert_table)
+    console.print(f"suites: {', '.join(catalog['suites'])}   (plasticrl envs --json for everything)")
 
 
 @app.command()

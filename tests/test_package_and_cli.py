@@ -65,3 +65,14 @@ def test_bench_command_rejects_unknown_benchmark():
     result = runner.invoke(app, ["bench", "nope"])
     assert result.exit_code == 2
     assert "'nope'" in result.output and "bench_policy" in result.output
+
+
+def test_envs_command_lists_envs_perturbations_and_suites():
+    result = runner.invoke(app, ["envs", "--json"])
+    assert result.exit_code == 0, result.output
+    catalog = json.loads(result.output)
+    names = {p["name"] for p in catalog["perturbations"]}
+    assert {"mass_scale", "shorten_limb", "dead_actuator", "obs_noise", "action_delay"} <= names
+    assert list(catalog["suites"]) == ["nominal", "train", "novel"]
+    human = runner.invoke(app, ["envs"], terminal_width=200)
+    assert human.exit_code == 0 and "Ant-v5" in human.output and "shorten_limb" in human.output
