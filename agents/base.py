@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -67,19 +68,54 @@ class BatchedPolicy(abc.ABC):
 
     def load_genome(self, flat: torch.Tensor, episodes_per_member: int = 1) -> None:
         """Set the parameters of ``P`` members, each running ``E`` episodes; resets every row."""
-        flat = torch.as_tensor(flat, device=self.device, dtype=self.dtype)
-        if flat.dim() == 1:
-            flat = flat.unsqueeze(0)
-        check_shape("flat genome", flat, (None, self.genome.dim))
+        flat = self._check_flat(flat)
         if episodes_per_member < 1:
             raise PlasticRLError(f"episodes_per_member must be >= 1; got {episodes_per_member}")
         self.population = flat.shape[0]
         self.episodes_per_member = int(episodes_per_member)
+        self.invalid = torch.zeros(self.num_rows, dtype=torch.bool, device=self.device)
+        self._apply_genome(flat)
+        self.reset()
+
+    def reload_parameters(self, flat: torch.Tensor) -> None:
+        """Re-derive the per-row parameters from ``flat`` without touching the running episodes.
+
+        Truncated BPTT needs this: each ``backward`` frees the graph of the parameter views, and
+        the next segment must rebuild them from the (updated) flat genome while potentials,
+        traces and fast weights carry on.
+        """
+        flat = self._check_flat(flat)
+        if flat.shape[0] != self.population:
+            raise PlasticRLError(f"flat genome has {flat.shape[0]} members; the loaded population has "
+                                 f"{self.population} (use load_genome to change it)")
+        self._apply_genome(flat)
+
+    def _check_flat(self, flat: torch.Tensor) -> torch.Tensor:
+        if not isinstance(flat, torch.Tensor) or flat.device != self.device or flat.dtype != self.dtype:
+            flat = torch.as_tensor(flat).to(device=self.device, dtype=self.dtype)
+        if flat.dim() == 1:
+            flat = flat.unsqueeze(0)
+        check_shape("flat genome", flat, (None, self.genome.dim))
+        return flat
+
+    def _apply_genome(self, flat: torch.Tensor) -> None:
         named = self.genome.unflatten(flat)
         per_row = {k: v.repeat_interleave(self.episodes_per_member, dim=0) for k, v in named.items()}
-        self.invalid = torch.zeros(self.num_rows, dtype=torch.bool, device=self.device)
         self._set_parameters(per_row)
-        self.reset()
+
+    # -- per-episode state ------------------------------------------------------------
+    def episode_state(self) -> Any:
+        """The per-episode state (nested dicts/lists/NamedTuples of tensors); empty if stateless."""
+        return getattr(self, "_state", {})
+
+    def set_episode_state(self, state: Any) -> None:
+        """Replace the per-episode state, e.g. with one saved at a sequence start."""
+        self._state = state
+
+    def detach_state(self) -> None:
+        """Cut the autograd graph through the per-episode state, keeping its values (truncated BPTT)."""
+        if hasattr(self, "_state"):
+            self._state = detach_tree(self._state)
 
     @abc.abstractmethod
     def _set_parameters(self, params: dict[str, torch.Tensor]) -> None:
@@ -133,3 +169,18 @@ class BatchedPolicy(abc.ABC):
         mid = 0.5 * (self.action_high + self.action_low)
         half = 0.5 * (self.action_high - self.action_low)
         return mid + half * torch.tanh(x)
+
+
+def detach_tree(value: Any) -> Any:
+    """Detach every tensor in nested dicts, lists, tuples and NamedTuples."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, dict):
+        return {k: detach_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [detach_tree(v) for v in value]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(detach_tree(v) for v in value))
+    if isinstance(value, tuple):
+        return tuple(detach_tree(v) for v in value)
+    return value

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -48,7 +47,7 @@ def demo(
 ) -> None:
     """The main job: train a plastic spiking controller briefly, then test it under perturbations."""
     from plasticrl.config import load_config
-    from plasticrl.demo import DEMO_CONDITIONS, demo_config, run_demo
+    from plasticrl.demo import demo_config, run_demo
 
     args = list(args or [])
     if wandb_mode is not None:

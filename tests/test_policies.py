@@ -199,3 +199,26 @@ def test_errors_name_bad_values_and_valid_choices():
         policy.load_genome(torch.zeros(2, 4))
     with pytest.raises(PlasticRLError, match="high > low"):
         PlasticSpikingPolicy(OBS, 1, [1.0], [-1.0])
+
+
+def test_truncated_bptt_state_api_keeps_values_and_cuts_the_graph():
+    policy = PlasticSpikingPolicy(OBS, ACT, LOW, HIGH, {"hidden": [12], "plasticity": {"rule": "oja"}})
+    flat = perturbed_genome(policy, 2, scale=0.1).float().requires_grad_(True)
+    policy.load_genome(flat)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        policy.act(torch.randn(2, OBS, generator=g))
+        policy.learn(torch.ones(2))
+    weights = [w.detach().clone() for w in policy.fast_weights]
+    assert policy.fast_weights[0].requires_grad
+    policy.detach_state()
+    policy.reload_parameters(flat.detach() * 1.0)
+    assert not policy.fast_weights[0].requires_grad
+    assert all(torch.equal(w, w0) for w, w0 in zip(policy.fast_weights, weights))  # episodes carry on
+    saved = policy.episode_state()
+    policy.reset()
+    assert not torch.equal(policy.fast_weights[0], weights[0])
+    policy.set_episode_state(saved)
+    assert torch.equal(policy.fast_weights[0], weights[0])
+    with pytest.raises(PlasticRLError, match="3 members; the loaded population has 2"):
+        policy.reload_parameters(policy.initial_genome(3))

@@ -7,11 +7,10 @@ the rule updates the fast weights *after* the readout, so what the network answe
 The readout is the policy's action with bounds ``[-1, 1]``: membrane decoding gives
 ``tanh(v_out)``, a smooth function of the output potentials, which the tasks score.
 
-Truncated BPTT needs two things the policy API does not expose yet: cutting the graph
-through the per-episode state (potentials, traces, fast weights, BCM thresholds) and
-re-deriving the per-row parameters from the flat genome (their graph is freed by each
-``backward``). Both go through :func:`detach_policy_state` / :func:`restart_graph`, which touch
-``policy._state``, the one private attribute this package relies on.
+Truncated BPTT cuts the graph through the per-episode state (potentials, traces, fast
+weights, BCM thresholds) with ``policy.detach_state()`` and re-derives the per-row parameters
+from the flat genome (their graph is freed by each ``backward``) with
+``policy.reload_parameters(flat)``, which keeps the running episodes.
 """
 from __future__ import annotations
 
@@ -25,46 +24,16 @@ from plasticrl.errors import PlasticRLError
 from plasticrl.gradient.tasks import TemporalBatch, TemporalTask
 
 
-def detach_tree(value: Any) -> Any:
-    """Detach every tensor in nested dicts, lists, tuples and NamedTuples."""
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    if isinstance(value, dict):
-        return {k: detach_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [detach_tree(v) for v in value]
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(detach_tree(v) for v in value))
-    if isinstance(value, tuple):
-        return tuple(detach_tree(v) for v in value)
-    return value
-
-
-def _state_of(policy: Any) -> dict[str, Any]:
-    state = getattr(policy, "_state", None)
-    if state is None:
-        raise PlasticRLError(f"{type(policy).__name__} keeps no per-episode state in '_state'; truncated BPTT "
-                             "needs a policy with a detachable state (e.g. PlasticSpikingPolicy)")
-    return state
-
-
 def detach_policy_state(policy: Any) -> None:
     """Cut the autograd graph through the policy's per-episode state, keeping its values."""
-    policy._state = detach_tree(_state_of(policy))
+    policy.detach_state()
 
 
 def restart_graph(policy: Any, flat: torch.Tensor) -> None:
-    """Continue the episodes with a fresh graph: detach the state and re-derive the parameters.
-
-    ``load_genome`` rebuilds the per-row parameter views from ``flat`` (the previous ones were
-    freed by ``backward``) but also resets the episodes, so the detached state and the
-    invalid-row mask are put back afterwards.
-    """
-    state = detach_tree(_state_of(policy))
-    invalid = policy.invalid.clone()
-    policy.load_genome(flat, episodes_per_member=policy.episodes_per_member)
-    policy._state = state
-    policy.invalid = invalid
+    """Continue the episodes with a fresh graph: detach the state and re-derive the parameters
+    from ``flat`` (the previous parameter views were freed by ``backward``)."""
+    policy.detach_state()
+    policy.reload_parameters(flat)
 
 
 @dataclass
