@@ -26,7 +26,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "seed": 0,
     "env": {"id": "HalfCheetah-v5"},
     "policy": {"kind": "plastic_spiking", "hidden": [64],
-               "plasticity": {"rule": "bcm", "modulation": "rpe", "sharing": "post"}},
+               "plasticity": {"rule": "bcm", "modulation": "rpe", "sharing": "post", "eta_scale": 0.001}},
     "es": {"algorithm": "pgpe",
            "params": {"population_size": 32, "center_learning_rate": 0.15, "max_speed": 0.3, "stdev_init": 0.1}},
     "train": {"generations": 40, "eval_every": 5, "eval_episodes": 3, "checkpoint_every": 5},
