@@ -82,6 +82,19 @@ class PlasticityConfig(_Strict):
         return value
 
 
+class STPConfig(_Strict):
+    """Tsodyks-Markram synapse constants for ``synapse: stp`` (times in seconds).
+
+    They are the starting values of the genome groups ``layers.{l}.stp_U``,
+    ``layers.{l}.stp_tau_rec`` and ``layers.{l}.stp_tau_fac`` (one value per presynaptic
+    neuron), fixed unless ``genome.search`` names them. The defaults make a depressing synapse.
+    """
+
+    U: float = Field(0.5, gt=0, le=1, description="release increment U, in (0, 1]; 1 = renewing synapse")
+    tau_rec: float = Field(0.1, gt=0, description="resource recovery time constant, seconds")
+    tau_fac: float = Field(0.0, ge=0, description="facilitation time constant, seconds (0 = no facilitation)")
+
+
 class PlasticSpikingConfig(_Strict):
     """Encoder -> spiking hidden layers (optionally recurrent) -> decoder, with plastic synapses."""
 
@@ -96,6 +109,10 @@ class PlasticSpikingConfig(_Strict):
     zero_output_init: bool = Field(
         True, description="start the output weights at zero (every member starts from the zero action, as in ARS)"
     )
+    synapse: Literal["static", "stp"] = Field(
+        "static", description="stp: Tsodyks-Markram short-term plasticity on spiking presynaptic populations"
+    )
+    stp: STPConfig = Field(default_factory=STPConfig)
     neuron: NeuronConfig = Field(default_factory=NeuronConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)

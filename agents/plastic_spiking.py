@@ -6,6 +6,17 @@ Network per control step (K sub-steps of length ``dt``)::
         --W_0--> hidden LIF/ALIF (optional static recurrence) --W_1--> ... --W_L--> output
     output: leaky integrator read as actions (membrane decoding) or LIF spike counts (rate)
 
+With ``synapse: stp`` every synapse fed by a *spiking* population is a Tsodyks-Markram
+synapse (:mod:`plasticrl.snn.stp`, NEST ``tsodyks2_synapse`` convention): per layer a state
+``[N, in]`` (one per presynaptic neuron, shared by its outgoing synapses) turns the presynaptic
+spikes into ``spikes * efficacy`` before the matvec. That covers hidden->hidden and
+hidden->output layers, and the first layer only with ``encoder.spiking: true``; with direct
+current injection the first layer's input is a continuous current, not spikes, and stays
+static. Static recurrent weights also stay without STP. The plasticity rules keep seeing the
+raw presynaptic spikes. U, tau_rec and tau_fac are genome groups (``layers.{l}.stp_*``,
+per presynaptic neuron, fixed unless searched, clamped to valid ranges when used); a reset
+restores the state of a synapse that has not spiked (its first spike transmits U).
+
 Fast weights ``W_l [N, out, in]`` start each episode at the member's initial weights and
 change by the configured rule in :meth:`learn`, once per control step, from pre/post spike
 traces (traces low-pass the K sub-steps' spikes, so the rule sees rates in [0, 1]). For the
@@ -52,6 +63,11 @@ from plasticrl.snn import (
     population_encode,
     rate_decode,
 )
+from plasticrl.snn.stp import STPParameters, stp_initial_state, stp_retention, stp_step_retained
+
+# Lower bounds applied to searched STP constants (seconds): keep exp(-dt/tau) finite and U > 0.
+_STP_MIN_U = 1e-3
+_STP_MIN_TAU_REC = 1e-4
 
 
 def _matvec(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -92,6 +108,7 @@ class PlasticSpikingPolicy(BatchedPolicy):
         self.num_layers = len(self.sizes) - 1
         self.output_layer = self.num_layers - 1
         self.plastic_layers = self._choose_plastic_layers()
+        self.stp_layers = self._choose_stp_layers()
         self.modulation = cfg.plasticity.modulation if self.plastic_layers else "none"
         self.K = cfg.substeps
         self.dt = cfg.dt
@@ -121,6 +138,13 @@ class PlasticSpikingPolicy(BatchedPolicy):
         if which == "hidden":
             return list(range(self.num_layers - 1))
         return [self.output_layer]
+
+    def _choose_stp_layers(self) -> list[int]:
+        # STP acts on presynaptic spikes: layer 0 only has them when the encoder spikes.
+        if self.config.synapse != "stp":
+            return []
+        first = 0 if self.config.encoder.spiking else 1
+        return list(range(first, self.num_layers))
 
     def _coefficient_names(self) -> tuple[str, ...]:
         return (*get_rule(self.rule).coefficients, "eta") if self.rule else ()
@@ -154,6 +178,10 @@ class PlasticSpikingPolicy(BatchedPolicy):
                                              0.5 / math.sqrt(fan_out)))
                 groups.append(ParamGroup(f"layers.{l}.tau_mem", (1,), "constant", cfg.neuron.tau_mem, searched=False))
                 groups.append(ParamGroup(f"layers.{l}.v_th", (1,), "constant", cfg.neuron.v_th, searched=False))
+            if l in self.stp_layers:
+                stp = cfg.stp
+                for name, value in (("U", stp.U), ("tau_rec", stp.tau_rec), ("tau_fac", stp.tau_fac)):
+                    groups.append(ParamGroup(f"layers.{l}.stp_{name}", (fan_in,), "constant", value, searched=False))
             if l in self.plastic_layers:
                 if p.sharing != "global":
                     shape = coefficient_shape(p.sharing, fan_out, fan_in)
@@ -222,6 +250,16 @@ class PlasticSpikingPolicy(BatchedPolicy):
             self._coeffs[l] = {c: params[self._coefficient_key(l, c)] for c in self._coefficient_names()}
             if "eta" in self._coeffs[l]:
                 self._coeffs[l]["eta"] = self._coeffs[l]["eta"] * cfg.plasticity.eta_scale
+        self._stp_params = {
+            l: STPParameters(
+                U=params[f"layers.{l}.stp_U"].clamp(_STP_MIN_U, 1.0),
+                tau_rec=params[f"layers.{l}.stp_tau_rec"].clamp_min(_STP_MIN_TAU_REC),
+                tau_fac=params[f"layers.{l}.stp_tau_fac"].clamp_min(0.0),
+            )
+            for l in self.stp_layers
+        }
+        # retentions exp(-dt/tau) once per load, not per sub-step
+        self._stp_keep = {l: stp_retention(q, self.dt) for l, q in self._stp_params.items()}
         self._mod_gain = params["modulator.gain"].reshape(-1) if "modulator.gain" in params else None
         self._mod_w = {l: params[f"layers.{l}.mod_w"] for l in self.plastic_layers if self.modulation == "neurons"}
         self._mod_b = {l: params[f"layers.{l}.mod_b"] for l in self.plastic_layers if self.modulation == "neurons"}
@@ -244,6 +282,8 @@ class PlasticSpikingPolicy(BatchedPolicy):
             "elig": ({l: zeros(self.sizes[l + 1], self.sizes[l]) for l in self.plastic_layers}
                      if self._elig_keep is not None else {}),
             "baseline": zeros() if self.modulation == "rpe" else None,
+            "stp": {l: stp_initial_state((N, self.sizes[l]), U=self._stp_params[l].U, device=dev, dtype=dt)
+                    for l in self.stp_layers},
         }
         return state
 
@@ -295,7 +335,12 @@ class PlasticSpikingPolicy(BatchedPolicy):
                 else:
                     if l in plastic:
                         s["pre"][l] = _rate_trace(s["pre"][l], x, self._keep_pre)
-                    current = _matvec(W[l], x)
+                    if l in self._stp_params:
+                        efficacy, s["stp"][l] = stp_step_retained(x, s["stp"][l], self._stp_params[l].U,
+                                                                  *self._stp_keep[l])
+                        current = _matvec(W[l], x * efficacy)
+                    else:
+                        current = _matvec(W[l], x)
                 if l < self.output_layer:
                     if self._w_rec:
                         current = current + _matvec(self._w_rec[l], s["hidden_spikes"][l])

@@ -15,6 +15,20 @@ from plasticrl.snn.neurons import (
     li_step,
     trace_step,
 )
+from plasticrl.snn.stp import (
+    STPEventState,
+    STPParameters,
+    STPState,
+    check_stp_parameters,
+    stp_event,
+    stp_event_initial_state,
+    stp_first_efficacy,
+    stp_initial_state,
+    stp_retention,
+    stp_step,
+    stp_step_retained,
+    stp_train_efficacies,
+)
 from plasticrl.snn.surrogate import fast_sigmoid_grad, spike_fn
 
 __all__ = [
@@ -22,4 +36,7 @@ __all__ = [
     "alif_initial_state", "alif_step", "decay_factor", "direct_encode", "fast_sigmoid_grad",
     "gaussian_centres", "li_step", "lif_initial_state", "lif_step", "membrane_decode",
     "population_encode", "rate_decode", "spike_fn", "trace_step",
+    "STPEventState", "STPParameters", "STPState", "check_stp_parameters", "stp_event",
+    "stp_event_initial_state", "stp_first_efficacy", "stp_initial_state", "stp_retention",
+    "stp_step", "stp_step_retained", "stp_train_efficacies",
 ]
