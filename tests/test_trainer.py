@@ -214,3 +214,18 @@ def test_shipped_experiment_configs_validate_and_point_at_shipped_configs():
         spec = load_spec(path)
         for agent in spec.agents.values():
             assert (root / agent.config).is_file(), agent.config
+
+
+def test_loaded_agent_acts_on_batches_like_separate_agents(tmp_path):
+    ESTrainer(tiny("train.generations=1"), tmp_path / "run").train()
+    batch_agent = plasticrl.load(tmp_path / "run" / "final_agent.pt")
+    g = np.random.default_rng(0)
+    observations = g.normal(size=(5, 3, 4))  # 5 steps, batch of 3, InvertedPendulum obs_dim 4
+    rewards = g.normal(size=(5, 3))
+    batched = [batch_agent.act(observations[0])]
+    batched += [batch_agent.act(observations[t], rewards[t - 1]) for t in range(1, 5)]
+    for b in range(3):
+        single = plasticrl.load(tmp_path / "run" / "final_agent.pt")
+        actions = [single.act(observations[0, b])]
+        actions += [single.act(observations[t, b], rewards[t - 1, b]) for t in range(1, 5)]
+        assert np.allclose(np.stack(actions), np.stack(batched)[:, b], atol=1e-6)
