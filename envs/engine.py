@@ -64,6 +64,7 @@ class PhysicsPool:
             if self.num_threads > 1 else None
         )
         self._active: np.ndarray | None = None
+        self._pending: tuple[Callable[[], int], list] | None = None
 
     # --- stepping ---------------------------------------------------------------------------
     def _work(self, next_index: Callable[[], int]) -> None:
@@ -92,17 +93,35 @@ class PhysicsPool:
         """Step every instance (or those where ``active`` is True) with controls ``ctrl``.
 
         Gathered arrays are updated in place for the stepped instances only."""
+        self.start(ctrl, active)
+        self.finish()
+
+    def start(self, ctrl: np.ndarray, active: np.ndarray | None = None) -> None:
+        """Begin a step on the worker threads and return at once; :meth:`finish` completes it.
+
+        Between the two calls the caller is free to do other work (e.g. compute actions for
+        another batch), then joins the remaining physics in :meth:`finish`: the shared index
+        counter hands it whatever instances the workers have not taken yet."""
+        if self._pending is not None:
+            raise RuntimeError("a step is already in progress; call finish() first")
         self.ctrl[:] = ctrl
         self._active = active
         next_index = itertools.count().__next__
-        if self._executor is None:
-            self._work(next_index)
-            return
-        futures = [self._executor.submit(self._work, next_index)
-                   for _ in range(self.num_threads - 1)]
-        self._work(next_index)  # the caller works too instead of idling
-        for fut in futures:
-            fut.result()
+        futures = ([] if self._executor is None else
+                   [self._executor.submit(self._work, next_index) for _ in range(self.num_threads - 1)])
+        self._pending = (next_index, futures)
+
+    def finish(self) -> None:
+        """Work on the started step until every instance is done."""
+        if self._pending is None:
+            raise RuntimeError("no step in progress; call start() first")
+        next_index, futures = self._pending
+        try:
+            self._work(next_index)  # the caller works too instead of idling
+            for fut in futures:
+                fut.result()
+        finally:
+            self._pending = None
 
     # --- resets and direct access ------------------------------------------------------------
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:

@@ -83,6 +83,7 @@ class MujocoVectorEnv(VectorEnv):
         self._obs = np.zeros((num_envs, self.task.obs_dim))
         self._before: np.ndarray | None = None
         self._started = False
+        self._step_context: tuple | None = None  # set between step_async and step_wait
 
         self.runtime = Runtime(num_envs, base.nu, self.task.obs_dim)
         self._conditions: list[tuple[Perturbation, ...]] = [()] * num_envs
@@ -193,6 +194,8 @@ class MujocoVectorEnv(VectorEnv):
 
         ``seed``: None (fresh entropy for unseeded instances, others continue their generator),
         an int ``s`` (instance ``i`` gets ``s + i``) or a list of per-instance seeds."""
+        if self._step_context is not None:
+            raise EnvError("reset() while a step_async() is pending; call step_wait() first")
         n = self.num_envs
         if isinstance(seed, (int, np.integer)):
             super().reset(seed=int(seed))  # seeds VectorEnv.np_random, as Gymnasium's envs do
@@ -235,6 +238,14 @@ class MujocoVectorEnv(VectorEnv):
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Advance every instance one env step (``frame_skip`` physics steps)."""
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start a step: the physics runs on the worker threads while the caller does other work.
+
+        :meth:`step_wait` finishes it (the caller joins the remaining physics) and returns what
+        :meth:`step` returns. With one thread the physics happens in ``step_wait``."""
         if not self._started:
             raise EnvError("call reset() before step()")
         actions = np.asarray(actions)
@@ -255,7 +266,17 @@ class MujocoVectorEnv(VectorEnv):
             ctrl = runtime.controls(actions, t, stepping)
         if runtime.pushes:
             runtime.apply_pushes(self.pool.datas, t, stepping)
-        self.pool.step(ctrl, active=stepping if any_reset else None)
+        self.pool.start(ctrl, active=stepping if any_reset else None)
+        self._step_context = (actions, resetting, stepping, any_reset)
+
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Finish the step begun by :meth:`step_async`."""
+        if self._step_context is None:
+            raise EnvError("step_wait() without a pending step_async()")
+        actions, resetting, stepping, any_reset = self._step_context
+        self._step_context = None
+        runtime = self.runtime
+        self.pool.finish()
         if any_reset:
             for i in np.flatnonzero(resetting):
                 self._reset_instance(int(i), None)
