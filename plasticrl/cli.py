@@ -100,7 +100,7 @@ def train(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Existing Ray cluster (implies ray)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
 ) -> None:
-    """Train a controller with evolution strategies; --resume continues a killed run exactly."""
+    """Train with evolution strategies (or recurrent PPO: trainer=ppo); --resume continues a killed run exactly."""
     from plasticrl.config import load_config, parse_overrides
     from plasticrl.train.runs import new_run_dir, read_run_config
     from plasticrl.train.trainer import ESTrainer
@@ -136,7 +136,12 @@ def train(
             run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
         console.print(f"run directory: {run_dir}")
         progress = None if quiet or not cfg.logging.progress else _TrainProgress(cfg.train.generations)
-        trainer = ESTrainer(cfg, run_dir, on_generation=progress.update if progress else None)
+        if cfg.trainer == "ppo":
+            from plasticrl.gradient.ppo import PPOTrainer
+
+            trainer = PPOTrainer(cfg, run_dir, on_generation=progress.update if progress else None)
+        else:
+            trainer = ESTrainer(cfg, run_dir, on_generation=progress.update if progress else None)
         if progress:
             progress.start(trainer)
         try:

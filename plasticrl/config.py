@@ -102,6 +102,19 @@ class ExperimentConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    trainer: Literal["es", "ppo"] = Field("es", description="es: evolution strategies; ppo: recurrent PPO")
+    ppo: Optional[dict[str, Any]] = Field(None, description="recurrent PPO hyper-parameters (trainer: ppo)")
+
+    @field_validator("ppo")
+    @classmethod
+    def _valid_ppo(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        from plasticrl.gradient.ppo_config import parse_ppo_config
+
+        try:
+            parse_ppo_config(value)
+        except PlasticRLError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="before")
     @classmethod
