@@ -38,9 +38,12 @@ class RunLogger:
         run_id: str | None = None,
         run_name: str | None = None,
         resume_from_generation: int | None = None,
+        write_jsonl: bool = True,
     ):
         self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics_path = self.run_dir / "metrics.jsonl"
+        self.write_jsonl = write_jsonl  # off when the caller already writes its own metrics.jsonl
         if resume_from_generation is not None:
             self._truncate_after(resume_from_generation)
         self._wandb = None
@@ -84,10 +87,10 @@ class RunLogger:
 
     def log(self, metrics: dict[str, Any]) -> None:
         """Append one row to metrics.jsonl and W&B (``generation`` is the W&B step)."""
-        row = _json_safe(metrics)
-        with self.metrics_path.open("a") as fh:
-            fh.write(json.dumps(row) + "\n")
-            fh.flush()
+        if self.write_jsonl:
+            with self.metrics_path.open("a") as fh:
+                fh.write(json.dumps(_json_safe(metrics)) + "\n")
+                fh.flush()
         if self._wandb is not None:
             try:
                 step = metrics.get("generation")

@@ -13,6 +13,8 @@ directory per variant (``metrics.jsonl``, ``checkpoint.pt``); prints the Markdow
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import torch
 from plasticrl.gradient.bptt import BPTTConfig, BPTTTrainer, build_policy, initial_genome_with
 from plasticrl.gradient.tasks import CueAssociationTask, PatternCompletionTask, TemporalTask
 from plasticrl.io import atomic_write_json, atomic_write_text
+from plasticrl.logging import RunLogger
 
 # The network: 11 input currents -> 32 LIF -> 3 leaky-integrator readouts, K=4 sub-steps of
 # 5 ms per control step. Every setting that matters is pinned here rather than taken from the
@@ -71,9 +74,17 @@ def run_variant(name: str, task: TemporalTask, args: argparse.Namespace) -> dict
     policy = build_policy(task, policy_config(rule, modulation, args.layers))
     config = BPTTConfig(steps=args.steps, batch_size=args.batch, lr=args.lr, clip_norm=1.0,
                         train_noise=tuple(args.train_noise), seed=args.seed, log_every=25)
+    mode = args.wandb_mode or os.environ.get("WANDB_MODE") or "offline"
+    logger = RunLogger(args.out / name, {"variant": name, "rule": rule, "modulation": modulation,
+                                         "bptt": dataclasses.asdict(config)},
+                       wandb_mode=mode, group="diffplast", tags=[name], run_name=f"diffplast-{name}",
+                       write_jsonl=False)  # BPTTTrainer writes metrics.jsonl itself
     trainer = BPTTTrainer(policy, task, config, run_dir=args.out / name,
-                          initial_genome=initial_genome_with(policy, RULE_INIT[rule]))
-    history = trainer.train()
+                          initial_genome=initial_genome_with(policy, RULE_INIT[rule]), callbacks=[logger.log])
+    try:
+        history = trainer.train()
+    finally:
+        logger.finish()
     evals = {f"{n:g}": trainer.evaluate(n, batch_size=args.eval_batch, seed=args.seed + 1000)
              for n in args.eval_noise}
     print(f"{name:9s} trained {args.steps} steps in {history.wall_s:6.1f} s; accuracy "
@@ -116,6 +127,8 @@ def main(argv: list[str] | None = None, prog: str = "differentiable_plasticity")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", type=Path, default=Path("runs/differentiable_plasticity"))
+    parser.add_argument("--wandb-mode", default=None, choices=["offline", "online", "disabled"],
+                        help="W&B mode (default: $WANDB_MODE, else offline)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     task: TemporalTask = (CueAssociationTask(n_pairs=args.pairs, cue_dim=args.cue_dim)
