@@ -31,9 +31,6 @@ from plasticrl.train.trainer import ESTrainer  # noqa: E402
 POLICIES = {
     "plastic_bcm_reward": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",
                            "policy.plasticity.modulation=reward"],
-    "plastic_bcm_reward_pipelined": ["policy.kind=plastic_spiking", "policy.hidden=[64]",
-                                     "policy.plasticity.rule=bcm", "policy.plasticity.modulation=reward",
-                                     "train.pipeline=true"],
     "linear": ["policy.kind=linear"],
 }
 

@@ -61,10 +61,6 @@ class TrainConfig(_Strict):
     obs_clip: float = Field(5.0, gt=0)
     max_env_steps: Optional[int] = Field(None, gt=0, description="stop once this many env steps were simulated")
     init_noise: float = Field(0.0, ge=0, description="std of noise added to the initial centre")
-    pipeline: bool = Field(
-        False, description="step half the population's physics while the policy runs for the other half "
-                           "(same results; needs two free cores to pay off)",
-    )
 
 
 class WandbConfig(_Strict):

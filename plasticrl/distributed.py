@@ -48,8 +48,7 @@ class _ShardWorker:
 
         cfg = config_from_dict(config, "shard config")
         torch.set_num_threads(cfg.torch_threads)
-        self.evaluator = LocalEvaluator(cfg, rows, pipeline=cfg.train.pipeline,
-                                        episodes_per_member=cfg.train.episodes_per_member)
+        self.evaluator = LocalEvaluator(cfg, rows)
 
     def evaluate(self, genomes, episodes, seed, obs_norm_state, collect, options):
         norm = ObsNormalizer.from_state_dict(obs_norm_state) if obs_norm_state is not None else None

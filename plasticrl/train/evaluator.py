@@ -10,7 +10,6 @@ from plasticrl.agents import make_policy
 from plasticrl.config import ExperimentConfig
 from plasticrl.device import resolve_device
 from plasticrl.train.obs_norm import ObsNormalizer
-from plasticrl.train.pipeline import pipelined_rollout
 from plasticrl.train.rollout import RolloutResult, rollout
 
 
@@ -30,29 +29,14 @@ def make_env(config: ExperimentConfig, num_envs: int):
 
 
 class LocalEvaluator:
-    """Rollouts of ``rows = members x episodes`` in one batched env on this process.
+    """Rollouts of ``rows = members x episodes`` in one batched env on this process."""
 
-    With ``pipeline=True`` (training rollouts on the native engine with more than one physics
-    thread and at least two members) the rows are split into two halves stepped in a pipeline
-    (:mod:`plasticrl.train.pipeline`), which gives the same results faster.
-    """
-
-    def __init__(self, config: ExperimentConfig, rows: int, pipeline: bool = False, episodes_per_member: int = 1):
+    def __init__(self, config: ExperimentConfig, rows: int):
         self.config = config
         self.rows = rows
         self.env = make_env(config, rows)
-        self.policy = self._make_policy(self.env)
-        self.halves = None
-        members = rows // episodes_per_member
-        if pipeline and members >= 2 and _native_threads(self.env) > 1:
-            rows_a = (members // 2) * episodes_per_member
-            envs = (make_env(config, rows_a), make_env(config, rows - rows_a))
-            self.halves = tuple((self._make_policy(env), env) for env in envs)
-            self.pipeline_episodes = episodes_per_member
-
-    def _make_policy(self, env):
-        return make_policy(self.config.policy, env.single_observation_space, env.single_action_space,
-                           device=resolve_device(self.config.device), dtype=self.config.dtype)
+        self.policy = make_policy(config.policy, self.env.single_observation_space, self.env.single_action_space,
+                                  device=resolve_device(config.device), dtype=config.dtype)
 
     def evaluate(
         self,
@@ -65,13 +49,6 @@ class LocalEvaluator:
     ) -> RolloutResult:
         """``options`` go to ``env.reset``: ``{"perturbation": p}`` for every row or
         ``{"perturbations": [p_row, ...]}`` one per row."""
-        if self.halves is not None and episodes_per_member == self.pipeline_episodes:
-            policy = self.halves[0][0]
-            return pipelined_rollout(
-                self.halves, genomes.to(device=policy.device, dtype=policy.dtype), episodes_per_member,
-                max_steps=None, seed=seed, obs_norm=obs_norm, collect_obs_moments=collect_obs_moments,
-                reset_options=options,
-            )
         return rollout(
             self.policy, self.env, genomes.to(device=self.policy.device, dtype=self.policy.dtype),
             episodes_per_member, max_steps=None, seed=seed, obs_norm=obs_norm,
@@ -80,11 +57,3 @@ class LocalEvaluator:
 
     def close(self) -> None:
         self.env.close()
-        for _, env in self.halves or ():
-            env.close()
-
-
-def _native_threads(env) -> int:
-    """Physics threads of the native batched engine (0 for Gymnasium's own vector envs)."""
-    pool = getattr(env, "pool", None)
-    return getattr(pool, "num_threads", 0) if hasattr(env, "step_async") else 0

@@ -42,8 +42,7 @@ def _default_evaluator(config: ExperimentConfig, rows: int):
         from plasticrl.distributed import RayEvaluator
 
         return RayEvaluator(config, rows, config.distributed.workers, config.distributed.address)
-    return LocalEvaluator(config, rows, pipeline=config.train.pipeline,
-                          episodes_per_member=config.train.episodes_per_member)
+    return LocalEvaluator(config, rows)
 
 
 @dataclass
