@@ -51,6 +51,15 @@ class RunLogger:
         if wandb_mode != "disabled":
             self._wandb = self._start_wandb(config, wandb_mode, project, entity, group, tags, run_id, run_name)
 
+    @classmethod
+    def for_run(cls, config, run_dir: Path, run_id: str, resume_from_generation: int | None = None) -> "RunLogger":
+        """The logger of a training run: W&B settings and mode from an ExperimentConfig."""
+        from plasticrl.config import config_to_dict
+
+        w = config.logging.wandb
+        return cls(run_dir, config_to_dict(config), config.wandb_mode(), w.project, w.entity, w.group, w.tags,
+                   run_id=run_id, run_name=Path(run_dir).name, resume_from_generation=resume_from_generation)
+
     def _truncate_after(self, generation: int) -> None:
         # A resumed run continues from its last checkpoint: lines logged after that point
         # (before the crash) would otherwise appear twice.

@@ -393,10 +393,8 @@ class PPOTrainer:
         cfg = self.config
         state = self._load_checkpoint() if resume else self._fresh_state()
         write_run_files(self.run_dir, cfg)
-        w = cfg.logging.wandb
-        logger = RunLogger(self.run_dir, config_to_dict(cfg), cfg.wandb_mode(), w.project, w.entity, w.group, w.tags,
-                           run_id=state["wandb_id"], run_name=self.run_dir.name,
-                           resume_from_generation=state["generation"] if resume else -1)
+        logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
+                                   resume_from_generation=state["generation"] if resume else -1)
         try:
             return self._loop(state, logger)
         finally:
