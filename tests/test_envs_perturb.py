@@ -452,3 +452,13 @@ def test_reset_mask_applies_a_perturbation_only_to_masked_instances() -> None:
         env.reset(options={"perturbaton": "obs_noise"})
     with pytest.raises(EnvError, match="expected num_envs=3"):
         env.reset(options={"perturbations": [None, None]})
+
+
+@pytest.mark.parametrize("env_id", ["Ant-v5", "HalfCheetah-v5", "Hopper-v5"])
+def test_novel_suite_lists_each_condition_once(env_id):
+    conds = suite(env_id, "novel")
+    names = [c["name"] for c in conds]
+    assert len(names) == len(set(names))
+    perturbations = [json.dumps(c["perturbation"], sort_keys=True) for c in conds]
+    assert len(perturbations) == len(set(perturbations))  # no condition repeated under another label
+    assert "remove_limb_mid@severe" in names and "remove_limb_mid@mild" not in names

@@ -68,12 +68,15 @@ def novel(env_id: str) -> list[dict[str, Any]]:
     if limb is not None and limb in segments(env_id):
         levels["shorten_limb"] = [{"name": "shorten_limb", "segment": limb, "scale": s}
                                   for s in (0.75, 0.5, 0.25)]
-        levels["remove_limb_mid"] = [{"name": "remove_limb", "segment": limb,
-                                      "start_step": MID_EPISODE}] * 3
     out = []
     for name, conds in levels.items():
         for severity, cond in zip(SEVERITIES, conds):
             out.append({"name": f"{name}@{severity}", "severity": severity, "perturbation": [cond]})
+    if limb is not None and limb in segments(env_id):
+        # A removal has no degree: one condition, counted as severe (listing it at every severity
+        # would only repeat it and weight it three times in suite averages).
+        out.append({"name": "remove_limb_mid@severe", "severity": "severe",
+                    "perturbation": [{"name": "remove_limb", "segment": limb, "start_step": MID_EPISODE}]})
     return out
 
 
