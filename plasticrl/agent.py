@@ -57,6 +57,14 @@ def save_agent(
     return atomic_torch_save(path, payload)
 
 
+def training_metadata(config, run_dir: Path, generation: int, env_steps: int, eval_return: float,
+                      **extra: Any) -> dict[str, Any]:
+    """What a trainer records in the agent files it writes (env, progress, origin)."""
+    return {"env_id": config.env.id, "env_kwargs": dict(config.env.kwargs), "generation": generation,
+            "env_steps": env_steps, "eval_return": eval_return, "run_dir": str(run_dir),
+            "config_name": config.name, **extra}
+
+
 class Agent:
     """One deployed controller: ``reset()`` at episode start, ``act(obs, reward)`` every step."""
 

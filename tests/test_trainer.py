@@ -19,7 +19,8 @@ from plasticrl.config import load_config
 from plasticrl.errors import PlasticRLError
 from plasticrl.io import torch_load
 from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
-from plasticrl.train.trainer import _EVAL_STREAM, ESTrainer, _env_seed
+from plasticrl.train.es.base import derive_env_seed
+from plasticrl.train.trainer import _EVAL_STREAM, ESTrainer
 
 TINY = [
     "env.id=InvertedPendulum-v5", "env.max_episode_steps=60", "policy.hidden=[8]",
@@ -86,7 +87,7 @@ def test_trained_agent_drives_a_plain_gymnasium_env_like_the_evaluation(tmp_path
     agent = plasticrl.load(tmp_path / "run")  # a run directory loads its best agent
     assert agent.metadata["generation"] == result.best_generation
     env = gym.make("InvertedPendulum-v5", max_episode_steps=60)
-    seed = _env_seed(cfg.seed, 0, _EVAL_STREAM)
+    seed = derive_env_seed(cfg.seed, 0, _EVAL_STREAM)
     returns = []
     for episode in range(cfg.train.eval_episodes):
         obs, _ = env.reset(seed=seed + episode)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from plasticrl.agent import save_agent
+from plasticrl.agent import save_agent, training_metadata
 from plasticrl.agents import make_policy
 from plasticrl.config import ExperimentConfig, config_to_dict
 from plasticrl.device import resolve_device
@@ -52,8 +52,8 @@ from plasticrl.gradient.ppo_config import PPOConfig, parse_ppo_config
 from plasticrl.gradient.ppo_loss import clipped_surrogate, gaussian_entropy, gaussian_log_prob, masked_mean, value_loss
 from plasticrl.io import atomic_torch_save, atomic_write_json, torch_load
 from plasticrl.logging import RunLogger
-from plasticrl.train.es.base import derive_seed
-from plasticrl.train.evaluator import make_env
+from plasticrl.train.es.base import derive_env_seed, derive_seed
+from plasticrl.train.evaluator import make_env, training_reset_options
 from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.train.rollout import rollout
 from plasticrl.train.runs import CHECKPOINT_FILE, write_run_files
@@ -183,19 +183,10 @@ class PPOTrainer:
         }
 
     def _seed(self, update: int, stream: int) -> int:
-        return derive_seed(self.config.seed, update, stream) % (2**31 - 1)
+        return derive_env_seed(self.config.seed, update, stream)
 
     def _reset_options(self, update: int) -> dict[str, Any] | None:
-        """Nominal, one fixed perturbation, or the env's ``train`` distribution per row."""
-        spec = self.config.env.train_perturbation
-        if spec is None:
-            return None
-        if spec == "train":
-            from plasticrl.envs import sample_train
-
-            rng = np.random.default_rng(self._seed(update, _DR_STREAM))
-            return {"perturbations": sample_train(self.config.env.id, self.ppo.num_envs, rng)}
-        return {"perturbation": spec}
+        return training_reset_options(self.config, self.ppo.num_envs, self._seed(update, _DR_STREAM))
 
     # -- rollout -------------------------------------------------------------------------
     @torch.no_grad()
@@ -375,16 +366,14 @@ class PPOTrainer:
         fixed held-out seeds, so every evaluation sees the same episodes."""
         E = self.config.train.eval_episodes
         res = rollout(self.eval_policy, self.eval_env, self.genome.detach(), E,
-                      seed=derive_seed(self.config.seed, 0, _EVAL_STREAM) % (2**31 - 1), obs_norm=obs_norm)
+                      seed=derive_env_seed(self.config.seed, 0, _EVAL_STREAM), obs_norm=obs_norm)
         returns = res.returns[0]
         mean = float(returns.mean()) if not bool(res.invalid[0]) else -math.inf
         return mean, float(returns.std(unbiased=False))
 
     def _save_agent(self, name: str, genome: torch.Tensor, state: dict[str, Any], eval_return: float) -> Path:
-        meta = {"env_id": self.config.env.id, "env_kwargs": dict(self.config.env.kwargs), "trainer": "ppo",
-                "generation": state["generation"], "env_steps": state["env_steps"], "eval_return": eval_return,
-                "run_dir": str(self.run_dir), "config_name": self.config.name,
-                "log_std": self.log_std.detach().cpu().tolist()}
+        meta = training_metadata(self.config, self.run_dir, state["generation"], state["env_steps"], eval_return,
+                                 trainer="ppo", log_std=self.log_std.detach().cpu().tolist())
         return save_agent(self.run_dir / name, self.eval_policy, config_to_dict(self.config)["policy"],
                           genome.reshape(-1), state["obs_norm"], meta)
 

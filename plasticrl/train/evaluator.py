@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from plasticrl.agents import make_policy
@@ -19,6 +20,19 @@ def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     if config.env.max_episode_steps is not None:
         kwargs.setdefault("max_episode_steps", config.env.max_episode_steps)
     return kwargs
+
+
+def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int) -> dict[str, Any] | None:
+    """Reset options for training rollouts: nominal, one fixed perturbation for every row, or the
+    env's ``train`` distribution (domain randomisation) drawn per row from ``rng_seed``."""
+    spec = config.env.train_perturbation
+    if spec is None:
+        return None
+    if spec == "train":
+        from plasticrl.envs import sample_train
+
+        return {"perturbations": sample_train(config.env.id, rows, np.random.default_rng(rng_seed))}
+    return {"perturbation": spec}
 
 
 def make_env(config: ExperimentConfig, num_envs: int):

@@ -15,26 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from plasticrl.agent import save_agent
+from plasticrl.agent import save_agent, training_metadata
 from plasticrl.config import ExperimentConfig, config_to_dict
 from plasticrl.errors import PlasticRLError
 from plasticrl.io import atomic_torch_save, atomic_write_json, torch_load
 from plasticrl.logging import RunLogger
 from plasticrl.train.es import make_es
-from plasticrl.train.es.base import derive_seed
-from plasticrl.train.evaluator import LocalEvaluator
+from plasticrl.train.es.base import derive_env_seed, derive_seed
+from plasticrl.train.evaluator import LocalEvaluator, training_reset_options
 from plasticrl.train.obs_norm import ObsNormalizer
 from plasticrl.train.runs import CHECKPOINT_FILE, write_run_files
 
 CHECKPOINT_FORMAT = 1
 _TRAIN_STREAM, _EVAL_STREAM, _DR_STREAM = 101, 202, 303
-
-
-def _env_seed(seed: int, generation: int, stream: int) -> int:
-    return derive_seed(seed, generation, stream) % (2**31 - 1)
 
 
 def _default_evaluator(config: ExperimentConfig, rows: int):
@@ -71,16 +66,11 @@ class ESTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.on_generation = on_generation
         torch.set_num_threads(config.torch_threads)
-        self.algo = None
-        # The algorithm fixes P; build a probe evaluator-free policy to learn D first.
-        from plasticrl.train.evaluator import make_env
-        from plasticrl.agents import make_policy
-
-        probe = make_env(config, 1)
-        self._probe_policy = make_policy(config.policy, probe.single_observation_space, probe.single_action_space,
-                                         device="cpu", dtype=config.dtype)
-        probe.close()
-        self.dim = self._probe_policy.genome.dim
+        # The evaluation evaluator's policy tells the genome size before the ES (which fixes P)
+        # and the training evaluator (which needs P) exist.
+        self.eval_evaluator = LocalEvaluator(config, config.train.eval_episodes)
+        self.policy = self.eval_evaluator.policy
+        self.dim = self.policy.genome.dim
         if self.dim == 0:
             raise PlasticRLError("the genome has no searched parameters; check policy.genome.search / fix")
         self.algo = make_es(config.es.algorithm, self.dim, **config.es.params)
@@ -88,19 +78,18 @@ class ESTrainer:
         rows = self.population * config.train.episodes_per_member
         factory = evaluator_factory or _default_evaluator
         self.evaluator = factory(config, rows)
-        self.eval_evaluator = LocalEvaluator(config, config.train.eval_episodes)
-        self.policy = self.eval_evaluator.policy
 
     # -- state --------------------------------------------------------------------------
     def _fresh_state(self) -> dict[str, Any]:
         cfg = self.config
-        center = self._probe_policy.initial_genome(1)[0].to(torch.float64 if cfg.dtype == "float64" else torch.float32)
+        # The search distribution lives on the CPU; evaluators move genomes to the policy's device.
+        center = self.policy.initial_genome(1)[0].cpu()
         if cfg.train.init_noise > 0:
             gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, 7))
             center = center + cfg.train.init_noise * torch.randn(center.shape, generator=gen, dtype=center.dtype)
         return {
             "es": self.algo.init(center, seed=cfg.seed),
-            "obs_norm": ObsNormalizer(self._probe_policy.obs_dim, cfg.train.obs_clip) if cfg.train.obs_norm else None,
+            "obs_norm": ObsNormalizer(self.policy.obs_dim, cfg.train.obs_clip) if cfg.train.obs_norm else None,
             "generation": 0,
             "env_steps": 0,
             "best": {"eval_return": -math.inf, "generation": -1, "genome": None},
@@ -136,37 +125,23 @@ class ESTrainer:
         }
 
     def _train_options(self, generation: int) -> dict[str, Any] | None:
-        """Reset options for training rollouts: nominal, one fixed perturbation, or the env's
-        ``train`` distribution (domain randomisation) drawn per row from ``(seed, generation)``."""
-        spec = self.config.env.train_perturbation
-        if spec is None:
-            return None
-        if spec == "train":
-            from plasticrl.envs import sample_train
-
-            rng = np.random.default_rng(derive_seed(self.config.seed, generation, _DR_STREAM))
-            rows = self.population * self.config.train.episodes_per_member
-            return {"perturbations": sample_train(self.config.env.id, rows, rng)}
-        return {"perturbation": spec}
+        rows = self.population * self.config.train.episodes_per_member
+        return training_reset_options(self.config, rows, derive_seed(self.config.seed, generation, _DR_STREAM))
 
     # -- evaluation ----------------------------------------------------------------------
     def _evaluate_center(self, center: torch.Tensor, obs_norm: ObsNormalizer | None) -> tuple[float, float, int]:
         # Fixed held-out seeds: every evaluation of every generation sees the same episodes,
         # so "best" compares like with like.
-        seed = _env_seed(self.config.seed, 0, _EVAL_STREAM)
+        seed = derive_env_seed(self.config.seed, 0, _EVAL_STREAM)
         res = self.eval_evaluator.evaluate(center.unsqueeze(0), self.config.train.eval_episodes, seed, obs_norm, False)
         returns = res.returns[0]
         mean = float(returns.mean()) if not bool(res.invalid[0]) else -math.inf
         return mean, float(returns.std(unbiased=False)), res.env_steps
 
-    def _agent_metadata(self, state: dict[str, Any], eval_return: float) -> dict[str, Any]:
-        return {"env_id": self.config.env.id, "env_kwargs": dict(self.config.env.kwargs),
-                "generation": state["generation"], "env_steps": state["env_steps"], "eval_return": eval_return,
-                "run_dir": str(self.run_dir), "config_name": self.config.name}
-
     def _save_agent(self, name: str, genome: torch.Tensor, state: dict[str, Any], eval_return: float) -> Path:
         return save_agent(self.run_dir / name, self.policy, config_to_dict(self.config)["policy"], genome,
-                          state["obs_norm"], self._agent_metadata(state, eval_return))
+                          state["obs_norm"], training_metadata(self.config, self.run_dir, state["generation"],
+                                                               state["env_steps"], eval_return))
 
     # -- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> TrainResult:
@@ -197,7 +172,7 @@ class ESTrainer:
             t0 = time.perf_counter()
             gen = state["generation"]
             samples, es_state = self.algo.ask(state["es"])
-            res = self.evaluator.evaluate(samples, E, _env_seed(cfg.seed, gen, _TRAIN_STREAM), state["obs_norm"],
+            res = self.evaluator.evaluate(samples, E, derive_env_seed(cfg.seed, gen, _TRAIN_STREAM), state["obs_norm"],
                                           state["obs_norm"] is not None, self._train_options(gen))
             fitness = res.fitness.to(samples.dtype)
             rollout_seconds = time.perf_counter() - t0

@@ -35,7 +35,8 @@ from torch import Tensor
 
 from ...errors import PlasticRLError
 
-__all__ = ["ESAlgorithm", "SearchSpace", "derive_generator", "derive_seed", "build_config", "fitness_info"]
+__all__ = ["ESAlgorithm", "SearchSpace", "derive_env_seed", "derive_generator", "derive_seed", "build_config",
+           "fitness_info"]
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -51,6 +52,12 @@ def derive_seed(seed: int, generation: int, stream: int = 0) -> int:
     """
     word = np.random.SeedSequence([seed, generation, stream]).generate_state(1, dtype=np.uint64)[0]
     return int(word) & (2**63 - 1)
+
+
+def derive_env_seed(seed: int, generation: int, stream: int) -> int:
+    """A seed for ``env.reset`` from ``(seed, generation, stream)``: Gymnasium's sub-env ``i``
+    gets ``seed + i``, so it is kept well below 2**32."""
+    return derive_seed(seed, generation, stream) % (2**31 - 1)
 
 
 def derive_generator(seed: int, generation: int, device: torch.device, stream: int = 0) -> torch.Generator:
