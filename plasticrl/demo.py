@@ -9,13 +9,16 @@ run directory (config, metrics, checkpoints, agents, W&B offline run, robustness
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from plasticrl.agent import load
 from plasticrl.config import ExperimentConfig, config_from_dict, parse_overrides, set_dotted
-from plasticrl.eval.robustness import ConditionResult, evaluate_conditions
+from plasticrl.eval.batch import run_batch
+from plasticrl.eval.controllers import PlasticController
+from plasticrl.eval.robustness import ConditionResult
 from plasticrl.io import atomic_write_json
 from plasticrl.train.evaluator import env_kwargs
 from plasticrl.train.runs import new_run_dir
@@ -64,8 +67,14 @@ def run_demo(
     agent = load(run_dir / "best_agent.pt", device=config.device)
     # Held-out seeds, disjoint from training (derived per generation) and from the centre
     # evaluation: the robustness table is measured on episodes never used for selection.
-    robustness = evaluate_conditions(agent, config.env.id, conditions, episodes=episodes, seed=10_000 + config.seed,
-                                     env_kwargs=env_kwargs(config))
+    batches = run_batch(PlasticController(agent, "best"), config.env.id, list(conditions.items()), episodes,
+                        seed=10_000 + config.seed, env_kwargs=env_kwargs(config))
+    robustness = [
+        ConditionResult(name, perturbation,
+                        [-math.inf if bad else float(r) for r, bad in zip(batches[name].returns, batches[name].invalid)],
+                        [int(n) for n in batches[name].lengths])
+        for name, perturbation in conditions.items()
+    ]
     atomic_write_json(run_dir / "robustness.json", {
         "agent": str(run_dir / "best_agent.pt"), "env": config.env.id, "episodes": episodes,
         "seed": 10_000 + config.seed, "results": [r.as_dict() for r in robustness],
