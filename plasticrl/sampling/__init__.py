@@ -1,4 +1,11 @@
-"""Spiking generative sampling: Boltzmann targets and LIF networks that sample them (first cut)."""
+"""Spiking generative sampling: Boltzmann targets, LIF networks that sample them, RBM training and mixing.
+
+Modules: :mod:`~plasticrl.sampling.boltzmann` (exact distributions), :mod:`~plasticrl.sampling.lif_sampler`
+(LIF sampler, optional short-term depression), :mod:`~plasticrl.sampling.rbm` (exact RBM quantities, CD-k),
+:mod:`~plasticrl.sampling.wake_sleep` (fine-tuning with LIF sleep samples), :mod:`~plasticrl.sampling.tempering`
+(Gibbs, parallel tempering), :mod:`~plasticrl.sampling.mixing` (mode switches, class proportions) and
+:mod:`~plasticrl.sampling.data` (binarised digits, bars and stripes).
+"""
 from plasticrl.sampling.boltzmann import (
     all_states,
     boltzmann_distribution,
@@ -16,9 +23,18 @@ from plasticrl.sampling.lif_sampler import (
     lif_sampler_step,
     sample_lif,
 )
+from plasticrl.sampling.rbm import (
+    RBM,
+    CDConfig,
+    log_likelihood,
+    rbm_to_boltzmann,
+    train_cd,
+)
+from plasticrl.sampling.wake_sleep import WakeSleepConfig, wake_sleep_finetune
 
 __all__ = [
-    "ActivationFit", "LIFSamplerParameters", "LIFSamplerState", "all_states", "boltzmann_distribution",
-    "boltzmann_to_lif", "calibrate_activation", "empirical_distribution", "kl_divergence",
-    "lif_sampler_initial_state", "lif_sampler_step", "sample_lif", "state_codes",
+    "RBM", "ActivationFit", "CDConfig", "LIFSamplerParameters", "LIFSamplerState", "WakeSleepConfig", "all_states",
+    "boltzmann_distribution", "boltzmann_to_lif", "calibrate_activation", "empirical_distribution", "kl_divergence",
+    "lif_sampler_initial_state", "lif_sampler_step", "log_likelihood", "rbm_to_boltzmann", "sample_lif",
+    "state_codes", "train_cd", "wake_sleep_finetune",
 ]

@@ -19,8 +19,17 @@ What this first cut simplifies (and says so):
 * weights are translated by matching the kernel's integral to a rectangular ``alpha * W``
   lasting ``tau_ref``: ``w = alpha * W * tau_ref / tau_syn``.
 
-Times in ms, potentials in threshold units. Batched over chains ``C``: state ``[C, n]``. No
-training (wake-sleep) and no mixing study yet; see issue 7.
+Short-term depression (issue 7, after Leng et al., Sci. Rep. 2018): with ``depression`` (a
+depressing Tsodyks-Markram synapse per presynaptic neuron, ``U < 1``, ``tau_rec`` of tens to
+hundreds of ms) each spike's kernel is still renewed, but to an amplitude ``u * x / U``: 1 for
+a rested synapse (so a network that fires rarely samples the same Boltzmann distribution as
+without STP) and below 1 while a neuron keeps firing, because its pool of resources ``x`` has
+not recovered. A neuron that holds a mode for long thus weakens its own support and the
+network leaves deep attractors. ``depress`` restricts this to some presynaptic neurons (for
+example the hidden layer). Without ``depression`` the amplitude stays exactly 1.
+
+Times in ms, potentials in threshold units. Batched over chains ``C``: state ``[C, n]``.
+Training lives in :mod:`plasticrl.sampling.rbm` and :mod:`plasticrl.sampling.wake_sleep`.
 """
 from __future__ import annotations
 
@@ -32,7 +41,13 @@ import torch
 from scipy.optimize import curve_fit
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.snn.stp import STPParameters, STPState, stp_initial_state, stp_step
+from plasticrl.snn.stp import (
+    STPParameters,
+    STPState,
+    check_stp_parameters,
+    stp_initial_state,
+    stp_step,
+)
 
 
 class LIFSamplerParameters(NamedTuple):
@@ -54,6 +69,8 @@ class LIFSamplerState(NamedTuple):
     refractory_left: torch.Tensor  # steps left with z = 1 [C, n]
     kernel: torch.Tensor  # synaptic kernel of each presynaptic neuron [C, n]
     synapse: STPState  # renewing Tsodyks-Markram state of each presynaptic neuron
+    amplitude: torch.Tensor  # height the kernel was renewed to at the last spike [C, n] (1 without STP)
+    depression: STPState  # depressing Tsodyks-Markram state of each presynaptic neuron (unused without STP)
 
 
 class ActivationFit(NamedTuple):
@@ -78,18 +95,25 @@ def lif_sampler_initial_state(
     """All neurons off at rest, background noise drawn from its stationary distribution."""
     zeros = torch.zeros(chains, n, dtype=dtype)
     noise = params.sigma * torch.randn(chains, n, generator=generator, dtype=dtype)
-    return LIFSamplerState(zeros, noise, zeros.clone(), zeros.clone(), stp_initial_state((chains, n), 1.0, dtype=dtype))
+    renewing = stp_initial_state((chains, n), 1.0, dtype=dtype)
+    # the depression state starts rested (x = 1); its U is applied in the step, so 1.0 is a placeholder
+    depression = stp_initial_state((chains, n), 1.0, dtype=dtype)
+    return LIFSamplerState(zeros, noise, zeros.clone(), zeros.clone(), renewing, zeros + 1.0, depression)
 
 
 def lif_sampler_step(
     mu: torch.Tensor, weights: torch.Tensor, state: LIFSamplerState, params: LIFSamplerParameters,
-    generator: torch.Generator,
+    generator: torch.Generator, depression: STPParameters | None = None, depress: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, LIFSamplerState]:
-    """One step: returns ``(z [C, n], state)``; ``weights [n, n]`` are synaptic (target x source)."""
+    """One step: returns ``(z [C, n], state)``; ``weights [n, n]`` are synaptic (target x source).
+
+    ``depression``: optional depressing synapse of every presynaptic neuron (module docstring);
+    ``depress [n]`` (bool) limits it to some presynaptic neurons.
+    """
     keep_noise = math.exp(-params.dt / params.tau_noise)
     noise = keep_noise * state.noise + params.sigma * math.sqrt(1.0 - keep_noise ** 2) * torch.randn(
         state.noise.shape, generator=generator, dtype=state.noise.dtype)  # exact OU update
-    current = mu + noise + state.kernel @ weights.T
+    current = mu + noise + (state.kernel * state.amplitude) @ weights.T
     free = state.refractory_left <= 0
     keep_v = math.exp(-params.dt / params.tau_mem)
     v = torch.where(free, current + (state.v - current) * keep_v, torch.full_like(state.v, params.v_reset))
@@ -100,27 +124,48 @@ def lif_sampler_step(
     # renewing synapse: a spike tops the kernel up to 1 rather than adding a second kernel
     efficacy, synapse = stp_step(spikes, state.synapse, STPParameters(1.0, params.tau_syn, 0.0), params.dt)
     kernel = state.kernel * math.exp(-params.dt / params.tau_syn) + spikes * efficacy
+    amplitude, depressed = state.amplitude, state.depression
+    if depression is not None:
+        # u * x / U: 1 for a rested synapse, the fraction of resources left after recent spikes otherwise
+        released, depressed = stp_step(spikes, state.depression, depression, params.dt)
+        height = released / depression.U
+        if depress is not None:
+            height = torch.where(depress, height, torch.ones_like(height))
+        amplitude = torch.where(spikes > 0, height, amplitude)
     z = (refractory_left > 0).to(v.dtype)
-    return z, LIFSamplerState(v, noise, refractory_left, kernel, synapse)
+    return z, LIFSamplerState(v, noise, refractory_left, kernel, synapse, amplitude, depressed)
 
 
 def sample_lif(
     mu: torch.Tensor, weights: torch.Tensor, params: LIFSamplerParameters, chains: int, steps: int,
-    burn_in: int, every: int, seed: int,
+    burn_in: int, every: int, seed: int, depression: STPParameters | None = None,
+    depress: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run ``chains`` independent networks from one seed.
 
     Returns the states ``[samples, chains, n]`` taken every ``every`` steps after ``burn_in``.
+    ``depression`` / ``depress``: optional short-term depression (see :func:`lif_sampler_step`).
     """
     _check(params)
     n = weights.shape[0]
     if mu.shape[-1] != n:
         raise PlasticRLError(f"mu has {mu.shape[-1]} neurons and weights {n}; they must match")
+    for name, value in (("steps", steps), ("every", every), ("chains", chains)):
+        if value < 1:
+            raise PlasticRLError(f"sample_lif {name}={value!r} is invalid; valid: >= 1")
+    if not 0 <= burn_in < steps:
+        raise PlasticRLError(f"sample_lif burn_in={burn_in!r} is invalid; valid: 0 <= burn_in < steps={steps}")
+    if depression is not None:
+        check_stp_parameters(depression)
+    if depress is not None and tuple(depress.shape) != (n,):
+        raise PlasticRLError(f"depress has shape {list(depress.shape)}; expected [{n}] (one flag per neuron)")
     generator = torch.Generator().manual_seed(seed)
     state = lif_sampler_initial_state(chains, n, params, generator, weights.dtype)
+    if depression is not None:  # start the depressing synapses at u = U, x = 1 (NEST's usual start)
+        state = state._replace(depression=stp_initial_state((chains, n), depression.U, dtype=weights.dtype))
     samples = []
     for t in range(steps):
-        z, state = lif_sampler_step(mu, weights, state, params, generator)
+        z, state = lif_sampler_step(mu, weights, state, params, generator, depression, depress)
         if t >= burn_in and (t - burn_in) % every == 0:
             samples.append(z)
     return torch.stack(samples)
