@@ -1,12 +1,18 @@
 """CSDP and flexible-phase contrastive learning on sklearn's digits: regenerates the README tables.
 
-    OMP_NUM_THREADS=1 python examples/csdp_digits.py            # all tables, 3 seeds
-    OMP_NUM_THREADS=1 python examples/csdp_digits.py --seeds 1  # quicker, one seed
+    OMP_NUM_THREADS=1 python examples/csdp_digits.py             # all tables, 3 seeds
+    OMP_NUM_THREADS=1 python examples/csdp_digits.py --seeds 1   # quicker, one seed
+    OMP_NUM_THREADS=1 python examples/csdp_digits.py --chl-only  # only the CHL columns of the phase table
 
 Data: ``load_digits`` (1797 8x8 images, no download), one stratified 80/20 split with
 ``--split-seed`` (default 0): 1437 training and 360 test images for every model. Each
 ``--seeds`` value seeds the model's initial weights, data order, spike draws and phases.
 Prints Markdown tables and, with ``--json PATH``, writes the raw numbers.
+
+The flexible-phase table compares, per schedule, CSDP with two contrastive-Hebbian rules on
+the same network (``plasticrl.plasticity.contrastive.chl``): the Hebbian *co-activity* of
+each step (the earlier rule) and its *change* since the previous step (the differential
+rule, the default). Both decay eta by ``eta_decay`` per epoch.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from plasticrl.plasticity.contrastive import (
     CSDPConfig,
     chl_init,
     chl_predict,
-    chl_train_epoch,
+    chl_train,
     csdp_features,
     csdp_init,
     csdp_predict,
@@ -35,7 +41,10 @@ from plasticrl.plasticity.contrastive import (
 from plasticrl.plasticity.phases import PhaseSchedule
 
 EPOCHS = 5
-CHL = CHLConfig()
+CHL_RULES = {  # column title -> config; the co-activity rule sums T steps per phase, so a smaller eta
+    "CHL, co-activity rule": CHLConfig(rule="coactivity", eta=0.1),
+    "CHL, differential rule": CHLConfig(rule="differential"),
+}
 
 
 def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -69,12 +78,10 @@ def csdp_run(
     return out
 
 
-def chl_run(schedule: PhaseSchedule, data, seed: int, epochs: int) -> dict:
+def chl_run(cfg: CHLConfig, schedule: PhaseSchedule, data, seed: int, epochs: int) -> dict:
     g = torch.Generator().manual_seed(seed)
-    params = chl_init(CHL, g)
-    for _ in range(epochs):
-        params = chl_train_epoch(params, CHL, data.x_train, data.y_train, schedule, g)
-    return {"readout": accuracy(chl_predict(params, CHL, data.x_test), data.y_test)}
+    params = chl_train(chl_init(cfg, g), cfg, data.x_train, data.y_train, schedule, g, epochs)
+    return {"readout": accuracy(chl_predict(params, cfg, data.x_test), data.y_test)}
 
 
 def schedules(T: int, start: str) -> dict[str, PhaseSchedule]:
@@ -98,20 +105,8 @@ def collect(run: Callable[[int], dict], seeds: list[int]) -> dict[str, list[floa
     return results
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3, help="number of model seeds (0..n-1)")
-    ap.add_argument("--epochs", type=int, default=EPOCHS)
-    ap.add_argument("--split-seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="write the raw numbers here")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    seeds = list(range(args.seeds))
-    data = load_digits_split(args.split_seed)
-    t0, c0 = time.perf_counter(), time.process_time()
-    raw: dict[str, dict] = {}
-
-    sup = CSDPConfig()
+def csdp_table(sup: CSDPConfig, data, seeds: list[int], epochs: int, raw: dict) -> list:
+    """The CSDP table (periodic schedule); returns its rows, the first being supervised CSDP."""
     periodic = PhaseSchedule("periodic", sup.steps, sup.steps)
     mix = CSDPConfig(mode="self_supervised", negatives="mix")
     shuffle = CSDPConfig(mode="self_supervised", negatives="corrupt")
@@ -122,31 +117,58 @@ def main() -> None:
         ("CSDP self-supervised, pixel-shuffle negatives", shuffle, True),
         ("self-supervised network, untrained (no CSDP)", mix, False),
     ]
-    print(f"\n### CSDP on digits ({args.epochs} epochs, test accuracy %, {len(seeds)} seed(s))\n")
+    print(f"\n### CSDP on digits ({epochs} epochs, test accuracy %, {len(seeds)} seed(s))\n")
     print("| model | readout (local delta rule) | goodness (argmax over labels) | linear probe |")
     print("| --- | --- | --- | --- |")
     for name, cfg, learn in rows:
-        res = collect(lambda s: csdp_run(cfg, periodic, data, s, args.epochs, learn), seeds)
+        res = collect(lambda s, cfg=cfg, learn=learn: csdp_run(cfg, periodic, data, s, epochs, learn), seeds)
         raw[name] = res
         cells = [fmt(res[k]) if k in res else "-" for k in ("readout", "goodness", "probe")]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     pix = linear_probe(data.x_train, data.y_train, data.x_test, data.y_test)
     raw["raw pixels"] = {"probe": [pix]}
     print(f"| raw pixels (reference) | - | - | {100 * pix:.1f} |")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3, help="number of model seeds (0..n-1)")
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--split-seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="write the raw numbers here")
+    ap.add_argument("--chl-only", action="store_true", help="skip CSDP: only the CHL columns of the phase table")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    seeds = list(range(args.seeds))
+    data = load_digits_split(args.split_seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    raw: dict[str, dict] = {}
+
+    sup = CSDPConfig()
+    rows = []
+    if not args.chl_only:
+        rows = csdp_table(sup, data, seeds, args.epochs, raw)
 
     print(f"\n### Flexible phases ({args.epochs} epochs, test accuracy %, {len(seeds)} seed(s))\n")
-    print("| schedule | CSDP supervised (readout) | CHL (free relaxation) |")
-    print("| --- | --- | --- |")
+    columns = ([] if args.chl_only else ["CSDP supervised (readout)"]) + list(CHL_RULES)
+    print("| schedule | " + " | ".join(columns) + " |")
+    print("|" + " --- |" * (len(columns) + 1))
     csdp_sched = schedules(sup.steps, "positive")
-    chl_sched = schedules(CHL.steps, "negative")
+    chl_sched = {name: schedules(cfg.steps, "negative") for name, cfg in CHL_RULES.items()}
     for name in csdp_sched:
-        if name.startswith("periodic"):  # the same runs as the first row of the CSDP table
-            a = raw[rows[0][0]]["readout"]
-        else:
-            a = collect(lambda s: csdp_run(sup, csdp_sched[name], data, s, args.epochs, probe=False), seeds)["readout"]
-        b = collect(lambda s: chl_run(chl_sched[name], data, s, args.epochs), seeds)["readout"]
-        raw["phases: " + name] = {"csdp": a, "chl": b}
-        print(f"| {name} | {fmt(a)} | {fmt(b)} |", flush=True)
+        res: dict[str, list[float]] = {}
+        if rows and name.startswith("periodic"):  # the same runs as the first row of the CSDP table
+            res["CSDP supervised (readout)"] = raw[rows[0][0]]["readout"]
+        elif rows:
+            res["CSDP supervised (readout)"] = collect(
+                lambda s, name=name: csdp_run(sup, csdp_sched[name], data, s, args.epochs, probe=False), seeds)["readout"]
+        for col, cfg in CHL_RULES.items():
+            res[col] = collect(
+                lambda s, sched=chl_sched[col][name], cfg=cfg: chl_run(cfg, sched, data, s, args.epochs), seeds
+            )["readout"]
+        raw["phases: " + name] = res
+        print(f"| {name} | " + " | ".join(fmt(res[c]) for c in columns) + " |", flush=True)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"\nwall time {wall:.0f} s, CPU time {cpu:.0f} s, torch threads {torch.get_num_threads()}")
     if args.json:

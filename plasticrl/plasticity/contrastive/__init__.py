@@ -3,10 +3,19 @@
 - ``data``: sklearn's digits with a fixed, seeded 80/20 split.
 - ``negatives``: negative samples (wrong labels; mixed or corrupted inputs).
 - ``csdp_net``: recurrent spiking layers trained by CSDP, with a local readout.
-- ``chl``: a rate network trained by contrastive Hebbian learning.
+- ``chl``: a rate network trained by contrastive Hebbian learning (online, flexible phases).
 - ``probe``: linear probe (logistic regression) on learned features.
 """
-from plasticrl.plasticity.contrastive.chl import CHLConfig, CHLParams, chl_init, chl_predict, chl_train_epoch
+from plasticrl.plasticity.contrastive.chl import (
+    CHL_RULES,
+    CHLConfig,
+    CHLParams,
+    chl_apply,
+    chl_init,
+    chl_predict,
+    chl_train,
+    chl_train_epoch,
+)
 from plasticrl.plasticity.contrastive.csdp_net import (
     CSDPConfig,
     CSDPParams,
@@ -16,13 +25,34 @@ from plasticrl.plasticity.contrastive.csdp_net import (
     csdp_train_epoch,
 )
 from plasticrl.plasticity.contrastive.data import DigitsSplit, load_digits_split
-from plasticrl.plasticity.contrastive.negatives import NEGATIVE_KINDS, make_negatives, mix_inputs, wrong_labels
+from plasticrl.plasticity.contrastive.negatives import (
+    NEGATIVE_KINDS,
+    make_negatives,
+    mix_inputs,
+    wrong_labels,
+)
 from plasticrl.plasticity.contrastive.probe import linear_probe
 
 __all__ = [
-    "CHLConfig", "CHLParams", "chl_init", "chl_predict", "chl_train_epoch",
-    "CSDPConfig", "CSDPParams", "DigitsSplit", "NEGATIVE_KINDS",
-    "csdp_features", "csdp_init", "csdp_predict",
-    "csdp_train_epoch", "linear_probe", "load_digits_split", "make_negatives", "mix_inputs",
+    "CHL_RULES",
+    "NEGATIVE_KINDS",
+    "CHLConfig",
+    "CHLParams",
+    "CSDPConfig",
+    "CSDPParams",
+    "DigitsSplit",
+    "chl_apply",
+    "chl_init",
+    "chl_predict",
+    "chl_train",
+    "chl_train_epoch",
+    "csdp_features",
+    "csdp_init",
+    "csdp_predict",
+    "csdp_train_epoch",
+    "linear_probe",
+    "load_digits_split",
+    "make_negatives",
+    "mix_inputs",
     "wrong_labels",
 ]
