@@ -52,6 +52,9 @@ class BatchedPolicy(abc.ABC):
         if not (torch.isfinite(low).all() and torch.isfinite(high).all()) or bool((high <= low).any()):
             raise PlasticRLError(f"action bounds must be finite with high > low; got low={low.tolist()}, high={high.tolist()}")
         self.action_low, self.action_high = low, high
+        # Squashing constants, computed once: every op saved counts at one call per control step.
+        self._action_mid = 0.5 * (high + low)
+        self._action_half = 0.5 * (high - low)
         self.population = 0
         self.episodes_per_member = 1
         self.invalid = torch.zeros(0, dtype=torch.bool, device=self.device)
@@ -158,17 +161,18 @@ class BatchedPolicy(abc.ABC):
 
     def _sanitize_actions(self, actions: torch.Tensor) -> torch.Tensor:
         """Mark rows with non-finite actions invalid and send the midpoint action instead."""
+        # One reduction decides the common all-finite case: a sum of finite, bounded actions is
+        # finite. Only if it is not (a NaN/inf somewhere, or an overflow) are rows checked one by one.
+        if bool(torch.isfinite(actions.sum())):
+            return actions
         bad = ~torch.isfinite(actions).all(dim=1)
         if bool(bad.any()):
             self.invalid |= bad
-            mid = 0.5 * (self.action_low + self.action_high)
-            actions = torch.where(bad.unsqueeze(1), mid.expand_as(actions), actions)
+            actions = torch.where(bad.unsqueeze(1), self._action_mid.expand_as(actions), actions)
         return actions
 
     def _squash(self, x: torch.Tensor) -> torch.Tensor:
-        mid = 0.5 * (self.action_high + self.action_low)
-        half = 0.5 * (self.action_high - self.action_low)
-        return mid + half * torch.tanh(x)
+        return self._action_mid + self._action_half * torch.tanh(x)
 
 
 def detach_tree(value: Any) -> Any:

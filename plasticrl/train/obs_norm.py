@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -46,6 +47,13 @@ class ObsNormalizer:
         self.mean = self.mean + delta * (batch.count / n)
         self.m2 = self.m2 + b_m2 + delta * delta * (self.count * batch.count / n)
         self.count = n
+
+    def affine(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(mean, std)`` as float64 arrays for normalising many batches with the same frozen
+        statistics (``None`` while there are none: identity); same arithmetic as :meth:`normalise`."""
+        if self.count <= 0:
+            return None
+        return self.mean.numpy().copy(), torch.sqrt(self.var + self.eps).numpy().copy()
 
     def normalise(self, obs: torch.Tensor) -> torch.Tensor:
         """``clip((obs - mean) / sqrt(var + eps))``; identity until statistics exist."""

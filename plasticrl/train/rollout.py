@@ -65,40 +65,56 @@ def rollout(
     policy.load_genome(genome, episodes_per_member)
     obs, _ = env.reset(seed=seed, options=reset_options) if reset_options else env.reset(seed=seed)
     device, dtype = policy.device, policy.dtype
-    returns = torch.zeros(rows, dtype=torch.float64)
-    lengths = torch.zeros(rows, dtype=torch.long)
-    active = torch.ones(rows, dtype=torch.bool)
+    # Bookkeeping runs in numpy float64: per control step it is a dozen tiny array ops, where
+    # torch's per-op dispatch cost would exceed the arithmetic (same IEEE results either way).
+    returns = np.zeros(rows)
+    lengths = np.zeros(rows, dtype=np.int64)
+    active = np.ones(rows, dtype=bool)
     steps = 0
     env_steps = 0
     obs_dim = policy.obs_dim
+    affine = obs_norm.affine() if obs_norm is not None else None
+    clip = obs_norm.clip if obs_norm is not None else 0.0
     # Per-row sums, reduced over rows in row order at the end: a sharded evaluation that
     # concatenates its shards' rows reproduces the statistics bit for bit.
-    row_count = torch.zeros(rows, dtype=torch.float64)
-    row_sum = torch.zeros(rows, obs_dim, dtype=torch.float64)
-    row_sumsq = torch.zeros(rows, obs_dim, dtype=torch.float64)
+    row_count = np.zeros(rows)
+    row_sum = np.zeros((rows, obs_dim))
+    row_sumsq = np.zeros((rows, obs_dim))
+    # With a split step (step_async / step_wait) the observation statistics of this step are
+    # summed while the physics of the next one runs on the worker threads.
+    split_step = hasattr(env, "step_async") and hasattr(env, "step_wait")
     with torch.inference_mode():
-        while bool(active.any()) and (max_steps is None or steps < max_steps):
-            raw = torch.as_tensor(np.asarray(obs), dtype=torch.float64).reshape(rows, obs_dim)
+        while active.any() and (max_steps is None or steps < max_steps):
+            raw = np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim)
+            if affine is not None:
+                policy_obs = np.clip((raw - affine[0]) / affine[1], -clip, clip)
+            else:
+                policy_obs = raw
+            actions = policy.act(torch.from_numpy(policy_obs).to(device=device, dtype=dtype))
+            actions = actions.cpu().numpy().astype(np.float64)
+            if split_step:
+                env.step_async(actions)
             if collect_obs_moments:
-                live = torch.where(active.unsqueeze(1), raw, torch.zeros_like(raw))
-                row_count += active.double()
+                live = np.where(active[:, None], raw, 0.0)
+                row_count += active
                 row_sum += live
                 row_sumsq += live * live
-            policy_obs = obs_norm.normalise(raw) if obs_norm is not None else raw
-            actions = policy.act(policy_obs.to(device=device, dtype=dtype))
-            obs, reward, terminated, truncated, _ = env.step(actions.cpu().numpy().astype(np.float64))
-            reward_t = torch.as_tensor(reward, dtype=torch.float64)
-            returns += torch.where(active, reward_t, torch.zeros_like(reward_t))
-            lengths += active.long()
-            policy.learn(reward_t.to(device=device, dtype=dtype))
-            done = torch.as_tensor(np.logical_or(terminated, truncated))
-            active &= ~done
+            if split_step:
+                obs, reward, terminated, truncated, _ = env.step_wait()
+            else:
+                obs, reward, terminated, truncated, _ = env.step(actions)
+            reward = np.asarray(reward, dtype=np.float64)
+            returns += np.where(active, reward, 0.0)
+            lengths += active
+            policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
+            active &= ~np.logical_or(terminated, truncated)
             steps += 1
             env_steps += rows
     return RolloutResult(
-        returns=returns.view(population, episodes_per_member),
-        lengths=lengths.view(population, episodes_per_member),
+        returns=torch.from_numpy(returns).view(population, episodes_per_member),
+        lengths=torch.from_numpy(lengths).view(population, episodes_per_member),
         invalid=policy.member_invalid().cpu(),
         env_steps=env_steps,
-        obs_rows=(row_count, row_sum, row_sumsq) if collect_obs_moments else None,
+        obs_rows=(tuple(torch.from_numpy(a) for a in (row_count, row_sum, row_sumsq))
+                  if collect_obs_moments else None),
     )
