@@ -461,4 +461,20 @@ def test_novel_suite_lists_each_condition_once(env_id):
     assert len(names) == len(set(names))
     perturbations = [json.dumps(c["perturbation"], sort_keys=True) for c in conds]
     assert len(perturbations) == len(set(perturbations))  # no condition repeated under another label
-    assert "remove_limb_mid@severe" in names and "remove_limb_mid@mild" not in names
+    removals = [c["perturbation"][0]["segment"] for c in conds if c["name"].startswith("remove_limb_mid@")]
+    assert len(removals) == 3 and all(c["perturbation"][0]["start_step"] > 0 for c in conds
+                                      if c["name"].startswith("remove_limb_mid@"))
+
+
+def test_graded_removal_loses_more_mass_with_severity():
+    """Mild, moderate and severe mid-episode removals take away strictly more of the Ant's body."""
+    conds = {c["severity"]: c for c in suite("Ant-v5", "novel") if c["name"].startswith("remove_limb_mid@")}
+    env = make_vec("Ant-v5", 3, num_threads=1)
+    try:
+        specs = [[{**conds[s]["perturbation"][0], "start_step": 0}] for s in ("mild", "moderate", "severe")]
+        env.reset(seed=0, options={"perturbations": specs})
+        masses = [float(m.body_mass.sum()) for m in env.models]
+        nominal = float(env.base_model.body_mass.sum())
+    finally:
+        env.close()
+    assert nominal > masses[0] > masses[1] > masses[2]

@@ -33,6 +33,15 @@ TRAIN_RANGES: dict[str, dict[str, tuple[float, float]]] = {
 _LIMB = {"Ant-v5": "leg_1", "HalfCheetah-v5": "bshin", "Hopper-v5": "foot",
          "Walker2d-v5": "foot_left"}
 
+#: Mid-episode removals per env, graded by how much of the body is lost (mild, moderate, severe):
+#: the end of a leg, the leg below the hip, more than that.
+_REMOVALS: dict[str, tuple[Any, Any, Any]] = {
+    "Ant-v5": ("lower_leg_1", "leg_1", ["leg_1", "leg_2"]),
+    "HalfCheetah-v5": ("bfoot", "bshin", "bthigh"),
+    "Hopper-v5": ("foot", "shin", "thigh"),
+    "Walker2d-v5": ("foot_left", "shin_left", "thigh_left"),
+}
+
 
 def _model_facts(env_id: str) -> tuple[float, float, int]:
     """(total mass, env dt, number of actuators) of the nominal model."""
@@ -72,11 +81,9 @@ def novel(env_id: str) -> list[dict[str, Any]]:
     for name, conds in levels.items():
         for severity, cond in zip(SEVERITIES, conds):
             out.append({"name": f"{name}@{severity}", "severity": severity, "perturbation": [cond]})
-    if limb is not None and limb in segments(env_id):
-        # A removal has no degree: one condition, counted as severe (listing it at every severity
-        # would only repeat it and weight it three times in suite averages).
-        out.append({"name": "remove_limb_mid@severe", "severity": "severe",
-                    "perturbation": [{"name": "remove_limb", "segment": limb, "start_step": MID_EPISODE}]})
+    for severity, segment in zip(SEVERITIES, _REMOVALS.get(env_id, ())):
+        out.append({"name": f"remove_limb_mid@{severity}", "severity": severity,
+                    "perturbation": [{"name": "remove_limb", "segment": segment, "start_step": MID_EPISODE}]})
     return out
 
 
