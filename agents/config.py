@@ -84,6 +84,44 @@ class PlasticityConfig(_Strict):
         return value
 
 
+INPUT_PLASTICITY_RULES = ("none", "csdp")
+
+
+class InputPlasticityConfig(_Strict):
+    """Self-supervised plasticity of the input layer (``W_0``: encoder -> first hidden layer).
+
+    ``rule: csdp`` trains ``W_0`` online by contrastive-signal-dependent plasticity
+    (:mod:`plasticrl.plasticity.csdp_online`): at each control step the first hidden layer
+    sees the real observation (positive) and a corrupted one (negative) from the same state,
+    and its synapses move by the local CSDP rule. No reward; the neuromodulated rule of
+    ``policy.plasticity`` then acts on the later layers only. Genome groups
+    ``layers.0.csdp_eta`` (searched, unit scale, starts at 1) and ``layers.0.csdp_theta``
+    (fixed unless ``genome.search`` names it).
+    """
+
+    rule: str = "none"
+    negatives: Literal["lagged", "permute"] = Field(
+        "permute", description="lagged: the row's observation from `lag` steps ago; permute: features permuted"
+    )
+    lag: int = Field(10, ge=1, description="control steps back for lagged negatives")
+    permutations: int = Field(16, ge=1, description="size of the fixed derangement bank (permute negatives)")
+    threshold: float = Field(
+        0.07, gt=0, description="goodness threshold per hidden neuron (theta = threshold x layer size)"
+    )
+    eta_scale: float = Field(0.01, gt=0, description="learning rate = searched csdp_eta (starts at 1) x eta_scale")
+    decay: float = Field(0.0, ge=0, description="pull of the fast weights back to the initial ones, per unit eta")
+    tau_trace: float = Field(0.02, gt=0, description="time constant of the pre/post traces CSDP reads, seconds")
+    seed: int = Field(0, description="seed of the permutation bank")
+
+    @field_validator("rule")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        if value not in INPUT_PLASTICITY_RULES:
+            raise ValueError(f"unknown input plasticity rule {value!r}; valid choices: "
+                             f"{', '.join(INPUT_PLASTICITY_RULES)}")
+        return value
+
+
 class STPConfig(_Strict):
     """Tsodyks-Markram synapse constants for ``synapse: stp`` (times in seconds).
 
@@ -119,12 +157,22 @@ class PlasticSpikingConfig(_Strict):
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     plasticity: PlasticityConfig = Field(default_factory=PlasticityConfig)
+    input_plasticity: InputPlasticityConfig = Field(default_factory=InputPlasticityConfig)
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
 
     @model_validator(mode="after")
     def _static_means_no_plasticity(self) -> "PlasticSpikingConfig":
         if self.kind == "static_spiking" and self.plasticity.rule != "none":
             object.__setattr__(self, "plasticity", self.plasticity.model_copy(update={"rule": "none"}))
+        if self.kind == "static_spiking" and self.input_plasticity.rule != "none":
+            object.__setattr__(self, "input_plasticity", self.input_plasticity.model_copy(update={"rule": "none"}))
+        return self
+
+    @model_validator(mode="after")
+    def _csdp_needs_a_hidden_layer(self) -> "PlasticSpikingConfig":
+        if self.input_plasticity.rule == "csdp" and not self.hidden:
+            raise ValueError("input_plasticity.rule 'csdp' trains the synapses into the first hidden layer; "
+                             "policy.hidden is empty (give at least one hidden layer, e.g. hidden: [64])")
         return self
 
 

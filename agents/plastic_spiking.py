@@ -23,6 +23,12 @@ traces (traces low-pass the K sub-steps' spikes, so the rule sees rates in [0, 1
 output layer with membrane decoding the postsynaptic activity is ``tanh(v)`` (it has no
 spikes). Recurrent weights are searched but static.
 
+With ``input_plasticity.rule: csdp`` the input layer ``W_0`` (encoder -> first hidden layer)
+learns by online self-supervised CSDP instead (:mod:`plasticrl.plasticity.csdp_online`): each
+control step also runs the first hidden layer on a negative (corrupted) observation from the
+same starting state, and :meth:`learn` moves ``W_0`` by the contrastive signal of the two
+streams' goodness; the neuromodulated rule keeps the later layers.
+
 Everything is batched over rows ``N = P * E``; no Python loop runs over members.
 """
 from __future__ import annotations
@@ -47,6 +53,12 @@ from plasticrl.plasticity import (
     modulatory_neurons,
     rpe_step,
     rule_delta,
+)
+from plasticrl.plasticity.csdp_online import (
+    derangement_bank,
+    negative_observations,
+    online_csdp_delta,
+    push_history,
 )
 from plasticrl.snn import (
     ALIFParameters,
@@ -103,6 +115,9 @@ class PlasticSpikingPolicy(BatchedPolicy):
         self.rule = None if cfg.plasticity.rule == "none" else cfg.plasticity.rule
         if self.rule is not None:
             get_rule(self.rule)
+        self.csdp = cfg.input_plasticity.rule == "csdp"
+        if self.csdp and not cfg.hidden:
+            raise PlasticRLError("input_plasticity.rule 'csdp' needs at least one hidden layer (policy.hidden)")
         n_in = obs_dim * cfg.encoder.centres if cfg.encoder.kind == "population" else obs_dim
         self.sizes = [n_in, *cfg.hidden, act_dim]
         self.num_layers = len(self.sizes) - 1
@@ -126,18 +141,26 @@ class PlasticSpikingPolicy(BatchedPolicy):
         n = cfg.neuron
         self._input_params = LIFParameters(tau_mem=n.tau_mem, v_th=n.v_th, reset=n.reset,
                                            refractory=n.refractory, surrogate_slope=n.surrogate_slope)
+        if self.csdp:
+            ip = cfg.input_plasticity
+            self._csdp_keep = math.exp(-cfg.dt / ip.tau_trace)
+            self._csdp_bank = (derangement_bank(obs_dim, ip.permutations, ip.seed).to(self.device)
+                               if ip.negatives == "permute" else None)
         self._genome = self._build_genome().select(cfg.genome.search, cfg.genome.fix)
 
     # -- structure ------------------------------------------------------------------
     def _choose_plastic_layers(self) -> list[int]:
+        """Layers of the neuromodulated rule; the input layer is CSDP's when that is on."""
         if self.rule is None:
             return []
         which = self.config.plasticity.layers
         if which == "all":
-            return list(range(self.num_layers))
-        if which == "hidden":
-            return list(range(self.num_layers - 1))
-        return [self.output_layer]
+            layers = list(range(self.num_layers))
+        elif which == "hidden":
+            layers = list(range(self.num_layers - 1))
+        else:
+            layers = [self.output_layer]
+        return [l for l in layers if not (self.csdp and l == 0)]
 
     def _choose_stp_layers(self) -> list[int]:
         # STP acts on presynaptic spikes: layer 0 only has them when the encoder spikes.
@@ -191,6 +214,12 @@ class PlasticSpikingPolicy(BatchedPolicy):
                     n_mod = 1 if p.modulator_scope == "layer" else fan_out
                     groups.append(ParamGroup(f"layers.{l}.mod_w", (n_mod, fan_in + 1), "normal", 0.0, 0.1))
                     groups.append(ParamGroup(f"layers.{l}.mod_b", (n_mod,), "constant", 0.0))
+        if self.csdp:
+            # eta: unit scale like the other rules' learning rates, searched by default (ES can
+            # turn the rule down or off); theta: per hidden neuron, fixed unless searched.
+            groups.append(ParamGroup("layers.0.csdp_eta", (1,), "constant", 1.0))
+            groups.append(ParamGroup("layers.0.csdp_theta", (1,), "constant", cfg.input_plasticity.threshold,
+                                     searched=False))
         if self.plastic_layers and p.sharing == "global":
             for c in self._coefficient_names():
                 groups.append(self._coefficient_group(f"plasticity.{c}", c, (1, 1), spec))
@@ -260,6 +289,14 @@ class PlasticSpikingPolicy(BatchedPolicy):
         }
         # retentions exp(-dt/tau) once per load, not per sub-step
         self._stp_keep = {l: stp_retention(q, self.dt) for l, q in self._stp_params.items()}
+        if self.csdp:
+            ip = cfg.input_plasticity
+            eta = self._constant("layers.0.csdp_eta", params["layers.0.csdp_eta"])
+            theta = self._constant("layers.0.csdp_theta", params["layers.0.csdp_theta"])
+            # a negative eta would turn CSDP into its opposite; a negative threshold is meaningless
+            self._csdp_eta = (eta.clamp_min(0.0) if isinstance(eta, torch.Tensor) else max(eta, 0.0)) * ip.eta_scale
+            theta = theta.clamp_min(0.0) if isinstance(theta, torch.Tensor) else max(theta, 0.0)
+            self._csdp_theta = theta * self.sizes[1]
         self._mod_gain = params["modulator.gain"].reshape(-1) if "modulator.gain" in params else None
         self._mod_w = {l: params[f"layers.{l}.mod_w"] for l in self.plastic_layers if self.modulation == "neurons"}
         self._mod_b = {l: params[f"layers.{l}.mod_b"] for l in self.plastic_layers if self.modulation == "neurons"}
@@ -285,6 +322,17 @@ class PlasticSpikingPolicy(BatchedPolicy):
             "stp": {l: stp_initial_state((N, self.sizes[l]), U=self._stp_params[l].U, device=dev, dtype=dt)
                     for l in self.stp_layers},
         }
+        if self.csdp:
+            ip = self.config.input_plasticity
+            n_in, h0 = self.sizes[0], self.sizes[1]
+            state["csdp"] = {
+                "z": zeros(h0), "z_neg": zeros(h0),            # post traces of the two streams
+                "pre": zeros(n_in), "pre_neg": zeros(n_in),    # presynaptic activity of the two streams
+                "pre_trace": zeros(n_in),                       # input spike trace (spiking encoder)
+                "valid": torch.zeros(N, dtype=torch.bool, device=dev),
+                "step": torch.zeros(N, dtype=torch.long, device=dev),
+                "history": zeros(ip.lag, self.obs_dim) if ip.negatives == "lagged" else None,
+            }
         return state
 
     def reset(self, mask: torch.Tensor | None = None) -> None:
@@ -319,6 +367,11 @@ class PlasticSpikingPolicy(BatchedPolicy):
         hidden_step = alif_step if self.config.neuron.model == "alif" else lif_step
         current_in = self._encode(obs)
         spiking_input = self.config.encoder.spiking
+        csdp = s["csdp"] if self.csdp else None
+        if csdp is not None:
+            # the negative stream starts from the layer's state before this step's observation
+            start = (s["input"], s["hidden"][0], s["hidden_spikes"][0], csdp["z"], csdp["pre_trace"],
+                     s["stp"].get(0), W[0])
         if not spiking_input:
             # Direct injection: the encoded current is constant over the control step, so the
             # first layer's drive is computed once; the rules see the current as pre activity.
@@ -329,6 +382,8 @@ class PlasticSpikingPolicy(BatchedPolicy):
         for _ in range(self.K):
             if spiking_input:
                 x, s["input"] = lif_step(current_in, s["input"], self._input_params, self.dt)
+                if csdp is not None:
+                    csdp["pre_trace"] = _rate_trace(csdp["pre_trace"], x, self._csdp_keep)
             for l in range(self.num_layers):
                 if l == 0 and not spiking_input:
                     current = drive_0
@@ -347,6 +402,8 @@ class PlasticSpikingPolicy(BatchedPolicy):
                     x, s["hidden"][l] = hidden_step(current, s["hidden"][l], self._hidden_params[l], self.dt)
                     if self._w_rec:
                         s["hidden_spikes"][l] = x
+                    if l == 0 and csdp is not None:
+                        csdp["z"] = _rate_trace(csdp["z"], x, self._csdp_keep)
                     if l in plastic:
                         s["post"][l] = _rate_trace(s["post"][l], x, self._keep_post)
                 elif membrane:
@@ -362,23 +419,67 @@ class PlasticSpikingPolicy(BatchedPolicy):
             actions = membrane_decode(s["output"].v, self.action_low, self.action_high)
         else:
             actions = rate_decode(spike_count, self.K, self.action_low, self.action_high)
+        if csdp is not None:
+            self._csdp_negative_stream(obs, current_in, csdp, start)
         return self._sanitize_actions(actions)
+
+    def _csdp_negative_stream(self, obs: torch.Tensor, current_in: torch.Tensor, csdp: dict, start: tuple) -> None:
+        """Run the first hidden layer on this step's negative from the step's starting state."""
+        ip = self.config.input_plasticity
+        negative, csdp["valid"] = negative_observations(ip.negatives, obs, csdp["history"], csdp["step"],
+                                                        self._csdp_bank)
+        if csdp["history"] is not None:
+            csdp["history"] = push_history(csdp["history"], obs)
+        csdp["step"] = csdp["step"] + 1
+        s_in, h, h_spikes, z, pre_trace, stp, w0 = start
+        current_neg = self._encode(negative)
+        spiking_input = self.config.encoder.spiking
+        hidden_step = alif_step if self.config.neuron.model == "alif" else lif_step
+        keep = self._csdp_keep
+        drive = None if spiking_input else _matvec(w0, current_neg)
+        for _ in range(self.K):
+            if spiking_input:
+                x, s_in = lif_step(current_neg, s_in, self._input_params, self.dt)
+                pre_trace = _rate_trace(pre_trace, x, keep)
+                if 0 in self._stp_params:
+                    efficacy, stp = stp_step_retained(x, stp, self._stp_params[0].U, *self._stp_keep[0])
+                    x = x * efficacy
+                drive = _matvec(w0, x)
+            current = drive
+            if self._w_rec:
+                current = current + _matvec(self._w_rec[0], h_spikes)
+            x, h = hidden_step(current, h, self._hidden_params[0], self.dt)
+            if self._w_rec:
+                h_spikes = x
+            z = _rate_trace(z, x, keep)
+        csdp["z_neg"] = z
+        csdp["pre"] = csdp["pre_trace"] if spiking_input else current_in
+        csdp["pre_neg"] = pre_trace if spiking_input else current_neg
 
     def learn(self, reward: torch.Tensor) -> None:
         """Apply one control step of plasticity, gated by the configured modulator."""
-        if not self.plastic_layers:
+        if not self.plastic_layers and not self.csdp:
             return
         s = self._state
         reward = torch.as_tensor(reward, device=self.device, dtype=self.dtype).reshape(-1)
         if reward.numel() != self.num_rows:
             raise PlasticRLError(f"reward has {reward.numel()} entries; expected one per row (N={self.num_rows})")
+        p = self.config.plasticity
+        if self.csdp:
+            # self-supervised: the reward and the modulator play no part in the input layer's rule
+            c = s["csdp"]
+            delta = online_csdp_delta(c["pre"], c["pre_neg"], c["z"], c["z_neg"], c["valid"], self._csdp_theta,
+                                      self._csdp_eta, s["weights"][0], self._w_init[0],
+                                      self.config.input_plasticity.decay)
+            s["weights"][0] = self._guard_finite(bound_weights(s["weights"][0] + delta, p.bounds, p.weight_limit), 0)
+        if not self.plastic_layers:
+            return
         m = None
         if self.modulation == "reward":
             m = self._mod_gain * reward
         elif self.modulation == "rpe":
             error, s["baseline"] = rpe_step(reward, s["baseline"], self.config.plasticity.rpe_rate)
             m = self._mod_gain * error
-        p = self.config.plasticity
         for l in self.plastic_layers:
             pre, post = s["pre"][l], s["post"][l]
             m_l = modulatory_neurons(pre, reward, self._mod_w[l], self._mod_b[l]) if self.modulation == "neurons" else m
