@@ -49,6 +49,17 @@ def test_resume_continues_exactly_where_the_straight_run_would_be(tmp_path):
     assert [r["generation"] for r in metrics(tmp_path / "split")] == [1, 2, 3, 4, 5]
 
 
+def test_resuming_a_finished_run_records_the_same_final_evaluation(tmp_path):
+    """Resuming with nothing left to train still evaluates the centre, so the final agent and
+    summary carry the straight run's final return instead of NaN."""
+    first = ESTrainer(tiny("train.generations=3"), tmp_path / "run").train()
+    again = ESTrainer(tiny("train.generations=3"), tmp_path / "run").train(resume=True)
+    assert np.isfinite(again.final_eval_return)
+    assert again.final_eval_return == first.final_eval_return
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["final_eval_return"] == first.final_eval_return
+
+
 @pytest.mark.slow
 def test_kill_then_resume_equals_straight_run(tmp_path):
     args = TINY + ["train.generations=8", "env.max_episode_steps=150"]

@@ -211,6 +211,10 @@ class ESTrainer:
                 self.on_generation(metrics)
         self._save_checkpoint(state)
         center = self.algo.center(state["es"])
+        if math.isnan(last_eval[0]):
+            # Nothing was evaluated in this call (a resume of a finished run, or a step budget that
+            # ended the loop first): evaluate now, so the final agent never records NaN.
+            last_eval = self._evaluate_center(center, state["obs_norm"])[:2]
         final_path = self._save_agent("final_agent.pt", center, state, last_eval[0])
         best_path = self.run_dir / "best_agent.pt"
         if cfg.logging.wandb.log_artifacts:
