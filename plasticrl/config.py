@@ -32,7 +32,8 @@ class EnvConfig(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Gymnasium keyword arguments of the task")
     max_episode_steps: Optional[int] = Field(None, gt=0, description="cap on control steps per episode")
     train_perturbation: Optional[Any] = Field(
-        None, description="'train' (the env's domain-randomisation distribution, redrawn per row and generation) "
+        None, description="'train' (the env's domain-randomisation distribution, redrawn per row and generation), "
+                          "'damage' (damage to limbs the novel suite leaves intact, redrawn likewise) "
                           "or one perturbation (name, dict or list) applied to every training episode",
     )
 
@@ -61,6 +62,8 @@ class TrainConfig(_Strict):
     obs_clip: float = Field(5.0, gt=0)
     max_env_steps: Optional[int] = Field(None, gt=0, description="stop once this many env steps were simulated")
     init_noise: float = Field(0.0, ge=0, description="std of noise added to the initial centre")
+    init_agent: Optional[str] = Field(None, description="agent file whose genome and observation statistics "
+                                                        "start the search (fine-tuning); same policy required")
 
 
 class WandbConfig(_Strict):

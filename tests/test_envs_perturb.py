@@ -478,3 +478,36 @@ def test_graded_removal_loses_more_mass_with_severity():
     finally:
         env.close()
     assert nominal > masses[0] > masses[1] > masses[2]
+
+
+@pytest.mark.parametrize("env_id", ["Ant-v5", "HalfCheetah-v5"])
+def test_damage_training_never_touches_the_novel_suites_damaged_limbs(env_id):
+    from plasticrl.envs.perturb.suites import sample_damage
+
+    held_segments, held_actuators = set(), set()
+    for c in suite(env_id, "novel"):
+        for p in c["perturbation"]:
+            if p["name"] in ("shorten_limb", "remove_limb"):
+                seg = p["segment"]
+                held_segments.update(seg if isinstance(seg, list) else [seg])
+            if p["name"] == "dead_actuator":
+                held_actuators.update(p["actuator"])
+    drawn = sample_damage(env_id, 400, np.random.default_rng(0))
+    kinds = {c[0]["name"] if c else "nominal" for c in drawn}
+    assert kinds == {"nominal", "shorten_limb", "remove_limb", "dead_actuator"}
+    for cond in drawn:
+        for p in cond:
+            if "segment" in p:
+                touched = {p["segment"]} | ({"leg_" + p["segment"][-1]} if p["segment"].startswith("lower_leg_") else set())
+                assert not touched & held_segments, (p, held_segments)
+            if "actuator" in p:
+                assert not set(p["actuator"]) & held_actuators, (p, held_actuators)
+                assert p["start_step"] > 0
+    assert drawn == sample_damage(env_id, 400, np.random.default_rng(0))  # deterministic per generator
+
+
+def test_damage_training_rejects_envs_without_a_held_out_split():
+    from plasticrl.envs.perturb.suites import sample_damage
+
+    with pytest.raises(EnvError, match="Hopper-v5.*valid choices: Ant-v5, HalfCheetah-v5"):
+        sample_damage("Hopper-v5", 2, np.random.default_rng(0))

@@ -60,6 +60,23 @@ def test_resuming_a_finished_run_records_the_same_final_evaluation(tmp_path):
     assert summary["final_eval_return"] == first.final_eval_return
 
 
+def test_init_agent_starts_the_search_from_a_saved_agent(tmp_path):
+    ESTrainer(tiny("train.generations=2"), tmp_path / "first").train()
+    saved = torch_load(tmp_path / "first" / "final_agent.pt")
+    trainer = ESTrainer(tiny("train.generations=1", f"train.init_agent={tmp_path / 'first' / 'final_agent.pt'}"),
+                        tmp_path / "second")
+    state = trainer._fresh_state()
+    center = trainer.algo.center(state["es"])
+    assert torch.equal(center.to(torch.float64), saved["genome"])
+    assert state["obs_norm"].count == saved["obs_norm"]["count"] > 0
+    assert torch.equal(state["obs_norm"].mean, saved["obs_norm"]["mean"])
+    with pytest.raises(PlasticRLError, match=r"genome of size \d+;.*\(the same policy config"):
+        ESTrainer(tiny("policy.hidden=[4]", f"train.init_agent={tmp_path / 'first' / 'final_agent.pt'}"),
+                  tmp_path / "third")._fresh_state()
+    with pytest.raises(PlasticRLError, match="does not exist"):
+        ESTrainer(tiny(f"train.init_agent={tmp_path / 'missing.pt'}"), tmp_path / "fourth")._fresh_state()
+
+
 @pytest.mark.slow
 def test_kill_then_resume_equals_straight_run(tmp_path):
     args = TINY + ["train.generations=8", "env.max_episode_steps=150"]

@@ -36,7 +36,7 @@ _LIMB = {"Ant-v5": "leg_1", "HalfCheetah-v5": "bshin", "Hopper-v5": "foot",
 #: Mid-episode removals per env, graded by how much of the body is lost (mild, moderate, severe):
 #: the end of a leg, the leg below the hip, more than that.
 _REMOVALS: dict[str, tuple[Any, Any, Any]] = {
-    "Ant-v5": ("lower_leg_1", "leg_1", ["leg_1", "leg_2"]),
+    "Ant-v5": ("lower_leg_1", "leg_1", ["leg_1", "leg_4"]),
     "HalfCheetah-v5": ("bfoot", "bshin", "bthigh"),
     "Hopper-v5": ("foot", "shin", "thigh"),
     "Walker2d-v5": ("foot_left", "shin_left", "thigh_left"),
@@ -87,6 +87,47 @@ def novel(env_id: str) -> list[dict[str, Any]]:
     return out
 
 
+#: Damage to *other* limbs than the ``novel`` suite's, for training controllers that must cope with
+#: damage (``sample_damage``): segments that may be shortened, segments that may be removed
+#: mid-episode, actuators that may die mid-episode. Ant: legs 2 and 3 (novel damages legs 1 and 4,
+#: actuators 0-2 = hip_4, ankle_4, hip_1); HalfCheetah: the front leg (novel damages the back leg).
+TRAIN_DAMAGE: dict[str, dict[str, tuple[Any, ...]]] = {
+    "Ant-v5": {"shorten": ("leg_2", "leg_3"), "remove": ("lower_leg_2", "lower_leg_3", "leg_2", "leg_3"),
+               "dead": (4, 5, 6, 7)},
+    "HalfCheetah-v5": {"shorten": ("fthigh", "fshin", "ffoot"), "remove": ("ffoot", "fshin"), "dead": (3, 4, 5)},
+}
+DAMAGE_KINDS = ("nominal", "shorten_limb", "remove_limb_mid", "dead_actuator_mid")
+DAMAGE_SCALE = (0.25, 0.8)  # shortened to this fraction of the length, uniform
+DAMAGE_START = (100, 500)  # mid-episode damage starts at a uniform step in this range
+
+
+def sample_damage(env_id: str, num: int, rng: np.random.Generator) -> list[list[dict[str, Any]]]:
+    """``num`` training conditions, one per instance: nominal, a shortened limb, a limb lost
+    mid-episode or one or two motors failing mid-episode (each kind a quarter of the time), all on
+    limbs that the ``novel`` suite leaves intact, so its damage conditions stay held out."""
+    if env_id not in TRAIN_DAMAGE:
+        raise unknown("env id for damage training", env_id, TRAIN_DAMAGE)
+    if not isinstance(rng, np.random.Generator):
+        raise EnvError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+    table = TRAIN_DAMAGE[env_id]
+    out: list[list[dict[str, Any]]] = []
+    for _ in range(num):
+        kind = DAMAGE_KINDS[int(rng.integers(len(DAMAGE_KINDS)))]
+        start = int(rng.integers(DAMAGE_START[0], DAMAGE_START[1] + 1))
+        if kind == "nominal":
+            out.append([])
+        elif kind == "shorten_limb":
+            out.append([{"name": "shorten_limb", "segment": str(rng.choice(table["shorten"])),
+                         "scale": float(rng.uniform(*DAMAGE_SCALE))}])
+        elif kind == "remove_limb_mid":
+            out.append([{"name": "remove_limb", "segment": str(rng.choice(table["remove"])), "start_step": start}])
+        else:
+            k = int(rng.integers(1, 3))
+            dead = sorted(int(a) for a in rng.choice(table["dead"], size=k, replace=False))
+            out.append([{"name": "dead_actuator", "actuator": dead, "start_step": start}])
+    return out
+
+
 def suite(env_id: str, name: str) -> list[dict[str, Any]]:
     """The conditions of suite ``name`` for ``env_id`` (``train`` lists its ranges instead)."""
     if env_id not in TASKS:
@@ -119,4 +160,4 @@ def sample_train(env_id: str, num: int, rng: np.random.Generator) -> list[list[d
 
 
 __all__ = ["MID_EPISODE", "SEVERITIES", "SUITES", "TRAIN_RANGES", "novel",
-           "sample_train", "suite"]
+           "sample_damage", "sample_train", "suite"]

@@ -23,8 +23,9 @@ def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int) -> dict[str, Any] | None:
-    """Reset options for training rollouts: nominal, one fixed perturbation for every row, or the
-    env's ``train`` distribution (domain randomisation) drawn per row from ``rng_seed``."""
+    """Reset options for training rollouts: nominal, one fixed perturbation for every row, the
+    env's ``train`` distribution (domain randomisation) or its ``damage`` distribution (damage to
+    limbs the novel suite leaves intact), drawn per row from ``rng_seed``."""
     spec = config.env.train_perturbation
     if spec is None:
         return None
@@ -32,6 +33,10 @@ def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int) -
         from plasticrl.envs import sample_train
 
         return {"perturbations": sample_train(config.env.id, rows, np.random.default_rng(rng_seed))}
+    if spec == "damage":
+        from plasticrl.envs import sample_damage
+
+        return {"perturbations": sample_damage(config.env.id, rows, np.random.default_rng(rng_seed))}
     return {"perturbation": spec}
 
 

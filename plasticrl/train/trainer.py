@@ -84,18 +84,37 @@ class ESTrainer:
         cfg = self.config
         # The search distribution lives on the CPU; evaluators move genomes to the policy's device.
         center = self.policy.initial_genome(1)[0].cpu()
+        obs_norm = ObsNormalizer(self.policy.obs_dim, cfg.train.obs_clip) if cfg.train.obs_norm else None
+        if cfg.train.init_agent is not None:
+            center, obs_norm = self._initial_agent(cfg.train.init_agent, center, obs_norm)
         if cfg.train.init_noise > 0:
             gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, 7))
             center = center + cfg.train.init_noise * torch.randn(center.shape, generator=gen, dtype=center.dtype)
         return {
             "es": self.algo.init(center, seed=cfg.seed),
-            "obs_norm": ObsNormalizer(self.policy.obs_dim, cfg.train.obs_clip) if cfg.train.obs_norm else None,
+            "obs_norm": obs_norm,
             "generation": 0,
             "env_steps": 0,
             "best": {"eval_return": -math.inf, "generation": -1, "genome": None},
             "elapsed": 0.0,
             "wandb_id": f"{self.run_dir.name}".replace("/", "-")[-64:],
         }
+
+    def _initial_agent(self, path: str, center: torch.Tensor, obs_norm: ObsNormalizer | None
+                       ) -> tuple[torch.Tensor, ObsNormalizer | None]:
+        """Genome and observation statistics of a saved agent, to fine-tune it (e.g. under damage)."""
+        if not Path(path).is_file():
+            raise PlasticRLError(f"train.init_agent {path!r} does not exist")
+        payload = torch_load(path)
+        genome = payload.get("genome") if isinstance(payload, dict) else None
+        if not isinstance(genome, torch.Tensor) or genome.numel() != center.numel():
+            size = genome.numel() if isinstance(genome, torch.Tensor) else None
+            raise PlasticRLError(f"train.init_agent {path!r} has a genome of size {size}; this policy's genome "
+                                 f"has {center.numel()} entries (the same policy config is required)")
+        if obs_norm is not None and payload.get("obs_norm"):
+            obs_norm = ObsNormalizer.from_state_dict(payload["obs_norm"])
+            obs_norm.clip = float(self.config.train.obs_clip)
+        return genome.to(center.dtype).reshape(center.shape).clone(), obs_norm
 
     def _save_checkpoint(self, state: dict[str, Any]) -> None:
         payload = {
