@@ -19,7 +19,14 @@ def test_shipped_experiment_configs_validate(name, monkeypatch):
     monkeypatch.chdir(ROOT)
     spec = load_spec(ROOT / "configs" / "experiments" / name)
     assert {"plastic", "static", "ppo"} <= set(spec.agents) | set(spec.baselines)
-    assert spec.env.train_perturbation == "train"
+    # Training may randomise (train) or damage other limbs (damage), never apply an evaluated condition.
+    from plasticrl.config import load_config
+
+    for agent in spec.agents.values():
+        cfg = load_config(agent.config, [f"env.id={spec.env.id}", *agent.overrides])
+        assert (spec.env.train_perturbation or cfg.env.train_perturbation) in (None, "train", "damage")
+        if cfg.train.init_agent is not None:  # fine-tuning starts from another agent of the same experiment
+            assert any(cfg.train.init_agent.endswith(f"/{label}/best_agent.pt") for label in spec.agents)
     from plasticrl.eval.evaluate import suite_conditions
 
     conds = suite_conditions(spec.env.id, spec.eval.suite, spec.eval.only)  # every pattern names real conditions
