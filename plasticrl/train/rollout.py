@@ -85,7 +85,9 @@ def rollout(
     split_step = hasattr(env, "step_async") and hasattr(env, "step_wait")
     with torch.inference_mode():
         while active.any() and (max_steps is None or steps < max_steps):
-            raw = np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim)
+            # A copy: with a split step, a vector env may refill its observation buffer while the
+            # statistics of this step are still being summed.
+            raw = np.array(obs, dtype=np.float64).reshape(rows, obs_dim)
             if affine is not None:
                 policy_obs = np.clip((raw - affine[0]) / affine[1], -clip, clip)
             else:
