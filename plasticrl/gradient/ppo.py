@@ -367,9 +367,7 @@ class PPOTrainer:
         E = self.config.train.eval_episodes
         res = rollout(self.eval_policy, self.eval_env, self.genome.detach(), E,
                       seed=derive_env_seed(self.config.seed, 0, _EVAL_STREAM), obs_norm=obs_norm)
-        returns = res.returns[0]
-        mean = float(returns.mean()) if not bool(res.invalid[0]) else -math.inf
-        return mean, float(returns.std(unbiased=False))
+        return res.return_stats(0)
 
     def _save_agent(self, name: str, genome: torch.Tensor, state: dict[str, Any], eval_return: float) -> Path:
         meta = training_metadata(self.config, self.run_dir, state["generation"], state["env_steps"], eval_return,

@@ -36,6 +36,11 @@ class ObsNormalizer:
     def var(self) -> torch.Tensor:
         return self.m2 / self.count if self.count > 0 else torch.ones(self.obs_dim, dtype=torch.float64)
 
+    @property
+    def std(self) -> torch.Tensor:
+        """``sqrt(var + eps)``: what observations are divided by."""
+        return torch.sqrt(self.var + self.eps)
+
     def update(self, batch: ObsBatchMoments) -> None:
         """Merge a batch's moments into the running ones."""
         if batch.count <= 0:
@@ -53,14 +58,14 @@ class ObsNormalizer:
         statistics (``None`` while there are none: identity); same arithmetic as :meth:`normalise`."""
         if self.count <= 0:
             return None
-        return self.mean.numpy().copy(), torch.sqrt(self.var + self.eps).numpy().copy()
+        return self.mean.numpy().copy(), self.std.numpy().copy()
 
     def normalise(self, obs: torch.Tensor) -> torch.Tensor:
         """``clip((obs - mean) / sqrt(var + eps))``; identity until statistics exist."""
         if self.count <= 0:
             return obs
         mean = self.mean.to(device=obs.device, dtype=obs.dtype)
-        std = torch.sqrt(self.var + self.eps).to(device=obs.device, dtype=obs.dtype)
+        std = self.std.to(device=obs.device, dtype=obs.dtype)
         return ((obs - mean) / std).clamp(-self.clip, self.clip)
 
     def state_dict(self) -> dict[str, Any]:

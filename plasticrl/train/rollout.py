@@ -32,6 +32,12 @@ class RolloutResult:
         count, total, total_sq = self.obs_rows
         return ObsBatchMoments(float(count.sum()), total.sum(0), total_sq.sum(0))
 
+    def return_stats(self, member: int = 0) -> tuple[float, float]:
+        """Mean (``-inf`` if the member went invalid) and population std of one member's returns."""
+        returns = self.returns[member]
+        mean = float(returns.mean()) if not bool(self.invalid[member]) else -float("inf")
+        return mean, float(returns.std(unbiased=False))
+
     @property
     def fitness(self) -> torch.Tensor:
         """``[P]`` mean return over episodes; invalid members get ``-inf`` (ranked worst)."""

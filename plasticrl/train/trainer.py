@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from plasticrl.agent import load as load_agent
 from plasticrl.agent import save_agent, training_metadata
 from plasticrl.config import ExperimentConfig, config_to_dict
 from plasticrl.errors import PlasticRLError
@@ -103,18 +104,14 @@ class ESTrainer:
     def _initial_agent(self, path: str, center: torch.Tensor, obs_norm: ObsNormalizer | None
                        ) -> tuple[torch.Tensor, ObsNormalizer | None]:
         """Genome and observation statistics of a saved agent, to fine-tune it (e.g. under damage)."""
-        if not Path(path).is_file():
-            raise PlasticRLError(f"train.init_agent {path!r} does not exist")
-        payload = torch_load(path)
-        genome = payload.get("genome") if isinstance(payload, dict) else None
-        if not isinstance(genome, torch.Tensor) or genome.numel() != center.numel():
-            size = genome.numel() if isinstance(genome, torch.Tensor) else None
-            raise PlasticRLError(f"train.init_agent {path!r} has a genome of size {size}; this policy's genome "
-                                 f"has {center.numel()} entries (the same policy config is required)")
-        if obs_norm is not None and payload.get("obs_norm"):
-            obs_norm = ObsNormalizer.from_state_dict(payload["obs_norm"])
+        agent = load_agent(path)
+        if agent.genome.numel() != center.numel():
+            raise PlasticRLError(f"train.init_agent {path!r} has a genome of size {agent.genome.numel()}; this "
+                                 f"policy's genome has {center.numel()} entries (the same policy config is required)")
+        if obs_norm is not None and agent.obs_norm is not None:
+            obs_norm = agent.obs_norm
             obs_norm.clip = float(self.config.train.obs_clip)
-        return genome.to(center.dtype).reshape(center.shape).clone(), obs_norm
+        return agent.genome.to(center.dtype).reshape(center.shape).clone(), obs_norm
 
     def _save_checkpoint(self, state: dict[str, Any]) -> None:
         payload = {
@@ -130,6 +127,8 @@ class ESTrainer:
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, payload)
 
     def _load_checkpoint(self) -> dict[str, Any]:
+        if not (self.run_dir / CHECKPOINT_FILE).is_file():
+            raise PlasticRLError(f"cannot resume: {str(self.run_dir)!r} has no {CHECKPOINT_FILE}")
         payload = torch_load(self.run_dir / CHECKPOINT_FILE)
         if payload.get("format") != CHECKPOINT_FORMAT:
             raise PlasticRLError(f"checkpoint format {payload.get('format')!r} is not {CHECKPOINT_FORMAT}")
@@ -153,9 +152,7 @@ class ESTrainer:
         # so "best" compares like with like.
         seed = derive_env_seed(self.config.seed, 0, _EVAL_STREAM)
         res = self.eval_evaluator.evaluate(center.unsqueeze(0), self.config.train.eval_episodes, seed, obs_norm, False)
-        returns = res.returns[0]
-        mean = float(returns.mean()) if not bool(res.invalid[0]) else -math.inf
-        return mean, float(returns.std(unbiased=False)), res.env_steps
+        return (*res.return_stats(0), res.env_steps)
 
     def _save_agent(self, name: str, genome: torch.Tensor, state: dict[str, Any], eval_return: float) -> Path:
         return save_agent(self.run_dir / name, self.policy, config_to_dict(self.config)["policy"], genome,
@@ -165,12 +162,7 @@ class ESTrainer:
     # -- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.config
-        if resume:
-            if not (self.run_dir / CHECKPOINT_FILE).is_file():
-                raise PlasticRLError(f"cannot resume: {str(self.run_dir)!r} has no {CHECKPOINT_FILE}")
-            state = self._load_checkpoint()
-        else:
-            state = self._fresh_state()
+        state = self._load_checkpoint() if resume else self._fresh_state()
         write_run_files(self.run_dir, cfg)
         logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
                                    resume_from_generation=state["generation"] if resume else -1)
