@@ -159,6 +159,12 @@ class PlasticSpikingConfig(_Strict):
     plasticity: PlasticityConfig = Field(default_factory=PlasticityConfig)
     input_plasticity: InputPlasticityConfig = Field(default_factory=InputPlasticityConfig)
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
+    kernel: Literal["torch", "fused"] = Field(
+        "torch",
+        description="torch: one torch op per array operation (every option, CPU or CUDA, autograd); "
+        "fused: one numba CPU kernel per act/learn for gradient-free rollouts (needs plasticrl[fast]; "
+        "options it does not cover are rejected at construction)",
+    )
 
     @model_validator(mode="after")
     def _static_means_no_plasticity(self) -> "PlasticSpikingConfig":

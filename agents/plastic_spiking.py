@@ -147,6 +147,13 @@ class PlasticSpikingPolicy(BatchedPolicy):
             self._csdp_bank = (derangement_bank(obs_dim, ip.permutations, ip.seed).to(self.device)
                                if ip.negatives == "permute" else None)
         self._genome = self._build_genome().select(cfg.genome.search, cfg.genome.fix)
+        # kernel "fused": act/learn run as one numba call each (plasticrl.agents.plastic_kernel);
+        # options it does not cover, or a missing numba, are rejected here
+        self._fused = None
+        if cfg.kernel == "fused":
+            from plasticrl.agents.plastic_kernel import FusedStep
+
+            self._fused = FusedStep(self)
 
     # -- structure ------------------------------------------------------------------
     def _choose_plastic_layers(self) -> list[int]:
@@ -300,6 +307,8 @@ class PlasticSpikingPolicy(BatchedPolicy):
         self._mod_gain = params["modulator.gain"].reshape(-1) if "modulator.gain" in params else None
         self._mod_w = {l: params[f"layers.{l}.mod_w"] for l in self.plastic_layers if self.modulation == "neurons"}
         self._mod_b = {l: params[f"layers.{l}.mod_b"] for l in self.plastic_layers if self.modulation == "neurons"}
+        if self._fused is not None:
+            self._fused.set_parameters(params)
 
     # -- episode state ----------------------------------------------------------------
     def _fresh_state(self) -> dict[str, Any]:
@@ -360,6 +369,8 @@ class PlasticSpikingPolicy(BatchedPolicy):
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         obs = self._check_obs(obs)
+        if self._fused is not None:
+            return self._fused.act(obs)
         s = self._state
         W = s["weights"]
         plastic = self.plastic_layers
@@ -464,6 +475,9 @@ class PlasticSpikingPolicy(BatchedPolicy):
         reward = torch.as_tensor(reward, device=self.device, dtype=self.dtype).reshape(-1)
         if reward.numel() != self.num_rows:
             raise PlasticRLError(f"reward has {reward.numel()} entries; expected one per row (N={self.num_rows})")
+        if self._fused is not None:
+            self._fused.learn(reward)
+            return
         p = self.config.plasticity
         if self.csdp:
             # self-supervised: the reward and the modulator play no part in the input layer's rule

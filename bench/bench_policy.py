@@ -9,6 +9,10 @@ resident memory can be reported.
 
     python bench/bench_policy.py                 # P in 64 256 1024
     python bench/bench_policy.py --population 64 --steps 500
+    python bench/bench_policy.py --kernel fused  # torch | fused | both (default)
+
+Each result row has ``kernels: {name: {policy_ms_per_control_step, ...}}`` per policy kernel;
+the top-level ``policy_*`` keys are those of the first kernel timed (torch with ``both``).
 """
 from __future__ import annotations
 
@@ -26,13 +30,13 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def time_policy(population: int, steps: int, device: str, torch_threads: int) -> dict:
+def time_policy(population: int, steps: int, device: str, torch_threads: int, kernel: str = "torch") -> dict:
     import torch
 
     torch.set_num_threads(torch_threads)
     from plasticrl.agents import PlasticSpikingPolicy
 
-    config = {"hidden": [128], "substeps": 4,
+    config = {"hidden": [128], "substeps": 4, "kernel": kernel,
               "plasticity": {"rule": "bcm", "modulation": "reward", "sharing": "synapse"}}
     policy = PlasticSpikingPolicy(27, 8, [-1.0] * 8, [1.0] * 8, config, device=device)
     gen = torch.Generator(device=policy.device).manual_seed(0)
@@ -98,15 +102,22 @@ def time_physics(population: int, steps: int, threads: int) -> dict:
     return result
 
 
-def run_one(population: int, steps: int, device: str, torch_threads: int) -> dict:
+def run_one(population: int, steps: int, device: str, torch_threads: int, kernels: list[str]) -> dict:
     out = {"population": population, "torch_threads": torch_threads}
-    out.update(time_policy(population, steps, device, torch_threads))
+    timed = {k: time_policy(population, steps, device, torch_threads, k) for k in kernels}
+    out.update(timed[kernels[0]])
     physics_steps = max(20, steps // max(1, population // 64))
     out.update(time_physics(population, physics_steps, os.cpu_count() or 1))
     out["policy_over_physics_serial"] = out["policy_ms_per_control_step"] / out["physics_serial_ms_per_control_step"]
     out["policy_over_physics_threaded"] = (
         out["policy_ms_per_control_step"] / out["physics_threaded_ms_per_control_step"]
     )
+    for k, t in timed.items():
+        t["policy_over_physics_serial"] = t["policy_ms_per_control_step"] / out["physics_serial_ms_per_control_step"]
+    out["kernels"] = timed
+    if "torch" in timed and "fused" in timed:
+        out["fused_speedup"] = (timed["torch"]["policy_ms_per_control_step"]
+                                / timed["fused"]["policy_ms_per_control_step"])
     return out
 
 
@@ -117,11 +128,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="intra-op threads for the policy (the trainer's default is 1)")
+    parser.add_argument("--kernel", choices=("torch", "fused", "both"), default="both",
+                        help="policy kernel(s) to time (policy.kernel)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         (population,) = args.population
-        print(json.dumps(run_one(population, args.steps, args.device, args.torch_threads)))
+        kernels = ["torch", "fused"] if args.kernel == "both" else [args.kernel]
+        print(json.dumps(run_one(population, args.steps, args.device, args.torch_threads, kernels)))
         return
     import torch
 
@@ -130,7 +144,7 @@ def main() -> None:
         steps = max(30, args.steps * 64 // population)
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", "--population", str(population), "--steps", str(steps),
-             "--device", args.device, "--torch-threads", str(args.torch_threads)],
+             "--device", args.device, "--torch-threads", str(args.torch_threads), "--kernel", args.kernel],
             check=False, capture_output=True, text=True,
         )
         if proc.returncode != 0:

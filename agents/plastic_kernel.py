@@ -1,0 +1,599 @@
+"""Fused numba CPU kernels for :class:`PlasticSpikingPolicy`'s control step (``kernel: fused``).
+
+The torch path spends most of a control step in per-op dispatch (~80 small ops for a one-hidden-
+layer BCM policy). Here :func:`act_kernel` runs the whole of ``act`` (encode, K sub-steps of
+LIF/ALIF layers with pre/post traces, decoding, action sanitising) and :func:`learn_kernel`
+the whole of ``learn`` (modulator, rule, bounds, finite guard, BCM threshold) in one call
+each, looping over rows and neurons inside numba. The maths and the order of operations are
+the torch path's, in the policy's dtype (no fastmath), so results agree to rounding: matvec
+sums run in a different order than BLAS's, and ``tanh``/``exp`` come from libm instead of
+torch's vectorised versions.
+
+The policy's state stays the torch tensors of ``policy._state``; :class:`FusedStep` operates on
+them in place through ``tensor.numpy()`` views (shared memory), so ``fast_weights``,
+``reset(mask)``, ``member_invalid()`` and the rest keep working unchanged.
+
+:func:`fused_unsupported` lists the configuration options the kernels do not cover; a policy
+built with ``kernel: fused`` and any of them raises :class:`PlasticRLError` naming each one.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import operator
+from typing import Any
+
+import numpy as np
+import torch
+
+from plasticrl.errors import PlasticRLError
+
+try:  # the kernels are compiled only when numba is there; fused_unsupported works without it
+    import numba as _numba
+except ImportError:  # pragma: no cover - exercised by monkeypatching require_numba's import
+    _numba = None
+
+NUMBA_HINT = 'policy.kernel "fused" needs numba: pip install "plasticrl[fast]" (or use kernel: torch)'
+
+_RULE_CODES = {"bcm": 0, "oja": 1, "hebbian_abcd": 2}
+_MODULATION_CODES = {"none": 0, "reward": 1, "rpe": 2}
+_BOUND_CODES = {"none": 0, "clip": 1, "normalise": 2}
+
+
+def require_numba() -> None:
+    """Raise :class:`PlasticRLError` with the install hint if numba cannot be imported."""
+    try:
+        importlib.import_module("numba")
+    except ImportError as exc:
+        raise PlasticRLError(NUMBA_HINT) from exc
+    if _numba is None:  # imported now but not when this module was loaded
+        raise PlasticRLError(NUMBA_HINT)
+
+
+def fused_unsupported(config, device: str | torch.device = "cpu", genome=None) -> list[str]:
+    """Every option of a :class:`PlasticSpikingConfig` that ``kernel: fused`` does not cover.
+
+    ``genome`` (the policy's :class:`GenomeSpec`, optional) lets it also report neuron
+    constants that are searched (the kernels take them as fixed numbers).
+    """
+    cfg = config
+    out: list[str] = []
+    torch_ok = "(kernel: torch supports it)"
+    dev = torch.device(device) if not isinstance(device, torch.device) else device
+    if dev.type != "cpu":
+        out.append(f"device: {str(dev)!r}; the fused kernel runs on the CPU only {torch_ok}")
+    if cfg.recurrent:
+        out.append(f"recurrent: true {torch_ok}")
+    if cfg.synapse != "static":
+        out.append(f"synapse: {cfg.synapse!r} (short-term plasticity) {torch_ok}")
+    if cfg.input_plasticity.rule != "none":
+        out.append(f"input_plasticity.rule: {cfg.input_plasticity.rule!r} {torch_ok}")
+    if cfg.neuron.refractory > 0.0:
+        out.append(f"neuron.refractory: {cfg.neuron.refractory!r} (only 0 is fused) {torch_ok}")
+    p = cfg.plasticity
+    if p.rule != "none" and p.rule not in _RULE_CODES:
+        out.append(f"plasticity.rule: {p.rule!r} {torch_ok}")
+    if p.rule != "none":
+        if p.modulation not in _MODULATION_CODES:
+            out.append(f"plasticity.modulation: {p.modulation!r} {torch_ok}")
+        if p.eligibility_tau is not None:
+            out.append(f"plasticity.eligibility_tau: {p.eligibility_tau!r} (eligibility traces) {torch_ok}")
+    if genome is not None:
+        searched = {g.name for g in genome.groups if g.searched}
+        for name in sorted(searched):
+            if name.endswith((".tau_mem", ".v_th")) and (name.startswith("layers.") or name == "decoder.tau_mem"):
+                out.append(f"genome.search: {name!r} is searched; the fused kernel needs it fixed {torch_ok}")
+    return out
+
+
+def check_supported(config, device, genome=None) -> None:
+    """Raise :class:`PlasticRLError` listing :func:`fused_unsupported`, then check numba."""
+    problems = fused_unsupported(config, device, genome)
+    if problems:
+        raise PlasticRLError("policy.kernel 'fused' does not cover:\n  " + "\n  ".join(problems))
+    require_numba()
+
+
+# ---------------------------------------------------------------------------------------------
+# Kernels. Scalars that take part in arithmetic arrive as 0-d arrays / entries of arrays of the
+# policy's dtype, so float32 policies compute in float32 as torch does (a Python float literal
+# would promote numba's arithmetic to float64).
+
+def _lif_layer(v_row, a_row, cur, xo, n_out, w, thl, is_alif, beta_a, rho, rho_w, reset_zero, zero, one):
+    # lif_step / alif_step of one row: lerp, spike where v - threshold > 0, reset
+    small = abs(w) < 0.5
+    one_m_w = one - w
+    if not is_alif:
+        for i in range(n_out):
+            a = v_row[i]
+            b = cur[i]
+            v = a + w * (b - a) if small else b - (b - a) * one_m_w
+            s = one if v - thl > 0 else zero
+            if reset_zero:
+                v = v * (one - s)
+            else:
+                v = v - s * thl
+            v_row[i] = v
+            xo[i] = s
+    else:
+        for i in range(n_out):
+            a = v_row[i]
+            b = cur[i]
+            v = a + w * (b - a) if small else b - (b - a) * one_m_w
+            ad = a_row[i]
+            thr = thl + beta_a * ad
+            s = one if v - thr > 0 else zero
+            if reset_zero:
+                v = v * (one - s)
+            else:
+                v = v - s * thr
+            v_row[i] = v
+            a_row[i] = rho * ad + rho_w * s
+            xo[i] = s
+
+
+def _trace(row, x, n, w, one):
+    # _rate_trace: torch.lerp(trace, x, w)
+    small = abs(w) < 0.5
+    one_m_w = one - w
+    for j in range(n):
+        a = row[j]
+        b = x[j]
+        row[j] = a + w * (b - a) if small else b - (b - a) * one_m_w
+
+
+def _act_py(obs, gain, bias, centres, sigma, population, spiking_in, in_v, in_w, in_th,
+            W, V, A, lif_w, th, alif, beta_a, rho, rho_w, reset_zero,
+            pre, post, plastic, pre_w, post_w, K, membrane, mid, half, low, span, k_float,
+            invalid, actions, buf, active, dense, c):
+    N = obs.shape[0]
+    L = len(W)
+    zero = c[0]
+    one = c[1]
+    neg_half = c[2]
+    n_in = W[0].shape[2]
+    act_dim = actions.shape[1]
+    cin = buf[0]
+    drive0 = buf[1]
+    xi = buf[2]
+    xo = buf[3]
+    cur = buf[4]
+    count = buf[5]
+    for n in range(N):
+        # -- encode
+        if population:
+            nc = centres.shape[0]
+            for d in range(obs.shape[1]):
+                o = obs[n, d]
+                for q in range(nc):
+                    diff = (o - centres[q]) / sigma
+                    k = d * nc + q
+                    cin[k] = gain[n, k] * math.exp(neg_half * diff * diff) + bias[n, k]
+        else:
+            for k in range(n_in):
+                cin[k] = gain[n, k] * obs[n, k] + bias[n, k]
+        if not spiking_in:
+            W0n = W[0][n]
+            h0 = W0n.shape[0]
+            i = 0
+            while i + 4 <= h0:  # four independent sums at a time, each in input order
+                r0 = W0n[i]
+                r1 = W0n[i + 1]
+                r2 = W0n[i + 2]
+                r3 = W0n[i + 3]
+                a0 = zero
+                a1 = zero
+                a2 = zero
+                a3 = zero
+                for j in range(n_in):
+                    cj = cin[j]
+                    a0 += r0[j] * cj
+                    a1 += r1[j] * cj
+                    a2 += r2[j] * cj
+                    a3 += r3[j] * cj
+                drive0[i] = a0
+                drive0[i + 1] = a1
+                drive0[i + 2] = a2
+                drive0[i + 3] = a3
+                i += 4
+            while i < h0:
+                row = W0n[i]
+                acc = zero
+                for j in range(n_in):
+                    acc += row[j] * cin[j]
+                drive0[i] = acc
+                i += 1
+            if plastic[0]:
+                P0 = pre[0][n]
+                for j in range(n_in):
+                    P0[j] = cin[j]
+        for i in range(act_dim):
+            count[i] = zero
+        for _ in range(K):
+            if spiking_in:
+                _lif_layer(in_v[n], in_v[n], cin, xi, n_in, in_w, in_th, False, beta_a, rho, rho_w,
+                           reset_zero, zero, one)
+            for l in range(L):
+                Wn = W[l][n]
+                n_out = Wn.shape[0]
+                n_pre = Wn.shape[1]
+                if l == 0 and not spiking_in:
+                    for i in range(n_out):
+                        cur[i] = drive0[i]
+                else:
+                    if plastic[l]:
+                        _trace(pre[l][n], xi, n_pre, pre_w, one)
+                    for i in range(n_out):
+                        cur[i] = zero
+                    if dense:
+                        for j in range(n_pre):
+                            xj = xi[j]
+                            for i in range(n_out):
+                                cur[i] += Wn[i, j] * xj
+                    else:
+                        # skip silent inputs (W * 0 adds nothing to finite weights): their indices
+                        # are compacted without branches, spikes being unpredictable
+                        n_act = 0
+                        for j in range(n_pre):
+                            active[n_act] = j
+                            n_act += 1 if xi[j] != 0 else 0
+                        for q in range(n_act):
+                            j = active[q]
+                            xj = xi[j]
+                            for i in range(n_out):
+                                cur[i] += Wn[i, j] * xj
+                last = l == L - 1
+                if last and membrane:
+                    _trace(V[l][n], cur, n_out, lif_w[l], one)
+                else:
+                    is_alif = alif and not last
+                    _lif_layer(V[l][n], A[l][n] if is_alif else V[l][n], cur, xo, n_out, lif_w[l], th[l],
+                               is_alif, beta_a, rho, rho_w, reset_zero, zero, one)
+                    if plastic[l]:
+                        _trace(post[l][n], xo, n_out, post_w, one)
+                    if last:
+                        for i in range(n_out):
+                            count[i] = count[i] + xo[i]
+                    for i in range(n_out):
+                        xi[i] = xo[i]
+        # -- decode and sanitise
+        ok = True
+        if membrane:
+            Vo = V[L - 1][n]
+            for i in range(act_dim):
+                t = math.tanh(Vo[i])
+                actions[n, i] = mid[i] + half[i] * t
+                if plastic[L - 1]:
+                    post[L - 1][n, i] = t
+        else:
+            for i in range(act_dim):
+                actions[n, i] = low[i] + span[i] * (count[i] / k_float)
+        for i in range(act_dim):
+            ok &= math.isfinite(actions[n, i])
+        if not ok:
+            invalid[n] = True
+            for i in range(act_dim):
+                actions[n, i] = mid[i]
+
+
+def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre, post, theta,
+              eta, cA, cB, cC, cD, plastic, bounds, limit, eps, theta_keep, theta_w, invalid):
+    N = reward.shape[0]
+    L = len(W)
+    neg_limit = -limit
+    clip = bounds == 1
+    for n in range(N):
+        m = reward[n]
+        if modulation == 1:
+            m = mod_gain[n] * reward[n]
+        elif modulation == 2:
+            err = reward[n] - baseline[n]
+            baseline[n] = baseline[n] + rpe_rate * err
+            m = mod_gain[n] * err
+        use_m = modulation != 0
+        for l in range(L):
+            if not plastic[l]:
+                continue
+            Wn = W[l][n]
+            n_out = Wn.shape[0]
+            n_pre = Wn.shape[1]
+            x = pre[l][n]
+            y = post[l][n]
+            En = eta[l][n]
+            e_o = 1 if En.shape[0] > 1 else 0
+            full = En.shape[1] > 1
+            peak = abs(limit - limit)  # zero of the dtype
+            has_nan = False
+            ok = True
+            for i in range(n_out):
+                yi = y[i]
+                ie = i * e_o
+                w_row = Wn[i]
+                e_row = En[i]
+                if rule == 0:
+                    phi = yi * (yi - theta[l][n, i])
+                    if use_m:
+                        phi = phi * m
+                    if full:
+                        for j in range(n_pre):
+                            w = w_row[j] + e_row[j] * (phi * x[j])
+                            if clip:
+                                w = neg_limit if w < neg_limit else w
+                                w = limit if w > limit else w
+                            w_row[j] = w
+                    else:
+                        e = En[ie, 0]
+                        for j in range(n_pre):
+                            w = w_row[j] + e * (phi * x[j])
+                            if clip:
+                                w = neg_limit if w < neg_limit else w
+                                w = limit if w > limit else w
+                            w_row[j] = w
+                elif rule == 1:
+                    ey = En[ie, 0] * yi
+                    for j in range(n_pre):
+                        w = w_row[j]
+                        if full:
+                            ey = e_row[j] * yi
+                        d = ey * (x[j] - yi * w)
+                        if use_m:
+                            d = d * m
+                        w = w + d
+                        if clip:
+                            w = neg_limit if w < neg_limit else w
+                            w = limit if w > limit else w
+                        w_row[j] = w
+                else:
+                    Ta = cA[l][n]
+                    Tb = cB[l][n]
+                    Tc = cC[l][n]
+                    Td = cD[l][n]
+                    if full:
+                        ta, tb, tc, td = Ta[i], Tb[i], Tc[i], Td[i]
+                        for j in range(n_pre):
+                            xj = x[j]
+                            d = e_row[j] * (ta[j] * (yi * xj) + tb[j] * xj + tc[j] * yi + td[j])
+                            if use_m:
+                                d = d * m
+                            w = w_row[j] + d
+                            if clip:
+                                w = neg_limit if w < neg_limit else w
+                                w = limit if w > limit else w
+                            w_row[j] = w
+                    else:
+                        e = En[ie, 0]
+                        a = Ta[ie, 0]
+                        b = Tb[ie, 0]
+                        cy = Tc[ie, 0] * yi
+                        dd = Td[ie, 0]
+                        for j in range(n_pre):
+                            xj = x[j]
+                            d = e * (a * (yi * xj) + b * xj + cy + dd)
+                            if use_m:
+                                d = d * m
+                            w = w_row[j] + d
+                            if clip:
+                                w = neg_limit if w < neg_limit else w
+                                w = limit if w > limit else w
+                            w_row[j] = w
+                if bounds == 2:
+                    for j in range(n_pre):
+                        a_w = abs(w_row[j])
+                        has_nan |= a_w != a_w
+                        peak = a_w if a_w > peak else peak
+                else:
+                    for j in range(n_pre):
+                        ok &= math.isfinite(w_row[j])
+            if bounds == 2:
+                if has_nan:
+                    # torch: the NaN peak makes every weight NaN, and the guard below restores them
+                    ok = False
+                else:
+                    scale = limit / (peak if peak > eps else eps)
+                    for i in range(n_out):
+                        w_row = Wn[i]
+                        for j in range(n_pre):
+                            w = w_row[j] * scale
+                            ok &= math.isfinite(w)
+                            w_row[j] = w
+            if not ok:
+                invalid[n] = True
+                Wn[:, :] = W0[l][n]
+            if rule == 0:
+                Th = theta[l][n]
+                for i in range(n_out):
+                    yi = y[i]
+                    Th[i] = theta_keep * Th[i] + theta_w * yi * yi
+
+
+if _numba is not None:
+    _lif_layer = _numba.njit(cache=True, error_model="numpy")(_lif_layer)
+    _trace = _numba.njit(cache=True, error_model="numpy")(_trace)
+    # error_model="numpy": IEEE results for x/0 instead of Python's ZeroDivisionError checks
+    act_kernel = _numba.njit(nogil=True, cache=True, error_model="numpy")(_act_py)
+    learn_kernel = _numba.njit(nogil=True, cache=True, error_model="numpy")(_learn_py)
+else:  # pragma: no cover
+    act_kernel = learn_kernel = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Glue between the policy's torch state and the kernels.
+
+def _own(t: torch.Tensor) -> torch.Tensor:
+    """A private contiguous copy: the kernels write into it in place."""
+    return t.detach().clone(memory_format=torch.contiguous_format)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().contiguous().numpy()
+
+
+class FusedStep:
+    """Runs ``act``/``learn`` of one :class:`PlasticSpikingPolicy` through the fused kernels."""
+
+    def __init__(self, policy) -> None:
+        check_supported(policy.config, policy.device, policy.genome)
+        cfg = policy.config
+        self.policy = policy
+        self.np_dtype = np.float32 if policy.dtype == torch.float32 else np.float64
+        if policy.dtype not in (torch.float32, torch.float64):
+            raise PlasticRLError(f"policy.kernel 'fused' supports float32 and float64; got {policy.dtype}")
+        f = self.np_dtype
+        L = policy.num_layers
+        self.L = L
+        self.plastic_set = set(policy.plastic_layers)
+        self.plastic = np.array([l in self.plastic_set for l in range(L)], dtype=np.bool_)
+        self.alif = cfg.neuron.model == "alif"
+        self.spiking_in = bool(cfg.encoder.spiking)
+        self.population = cfg.encoder.kind == "population"
+        self.membrane = cfg.decoder.kind == "membrane"
+        self.reset_zero = cfg.neuron.reset == "zero"
+        self.rule = _RULE_CODES.get(policy.rule, 0) if policy.rule else 0
+        self.modulation = _MODULATION_CODES[policy.modulation] if policy.plastic_layers else 0
+        p = cfg.plasticity
+        self.bounds = _BOUND_CODES[p.bounds]
+        dt = policy.dt
+        n = cfg.neuron
+        self.in_w = f(1.0 - math.exp(-dt / n.tau_mem))
+        self.in_th = f(n.v_th)
+        self.beta_a = f(n.beta_adapt)
+        rho = math.exp(-dt / n.tau_adapt)
+        self.rho, self.rho_w = f(rho), f(1.0 - rho)
+        self.pre_w = f(1.0 - policy._keep_pre)
+        self.post_w = f(1.0 - policy._keep_post)
+        self.theta_keep = f(policy._theta_keep)
+        self.theta_w = f(1.0 - policy._theta_keep)
+        self.rpe_rate = f(p.rpe_rate)
+        self.limit = f(p.weight_limit)
+        self.eps = f(1e-12)
+        self.consts = np.array([0.0, 1.0, -0.5], dtype=f)
+        self.k_float = f(float(policy.K))  # rate decoding divides the spike count by float(K)
+        self.mid = _np(policy._action_mid)
+        self.half = _np(policy._action_half)
+        self.low = _np(policy.action_low)
+        self.span = _np(policy.action_high - policy.action_low)
+        if self.population:
+            self.centres = _np(policy._centres)
+            self.sigma = f(policy._sigma)
+        else:
+            self.centres = np.zeros(1, dtype=f)
+            self.sigma = f(1.0)
+        self.buf = np.zeros((6, max(policy.sizes)), dtype=f)
+        self.active = np.zeros(max(policy.sizes), dtype=np.intp)
+        self._empty2 = np.zeros((0, 0), dtype=f)
+        self._empty3 = np.zeros((0, 0, 0), dtype=f)
+        self._empty1 = np.zeros(0, dtype=f)
+        self.params_require_grad = False
+        self._leaves: list[torch.Tensor] | None = None
+
+    # -- parameters (once per load_genome / reload_parameters) --------------------------------
+    def set_parameters(self, params: dict[str, torch.Tensor]) -> None:
+        pol = self.policy
+        f = self.np_dtype
+        self.params_require_grad = any(v.requires_grad for v in params.values())
+        self.gain = _np(pol._enc_gain)
+        self.bias = _np(pol._enc_bias)
+        self.w_init = tuple(_np(w) for w in pol._w_init)
+        self.dense = not all(bool(np.isfinite(w).all()) for w in self.w_init)
+        lif_w, th = [], []
+        for l in range(pol.output_layer):
+            tau = float(params[f"layers.{l}.tau_mem"].reshape(-1)[0])
+            v_th = float(params[f"layers.{l}.v_th"].reshape(-1)[0])
+            lif_w.append(1.0 - math.exp(-pol.dt / tau))
+            th.append(v_th)
+        tau_dec = float(params["decoder.tau_mem"].reshape(-1)[0])
+        lif_w.append(1.0 - math.exp(-pol.dt / tau_dec))
+        th.append(pol.config.neuron.v_th)
+        self.lif_w = np.array(lif_w, dtype=f)
+        self.th = np.array(th, dtype=f)
+        self.mod_gain = _np(pol._mod_gain) if pol._mod_gain is not None else self._empty1
+
+        def coeff(name: str) -> tuple[np.ndarray, ...]:
+            return tuple(_np(pol._coeffs[l][name]) if l in self.plastic_set and name in pol._coeffs[l]
+                         else self._empty3 for l in range(self.L))
+
+        self.eta = coeff("eta")
+        self.cA, self.cB, self.cC, self.cD = (coeff(c) for c in "ABCD")
+        self._leaves = None
+
+    # -- state views (rebuilt only when the state's tensors were replaced) --------------------
+    def _current_leaves(self) -> list[torch.Tensor]:
+        s = self.policy._state
+        leaves = [self.policy.invalid, s["output"].v]
+        if self.spiking_in:
+            leaves.append(s["input"].v)
+        for h in s["hidden"]:
+            leaves.append(h.v)
+            if self.alif:
+                leaves.append(h.a)
+        leaves.extend(s["weights"])
+        for l in self.plastic_set:
+            leaves.append(s["pre"][l])
+            leaves.append(s["post"][l])
+        leaves.extend(s["theta"].values())
+        if s["baseline"] is not None:
+            leaves.append(s["baseline"])
+        return leaves
+
+    def _sync(self) -> None:
+        leaves = self._current_leaves()
+        cached = self._leaves
+        if cached is not None and len(cached) == len(leaves) and all(map(operator.is_, leaves, cached)):
+            return
+        pol = self.policy
+        s = pol._state
+        if not pol.invalid.is_contiguous():
+            pol.invalid = pol.invalid.contiguous()
+        s["output"] = s["output"]._replace(v=_own(s["output"].v))
+        if self.spiking_in:
+            s["input"] = s["input"]._replace(v=_own(s["input"].v))
+        if self.alif:
+            s["hidden"] = [h._replace(v=_own(h.v), a=_own(h.a)) for h in s["hidden"]]
+        else:
+            s["hidden"] = [h._replace(v=_own(h.v)) for h in s["hidden"]]
+        s["weights"] = [_own(w) for w in s["weights"]]
+        s["pre"] = {l: _own(t) for l, t in s["pre"].items()}
+        s["post"] = {l: _own(t) for l, t in s["post"].items()}
+        s["theta"] = {l: _own(t) for l, t in s["theta"].items()}
+        if s["baseline"] is not None:
+            s["baseline"] = _own(s["baseline"])
+        L, e2 = self.L, self._empty2
+        self.invalid_np = pol.invalid.numpy()
+        self.W = tuple(w.numpy() for w in s["weights"])
+        self.V = tuple([h.v.numpy() for h in s["hidden"]] + [s["output"].v.numpy()])
+        self.A = tuple([h.a.numpy() for h in s["hidden"]] + [e2]) if self.alif else tuple([e2] * L)
+        self.in_v = s["input"].v.numpy() if self.spiking_in else e2
+        self.pre = tuple(s["pre"][l].numpy() if l in self.plastic_set else e2 for l in range(L))
+        self.post = tuple(s["post"][l].numpy() if l in self.plastic_set else e2 for l in range(L))
+        self.theta = tuple(s["theta"][l].numpy() if l in s["theta"] else e2 for l in range(L))
+        self.baseline = s["baseline"].numpy() if s["baseline"] is not None else self._empty1
+        self._leaves = self._current_leaves()
+
+    def _check_grad(self, *tensors: torch.Tensor) -> None:
+        if torch.is_grad_enabled() and (self.params_require_grad or any(t.requires_grad for t in tensors)):
+            raise PlasticRLError(
+                "policy.kernel 'fused' runs gradient-free rollouts only: call act/learn under "
+                "torch.no_grad() or torch.inference_mode(), or use kernel: torch for autograd (BPTT)"
+            )
+
+    # -- control step ------------------------------------------------------------------------
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        self._check_grad(obs)
+        self._sync()
+        pol = self.policy
+        obs_np = obs.detach().contiguous().numpy()
+        actions = torch.empty((pol.num_rows, pol.act_dim), dtype=pol.dtype)
+        act_kernel(obs_np, self.gain, self.bias, self.centres, self.sigma, self.population, self.spiking_in,
+                   self.in_v, self.in_w, self.in_th, self.W, self.V, self.A, self.lif_w, self.th, self.alif,
+                   self.beta_a, self.rho, self.rho_w, self.reset_zero, self.pre, self.post, self.plastic,
+                   self.pre_w, self.post_w, pol.K, self.membrane, self.mid, self.half, self.low, self.span,
+                   self.k_float, self.invalid_np, actions.numpy(), self.buf, self.active, self.dense, self.consts)
+        return actions
+
+    def learn(self, reward: torch.Tensor) -> None:
+        self._check_grad(reward)
+        self._sync()
+        learn_kernel(reward.detach().contiguous().numpy(), self.modulation, self.mod_gain, self.baseline,
+                     self.rpe_rate, self.rule, self.W, self.w_init, self.pre, self.post, self.theta, self.eta,
+                     self.cA, self.cB, self.cC, self.cD, self.plastic, self.bounds, self.limit, self.eps,
+                     self.theta_keep, self.theta_w, self.invalid_np)
