@@ -151,9 +151,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command("baseline")
     def baseline_cmd(
-        algo: str = typer.Option(..., "--algo", help="ppo, sac or td3."),
-        env: str = typer.Option(..., "--env", help="Env id, e.g. Ant-v5."),
-        steps: int = typer.Option(1_000_000, "--steps", help="Env steps of training."),
+        algo: Optional[str] = typer.Option(None, "--algo", help="ppo, sac or td3."),
+        env: Optional[str] = typer.Option(None, "--env", help="Env id, e.g. Ant-v5."),
+        steps: Optional[int] = typer.Option(None, "--steps", help="Env steps of training (default 1000000; "
+                                            "with --resume the run's own budget)."),
         seed: int = typer.Option(0, help="Seed of the model, the envs and the perturbation draws."),
         out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<algo>-<env>-<time>)."),
         train_perturbations: bool = typer.Option(False, "--train-perturbations",
@@ -164,14 +165,33 @@ def register(app: typer.Typer) -> None:
         eval_episodes: int = typer.Option(5, help="Episodes per evaluation."),
         max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
         wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed baseline run from its "
+                                              "checkpoint.pkl (settings from its config.yaml; --steps may "
+                                              "raise the budget)."),
     ) -> None:
-        """Train a Stable-Baselines3 baseline (rl-zoo-like hyperparameters) and save model.zip for eval."""
+        """Train a Stable-Baselines3 baseline (rl-zoo-like hyperparameters); saves model.zip and best_model.zip."""
         import yaml
 
         from plasticrl.baselines import train_baseline
         from plasticrl.eval.wandb_log import resolve_mode
 
         try:
+            if resume is not None:
+                cfg_path = resume / "config.yaml"
+                if not cfg_path.is_file():
+                    raise PlasticRLError(f"--resume {str(resume)!r}: no config.yaml there (not a baseline run)")
+                saved = yaml.safe_load(cfg_path.read_text())
+                budget = steps if steps is not None else saved["steps"]
+                path = train_baseline(saved["algo"], saved["env_id"], budget, resume, seed=saved["seed"],
+                                      env_kwargs=saved["env_kwargs"],
+                                      train_perturbations=saved["train_perturbations"],
+                                      overrides=saved["hyperparams"], eval_every=saved["eval_every"],
+                                      eval_episodes=saved["eval_episodes"], wandb_mode=resolve_mode(wandb_mode),
+                                      resume=True)
+                console.print(f"saved {path} (evaluate with: plasticrl eval {path.parent / 'best_model.zip'})")
+                return
+            if algo is None or env is None:
+                raise PlasticRLError("--algo and --env are required (or --resume RUN_DIR)")
             overrides = {}
             for item in hp or []:
                 if "=" not in item:
@@ -181,13 +201,14 @@ def register(app: typer.Typer) -> None:
             env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
             run_dir = out or Path("runs") / f"{algo}-{env.lower()}-{_stamp()}"
             console.print(f"run directory: {run_dir}")
-            path = train_baseline(algo, env, steps, run_dir, seed=seed, env_kwargs=env_kwargs,
+            budget = steps if steps is not None else 1_000_000
+            path = train_baseline(algo, env, budget, run_dir, seed=seed, env_kwargs=env_kwargs,
                                   train_perturbations=train_perturbations, overrides=overrides,
                                   eval_every=eval_every, eval_episodes=eval_episodes,
                                   wandb_mode=resolve_mode(wandb_mode))
         except PlasticRLError as exc:
             _fail(str(exc))
-        console.print(f"saved {path} (evaluate with: plasticrl eval {path})")
+        console.print(f"saved {path} (evaluate with: plasticrl eval {path.parent / 'best_model.zip'})")
 
     @app.command("render")
     def render_cmd(

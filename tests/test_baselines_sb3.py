@@ -89,3 +89,54 @@ def test_baseline_rejects_unknown_algo(tmp_path):
     res = CliRunner().invoke(app, ["baseline", "--algo", "dqn", "--env", ENV, "--steps", "10",
                                    "--out", str(tmp_path / "x"), "--wandb-mode", "disabled"])
     assert res.exit_code == 2 and "dqn" in res.output and "ppo" in res.output
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_baseline_checkpoint_resume_after_crash_and_best_model(tmp_path, monkeypatch):
+    """A crash after two evaluations loses nothing: resume continues from the checkpoint to the budget,
+    metrics keep one row per evaluation, and best_model.zip is the model of the best evaluation."""
+    import plasticrl.baselines.train as bt
+    from plasticrl.baselines import train_baseline
+    from plasticrl.baselines.train import read_checkpoint
+
+    run = tmp_path / "sac"
+    kw = dict(env_kwargs=KW, overrides={"learning_starts": 20, "batch_size": 16, "buffer_size": 500},
+              eval_every=40, eval_episodes=1, wandb_mode="disabled")
+    real = bt._evaluate_now
+    calls = []
+
+    def crash_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("simulated kill")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bt, "_evaluate_now", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        train_baseline("sac", ENV, 160, run, **kw)
+    saved = read_checkpoint(run / "checkpoint.pkl")
+    assert saved["progress"]["env_steps"] == 80 and saved["progress"]["evaluations"] == 2
+    assert saved["replay_buffer"] is not None and not (run / "model.zip").exists()
+
+    monkeypatch.setattr(bt, "_evaluate_now", real)
+    with pytest.raises(bt.PlasticRLError, match="hyperparams"):  # a resume must keep the run's settings
+        train_baseline("sac", ENV, 160, run, **{**kw, "overrides": {"learning_starts": 21}}, resume=True)
+    path = train_baseline("sac", ENV, 160, run, **kw, resume=True)
+    rows = _rows(run)
+    assert [(r["generation"], r["env_steps"]) for r in rows] == [(0, 40), (1, 80), (2, 120), (3, 160)]
+    assert path == run / "model.zip"
+    best = json.loads((run / "best_model.json").read_text())
+    best_row = max(rows, key=lambda r: r["eval_return_mean"])
+    assert best["env_steps"] == best_row["env_steps"]
+    progress = read_checkpoint(run / "checkpoint.pkl")["progress"]
+    assert progress["best_eval_return"] == pytest.approx(best_row["eval_return_mean"])
+
+
+def test_baseline_resume_needs_a_checkpoint(tmp_path):
+    res = CliRunner().invoke(app, ["baseline", "--resume", str(tmp_path), "--wandb-mode", "disabled"])
+    assert res.exit_code == 2 and "config.yaml" in res.output
+    res = CliRunner().invoke(app, ["baseline", "--env", ENV, "--wandb-mode", "disabled"])
+    assert res.exit_code == 2 and "--algo" in res.output

@@ -67,6 +67,6 @@ def test_tiny_experiment_end_to_end_and_rerun_skips(tmp_path, monkeypatch):
         assert run_cfg["env"]["kwargs"] == {"max_episode_steps": 20}
         assert run_cfg["env"]["train_perturbation"] == "train"
     summary = json.loads((out / "experiment.json").read_text())
-    assert summary["agents"]["ppo"].endswith("model.zip")
+    assert summary["agents"]["ppo"].endswith("best_model.zip")  # the best by nominal evaluation, as for ES
     again = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out)])
     assert again.exit_code == 0 and again.output.count("skipped") == 3

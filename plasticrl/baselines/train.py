@@ -8,7 +8,9 @@ the same distribution the ES trainer uses, so the baselines see what the plastic
 """
 from __future__ import annotations
 
+import io
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import yaml
 
 from plasticrl.baselines.hyperparams import hyperparams, sb3_kwargs
 from plasticrl.errors import PlasticRLError
-from plasticrl.io import atomic_write_json, atomic_write_text
+from plasticrl.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 #: eval episodes use seeds far from the training seeds so the score is on unseen initial states
 EVAL_SEED_OFFSET = 1_000_000
@@ -63,13 +65,49 @@ def obs_norm_dict(vec_normalize) -> dict[str, Any] | None:
             "epsilon": float(vec_normalize.epsilon)}
 
 
+def _model_bytes(model) -> bytes:
+    buffer = io.BytesIO()
+    model.save(buffer)
+    return buffer.getvalue()
+
+
 def save_model(model, vec_normalize, path: Path, meta: dict[str, Any]) -> Path:
-    """``path`` (.zip) plus its JSON sidecar with the algorithm, env and observation statistics."""
+    """``path`` (.zip) plus its JSON sidecar with the algorithm, env and observation statistics.
+
+    Both are written atomically; the sidecar goes first so a zip never pairs with a stale one
+    for longer than the rename between them."""
     from plasticrl.agents.sb3 import sidecar_path
 
-    model.save(str(path))
     atomic_write_json(sidecar_path(path), {**meta, "obs_norm": obs_norm_dict(vec_normalize)})
+    atomic_write_bytes(path, _model_bytes(model))
     return path
+
+
+def write_checkpoint(path: Path, model, vec_normalize, progress: dict[str, Any]) -> Path:
+    """Everything a resumed run needs, in one atomically written file.
+
+    The model zip (weights and optimiser states), the replay buffer of an off-policy algorithm,
+    the ``VecNormalize`` statistics and ``progress`` (env steps, evaluation index, best return)."""
+    state: dict[str, Any] = {"progress": progress, "model": _model_bytes(model),
+                             "vec_normalize": pickle.dumps(vec_normalize) if vec_normalize is not None else None,
+                             "replay_buffer": None}
+    if getattr(model, "replay_buffer", None) is not None:
+        buffer = io.BytesIO()
+        model.save_replay_buffer(buffer)
+        state["replay_buffer"] = buffer.getvalue()
+    atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    return path
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The dictionary :func:`write_checkpoint` wrote (our own file: unpickled as trusted)."""
+    try:
+        state = pickle.loads(Path(path).read_bytes())
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise PlasticRLError(f"cannot read baseline checkpoint {str(path)!r}: {exc}") from exc
+    if not isinstance(state, dict) or "progress" not in state:
+        raise PlasticRLError(f"{str(path)!r} is not a plasticrl baseline checkpoint")
+    return state
 
 
 def _evaluate_now(model, vec_normalize, meta: dict[str, Any], episodes: int, seed: int) -> np.ndarray:
@@ -79,6 +117,11 @@ def _evaluate_now(model, vec_normalize, meta: dict[str, Any], episodes: int, see
     ctrl = SB3Controller(model, "current", {**meta, "obs_norm": obs_norm_dict(vec_normalize)})
     out = run_batch(ctrl, meta["env_id"], [("nominal", None)], episodes, seed, meta["env_kwargs"])
     return out["nominal"].returns
+
+
+CHECKPOINT = "checkpoint.pkl"
+BEST_MODEL = "best_model.zip"
+FINAL_MODEL = "model.zip"
 
 
 def train_baseline(
@@ -94,8 +137,16 @@ def train_baseline(
     eval_episodes: int = 5,
     wandb_mode: str = "offline",
     device: str = "cpu",
+    resume: bool = False,
 ) -> Path:
-    """Train ``algo`` for ``steps`` env steps; returns the path of the saved ``model.zip``."""
+    """Train ``algo`` for ``steps`` env steps; returns the path of the saved final ``model.zip``.
+
+    At every evaluation the run writes ``checkpoint.pkl`` (atomically) and, when the evaluation
+    return is the best so far, ``best_model.zip``. ``resume=True`` continues a killed run from its
+    checkpoint: same weights, optimiser states, replay buffer, normalisation statistics and step
+    count; the episode that was running when it stopped starts afresh, so unlike the ES trainer
+    the continuation is not bit-identical to an uninterrupted run.
+    """
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -104,40 +155,71 @@ def train_baseline(
 
     if steps < 1:
         raise PlasticRLError(f"steps must be >= 1; got {steps}")
+    if eval_every < 1:
+        raise PlasticRLError(f"eval_every must be >= 1; got {eval_every}")
     env_kwargs = dict(env_kwargs or {})
     params = hyperparams(algo, env_id, overrides)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     config = {"kind": "sb3-baseline", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "steps": steps,
               "seed": seed, "train_perturbations": train_perturbations, "hyperparams": params,
               "eval_every": eval_every, "eval_episodes": eval_episodes}
+    checkpoint = read_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None
+    if resume and checkpoint is None:
+        raise PlasticRLError(f"nothing to resume in {str(out)!r}: no {CHECKPOINT} there")
+    if checkpoint is not None:
+        saved = yaml.safe_load((out / "config.yaml").read_text())
+        changed = [k for k in config if k != "steps" and saved.get(k) != config[k]]
+        if changed:
+            raise PlasticRLError(f"cannot resume {str(out)!r} with different settings: {', '.join(changed)} "
+                                 f"(only steps may change)")
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     meta = {"algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "train_perturbations": train_perturbations}
 
     venv = DummyVecEnv([lambda: make_env(env_id, env_kwargs, seed, train_perturbations)])
     venv.seed(seed)
-    vec_norm = VecNormalize(venv, norm_obs=True, norm_reward=True) if params.get("normalize") else None
-    train_env = vec_norm if vec_norm is not None else venv
-    model = algo_class(algo)("MlpPolicy", train_env, seed=seed, device=device, verbose=0,
-                             **sb3_kwargs(algo, params, int(np.prod(venv.action_space.shape))))
-    logger = RunLogger(out, config, wandb_mode=wandb_mode, run_name=out.name, tags=["baseline", algo])
+    progress = {"env_steps": 0, "evaluations": 0, "best_eval_return": -float("inf")}
+    if checkpoint is None:
+        vec_norm = VecNormalize(venv, norm_obs=True, norm_reward=True) if params.get("normalize") else None
+        train_env = vec_norm if vec_norm is not None else venv
+        model = algo_class(algo)("MlpPolicy", train_env, seed=seed, device=device, verbose=0,
+                                 **sb3_kwargs(algo, params, int(np.prod(venv.action_space.shape))))
+    else:
+        progress.update(checkpoint["progress"])
+        vec_norm = None
+        if checkpoint["vec_normalize"] is not None:
+            vec_norm = pickle.loads(checkpoint["vec_normalize"])
+            vec_norm.set_venv(venv)
+        train_env = vec_norm if vec_norm is not None else venv
+        model = algo_class(algo).load(io.BytesIO(checkpoint["model"]), env=train_env, device=device)
+        if checkpoint["replay_buffer"] is not None:
+            model.load_replay_buffer(io.BytesIO(checkpoint["replay_buffer"]))
+    logger = RunLogger(out, config, wandb_mode=wandb_mode, run_name=out.name, tags=["baseline", algo],
+                       run_id=_wandb_id(out), resume_from_generation=(progress["evaluations"] - 1
+                                                                      if checkpoint is not None else None))
 
     class _Eval(BaseCallback):
-        """Every ``eval_every`` steps (and at the end): deterministic nominal episodes -> metrics.jsonl."""
+        """Every ``eval_every`` steps (and at the end): deterministic nominal episodes -> metrics.jsonl,
+        the best model so far, and a checkpoint."""
 
         def __init__(self):
             super().__init__()
-            self.next_eval, self.index = eval_every, 0
+            self.next_eval = (progress["env_steps"] // eval_every + 1) * eval_every
 
         def log_now(self) -> None:
             returns = _evaluate_now(self.model, vec_norm, meta, eval_episodes, seed + EVAL_SEED_OFFSET)
             recent = [ep["r"] for ep in self.model.ep_info_buffer]
-            row = {"generation": self.index, "env_steps": int(self.num_timesteps),
+            row = {"generation": progress["evaluations"], "env_steps": int(self.num_timesteps),
                    "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std())}
             if recent:
                 row["train_return_mean"] = float(np.mean(recent))
             logger.log(row)
-            self.index += 1
+            if row["eval_return_mean"] > progress["best_eval_return"]:
+                progress["best_eval_return"] = row["eval_return_mean"]
+                save_model(self.model, vec_norm, out / BEST_MODEL, {**meta, "env_steps": row["env_steps"]})
+            progress["evaluations"] += 1
+            progress["env_steps"] = int(self.num_timesteps)
+            write_checkpoint(out / CHECKPOINT, self.model, vec_norm, dict(progress))
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_eval:
@@ -147,14 +229,31 @@ def train_baseline(
 
     callback = _Eval()
     try:
-        model.learn(total_timesteps=steps, callback=callback, progress_bar=False)
-        if callback.index == 0 or callback.num_timesteps % eval_every:
+        remaining = steps - progress["env_steps"]
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=callback, progress_bar=False,
+                        reset_num_timesteps=checkpoint is None)
+        if progress["evaluations"] == 0 or model.num_timesteps % eval_every:
             callback.log_now()
-        path = save_model(model, vec_norm, out / "model.zip", meta)
+        path = save_model(model, vec_norm, out / FINAL_MODEL, {**meta, "env_steps": int(model.num_timesteps)})
         logger.log_artifact(path, name=f"{algo}-{env_id}", kind="model", aliases=["final"])
+        logger.log_artifact(out / BEST_MODEL, name=f"{algo}-{env_id}-best", kind="model", aliases=["best"])
         summary = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-        logger.summary({"final_eval_return": summary["eval_return_mean"], "env_steps": summary["env_steps"]})
+        logger.summary({"final_eval_return": summary["eval_return_mean"], "env_steps": summary["env_steps"],
+                        "best_eval_return": progress["best_eval_return"]})
     finally:
         logger.finish()
         train_env.close()
     return path
+
+
+def _wandb_id(run_dir: Path) -> str:
+    """A W&B run id kept in the run directory, so a resumed baseline logs to the same W&B run."""
+    path = run_dir / "wandb_id.txt"
+    if path.is_file():
+        return path.read_text().strip()
+    import uuid
+
+    run_id = uuid.uuid4().hex[:12]
+    atomic_write_text(path, run_id + "\n")
+    return run_id

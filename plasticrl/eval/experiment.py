@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -43,6 +43,9 @@ class Baseline(_Strict):
     hp: dict[str, Any] = Field(default_factory=dict, description="hyperparameter overrides")
     eval_every: int = Field(10_000, gt=0)
     eval_episodes: int = Field(5, gt=0)
+    model_file: Literal["best_model.zip", "model.zip"] = Field(
+        "best_model.zip", description="which saved model is evaluated: the best by nominal evaluation "
+        "(as best_agent.pt for the ES agents) or the final one")
 
 
 class ExpEval(_Strict):
@@ -116,13 +119,21 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
                log: Callable[[str], None]) -> Path:
     from plasticrl.baselines import train_baseline
 
-    if (run_dir / "model.zip").is_file():
+    from plasticrl.baselines.train import CHECKPOINT, FINAL_MODEL
+
+    target = run_dir / b.model_file
+    if (run_dir / FINAL_MODEL).is_file():
         log(f"{label}: already trained ({run_dir}), skipped")
-        return run_dir / "model.zip"
-    log(f"{label}: training SB3 {b.algo} for {b.steps} steps in {run_dir}")
-    return train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
-                          train_perturbations=spec.env.train_perturbation == "train", overrides=b.hp,
-                          eval_every=b.eval_every, eval_episodes=b.eval_episodes, wandb_mode=wandb_mode)
+    else:
+        resume = (run_dir / CHECKPOINT).is_file()
+        log(f"{label}: training SB3 {b.algo} for {b.steps} steps ({'resumed' if resume else 'new'}) in {run_dir}")
+        train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
+                       train_perturbations=spec.env.train_perturbation == "train", overrides=b.hp,
+                       eval_every=b.eval_every, eval_episodes=b.eval_episodes, wandb_mode=wandb_mode, resume=resume)
+    if not target.is_file():
+        raise PlasticRLError(f"{label}: {str(target)!r} does not exist (model_file: {b.model_file}; a run from "
+                             f"before best models were saved has only model.zip)")
+    return target
 
 
 def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[[str], None] = print,
