@@ -99,37 +99,37 @@ def check_supported(config, device, genome=None) -> None:
 # policy's dtype, so float32 policies compute in float32 as torch does (a Python float literal
 # would promote numba's arithmetic to float64).
 
+def _clip(w, clip, lo, hi):
+    # the clip bound, one weight at a time (torch.clamp: NaN stays NaN for the finite guard)
+    if clip:
+        w = lo if w < lo else w
+        w = hi if w > hi else w
+    return w
+
+
+def _gate(d, use_m, m):
+    # a rule's change times the modulator, when there is one
+    return d * m if use_m else d
+
+
 def _lif_layer(v_row, a_row, cur, xo, n_out, w, thl, is_alif, beta_a, rho, rho_w, reset_zero, zero, one):
     # lif_step / alif_step of one row: lerp, spike where v - threshold > 0, reset
     small = abs(w) < 0.5
     one_m_w = one - w
-    if not is_alif:
-        for i in range(n_out):
-            a = v_row[i]
-            b = cur[i]
-            v = a + w * (b - a) if small else b - (b - a) * one_m_w
-            s = one if v - thl > 0 else zero
-            if reset_zero:
-                v = v * (one - s)
-            else:
-                v = v - s * thl
-            v_row[i] = v
-            xo[i] = s
-    else:
-        for i in range(n_out):
-            a = v_row[i]
-            b = cur[i]
-            v = a + w * (b - a) if small else b - (b - a) * one_m_w
-            ad = a_row[i]
-            thr = thl + beta_a * ad
-            s = one if v - thr > 0 else zero
-            if reset_zero:
-                v = v * (one - s)
-            else:
-                v = v - s * thr
-            v_row[i] = v
-            a_row[i] = rho * ad + rho_w * s
-            xo[i] = s
+    for i in range(n_out):
+        a = v_row[i]
+        b = cur[i]
+        v = a + w * (b - a) if small else b - (b - a) * one_m_w
+        thr = thl + beta_a * a_row[i] if is_alif else thl
+        s = one if v - thr > 0 else zero
+        if reset_zero:
+            v = v * (one - s)
+        else:
+            v = v - s * thr
+        v_row[i] = v
+        if is_alif:
+            a_row[i] = rho * a_row[i] + rho_w * s
+        xo[i] = s
 
 
 def _trace(row, x, n, w, one):
@@ -317,18 +317,12 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
                     if full:
                         for j in range(n_pre):
                             w = w_row[j] + e_row[j] * (phi * x[j])
-                            if clip:
-                                w = neg_limit if w < neg_limit else w
-                                w = limit if w > limit else w
-                            w_row[j] = w
+                            w_row[j] = _clip(w, clip, neg_limit, limit)
                     else:
                         e = En[ie, 0]
                         for j in range(n_pre):
                             w = w_row[j] + e * (phi * x[j])
-                            if clip:
-                                w = neg_limit if w < neg_limit else w
-                                w = limit if w > limit else w
-                            w_row[j] = w
+                            w_row[j] = _clip(w, clip, neg_limit, limit)
                 elif rule == 1:
                     ey = En[ie, 0] * yi
                     for j in range(n_pre):
@@ -336,13 +330,7 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
                         if full:
                             ey = e_row[j] * yi
                         d = ey * (x[j] - yi * w)
-                        if use_m:
-                            d = d * m
-                        w = w + d
-                        if clip:
-                            w = neg_limit if w < neg_limit else w
-                            w = limit if w > limit else w
-                        w_row[j] = w
+                        w_row[j] = _clip(w + _gate(d, use_m, m), clip, neg_limit, limit)
                 else:
                     Ta = cA[l][n]
                     Tb = cB[l][n]
@@ -353,13 +341,7 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
                         for j in range(n_pre):
                             xj = x[j]
                             d = e_row[j] * (ta[j] * (yi * xj) + tb[j] * xj + tc[j] * yi + td[j])
-                            if use_m:
-                                d = d * m
-                            w = w_row[j] + d
-                            if clip:
-                                w = neg_limit if w < neg_limit else w
-                                w = limit if w > limit else w
-                            w_row[j] = w
+                            w_row[j] = _clip(w_row[j] + _gate(d, use_m, m), clip, neg_limit, limit)
                     else:
                         e = En[ie, 0]
                         a = Ta[ie, 0]
@@ -369,13 +351,7 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
                         for j in range(n_pre):
                             xj = x[j]
                             d = e * (a * (yi * xj) + b * xj + cy + dd)
-                            if use_m:
-                                d = d * m
-                            w = w_row[j] + d
-                            if clip:
-                                w = neg_limit if w < neg_limit else w
-                                w = limit if w > limit else w
-                            w_row[j] = w
+                            w_row[j] = _clip(w_row[j] + _gate(d, use_m, m), clip, neg_limit, limit)
                 if bounds == 2:
                     for j in range(n_pre):
                         a_w = abs(w_row[j])
@@ -409,6 +385,8 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
 if _numba is not None:
     _lif_layer = _numba.njit(cache=True, error_model="numpy")(_lif_layer)
     _trace = _numba.njit(cache=True, error_model="numpy")(_trace)
+    _clip = _numba.njit(cache=True, inline="always")(_clip)
+    _gate = _numba.njit(cache=True, inline="always")(_gate)
     # error_model="numpy": IEEE results for x/0 instead of Python's ZeroDivisionError checks
     act_kernel = _numba.njit(nogil=True, cache=True, error_model="numpy")(_act_py)
     learn_kernel = _numba.njit(nogil=True, cache=True, error_model="numpy")(_learn_py)
