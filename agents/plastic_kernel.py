@@ -276,6 +276,126 @@ def _act_py(obs, gain, bias, centres, sigma, population, spiking_in, in_v, in_w,
                 actions[n, i] = mid[i]
 
 
+# Each rule updates one (row, layer) block of weights in a helper of its own, with the choice of
+# per-synapse or shared learning rates made once per block rather than per output neuron: with
+# that branch inside the neuron loop LLVM did not vectorise the synapse loop (the BCM update of
+# a [64, 64, 17] layer took 126 us instead of 50 us).
+
+def _bcm_block(Wn, En, x, y, Th, m, use_m, clip, lo, hi):
+    # dW = eta * [m] * y (y - theta) x
+    n_out, n_pre = Wn.shape
+    if En.shape[1] > 1:
+        for i in range(n_out):
+            yi = y[i]
+            phi = yi * (yi - Th[i])
+            if use_m:
+                phi = phi * m
+            w_row = Wn[i]
+            e_row = En[i]
+            for j in range(n_pre):
+                w = w_row[j] + e_row[j] * (phi * x[j])
+                w_row[j] = _clip(w, clip, lo, hi)
+    else:
+        e_o = 1 if En.shape[0] > 1 else 0
+        for i in range(n_out):
+            yi = y[i]
+            phi = yi * (yi - Th[i])
+            if use_m:
+                phi = phi * m
+            w_row = Wn[i]
+            e = En[i * e_o, 0]
+            for j in range(n_pre):
+                w = w_row[j] + e * (phi * x[j])
+                w_row[j] = _clip(w, clip, lo, hi)
+
+
+def _oja_block(Wn, En, x, y, m, use_m, clip, lo, hi):
+    # dW = eta * y (x - y W), then [m]
+    n_out, n_pre = Wn.shape
+    if En.shape[1] > 1:
+        for i in range(n_out):
+            yi = y[i]
+            w_row = Wn[i]
+            e_row = En[i]
+            for j in range(n_pre):
+                w = w_row[j]
+                d = (e_row[j] * yi) * (x[j] - yi * w)
+                w_row[j] = _clip(w + _gate(d, use_m, m), clip, lo, hi)
+    else:
+        e_o = 1 if En.shape[0] > 1 else 0
+        for i in range(n_out):
+            yi = y[i]
+            w_row = Wn[i]
+            ey = En[i * e_o, 0] * yi
+            for j in range(n_pre):
+                w = w_row[j]
+                d = ey * (x[j] - yi * w)
+                w_row[j] = _clip(w + _gate(d, use_m, m), clip, lo, hi)
+
+
+def _abcd_block(Wn, En, Ta, Tb, Tc, Td, x, y, m, use_m, clip, lo, hi):
+    # dW = eta * (A y x + B x + C y + D), then [m]
+    n_out, n_pre = Wn.shape
+    if En.shape[1] > 1:
+        for i in range(n_out):
+            yi = y[i]
+            w_row = Wn[i]
+            e_row = En[i]
+            ta, tb, tc, td = Ta[i], Tb[i], Tc[i], Td[i]
+            for j in range(n_pre):
+                xj = x[j]
+                d = e_row[j] * (ta[j] * (yi * xj) + tb[j] * xj + tc[j] * yi + td[j])
+                w_row[j] = _clip(w_row[j] + _gate(d, use_m, m), clip, lo, hi)
+    else:
+        e_o = 1 if En.shape[0] > 1 else 0
+        for i in range(n_out):
+            yi = y[i]
+            ie = i * e_o
+            w_row = Wn[i]
+            e = En[ie, 0]
+            a = Ta[ie, 0]
+            b = Tb[ie, 0]
+            cy = Tc[ie, 0] * yi
+            dd = Td[ie, 0]
+            for j in range(n_pre):
+                xj = x[j]
+                d = e * (a * (yi * xj) + b * xj + cy + dd)
+                w_row[j] = _clip(w_row[j] + _gate(d, use_m, m), clip, lo, hi)
+
+
+def _all_finite(Wn):
+    ok = True
+    for i in range(Wn.shape[0]):
+        w_row = Wn[i]
+        for j in range(Wn.shape[1]):
+            ok &= math.isfinite(w_row[j])
+    return ok
+
+
+def _normalise_block(Wn, limit, eps):
+    # bounds "normalise": scale by limit / max|W| (torch: a NaN peak makes every weight NaN, and
+    # the caller's guard then restores them); returns whether the result is finite
+    peak = abs(limit - limit)  # zero of the dtype
+    has_nan = False
+    for i in range(Wn.shape[0]):
+        w_row = Wn[i]
+        for j in range(Wn.shape[1]):
+            a_w = abs(w_row[j])
+            has_nan |= a_w != a_w
+            peak = a_w if a_w > peak else peak
+    if has_nan:
+        return False
+    scale = limit / (peak if peak > eps else eps)
+    ok = True
+    for i in range(Wn.shape[0]):
+        w_row = Wn[i]
+        for j in range(Wn.shape[1]):
+            w = w_row[j] * scale
+            ok &= math.isfinite(w)
+            w_row[j] = w
+    return ok
+
+
 def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre, post, theta,
               eta, cA, cB, cC, cD, plastic, bounds, limit, eps, theta_keep, theta_w, invalid):
     N = reward.shape[0]
@@ -295,89 +415,23 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
             if not plastic[l]:
                 continue
             Wn = W[l][n]
-            n_out = Wn.shape[0]
-            n_pre = Wn.shape[1]
             x = pre[l][n]
             y = post[l][n]
             En = eta[l][n]
-            e_o = 1 if En.shape[0] > 1 else 0
-            full = En.shape[1] > 1
-            peak = abs(limit - limit)  # zero of the dtype
-            has_nan = False
-            ok = True
-            for i in range(n_out):
-                yi = y[i]
-                ie = i * e_o
-                w_row = Wn[i]
-                e_row = En[i]
-                if rule == 0:
-                    phi = yi * (yi - theta[l][n, i])
-                    if use_m:
-                        phi = phi * m
-                    if full:
-                        for j in range(n_pre):
-                            w = w_row[j] + e_row[j] * (phi * x[j])
-                            w_row[j] = _clip(w, clip, neg_limit, limit)
-                    else:
-                        e = En[ie, 0]
-                        for j in range(n_pre):
-                            w = w_row[j] + e * (phi * x[j])
-                            w_row[j] = _clip(w, clip, neg_limit, limit)
-                elif rule == 1:
-                    ey = En[ie, 0] * yi
-                    for j in range(n_pre):
-                        w = w_row[j]
-                        if full:
-                            ey = e_row[j] * yi
-                        d = ey * (x[j] - yi * w)
-                        w_row[j] = _clip(w + _gate(d, use_m, m), clip, neg_limit, limit)
-                else:
-                    Ta = cA[l][n]
-                    Tb = cB[l][n]
-                    Tc = cC[l][n]
-                    Td = cD[l][n]
-                    if full:
-                        ta, tb, tc, td = Ta[i], Tb[i], Tc[i], Td[i]
-                        for j in range(n_pre):
-                            xj = x[j]
-                            d = e_row[j] * (ta[j] * (yi * xj) + tb[j] * xj + tc[j] * yi + td[j])
-                            w_row[j] = _clip(w_row[j] + _gate(d, use_m, m), clip, neg_limit, limit)
-                    else:
-                        e = En[ie, 0]
-                        a = Ta[ie, 0]
-                        b = Tb[ie, 0]
-                        cy = Tc[ie, 0] * yi
-                        dd = Td[ie, 0]
-                        for j in range(n_pre):
-                            xj = x[j]
-                            d = e * (a * (yi * xj) + b * xj + cy + dd)
-                            w_row[j] = _clip(w_row[j] + _gate(d, use_m, m), clip, neg_limit, limit)
-                if bounds == 2:
-                    for j in range(n_pre):
-                        a_w = abs(w_row[j])
-                        has_nan |= a_w != a_w
-                        peak = a_w if a_w > peak else peak
-                else:
-                    for j in range(n_pre):
-                        ok &= math.isfinite(w_row[j])
-            if bounds == 2:
-                if has_nan:
-                    # torch: the NaN peak makes every weight NaN, and the guard below restores them
-                    ok = False
-                else:
-                    scale = limit / (peak if peak > eps else eps)
-                    for i in range(n_out):
-                        w_row = Wn[i]
-                        for j in range(n_pre):
-                            w = w_row[j] * scale
-                            ok &= math.isfinite(w)
-                            w_row[j] = w
+            if rule == 0:
+                _bcm_block(Wn, En, x, y, theta[l][n], m, use_m, clip, neg_limit, limit)
+            elif rule == 1:
+                _oja_block(Wn, En, x, y, m, use_m, clip, neg_limit, limit)
+            else:
+                _abcd_block(Wn, En, cA[l][n], cB[l][n], cC[l][n], cD[l][n], x, y, m, use_m, clip,
+                            neg_limit, limit)
+            ok = _normalise_block(Wn, limit, eps) if bounds == 2 else _all_finite(Wn)
             if not ok:
                 invalid[n] = True
                 Wn[:, :] = W0[l][n]
             if rule == 0:
                 Th = theta[l][n]
-                for i in range(n_out):
+                for i in range(Wn.shape[0]):
                     yi = y[i]
                     Th[i] = theta_keep * Th[i] + theta_w * yi * yi
 
@@ -385,6 +439,11 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
 if _numba is not None:
     _lif_layer = _numba.njit(cache=True, error_model="numpy")(_lif_layer)
     _trace = _numba.njit(cache=True, error_model="numpy")(_trace)
+    _bcm_block = _numba.njit(cache=True, error_model="numpy")(_bcm_block)
+    _oja_block = _numba.njit(cache=True, error_model="numpy")(_oja_block)
+    _abcd_block = _numba.njit(cache=True, error_model="numpy")(_abcd_block)
+    _all_finite = _numba.njit(cache=True, error_model="numpy")(_all_finite)
+    _normalise_block = _numba.njit(cache=True, error_model="numpy")(_normalise_block)
     _clip = _numba.njit(cache=True, inline="always")(_clip)
     _gate = _numba.njit(cache=True, inline="always")(_gate)
     # error_model="numpy": IEEE results for x/0 instead of Python's ZeroDivisionError checks
