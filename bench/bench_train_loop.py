@@ -8,6 +8,13 @@ policy (``bench_envs.Ceiling``). On a shared machine the speed of a core drifts 
 percent within a minute, so each repeat measures the ceiling right before and right after the
 loop and divides by their mean; the median over repeats is the figure to quote.
 
+Random actions are not the policy's: a policy drives the robots into other states, whose contacts
+cost other amounts of physics. So each repeat also records the controls and start states of its
+last timed generation and replays them through the same threaded ``mj_step`` loop: the physics
+of exactly the trajectories the loop simulated (checked: the replay ends in the same states). Its
+ratio, ``whole_loop_over_replayed_physics``, is the share of the loop's time that its own physics
+would take alone.
+
     python bench/bench_train_loop.py                       # HalfCheetah-v5, P = 64
     python bench/bench_train_loop.py --env Ant-v5 --generations 3 --repeats 5
 """
@@ -21,13 +28,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import mujoco
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_envs import Ceiling  # noqa: E402  (shared ceiling measurement)
 
 from plasticrl.config import load_config  # noqa: E402
-from plasticrl.envs.engine import default_num_threads  # noqa: E402
+from plasticrl.envs.engine import PhysicsPool, default_num_threads  # noqa: E402
+from plasticrl.envs.vector import MujocoVectorEnv  # noqa: E402
 from plasticrl.train.trainer import ESTrainer  # noqa: E402
 
 POLICIES = {
@@ -53,14 +62,72 @@ def ceiling_steps_per_s(env_id: str, population: int, steps: int) -> float:
     return population * steps / elapsed
 
 
+class _Recorder:
+    """Records, for the training env (``rows`` instances), the start states of each rollout and
+    the controls of every step after them, by wrapping ``reset`` and ``PhysicsPool.start`` for
+    the duration of a ``with`` block (bench-only instrumentation)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.starts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.controls: list[np.ndarray] = []
+        self.env: MujocoVectorEnv | None = None
+
+    def __enter__(self) -> "_Recorder":
+        self._reset, self._start = MujocoVectorEnv.reset, PhysicsPool.start
+        rec = self
+
+        def reset(env, **kwargs):
+            out = rec._reset(env, **kwargs)
+            if env.num_envs == rec.rows:
+                rec.env = env
+                rec.starts = [(d.qpos.copy(), d.qvel.copy()) for d in env.pool.datas]
+                rec.controls = []
+            return out
+
+        def start(pool, ctrl, active=None):
+            if pool.n == rec.rows and rec.env is not None and pool is rec.env.pool:
+                if active is not None and not active.all():
+                    raise SystemExit("replay needs episodes that do not end inside the rollout (HalfCheetah-v5)")
+                rec.controls.append(np.array(ctrl))
+            return rec._start(pool, ctrl, active)
+
+        MujocoVectorEnv.reset, PhysicsPool.start = reset, start
+        return self
+
+    def __exit__(self, *exc) -> None:
+        MujocoVectorEnv.reset, PhysicsPool.start = self._reset, self._start
+
+
+def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.ndarray) -> float:
+    """Steps/s of the threaded ``mj_step`` loop replaying the recorded generation."""
+    ceiling = Ceiling(env_id, rec.rows, default_num_threads())
+    for (qpos, qvel), m, d in zip(rec.starts, ceiling.models, ceiling.datas):
+        mujoco.mj_resetData(m, d)
+        d.qpos[:], d.qvel[:] = qpos, qvel
+        mujoco.mj_forward(m, d)
+    start = time.perf_counter()
+    for ctrl in rec.controls:
+        ceiling.step(ctrl)
+    elapsed = time.perf_counter() - start
+    replay_qpos = np.stack([d.qpos for d in ceiling.datas])
+    ceiling.close()
+    if not np.array_equal(replay_qpos, final_qpos):
+        raise SystemExit("the replayed physics diverged from the recorded rollout")
+    return rec.rows * len(rec.controls) / elapsed
+
+
 def loop_steps_per_s(env_id: str, population: int, generations: int, policy: list[str]) -> dict:
     overrides = [f"env.id={env_id}", "es.algorithm=pgpe",
                  f"es.params={{population_size: {population}, stdev_init: 0.1}}",
                  f"train.generations={generations}", f"train.eval_every={generations + 1}",
                  f"train.checkpoint_every={generations + 1}", "logging.wandb.mode=disabled"] + policy
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _Recorder(population) as rec:
         ESTrainer(load_config(None, overrides), Path(tmp) / "run", on_generation=rows.append).train()
+    # The training env is idle after its last generation (the final centre evaluation runs in
+    # an env of its own), so its instances still hold the states that generation ended in.
+    final_qpos = np.stack([d.qpos.copy() for d in rec.env.pool.datas])
     # The first generation pays one-off warm-up costs; the trainer always evaluates the centre
     # after its last generation, and that evaluation is not part of the loop being measured.
     timed = [r for r in rows[1:] if "eval_return_mean" not in r]
@@ -69,7 +136,8 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
     steps = sum(r["env_steps"] - p["env_steps"] for p, r in zip(rows, rows[1:]) if "eval_return_mean" not in r)
     seconds = sum(r["generation_seconds"] for r in timed)
     return {"whole_loop_steps_per_s": steps / seconds, "rollout_only_steps_per_s":
-            float(np.mean([r["env_steps_per_s"] for r in timed])), "generations_timed": len(timed)}
+            float(np.mean([r["env_steps_per_s"] for r in timed])), "generations_timed": len(timed),
+            "replayed_physics_steps_per_s": replayed_physics_steps_per_s(env_id, rec, final_qpos)}
 
 
 def main() -> None:
@@ -90,13 +158,23 @@ def main() -> None:
             after = ceiling_steps_per_s(args.env, args.population, args.ceiling_steps)
             ceiling = 0.5 * (before + after)
             repeats.append({**row, "ceiling_steps_per_s": ceiling,
-                            "whole_loop_over_ceiling": row["whole_loop_steps_per_s"] / ceiling})
+                            "whole_loop_over_ceiling": row["whole_loop_steps_per_s"] / ceiling,
+                            "whole_loop_over_replayed_physics":
+                                row["whole_loop_steps_per_s"] / row["replayed_physics_steps_per_s"]})
+
+        def median(key: str, digits: int = 1) -> float:
+            return round(float(np.median([r[key] for r in repeats])), digits)
+
         ratios = [r["whole_loop_over_ceiling"] for r in repeats]
         results[name] = {
             "whole_loop_over_ceiling_median": round(float(np.median(ratios)), 3),
             "whole_loop_over_ceiling_each": [round(x, 3) for x in ratios],
-            "whole_loop_steps_per_s_median": round(float(np.median([r["whole_loop_steps_per_s"] for r in repeats])), 1),
-            "ceiling_steps_per_s_median": round(float(np.median([r["ceiling_steps_per_s"] for r in repeats])), 1),
+            "whole_loop_over_replayed_physics_median": median("whole_loop_over_replayed_physics", 3),
+            "whole_loop_over_replayed_physics_each": [round(r["whole_loop_over_replayed_physics"], 3)
+                                                      for r in repeats],
+            "whole_loop_steps_per_s_median": median("whole_loop_steps_per_s"),
+            "ceiling_steps_per_s_median": median("ceiling_steps_per_s"),
+            "replayed_physics_steps_per_s_median": median("replayed_physics_steps_per_s"),
             "generations_timed": repeats[0]["generations_timed"],
         }
     print(json.dumps({
