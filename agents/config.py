@@ -69,7 +69,8 @@ class PlasticityConfig(_Strict):
     # 0.001 measured better than 0.01 for ES on HalfCheetah-v5 (plastic BCM at 0.8M steps: 1167 vs 399):
     # larger in-episode changes are noise ES must first learn to suppress. ES can still grow eta.
     eta_scale: float = Field(
-        0.001, gt=0, description="learning rate = searched eta (unit scale, starts at 1) x eta_scale"
+        0.001, ge=0, description="learning rate = searched eta (unit scale, starts at 1) x eta_scale; "
+        "0 freezes the fast weights (the frozen-plasticity control)"
     )
     bounds: Literal["none", "clip", "normalise"] = "clip"
     weight_limit: float = Field(5.0, gt=0, description="clip limit, or the max magnitude after normalising")
@@ -108,7 +109,8 @@ class InputPlasticityConfig(_Strict):
     threshold: float = Field(
         0.07, gt=0, description="goodness threshold per hidden neuron (theta = threshold x layer size)"
     )
-    eta_scale: float = Field(0.01, gt=0, description="learning rate = searched csdp_eta (starts at 1) x eta_scale")
+    eta_scale: float = Field(0.01, ge=0, description="learning rate = searched csdp_eta (starts at 1) x eta_scale; "
+                             "0 freezes the input layer")
     decay: float = Field(0.0, ge=0, description="pull of the fast weights back to the initial ones, per unit eta")
     tau_trace: float = Field(0.02, gt=0, description="time constant of the pre/post traces CSDP reads, seconds")
     seed: int = Field(0, description="seed of the permutation bank")

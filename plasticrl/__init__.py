@@ -2,11 +2,12 @@
 __version__ = "0.1.0"
 
 
-def load(path, device="cpu"):
-    """Load a trained agent file (or a run directory's best agent); see :mod:`plasticrl.agent`."""
+def load(path, device="cpu", frozen=False):
+    """Load a trained agent file (or a run directory's best agent); ``frozen=True`` sets its
+    within-episode learning rates to 0. See :mod:`plasticrl.agent`."""
     from plasticrl.agent import load as _load
 
-    return _load(path, device=device)
+    return _load(path, device=device, frozen=frozen)
 
 
 __all__ = ["__version__", "load"]

@@ -65,17 +65,45 @@ def training_metadata(config, run_dir: Path, generation: int, env_steps: int, ev
             "config_name": config.name, **extra}
 
 
-class Agent:
-    """One deployed controller: ``reset()`` at episode start, ``act(obs, reward)`` every step."""
+def has_plasticity(policy_config) -> bool:
+    """Whether a policy config learns within the episode (a long-term rule or a CSDP input layer)."""
+    plasticity = getattr(policy_config, "plasticity", None)
+    input_plasticity = getattr(policy_config, "input_plasticity", None)
+    return ((plasticity is not None and plasticity.rule != "none")
+            or (input_plasticity is not None and input_plasticity.rule != "none"))
 
-    def __init__(self, payload: dict[str, Any], device: str | torch.device = "cpu"):
+
+def frozen_policy_config(policy_config):
+    """The same policy with every within-episode learning rate set to 0 (``eta_scale: 0``): its fast
+    weights stay the evolved initial ones, the control that shows what plasticity itself adds.
+    Short-term synaptic dynamics (``synapse: stp``) are part of the neuron model and stay on."""
+    if not has_plasticity(policy_config):
+        raise PlasticRLError(f"a {policy_config.kind!r} policy without a plasticity rule has no learning rate "
+                             "to freeze; frozen twins exist for plastic_spiking policies with plasticity.rule "
+                             "or input_plasticity.rule set")
+    update = {"plasticity": policy_config.plasticity.model_copy(update={"eta_scale": 0.0})}
+    if policy_config.input_plasticity.rule != "none":
+        update["input_plasticity"] = policy_config.input_plasticity.model_copy(update={"eta_scale": 0.0})
+    return policy_config.model_copy(update=update)
+
+
+class Agent:
+    """One deployed controller: ``reset()`` at episode start, ``act(obs, reward)`` every step.
+
+    ``frozen=True`` loads the agent with its learning rates set to 0 (:func:`frozen_policy_config`)."""
+
+    def __init__(self, payload: dict[str, Any], device: str | torch.device = "cpu", frozen: bool = False):
         if payload.get("kind") != "plasticrl-agent" or payload.get("format") != AGENT_FORMAT:
             raise PlasticRLError(f"not a plasticrl agent file of format {AGENT_FORMAT} "
                                  f"(kind={payload.get('kind')!r}, format={payload.get('format')!r})")
         import gymnasium as gym
 
+        self._payload = payload
         self.metadata = payload["metadata"]
         self.policy_config = parse_policy_config(payload["policy_config"])
+        self.frozen = frozen
+        if frozen:
+            self.policy_config = frozen_policy_config(self.policy_config)
         obs_space = gym.spaces.Box(-np.inf, np.inf, (payload["obs_dim"],), np.float64)
         act_space = gym.spaces.Box(np.array(payload["action_low"], np.float32),
                                    np.array(payload["action_high"], np.float32))
@@ -87,6 +115,10 @@ class Agent:
                                  f"{self.policy.genome.dim}")
         self.obs_norm = ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None
         self._batch = 0
+
+    def frozen_copy(self, device: str | torch.device | None = None) -> "Agent":
+        """The same agent with its within-episode learning rates set to 0 (see :func:`frozen_policy_config`)."""
+        return Agent(self._payload, device=device if device is not None else self.policy.device, frozen=True)
 
     def reset(self, batch_size: int = 1) -> None:
         """Start a new episode (``batch_size`` parallel copies for batched observations)."""
@@ -111,8 +143,9 @@ class Agent:
         return action[0].astype(np.float64) if single else action.astype(np.float64)
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Agent:
-    """Load an agent file written by training (``best_agent.pt`` / ``final_agent.pt``)."""
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bool = False) -> Agent:
+    """Load an agent file written by training (``best_agent.pt`` / ``final_agent.pt``);
+    ``frozen=True``: with its within-episode learning rates set to 0."""
     path = Path(path)
     if path.is_dir():
         for name in ("best_agent.pt", "final_agent.pt"):
@@ -121,4 +154,4 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Agent:
                 break
     if not path.is_file():
         raise PlasticRLError(f"agent file {str(path)!r} does not exist")
-    return Agent(torch_load(path), device=device)
+    return Agent(torch_load(path), device=device, frozen=frozen)

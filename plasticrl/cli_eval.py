@@ -66,9 +66,9 @@ def _print_summary(result: dict) -> None:
 def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,
                      only: list[str], out: Path, names: list[str], max_rows: int, window: int,
                      max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
-                     quiet: bool) -> dict:
+                     quiet: bool, frozen: bool = False) -> dict:
     """Body of ``plasticrl eval`` (also used by ``plasticrl experiment``); returns the result dict."""
-    from plasticrl.eval.controllers import check_same_env, load_controller
+    from plasticrl.eval.controllers import check_same_env, frozen_twins, load_controller
     from plasticrl.eval.evaluate import evaluate
     from plasticrl.eval.report import write_reports
     from plasticrl.eval.wandb_log import log_evaluation, resolve_mode
@@ -77,6 +77,12 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
         raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
     mode = resolve_mode(wandb_mode)
     controllers = [load_controller(p, names[i] if names else None) for i, p in enumerate(agents)]
+    if frozen:
+        twins = frozen_twins(controllers)
+        if not twins:
+            raise PlasticRLError("--frozen-twins: none of the agents learns within the episode (a plastic_spiking "
+                                 "policy with plasticity.rule or input_plasticity.rule set); nothing to freeze")
+        controllers += twins
     env_id = check_same_env(controllers, env)
     distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers if c.env_kwargs}
     if len(distinct) > 1:
@@ -121,13 +127,15 @@ def register(app: typer.Typer) -> None:
         wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
         no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress display or table."),
+        frozen_twins: bool = typer.Option(False, "--frozen-twins", help="Also evaluate each plastic agent with its "
+                                          "learning rates set to 0 (label NAME/frozen), on the same episodes."),
     ) -> None:
         """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
         fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
         try:
             run_eval_command(agents, env, suite, episodes, seed, list(only or []),
                              out or Path("runs") / f"eval-{_stamp()}", list(name or []), max_rows, window,
-                             max_episode_steps, wandb_mode, not no_plots, quiet)
+                             max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins)
         except PlasticRLError as exc:
             _fail(str(exc))
 

@@ -121,3 +121,43 @@ def test_report_rebuilds_eval_and_draws_training_curves(agent_file, tmp_path):
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
     assert bad.exit_code == 2 and "nothing" in bad.output
     assert not math.isnan(json.loads((ev / "eval.json").read_text())["rows"][0]["mean_return"])
+
+
+def test_frozen_twins_keep_their_weights_and_are_reported_beside_the_agent(tmp_path):
+    from plasticrl.eval.controllers import frozen_twins, load_controller
+
+    plastic = _tiny_agent(tmp_path / "plastic.pt", kind="plastic_spiking")
+    linear = _tiny_agent(tmp_path / "linear.pt")
+    agent = load_controller(plastic, "p")
+    [twin] = frozen_twins([agent, load_controller(linear, "l")])  # the linear agent has nothing to freeze
+    assert twin.name == "p/frozen" and twin.agent.policy_config.plasticity.eta_scale == 0.0
+    rng = np.random.default_rng(0)
+    for ctrl in (agent, twin):
+        ctrl.start(4)
+    for t in range(40):
+        obs, reward = 3.0 * rng.normal(size=(4, 17)), rng.normal(size=4)
+        a, b = agent.act(obs), twin.act(obs)
+        if t == 0:
+            np.testing.assert_array_equal(a, b)  # same genome: identical until the first learning step
+        agent.learn(reward)
+        twin.learn(reward)
+    pairs = list(zip(agent.policy.fast_weights, agent.policy.initial_weights))
+    assert any(not torch.equal(w, w0) for w, w0 in pairs)
+    for w, w0 in zip(twin.policy.fast_weights, twin.policy.initial_weights):
+        assert torch.equal(w, w0)
+
+    out = tmp_path / "ev"
+    common = ["--only", "mass_scale@severe", "--episodes", "2", "--max-episode-steps", "40", "--wandb-mode",
+              "disabled", "--no-plots", "--quiet"]
+    res = CliRunner().invoke(app, ["eval", str(plastic), str(linear), "--name", "p", "--name", "l",
+                                   "--frozen-twins", "--out", str(out), *common])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "eval.json").read_text())
+    assert sorted({r["agent"] for r in data["rows"]}) == ["l", "p", "p/frozen"]
+    res = CliRunner().invoke(app, ["eval", str(linear), "--frozen-twins", "--out", str(tmp_path / "x"), *common])
+    assert res.exit_code != 0 and "nothing to freeze" in res.output
+    import plasticrl
+    from plasticrl.errors import PlasticRLError
+
+    with pytest.raises(PlasticRLError, match="no learning rate to freeze"):
+        plasticrl.load(linear, frozen=True)

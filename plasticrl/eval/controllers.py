@@ -81,6 +81,16 @@ def load_controller(path: str | os.PathLike, name: str | None = None, device: st
     return PlasticController(plasticrl.load(path, device=device), label)
 
 
+def frozen_twins(controllers: list[Controller], device: str = "cpu") -> list[Controller]:
+    """For every plasticrl controller whose policy learns within the episode, the same agent with
+    its learning rates set to 0, labelled ``NAME/frozen`` (evaluated on the same paired episodes,
+    the difference is what within-episode learning contributes). Others get no twin."""
+    from plasticrl.agent import has_plasticity
+
+    return [PlasticController(c.agent.frozen_copy(device), f"{c.name}/frozen") for c in controllers
+            if isinstance(c, PlasticController) and has_plasticity(c.agent.policy_config)]
+
+
 def _default_name(path: Path) -> str:
     # "runs/ant-bcm-2026.../best_agent.pt" -> "ant-bcm-2026.../best_agent"; a bare file keeps its stem.
     if path.is_dir():

@@ -55,6 +55,8 @@ class ExpEval(_Strict):
     only: list[str] = Field(default_factory=list, description="glob patterns on condition names")
     window: int = Field(20, gt=0)
     max_rows: int = Field(512, gt=0)
+    frozen_twins: bool = Field(False, description="also evaluate each plastic agent with its learning rates set "
+                                                  "to 0 (label NAME/frozen): what within-episode learning adds")
 
 
 class ExperimentSpec(_Strict):
@@ -139,7 +141,7 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
 def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[[str], None] = print,
                    progress=None) -> dict[str, Any]:
     """Train every agent and baseline (skipping finished ones), evaluate them together, write reports."""
-    from plasticrl.eval.controllers import load_controller
+    from plasticrl.eval.controllers import frozen_twins, load_controller
     from plasticrl.eval.evaluate import evaluate
     from plasticrl.eval.rebuild import rebuild
     from plasticrl.eval.report import write_reports
@@ -157,6 +159,8 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}")
     controllers = [load_controller(p, name=label) for label, p in files.items()]
     e = spec.eval
+    if e.frozen_twins:
+        controllers += frozen_twins(controllers)
     result = evaluate(controllers, spec.env.id, suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only,
                       env_kwargs=spec.env.kwargs, max_rows=e.max_rows, window=e.window, progress=progress)
     paths = write_reports(result, exp_dir / "eval")
