@@ -49,14 +49,19 @@ class Ceiling:
         self.datas = [mujoco.MjData(m) for m in self.models]
         starts = make_vec(env_id, n, num_threads=1)  # the engine's reset states, seed 0
         starts.reset(seed=0)
-        for m, d, src in zip(self.models, self.datas, starts.datas):
-            d.qpos[:], d.qvel[:] = src.qpos, src.qvel
-            mujoco.mj_forward(m, d)
+        self.set_states([(src.qpos, src.qvel) for src in starts.datas])
         starts.close()
         self.n, self.threads = n, threads
         self.frame_skip = cfg.frame_skip
         self.ctrl = [d.ctrl for d in self.datas]
         self.pool = ThreadPoolExecutor(max(threads - 1, 1))
+
+    def set_states(self, states: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Put instance ``i`` in state ``states[i] = (qpos, qvel)`` as the engine's reset does."""
+        for (qpos, qvel), m, d in zip(states, self.models, self.datas):
+            mujoco.mj_resetData(m, d)
+            d.qpos[:], d.qvel[:] = qpos, qvel
+            mujoco.mj_forward(m, d)
 
     def _run(self, next_index: Callable[[], int], a: np.ndarray) -> None:
         while (i := next_index()) < self.n:

@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import mujoco
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -86,7 +85,8 @@ class _Recorder:
             return out
 
         def start(pool, ctrl, active=None):
-            if pool.n == rec.rows and rec.env is not None and pool is rec.env.pool:
+            # one array copy per step inside the timed loop: ~1 us against ~1.7 ms per step
+            if rec.env is not None and pool is rec.env.pool:
                 if active is not None and not active.all():
                     raise SystemExit("replay needs episodes that do not end inside the rollout (HalfCheetah-v5)")
                 rec.controls.append(np.array(ctrl))
@@ -102,10 +102,7 @@ class _Recorder:
 def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.ndarray) -> float:
     """Steps/s of the threaded ``mj_step`` loop replaying the recorded generation."""
     ceiling = Ceiling(env_id, rec.rows, default_num_threads())
-    for (qpos, qvel), m, d in zip(rec.starts, ceiling.models, ceiling.datas):
-        mujoco.mj_resetData(m, d)
-        d.qpos[:], d.qvel[:] = qpos, qvel
-        mujoco.mj_forward(m, d)
+    ceiling.set_states(rec.starts)
     start = time.perf_counter()
     for ctrl in rec.controls:
         ceiling.step(ctrl)
@@ -165,10 +162,9 @@ def main() -> None:
         def median(key: str, digits: int = 1) -> float:
             return round(float(np.median([r[key] for r in repeats])), digits)
 
-        ratios = [r["whole_loop_over_ceiling"] for r in repeats]
         results[name] = {
-            "whole_loop_over_ceiling_median": round(float(np.median(ratios)), 3),
-            "whole_loop_over_ceiling_each": [round(x, 3) for x in ratios],
+            "whole_loop_over_ceiling_median": median("whole_loop_over_ceiling", 3),
+            "whole_loop_over_ceiling_each": [round(r["whole_loop_over_ceiling"], 3) for r in repeats],
             "whole_loop_over_replayed_physics_median": median("whole_loop_over_replayed_physics", 3),
             "whole_loop_over_replayed_physics_each": [round(r["whole_loop_over_replayed_physics"], 3)
                                                       for r in repeats],

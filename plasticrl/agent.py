@@ -101,7 +101,6 @@ class Agent:
         self._payload = payload
         self.metadata = payload["metadata"]
         self.policy_config = parse_policy_config(payload["policy_config"])
-        self.frozen = frozen
         if frozen:
             self.policy_config = frozen_policy_config(self.policy_config)
         obs_space = gym.spaces.Box(-np.inf, np.inf, (payload["obs_dim"],), np.float64)

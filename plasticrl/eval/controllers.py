@@ -81,10 +81,11 @@ def load_controller(path: str | os.PathLike, name: str | None = None, device: st
     return PlasticController(plasticrl.load(path, device=device), label)
 
 
-def frozen_twins(controllers: list[Controller], device: str = "cpu") -> list[Controller]:
+def frozen_twins(controllers: list[Controller], device: str | None = None) -> list[Controller]:
     """For every plasticrl controller whose policy learns within the episode, the same agent with
     its learning rates set to 0, labelled ``NAME/frozen`` (evaluated on the same paired episodes,
-    the difference is what within-episode learning contributes). Others get no twin."""
+    the difference is what within-episode learning contributes). Others get no twin. ``device``:
+    default, each agent's own."""
     from plasticrl.agent import has_plasticity
 
     return [PlasticController(c.agent.frozen_copy(device), f"{c.name}/frozen") for c in controllers
