@@ -5,6 +5,7 @@ library function so the same work can be done from Python.
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Optional
@@ -53,13 +54,19 @@ class _EvalProgress:
 
 def _print_summary(result: dict) -> None:
     table = Table(title=f"{result['env_id']} / {result['suite']}: {result['episodes']} paired episodes")
-    for col in ("agent", "condition", "mean return", "95% CI", "retained", "time to recover"):
+    survival = any("retained_beyond_survival" in r for r in result["rows"])
+    cols = ["agent", "condition", "mean return", "95% CI", "retained", "time to recover"]
+    for col in cols + (["retained beyond survival"] if survival else []):
         table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
+
+    def fraction(v) -> str:
+        return "-" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
     for r in result["rows"]:
         ttr = "" if not r["mid_episode"] else ("never" if r["time_to_recover"] is None else str(r["time_to_recover"]))
-        ret = "-" if r["retained"] is None else f"{r['retained']:.3f}"
-        table.add_row(r["agent"], r["condition"], f"{r['mean_return']:.1f}",
-                      f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]", ret, ttr)
+        cells = [r["agent"], r["condition"], f"{r['mean_return']:.1f}", f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
+                 fraction(r["retained"]), ttr]
+        table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []))
     console.print(table)
 
 

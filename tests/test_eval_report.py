@@ -69,6 +69,7 @@ def test_eval_cli_writes_consistent_reports(agent_file, tmp_path):
         assert len(r["returns"]) == 3
     heavy = rows["mass_scale@severe"]
     assert heavy["retained"] == pytest.approx(heavy["mean_return"] / rows["nominal"]["mean_return"])
+    assert "retained_beyond_survival" not in heavy  # HalfCheetah pays no survival bonus
     assert rows["dead_actuator_mid@severe"]["mid_episode"] and rows["dead_actuator_mid@severe"]["switch_step"] == 200
     [curve] = data["curves"]
     assert curve["condition"] == "dead_actuator_mid@severe" and 0 in curve["offsets"]
@@ -161,3 +162,44 @@ def test_frozen_twins_keep_their_weights_and_are_reported_beside_the_agent(tmp_p
 
     with pytest.raises(PlasticRLError, match="no learning rate to freeze"):
         plasticrl.load(linear, frozen=True)
+
+
+def test_return_beyond_the_survival_bonus_on_a_task_that_pays_one(tmp_path):
+    """Hopper pays 1 per healthy step: the survival part of a return is (length - 1) for an episode
+    that ended by falling (the terminal step is unhealthy) and the length for one cut by the cap."""
+    from plasticrl.eval.batch import run_batch
+    from plasticrl.eval.controllers import load_controller
+
+    env = make_vec("Hopper-v5", 1)
+    policy = make_policy({"kind": "linear"}, env.single_observation_space, env.single_action_space)
+    env.close()
+    gen = torch.Generator().manual_seed(0)
+    genome = policy.initial_genome(1)[0] + 0.3 * torch.randn(policy.genome.dim, generator=gen, dtype=policy.dtype)
+    path = save_agent(tmp_path / "hop.pt", policy, {"kind": "linear"}, genome, None,
+                      {"env_id": "Hopper-v5", "env_kwargs": {}})
+    conds = [("nominal", None), ("heavy", [{"name": "mass_scale", "scale": 2.5}])]
+    # This agent falls after 15-18 steps: with a cap of 40 every episode ends by falling, with 10 none does.
+    for cap, falls in ((40, 1), (10, 0)):
+        got = run_batch(load_controller(path), "Hopper-v5", conds, episodes=4, seed=0,
+                        env_kwargs={"max_episode_steps": cap})
+        for batch in got.values():
+            assert (batch.lengths < cap).all() == bool(falls) and (batch.lengths < cap).any() == bool(falls)
+            np.testing.assert_array_equal(batch.survival, batch.lengths - falls)
+
+    out = tmp_path / "ev"
+    res = CliRunner().invoke(app, ["eval", str(path), "--only", "mass_scale@severe", "--episodes", "4",
+                                   "--max-episode-steps", "40", "--out", str(out), "--wandb-mode", "disabled",
+                                   "--quiet"])
+    assert res.exit_code == 0, res.output
+    rows = {r["condition"]: r for r in json.loads((out / "eval.json").read_text())["rows"]}
+    nominal, heavy = rows["nominal"], rows["mass_scale@severe"]
+    for r in rows.values():
+        assert r["mean_return_beyond_survival"] == pytest.approx(r["mean_return"] - r["mean_survival_bonus"])
+        assert r["mean_survival_bonus"] == pytest.approx(r["mean_length"] - 1)
+    assert heavy["retained_beyond_survival"] == pytest.approx(
+        heavy["mean_return_beyond_survival"] / nominal["mean_return_beyond_survival"])
+    table = {t["condition"]: t for t in csv.DictReader(open(out / "eval.csv"))}
+    assert float(table["mass_scale@severe"]["retained_beyond_survival"]) == pytest.approx(
+        heavy["retained_beyond_survival"])
+    md = (out / "report.md").read_text()
+    assert "mean retained beyond survival" in md and f"{heavy['retained_beyond_survival']:.3f}" in md

@@ -25,12 +25,15 @@ class EpisodeBatch:
 
     ``rewards[t, e]`` is the reward of step ``t`` of episode ``e``, 0 after the episode ended
     (a robot that fell earns nothing from then on, which is what the adaptation curve shows).
+    ``survival [E]`` is the part of each return paid for staying healthy (the task's
+    ``reward_survive`` info, e.g. Ant's 1 per step); ``None`` when the task pays no such bonus.
     """
 
     returns: np.ndarray
     lengths: np.ndarray
     invalid: np.ndarray
     rewards: np.ndarray
+    survival: np.ndarray | None = None
 
 
 def run_batch(
@@ -72,11 +75,16 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
     active = np.ones(rows, dtype=bool)
     lengths = np.zeros(rows, dtype=np.int64)
     trace: list[np.ndarray] = []
+    survival: np.ndarray | None = None
     while active.any() and (max_steps is None or len(trace) < max_steps):
         actions = controller.act(np.asarray(obs, dtype=np.float64).reshape(rows, -1))
-        obs, reward, terminated, truncated, _ = env.step(actions)
+        obs, reward, terminated, truncated, info = env.step(actions)
         reward = np.asarray(reward, dtype=np.float64)
         trace.append(np.where(active, reward, 0.0))
+        if "reward_survive" in info:
+            paid = np.asarray(info["reward_survive"], dtype=np.float64)
+            stepped = active & np.asarray(info.get("_reward_survive", active), dtype=bool)
+            survival = (0.0 if survival is None else survival) + np.where(stepped, paid, 0.0)
         lengths += active
         controller.learn(reward)
         active &= ~np.logical_or(terminated, truncated)
@@ -89,5 +97,6 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
     for c, (name, _) in enumerate(chunk):
         cols = slice(c * episodes, (c + 1) * episodes)
         out[name] = EpisodeBatch(returns[cols].copy(), lengths[cols].copy(), invalid[cols].copy(),
-                                 rewards[:, cols].astype(np.float32))
+                                 rewards[:, cols].astype(np.float32),
+                                 None if survival is None else survival[cols].copy())
     return out

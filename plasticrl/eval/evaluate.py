@@ -4,7 +4,10 @@
 (condition, episode) row in as few engine batches as ``max_rows`` allows, then summarises each
 condition: mean return with a bootstrap interval, retained fraction (condition mean / nominal
 mean, paired bootstrap interval) and, for mid-episode conditions, the adaptation curve and the
-time to recover. The result is a plain JSON-ready dict that the report writers consume.
+time to recover. For tasks that pay a bonus for staying healthy (Ant, Hopper, Walker2d,
+Humanoid) the same two figures are also given for the return beyond that bonus: a robot that
+stands still keeps all of its survival bonus under any damage, so the plain retained fraction
+of an agent that never falls is pulled towards 1 whatever its gait does. The result is a plain JSON-ready dict that the report writers consume.
 """
 from __future__ import annotations
 
@@ -106,10 +109,24 @@ def evaluate(
                 "mean_length": float(np.mean(b.lengths)), "invalid_episodes": int(b.invalid.sum()),
                 "time_to_recover": curve.time_to_recover if curve is not None else None,
                 "returns": [float(r) for r in b.returns],
+                **_beyond_survival(b, nominal, confidence, seed),
             })
     return {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
             "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
             "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
+
+
+def _beyond_survival(b, nominal, confidence: float, seed: int) -> dict[str, Any]:
+    """Return and retained fraction without the survival bonus (empty when the task pays none)."""
+    if b.survival is None or nominal.survival is None:
+        return {}
+    beyond = b.returns - b.survival
+    mean = bootstrap_mean(beyond, confidence, seed=seed)
+    ret = bootstrap_ratio(beyond, nominal.returns - nominal.survival, confidence, seed=seed)
+    return {"mean_survival_bonus": float(np.mean(b.survival)),
+            "mean_return_beyond_survival": mean.estimate, "beyond_survival_ci_low": mean.low,
+            "beyond_survival_ci_high": mean.high, "retained_beyond_survival": ret.estimate,
+            "retained_beyond_survival_low": ret.low, "retained_beyond_survival_high": ret.high}
 
 
 def _default_horizon(env_id: str) -> int:

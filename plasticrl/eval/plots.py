@@ -1,6 +1,7 @@
 """PNG plots of an evaluation result (matplotlib, Agg backend: no display needed).
 
-- ``retained.png``: retained fraction per condition, one bar per agent, with its interval.
+- ``retained.png``: retained fraction per condition, one bar per agent, with its interval (and a
+  second panel for the return beyond the survival bonus, for tasks that pay one).
 - ``severity.png``: mean return against severity per condition family, one line per agent.
 - ``adaptation.png``: reward per window around each mid-episode switch, one panel per condition.
 """
@@ -25,31 +26,47 @@ def pyplot():
     return plt
 
 
+def has_beyond_survival(result: dict[str, Any]) -> bool:
+    """Whether the result also holds retained fractions of the return beyond the survival bonus."""
+    return any(r.get("retained_beyond_survival") is not None for r in result["rows"])
+
+
 def retained_plot(result: dict[str, Any], path: Path) -> Path:
+    """Retained fraction per condition; a second panel without the survival bonus where the task pays one."""
     plt = pyplot()
     conds = [c for c in result["conditions"] if c != "nominal"]
+    panels = [("retained", "retained fraction (condition / nominal)")]
+    if has_beyond_survival(result):
+        panels.append(("retained_beyond_survival", "retained, return beyond survival bonus"))
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, sharex=True,
+                             figsize=(max(6.0, 0.35 * len(conds) * max(1, len(result["agents"]))),
+                                      4.5 + 3.0 * (len(panels) - 1)))
+    for ax, (key, label) in zip(axes.flat, panels):
+        _retained_bars(ax, result, conds, key)
+        ax.set_ylabel(label, fontsize=8)
+    axes.flat[0].set_title(f"{result['env_id']}: retained fraction, suite {result['suite']}")
+    axes.flat[0].legend(fontsize=7)
+    axes.flat[-1].set_xticks(np.arange(len(conds)), conds, rotation=70, ha="right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _retained_bars(ax, result: dict[str, Any], conds: list[str], key: str) -> None:
     agents = result["agents"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(conds) * max(1, len(agents))), 4.5))
     width = 0.8 / max(1, len(agents))
     x = np.arange(len(conds))
     for k, agent in enumerate(agents):
         by = {r["condition"]: r for r in result["rows"] if r["agent"] == agent}
-        est = np.array([_nan(by[c]["retained"]) for c in conds])
-        lo = np.array([_nan(by[c]["retained_low"]) for c in conds])
-        hi = np.array([_nan(by[c]["retained_high"]) for c in conds])
+        est = np.array([_nan(by[c].get(key)) for c in conds])
+        lo = np.array([_nan(by[c].get(f"{key}_low")) for c in conds])
+        hi = np.array([_nan(by[c].get(f"{key}_high")) for c in conds])
         yerr = np.vstack([np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)])
         ax.bar(x + (k - (len(agents) - 1) / 2) * width, est, width, yerr=np.nan_to_num(yerr), label=agent,
                capsize=2)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.axhline(0.8, color="grey", lw=0.8, ls="--")
-    ax.set_xticks(x, conds, rotation=70, ha="right", fontsize=7)
-    ax.set_ylabel("retained fraction (condition / nominal)")
-    ax.set_title(f"{result['env_id']}: retained fraction, suite {result['suite']}")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def severity_plot(result: dict[str, Any], path: Path) -> Path | None:

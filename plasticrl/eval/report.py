@@ -18,7 +18,9 @@ from plasticrl.io import atomic_write_json
 RESULT_FILE = "eval.json"
 CSV_COLUMNS = ("agent", "condition", "family", "severity", "mid_episode", "switch_step", "mean_return",
                "ci_low", "ci_high", "std_return", "retained", "retained_low", "retained_high",
-               "mean_length", "invalid_episodes", "time_to_recover")
+               "mean_length", "invalid_episodes", "time_to_recover", "mean_survival_bonus",
+               "mean_return_beyond_survival", "beyond_survival_ci_low", "beyond_survival_ci_high",
+               "retained_beyond_survival", "retained_beyond_survival_low", "retained_beyond_survival_high")
 CURVE_COLUMNS = ("agent", "condition", "offset", "reward", "pre_switch_reward", "time_to_recover")
 
 
@@ -54,6 +56,16 @@ def load_result(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _finite(v: Any) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _finite_mean(values) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    kept = [v for v in values if _finite(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
 def rows_csv(result: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -82,26 +94,39 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
              f"{result['seed'] + result['episodes'] - 1}, identical across conditions); {conf}% percentile "
              f"bootstrap intervals; retained = condition mean / nominal mean (meaningful when the nominal return is "
              "positive).", ""]
+    survival = any(r.get("retained_beyond_survival") is not None for r in result["rows"])
+    if survival:
+        lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "
+                  "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
+                  "this is the part of the return its gait earns.", ""]
+    extra_head, extra_rule = (" mean retained beyond survival |", " ---: |") if survival else ("", "")
     lines += ["## Summary", "", "| agent | nominal return | mean retained (held-out) | worst condition | "
-              "worst retained |", "| --- | ---: | ---: | --- | ---: |"]
+              f"worst retained |{extra_head}", f"| --- | ---: | ---: | --- | ---: |{extra_rule}"]
     for agent in result["agents"]:
         rows = [r for r in result["rows"] if r["agent"] == agent]
         nominal = next(r for r in rows if r["condition"] == "nominal")
-        others = [r for r in rows if r["condition"] != "nominal" and r["retained"] is not None
-                  and math.isfinite(r["retained"])]
-        mean_ret = sum(r["retained"] for r in others) / len(others) if others else math.nan
-        worst = min(others, key=lambda r: r["retained"]) if others else None
+        others = [r for r in rows if r["condition"] != "nominal"]
+        mean_ret = _finite_mean(r["retained"] for r in others)
+        ranked = [r for r in others if _finite(r["retained"])]
+        worst = min(ranked, key=lambda r: r["retained"]) if ranked else None
+        extra = f" {_num(_finite_mean(r.get('retained_beyond_survival') for r in others))} |" if survival else ""
         lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {_num(mean_ret)} | "
-                     f"{worst['condition'] if worst else '-'} | {_num(worst['retained']) if worst else '-'} |")
+                     f"{worst['condition'] if worst else '-'} | {_num(worst['retained']) if worst else '-'} |{extra}")
     for agent in result["agents"]:
+        extra_head, extra_rule = ((f" return beyond survival | retained beyond survival | {conf}% CI |",
+                                   " ---: | ---: | --- |") if survival else ("", ""))
         lines += ["", f"## {agent}", "", f"| condition | mean return | {conf}% CI | retained | {conf}% CI | "
-                  "mean length | time to recover |", "| --- | ---: | --- | ---: | --- | ---: | ---: |"]
+                  f"mean length | time to recover |{extra_head}",
+                  f"| --- | ---: | --- | ---: | --- | ---: | ---: |{extra_rule}"]
         for r in (r for r in result["rows"] if r["agent"] == agent):
             ttr = "-" if not r["mid_episode"] else (_num(r["time_to_recover"]) if r["time_to_recover"] is not None
                                                     else "never")
+            extra = (f" {_num(r.get('mean_return_beyond_survival'), 1)} | {_num(r.get('retained_beyond_survival'))} | "
+                     f"[{_num(r.get('retained_beyond_survival_low'))}, {_num(r.get('retained_beyond_survival_high'))}] |"
+                     if survival else "")
             lines.append(f"| {r['condition']} | {_num(r['mean_return'], 1)} | [{_num(r['ci_low'], 1)}, "
                          f"{_num(r['ci_high'], 1)}] | {_num(r['retained'])} | [{_num(r['retained_low'])}, "
-                         f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |")
+                         f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |{extra}")
     if result["curves"]:
         lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result['window']} steps; "
                   "time to recover = steps after the switch until a window reaches 80% of the pre-switch "
