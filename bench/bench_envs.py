@@ -2,11 +2,13 @@
 
 For each env, with the same instance count and worker-thread count, measures env steps per
 second of:
-  (a) ceiling: threaded ``mj_step(model, data, frame_skip)`` alone (no observations, rewards,
-      resets or contact-force pass), same load balancing as the engine, same start states;
-  (b) engine: ``plasticrl.envs.make_vec`` (full step: obs, rewards, terminations, autoreset);
-  (c) gymnasium: ``gymnasium.make_vec(..., vectorization_mode="sync")``.
-The three are timed in interleaved rounds and each reports its best round, so a burst of load
+  (a) ceiling: ``mj_step(model, data, frame_skip)`` alone (no observations, rewards, resets or
+      contact-force pass) through ``mujoco.batch`` (one C++ call per step), same start states;
+  (b) thread_loop_ceiling: the same physics as a per-instance ``mj_step`` loop on Python threads
+      (the ceiling before MuJoCo 4, and the engine's backend for Ant and Humanoid);
+  (c) engine: ``plasticrl.envs.make_vec`` (full step: obs, rewards, terminations, autoreset);
+  (d) gymnasium: ``gymnasium.make_vec(..., vectorization_mode="sync")``.
+They are timed in interleaved rounds and each reports its best round, so a burst of load
 from other processes on a shared machine hits all of them alike instead of one. Tasks whose
 robots fall over (Hopper, Walker2d, Humanoid) can exceed the ceiling: the engine's resets keep
 them standing, while the ceiling keeps simulating fallen robots with many contacts.
@@ -39,29 +41,66 @@ DEFAULT_ENVS = ["HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "Humanoi
 WARMUP = 10
 
 
-class Ceiling:
-    """Threaded mj_step x frame_skip on ``threads`` workers (the caller is one of them)."""
+def ceiling_backend() -> str:
+    """"batch" where this MuJoCo has ``mujoco.batch`` (>= 4), else "threads"."""
+    try:
+        import mujoco.batch  # noqa: F401
+    except ImportError:
+        return "threads"
+    return "batch"
 
-    def __init__(self, env_id: str, n: int, threads: int) -> None:
+
+class Ceiling:
+    """Raw physics: ``mj_step x frame_skip`` for ``n`` instances on ``threads`` threads, nothing else.
+
+    ``backend="batch"``: one ``mujoco.batch.Batch.step`` call per step (C++ threads, no Python per
+    instance), the fastest way this MuJoCo steps many instances, so the ceiling. ``"threads"``: the
+    per-instance ``mj_step`` loop on Python threads (the caller is one of them, same load
+    balancing as the engine's thread backend), which was the ceiling before MuJoCo 4.
+    """
+
+    def __init__(self, env_id: str, n: int, threads: int, backend: str = "batch") -> None:
+        if backend not in ("batch", "threads"):
+            raise ValueError(f"unknown ceiling backend {backend!r}; valid choices: batch, threads")
         cfg = make_config(env_id)
         base = cfg.load_model()
-        self.models = [copy.copy(base) for _ in range(n)]
-        self.datas = [mujoco.MjData(m) for m in self.models]
+        self.backend = backend
+        self.n, self.threads = n, threads
+        self.frame_skip = cfg.frame_skip
+        self.nu = base.nu
+        if backend == "batch":
+            from mujoco.batch import Batch
+
+            self.batch = Batch(base, n, nthread=threads, persistent=True)
+            self._ctrl = self.batch.bind("ctrl")
+        else:
+            self.models = [copy.copy(base) for _ in range(n)]
+            self.datas = [mujoco.MjData(m) for m in self.models]
+            self.ctrl = [d.ctrl for d in self.datas]
+            self.pool = ThreadPoolExecutor(max(threads - 1, 1))
         starts = make_vec(env_id, n, num_threads=1)  # the engine's reset states, seed 0
         starts.reset(seed=0)
         self.set_states([(src.qpos, src.qvel) for src in starts.datas])
         starts.close()
-        self.n, self.threads = n, threads
-        self.frame_skip = cfg.frame_skip
-        self.ctrl = [d.ctrl for d in self.datas]
-        self.pool = ThreadPoolExecutor(max(threads - 1, 1))
 
     def set_states(self, states: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Put instance ``i`` in state ``states[i] = (qpos, qvel)`` as the engine's reset does."""
+        if self.backend == "batch":
+            self.batch.reset(stage=mujoco.mjtStage.mjSTAGE_NONE)
+            self.batch.bind("qpos")[:] = np.stack([q for q, _ in states])
+            self.batch.bind("qvel")[:] = np.stack([v for _, v in states])
+            self.batch.forward()
+            return
         for (qpos, qvel), m, d in zip(states, self.models, self.datas):
             mujoco.mj_resetData(m, d)
             d.qpos[:], d.qvel[:] = qpos, qvel
             mujoco.mj_forward(m, d)
+
+    def qpos(self) -> np.ndarray:
+        """``[n, nq]`` positions now."""
+        if self.backend == "batch":
+            return self.batch.bind("qpos").copy()
+        return np.stack([d.qpos for d in self.datas])
 
     def _run(self, next_index: Callable[[], int], a: np.ndarray) -> None:
         while (i := next_index()) < self.n:
@@ -69,6 +108,10 @@ class Ceiling:
             mujoco.mj_step(self.models[i], self.datas[i], self.frame_skip)
 
     def step(self, a: np.ndarray) -> None:
+        if self.backend == "batch":
+            self._ctrl[:] = a
+            self.batch.step(nstep=self.frame_skip)
+            return
         next_index = itertools.count().__next__  # same load balancing as the engine
         futs = [self.pool.submit(self._run, next_index, a) for _ in range(self.threads - 1)]
         self._run(next_index, a)
@@ -76,7 +119,8 @@ class Ceiling:
             f.result()
 
     def close(self) -> None:
-        self.pool.shutdown()
+        if self.backend == "threads":
+            self.pool.shutdown()
 
 
 def _timed(step: Callable[[np.ndarray], object], actions: np.ndarray) -> float:
@@ -96,8 +140,12 @@ def bench_env(env_id: str, n: int, steps: int, rounds: int, threads: int, seed: 
     actions = actions.astype(np.float32)
     contenders: dict[str, Callable[[np.ndarray], object]] = {}
     closers = []
-    ceiling = Ceiling(env_id, n, threads)
+    ceiling = Ceiling(env_id, n, threads, ceiling_backend())
     contenders["ceiling"], closers = ceiling.step, [ceiling.close]
+    if ceiling.backend == "batch":
+        loop = Ceiling(env_id, n, threads, "threads")
+        contenders["thread_loop_ceiling"] = loop.step
+        closers.append(loop.close)
     engine.reset(seed=0)
     contenders["engine"] = engine.step
     closers.append(engine.close)
@@ -123,6 +171,9 @@ def bench_env(env_id: str, n: int, steps: int, rounds: int, threads: int, seed: 
         close()
     row = {f"{name}_steps_per_s": n * steps / t for name, t in best.items()}
     row["engine_over_ceiling"] = row["engine_steps_per_s"] / row["ceiling_steps_per_s"]
+    if "thread_loop_ceiling_steps_per_s" in row:
+        row["engine_over_thread_loop_ceiling"] = (row["engine_steps_per_s"]
+                                                  / row["thread_loop_ceiling_steps_per_s"])
     if gymnasium_too:
         row["gymnasium_over_ceiling"] = row["gymnasium_steps_per_s"] / row["ceiling_steps_per_s"]
         row["engine_over_gymnasium"] = row["engine_steps_per_s"] / row["gymnasium_steps_per_s"]

@@ -3,8 +3,10 @@
 One ES generation = ask + batched rollout of P members (policy step, engine step,
 observation normalisation, return bookkeeping, plasticity) + tell. Env steps per second of
 whole generations (centre evaluation excluded) are compared with the ceiling measured in the
-same run: threaded ``mj_step x frame_skip`` for P instances with no observations, rewards or
-policy (``bench_envs.Ceiling``). On a shared machine the speed of a core drifts by tens of
+same run: ``mj_step x frame_skip`` for P instances with no observations, rewards or policy,
+stepped through ``mujoco.batch`` (``bench_envs.Ceiling``), the fastest raw physics this MuJoCo
+has. The ratio to the older per-instance ``mj_step`` loop on Python threads (the ceiling before
+MuJoCo 4, ``thread_loop``) is printed beside it. On a shared machine the speed of a core drifts by tens of
 percent within a minute, so each repeat measures the ceiling right before and right after the
 loop and divides by their mean; the median over repeats is the figure to quote.
 
@@ -31,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_envs import Ceiling  # noqa: E402  (shared ceiling measurement)
+from bench_envs import Ceiling, ceiling_backend  # noqa: E402  (shared ceiling measurement)
 
 from plasticrl.config import load_config  # noqa: E402
-from plasticrl.envs.engine import PhysicsPool, default_num_threads  # noqa: E402
+from plasticrl.envs.engine import BatchPhysicsPool, PhysicsPool, default_num_threads  # noqa: E402
 from plasticrl.envs.vector import MujocoVectorEnv  # noqa: E402
 from plasticrl.train.trainer import ESTrainer  # noqa: E402
 
@@ -47,10 +49,10 @@ POLICIES = {
 }
 
 
-def ceiling_steps_per_s(env_id: str, population: int, steps: int) -> float:
-    ceiling = Ceiling(env_id, population, default_num_threads())
+def ceiling_steps_per_s(env_id: str, population: int, steps: int, backend: str) -> float:
+    ceiling = Ceiling(env_id, population, default_num_threads(), backend)
     rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, (steps, population, ceiling.ctrl[0].shape[0]))
+    actions = rng.uniform(-1, 1, (steps, population, ceiling.nu))
     for a in actions[:10]:
         ceiling.step(a)
     start = time.perf_counter()
@@ -63,17 +65,19 @@ def ceiling_steps_per_s(env_id: str, population: int, steps: int) -> float:
 
 class _Recorder:
     """Records, for the training env (``rows`` instances), the start states of each rollout and
-    the controls of every step after them, by wrapping ``reset`` and ``PhysicsPool.start`` for
-    the duration of a ``with`` block (bench-only instrumentation)."""
+    the controls of every step after them, by wrapping ``reset`` and the physics pools' ``start``
+    for the duration of a ``with`` block (bench-only instrumentation)."""
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
         self.starts: list[tuple[np.ndarray, np.ndarray]] = []
         self.controls: list[np.ndarray] = []
         self.env: MujocoVectorEnv | None = None
+        self.final_qpos: np.ndarray | None = None
 
     def __enter__(self) -> "_Recorder":
-        self._reset, self._start = MujocoVectorEnv.reset, PhysicsPool.start
+        self._reset, self._close = MujocoVectorEnv.reset, MujocoVectorEnv.close_extras
+        self._starts = {cls: cls.start for cls in (PhysicsPool, BatchPhysicsPool)}
         rec = self
 
         def reset(env, **kwargs):
@@ -85,29 +89,38 @@ class _Recorder:
             return out
 
         def start(pool, ctrl, active=None):
-            # one array copy per step inside the timed loop: ~1 us against ~1.7 ms per step
+            # one array copy per step inside the timed loop: ~1 us against ~1.5 ms per step
             if rec.env is not None and pool is rec.env.pool:
                 if active is not None and not active.all():
                     raise SystemExit("replay needs episodes that do not end inside the rollout (HalfCheetah-v5)")
                 rec.controls.append(np.array(ctrl))
-            return rec._start(pool, ctrl, active)
+            return rec._starts[type(pool)](pool, ctrl, active)
 
-        MujocoVectorEnv.reset, PhysicsPool.start = reset, start
+        def close_extras(env, **kwargs):
+            if env is rec.env:  # the states its last generation ended in, before the pool goes
+                rec.final_qpos = np.stack([d.qpos.copy() for d in env.pool.datas])
+            return rec._close(env, **kwargs)
+
+        MujocoVectorEnv.reset, MujocoVectorEnv.close_extras = reset, close_extras
+        for cls in self._starts:
+            cls.start = start
         return self
 
     def __exit__(self, *exc) -> None:
-        MujocoVectorEnv.reset, PhysicsPool.start = self._reset, self._start
+        MujocoVectorEnv.reset, MujocoVectorEnv.close_extras = self._reset, self._close
+        for cls, original in self._starts.items():
+            cls.start = original
 
 
 def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.ndarray) -> float:
-    """Steps/s of the threaded ``mj_step`` loop replaying the recorded generation."""
-    ceiling = Ceiling(env_id, rec.rows, default_num_threads())
+    """Steps/s of the ceiling's physics replaying the recorded generation."""
+    ceiling = Ceiling(env_id, rec.rows, default_num_threads(), ceiling_backend())
     ceiling.set_states(rec.starts)
     start = time.perf_counter()
     for ctrl in rec.controls:
         ceiling.step(ctrl)
     elapsed = time.perf_counter() - start
-    replay_qpos = np.stack([d.qpos for d in ceiling.datas])
+    replay_qpos = ceiling.qpos()
     ceiling.close()
     if not np.array_equal(replay_qpos, final_qpos):
         raise SystemExit("the replayed physics diverged from the recorded rollout")
@@ -123,8 +136,9 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
     with tempfile.TemporaryDirectory() as tmp, _Recorder(population) as rec:
         ESTrainer(load_config(None, overrides), Path(tmp) / "run", on_generation=rows.append).train()
     # The training env is idle after its last generation (the final centre evaluation runs in
-    # an env of its own), so its instances still hold the states that generation ended in.
-    final_qpos = np.stack([d.qpos.copy() for d in rec.env.pool.datas])
+    # an env of its own), so when it closes its instances still hold the states that generation
+    # ended in.
+    final_qpos = rec.final_qpos
     # The first generation pays one-off warm-up costs; the trainer always evaluates the centre
     # after its last generation, and that evaluation is not part of the loop being measured.
     timed = [r for r in rows[1:] if "eval_return_mean" not in r]
@@ -150,12 +164,15 @@ def main() -> None:
     for name in args.policies:
         repeats = []
         for _ in range(args.repeats):
-            before = ceiling_steps_per_s(args.env, args.population, args.ceiling_steps)
+            backends = [ceiling_backend()] + (["threads"] if ceiling_backend() == "batch" else [])
+            before = [ceiling_steps_per_s(args.env, args.population, args.ceiling_steps, b) for b in backends]
             row = loop_steps_per_s(args.env, args.population, args.generations, POLICIES[name])
-            after = ceiling_steps_per_s(args.env, args.population, args.ceiling_steps)
-            ceiling = 0.5 * (before + after)
-            repeats.append({**row, "ceiling_steps_per_s": ceiling,
+            after = [ceiling_steps_per_s(args.env, args.population, args.ceiling_steps, b) for b in backends]
+            ceiling = 0.5 * (before[0] + after[0])
+            loop = 0.5 * (before[-1] + after[-1])
+            repeats.append({**row, "ceiling_steps_per_s": ceiling, "thread_loop_ceiling_steps_per_s": loop,
                             "whole_loop_over_ceiling": row["whole_loop_steps_per_s"] / ceiling,
+                            "whole_loop_over_thread_loop_ceiling": row["whole_loop_steps_per_s"] / loop,
                             "whole_loop_over_replayed_physics":
                                 row["whole_loop_steps_per_s"] / row["replayed_physics_steps_per_s"]})
 
@@ -165,17 +182,20 @@ def main() -> None:
         results[name] = {
             "whole_loop_over_ceiling_median": median("whole_loop_over_ceiling", 3),
             "whole_loop_over_ceiling_each": [round(r["whole_loop_over_ceiling"], 3) for r in repeats],
+            "whole_loop_over_thread_loop_ceiling_median": median("whole_loop_over_thread_loop_ceiling", 3),
             "whole_loop_over_replayed_physics_median": median("whole_loop_over_replayed_physics", 3),
             "whole_loop_over_replayed_physics_each": [round(r["whole_loop_over_replayed_physics"], 3)
                                                       for r in repeats],
             "whole_loop_steps_per_s_median": median("whole_loop_steps_per_s"),
             "ceiling_steps_per_s_median": median("ceiling_steps_per_s"),
+            "thread_loop_ceiling_steps_per_s_median": median("thread_loop_ceiling_steps_per_s"),
             "replayed_physics_steps_per_s_median": median("replayed_physics_steps_per_s"),
             "generations_timed": repeats[0]["generations_timed"],
         }
     print(json.dumps({
         "benchmark": "whole_es_loop_vs_physics_ceiling", "env": args.env, "population": args.population,
         "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(), "repeats": args.repeats,
+        "ceiling_backend": ceiling_backend(),
         "target": "whole_loop_over_ceiling >= 0.7 (plastic policy)", "results": results,
     }, indent=2))
 

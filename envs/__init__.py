@@ -27,7 +27,8 @@ from .vector import MujocoVectorEnv
 
 
 def make_vec(env_id: str, num_envs: int = 1, *, num_threads: int | None = None,
-             perturbation: Any = None, **kwargs: Any) -> gymnasium.vector.VectorEnv:
+             perturbation: Any = None, physics_backend: str = "auto",
+             **kwargs: Any) -> gymnasium.vector.VectorEnv:
     """A vector env of ``num_envs`` instances of ``env_id``.
 
     Args:
@@ -36,6 +37,10 @@ def make_vec(env_id: str, num_envs: int = 1, *, num_threads: int | None = None,
             ``gymnasium.make_vec(env_id, num_envs, vectorization_mode="sync", **kwargs)``.
         num_envs: number of instances.
         num_threads: physics worker threads (default: all CPUs available to this process).
+        physics_backend: "batch" (``mujoco.batch``, MuJoCo >= 4: one C++ call steps every
+            instance), "threads" (``mj_step`` per instance on Python threads) or "auto" (batch
+            unless MuJoCo lacks it or the task needs contact forces: Ant, Humanoid). Same
+            trajectories either way.
         perturbation: default perturbation condition of every instance (see
             :mod:`plasticrl.envs.perturb.spec`); per-reset conditions go through
             ``reset(options={"perturbation": ...})`` or ``{"perturbations": [...]}``.
@@ -44,7 +49,7 @@ def make_vec(env_id: str, num_envs: int = 1, *, num_threads: int | None = None,
     """
     if canonical_id(env_id) in supported_ids():
         return MujocoVectorEnv(make_config(env_id, **kwargs), num_envs, num_threads=num_threads,
-                               perturbation=perturbation)
+                               perturbation=perturbation, physics_backend=physics_backend)
     if perturbation is not None:
         raise EnvError(f"perturbations need a natively batched env; {env_id!r} is not one of "
                        f"{', '.join(supported_ids())}")

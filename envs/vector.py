@@ -18,7 +18,7 @@ from gymnasium.utils.seeding import np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .engine import PhysicsPool
+from .engine import make_physics_pool
 from .errors import EnvError
 from .perturb import dynamics, morphology
 from .perturb.runtime import Runtime
@@ -47,7 +47,7 @@ class MujocoVectorEnv(VectorEnv):
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(self, config: EnvConfig, num_envs: int, num_threads: int | None = None,
-                 perturbation: Any = None) -> None:
+                 perturbation: Any = None, physics_backend: str = "auto") -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise EnvError(f"num_envs must be a positive int, got {num_envs!r}")
         if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 1):
@@ -61,13 +61,14 @@ class MujocoVectorEnv(VectorEnv):
         self.base_model = base
         # Instances never share the pristine base: perturbations replace an instance's model.
         models = [copy.copy(base) for _ in range(num_envs)]
-        self.pool = PhysicsPool(models, self.task.fields, config.frame_skip,
-                                self.task.needs_post_constraint, num_threads)
+        self.pool = make_physics_pool(models, self.task.fields, config.frame_skip,
+                                      self.task.needs_post_constraint, num_threads, physics_backend)
         self.dt = float(base.opt.timestep * config.frame_skip)
         self.max_episode_steps = config.max_episode_steps
         # Gymnasium's init_qpos/init_qvel are the freshly allocated MjData's qpos/qvel.
-        self.init_qpos = np.stack([d.qpos.copy() for d in self.pool.datas])
-        self.init_qvel = np.stack([d.qvel.copy() for d in self.pool.datas])
+        fresh = mujoco.MjData(base)
+        self.init_qpos = np.tile(fresh.qpos, (num_envs, 1))
+        self.init_qvel = np.tile(fresh.qvel, (num_envs, 1))
         self.pool.arrays["body_mass"] = np.stack([m.body_mass for m in self.pool.models])
 
         low, high = base.actuator_ctrlrange.copy().astype(np.float32).T
@@ -265,7 +266,7 @@ class MujocoVectorEnv(VectorEnv):
         if runtime.acts_on_actions:
             ctrl = runtime.controls(actions, t, stepping)
         if runtime.pushes:
-            runtime.apply_pushes(self.pool.datas, t, stepping)
+            runtime.apply_pushes(self.pool.xfrc_applied, t, stepping)
         self.pool.start(ctrl, active=stepping if any_reset else None)
         self._step_context = (actions, resetting, stepping, any_reset)
 

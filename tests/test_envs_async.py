@@ -1,9 +1,11 @@
 """The engine's split step: step_async starts the physics on the worker threads, step_wait
-finishes it; the pair equals step(), and misuse is refused."""
+finishes it; the pair equals step(), and misuse is refused. The two physics backends
+(mujoco.batch and per-instance mj_step on threads) give the same trajectories."""
 import numpy as np
 import pytest
 
 from plasticrl.envs import EnvError, make_vec
+from plasticrl.envs.engine import BatchPhysicsPool, PhysicsPool
 
 
 def test_step_async_then_wait_equals_step():
@@ -29,3 +31,47 @@ def test_step_async_then_reset_is_refused():
     env.step_wait()
     with pytest.raises(EnvError, match="without a pending step_async"):
         env.step_wait()
+
+
+def test_physics_backends_give_identical_trajectories():
+    """Falls and autoresets, per-instance conditions (a limb lost mid-episode, a push, a heavier
+    body, a dead motor) and a partial reset: every observation and reward bit for bit equal."""
+    conditions = [None, [{"name": "remove_limb", "segment": "thigh", "start_step": 5}],
+                  [{"name": "push", "force": 30.0, "duration": 3, "start_step": 4, "period": 9}],
+                  [{"name": "mass_scale", "scale": 1.7}],
+                  [{"name": "dead_actuator", "actuator": [1], "start_step": 6}]]
+    envs = [make_vec("Hopper-v5", 5, physics_backend="threads", num_threads=2),
+            make_vec("Hopper-v5", 5, physics_backend="batch", num_threads=1),
+            make_vec("Hopper-v5", 5, physics_backend="batch", num_threads=2)]
+    assert [type(e.pool) for e in envs] == [PhysicsPool, BatchPhysicsPool, BatchPhysicsPool]
+    first = [e.reset(seed=5, options={"perturbations": conditions})[0] for e in envs]
+    for obs in first[1:]:
+        np.testing.assert_array_equal(obs, first[0])
+    rng = np.random.default_rng(1)
+    ended = 0
+    for t in range(80):
+        if t == 40:
+            mask = np.array([False, True, False, False, True])
+            got = [e.reset(seed=11, options={"reset_mask": mask})[0] for e in envs]
+            for obs in got[1:]:
+                np.testing.assert_array_equal(obs, got[0])
+        actions = rng.uniform(-1, 1, (5, 3))
+        steps = [e.step(actions) for e in envs]
+        for other in steps[1:]:
+            for x, y in zip(steps[0][:4], other[:4]):
+                np.testing.assert_array_equal(x, y, err_msg=f"step {t}")
+        ended += int(steps[0][2].sum())
+    assert ended > 0, "no fall: autoreset was not exercised"
+    for a, b in zip(envs[0].datas, envs[2].datas):
+        np.testing.assert_array_equal(a.qpos, b.qpos)
+        np.testing.assert_array_equal(a.xfrc_applied, b.xfrc_applied)
+
+
+def test_physics_backend_choice():
+    assert isinstance(make_vec("HalfCheetah-v5", 2).pool, BatchPhysicsPool)
+    # Ant's observation needs contact forces (mj_rnePostConstraint), which mujoco.batch does not run
+    assert isinstance(make_vec("Ant-v5", 2).pool, PhysicsPool)
+    with pytest.raises(EnvError, match="rnePostConstraint"):
+        make_vec("Ant-v5", 2, physics_backend="batch")
+    with pytest.raises(EnvError, match="'gpu'; valid choices: auto, batch, threads"):
+        make_vec("Hopper-v5", 2, physics_backend="gpu")

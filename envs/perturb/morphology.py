@@ -102,12 +102,17 @@ def _descendants(body: mujoco.MjsBody) -> Iterable[mujoco.MjsBody]:
         yield from _descendants(child)
 
 
+_REMOVED_TAG = -7.0  # geom_user[:, 0] of the geoms of a removed limb
+
+
 def _remove(spec: mujoco.MjSpec, body: mujoco.MjsBody, mass_factor: float) -> None:
     joints = set()
     for b in _descendants(body):
         for geom in b.geoms:
-            geom.contype = 0
-            geom.conaffinity = 0
+            # Collisions are switched off after compiling (compile_variant): geoms compiled
+            # without contype/conaffinity leave the bounding-volume hierarchy, which changes
+            # the MjData layout, and mujoco.batch steps only models of one layout.
+            geom.userdata = [_REMOVED_TAG]
             geom.mass = REMOVED_MASS / mass_factor  # compile_variant multiplies it back
             geom.rgba = np.array([0.0, 0.0, 0.0, 0.0])
         for joint in b.joints:
@@ -150,6 +155,10 @@ def compile_variant(xml_path: str, env_id: str, perturbations: Iterable[Perturba
         factor = total / spec.compile().body_mass.sum()
     apply(spec, env_id, perturbations, factor)
     model = spec.compile()
+    if model.nuser_geom:
+        removed = model.geom_user[:, 0] == _REMOVED_TAG
+        model.geom_contype[removed] = 0
+        model.geom_conaffinity[removed] = 0
     if total > 0:
         model.body_mass[:] *= factor
         model.body_inertia[:] *= factor

@@ -14,7 +14,7 @@ instance's noise does not depend on the batch it runs in.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import mujoco
 import numpy as np
@@ -162,17 +162,18 @@ class Runtime:
         self._last_ctrl[stepping] = ctrl[stepping]
         return ctrl
 
-    def apply_pushes(self, datas: list[mujoco.MjData], t: np.ndarray, stepping: np.ndarray) -> None:
-        """Set ``xfrc_applied`` on pushed bodies for this step; clear pushes that ended."""
+    def apply_pushes(self, xfrc: Sequence[np.ndarray], t: np.ndarray, stepping: np.ndarray) -> None:
+        """Set ``xfrc[i]`` (instance ``i``'s ``xfrc_applied``) on pushed bodies for this step;
+        clear pushes that ended."""
         since = t - self.push_start
         in_window = stepping & (since >= 0)
         phase = np.where(self.push_period > 0, since % np.maximum(self.push_period, 1), since)
         pushing = in_window & (phase < self.push_duration)
         for i in np.flatnonzero(self._pushing & ~pushing):
-            datas[i].xfrc_applied[:] = 0.0
+            xfrc[i][:] = 0.0
         for i in np.flatnonzero(pushing):
-            datas[i].xfrc_applied[:] = 0.0
-            datas[i].xfrc_applied[self.push_body[i], :3] = self.push_force[i]
+            xfrc[i][:] = 0.0
+            xfrc[i][self.push_body[i], :3] = self.push_force[i]
         self._pushing = pushing
 
     # --- observation side ----------------------------------------------------------------------
