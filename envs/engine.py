@@ -5,7 +5,8 @@ Two implementations of one interface (:func:`make_physics_pool` picks):
 - :class:`BatchPhysicsPool` (MuJoCo >= 4): ``mujoco.batch.Batch`` steps every instance in one
   C++ call on its own thread pool, with the GIL released for the whole step; the requested fields
   are live ``[n, ...]`` arrays over the batch's state rows and outputs. No Python runs per
-  instance, which on a small model like HalfCheetah is a third of the time of the loop below.
+  instance: on a small model like HalfCheetah the loop below takes 1.5x as long for the same
+  physics (bench/bench_envs.py).
 - :class:`PhysicsPool`: one (MjModel, MjData) pair per instance, stepped on Python worker
   threads (MuJoCo's bindings release the GIL inside ``mj_step``). Workers pull instance indices
   from a shared counter; for each instance a worker writes the control, steps ``frame_skip``
@@ -26,6 +27,15 @@ import mujoco
 import numpy as np
 
 from .errors import EnvError, unknown
+
+
+PHYSICS_BACKENDS = ("auto", "batch", "threads")
+try:
+    from mujoco.batch import Batch as _Batch
+
+    _HAS_BATCH = True
+except ImportError:  # MuJoCo < 4
+    _HAS_BATCH = False
 
 
 def default_num_threads() -> int:
@@ -57,15 +67,6 @@ def make_physics_pool(
     if backend == "batch" or (backend == "auto" and batch_ok):
         return BatchPhysicsPool(models, fields, frame_skip, num_threads)
     return PhysicsPool(models, fields, frame_skip, post_constraint, num_threads)
-
-
-PHYSICS_BACKENDS = ("auto", "batch", "threads")
-try:
-    from mujoco.batch import Batch as _Batch
-
-    _HAS_BATCH = True
-except ImportError:  # MuJoCo < 4
-    _HAS_BATCH = False
 
 
 class PhysicsPool:

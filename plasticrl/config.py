@@ -36,6 +36,11 @@ class EnvConfig(_Strict):
                           "'damage' (damage to limbs the novel suite leaves intact, redrawn likewise) "
                           "or one perturbation (name, dict or list) applied to every training episode",
     )
+    physics_backend: Literal["auto", "batch", "threads"] = Field(
+        "auto", description="MuJoCo stepping: 'batch' (mujoco.batch, MuJoCo >= 4), 'threads' (mj_step per "
+                            "instance on Python threads) or 'auto' (batch unless the task needs contact forces); "
+                            "same trajectories either way",
+    )
 
 
 class ESConfig(_Strict):

@@ -208,6 +208,15 @@ def test_ray_backend_equals_local_backend(tmp_path):
         assert {k: v for k, v in a.items() if k != "env_steps"} == {k: v for k, v in b.items() if k != "env_steps"}
 
 
+def test_physics_backends_train_identically(tmp_path):
+    """env.physics_backend changes how MuJoCo is stepped, never what is simulated."""
+    runs = {b: ESTrainer(tiny("train.generations=2", f"env.physics_backend={b}"), tmp_path / b).train()
+            for b in ("batch", "threads")}
+    assert torch.equal(runs["batch"].center, runs["threads"].center)
+    assert metrics(tmp_path / "batch") == metrics(tmp_path / "threads")
+    assert all(r["fitness_std"] > 0 for r in metrics(tmp_path / "batch"))  # the members did differ
+
+
 def test_shard_bounds_cover_population_contiguously():
     from plasticrl.distributed import shard_bounds
 

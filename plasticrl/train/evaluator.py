@@ -44,7 +44,7 @@ def make_env(config: ExperimentConfig, num_envs: int):
     """The vector env of a config (batched MuJoCo engine, or Gymnasium's for other ids)."""
     from plasticrl.envs import make_vec
 
-    return make_vec(config.env.id, num_envs, **env_kwargs(config))
+    return make_vec(config.env.id, num_envs, physics_backend=config.env.physics_backend, **env_kwargs(config))
 
 
 class LocalEvaluator:
