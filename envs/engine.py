@@ -176,6 +176,11 @@ class PhysicsPool:
         mujoco.mj_forward(m, d)
         self.gather(i)
 
+    def set_states(self, ids: Sequence[int], qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """:meth:`set_state` for instances ``ids`` (``qpos[k]``, ``qvel[k]`` for ``ids[k]``)."""
+        for k, i in enumerate(ids):
+            self.set_state(i, qpos[k], qvel[k])
+
     def gather(self, i: int) -> None:
         """Copy instance ``i``'s fields into the batched arrays."""
         for f in self.fields:
@@ -236,12 +241,6 @@ class BatchPhysicsPool:
         self.arrays = {f: self._batch.bind(f) for f in self.fields}
         self.ctrl = np.zeros((self.n, self.models[0].nu))
         self._pending: np.ndarray | None | bool = False
-        self._one = {}  # cached one-element id arrays for per-instance calls
-
-    def _ids(self, i: int) -> np.ndarray:
-        if i not in self._one:
-            self._one[i] = np.array([i], dtype=np.int32)
-        return self._one[i]
 
     def _sync_models(self) -> None:
         # set_models re-reads every model; deferred so a reset that swaps many models pays once
@@ -280,12 +279,16 @@ class BatchPhysicsPool:
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
         """Reset instance ``i`` to (qpos, qvel) as :meth:`PhysicsPool.set_state` does (reset to the
         model's defaults, write the state, ``mj_forward``)."""
+        self.set_states([i], qpos[None], qvel[None])
+
+    def set_states(self, ids: Sequence[int], qpos: np.ndarray, qvel: np.ndarray) -> None:
+        """:meth:`set_state` for instances ``ids`` in one batch call per stage."""
         self._sync_models()
-        ids = self._ids(i)
-        self._batch.reset(ids, stage=mujoco.mjtStage.mjSTAGE_NONE)
-        self._qpos[i] = qpos
-        self._qvel[i] = qvel
-        self._batch.forward(ids)
+        rows = np.asarray(ids, dtype=np.int32)
+        self._batch.reset(rows, stage=mujoco.mjtStage.mjSTAGE_NONE)
+        self._qpos[rows] = qpos
+        self._qvel[rows] = qvel
+        self._batch.forward(rows)
 
     def gather(self, i: int) -> None:
         """Nothing to copy: the arrays are live."""

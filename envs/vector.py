@@ -166,20 +166,26 @@ class MujocoVectorEnv(VectorEnv):
         return {int(i): parsed[i] for i in np.flatnonzero(mask)}
 
     # --- helpers ------------------------------------------------------------------------------
-    def _reset_instance(self, i: int, seed: int | None) -> None:
-        if seed is not None or self._rngs[i] is None:
-            # Same generator construction as gymnasium.Env.reset(seed=...).
-            self._rngs[i], _ = np_random(seed)
-            # Perturbation noise gets its own stream, spawned from the reset seed without
-            # drawing from the reset-noise generator (which must match Gymnasium's).
-            child = self._rngs[i].bit_generator.seed_seq.spawn(1)[0]
-            self.runtime.rngs[i] = np.random.Generator(np.random.PCG64(child))
-        self._build_model(i, 0)
-        qpos, qvel = self.task.reset_noise(self._rngs[i], self.init_qpos[i], self.init_qvel[i])
-        self.pool.set_state(i, qpos, qvel)
-        self.runtime.reset_episode(i)
-        self._elapsed[i] = 0
-        self._autoreset[i] = False
+    def _reset_instances(self, ids: list[int], seeds: list[int | None]) -> None:
+        """Reset instances ``ids`` (``seeds[k]`` for ``ids[k]``); one engine call for all of them."""
+        qpos, qvel = [], []
+        for i, seed in zip(ids, seeds):
+            if seed is not None or self._rngs[i] is None:
+                # Same generator construction as gymnasium.Env.reset(seed=...).
+                self._rngs[i], _ = np_random(seed)
+                # Perturbation noise gets its own stream, spawned from the reset seed without
+                # drawing from the reset-noise generator (which must match Gymnasium's).
+                child = self._rngs[i].bit_generator.seed_seq.spawn(1)[0]
+                self.runtime.rngs[i] = np.random.Generator(np.random.PCG64(child))
+            self._build_model(i, 0)
+            q, v = self.task.reset_noise(self._rngs[i], self.init_qpos[i], self.init_qvel[i])
+            qpos.append(q)
+            qvel.append(v)
+            self.runtime.reset_episode(i)
+            self._elapsed[i] = 0
+            self._autoreset[i] = False
+        if ids:
+            self.pool.set_states(ids, np.stack(qpos), np.stack(qvel))
 
     def _perturbation_infos(self, infos: dict[str, Any]) -> None:
         infos["perturbation"] = self._echo.copy()  # rows are replaced, never mutated
@@ -223,7 +229,7 @@ class MujocoVectorEnv(VectorEnv):
                            "reset_mask, perturbation, perturbations")
         for i, condition in conditions.items():
             self._set_condition(i, condition)
-            self._reset_instance(i, seeds[i])
+        self._reset_instances(list(conditions), [seeds[i] for i in conditions])
         s = self.pool.arrays
         obs = self.task.observe(s)
         if self.runtime.acts_on_obs:
@@ -279,8 +285,8 @@ class MujocoVectorEnv(VectorEnv):
         runtime = self.runtime
         self.pool.finish()
         if any_reset:
-            for i in np.flatnonzero(resetting):
-                self._reset_instance(int(i), None)
+            ids = [int(i) for i in np.flatnonzero(resetting)]
+            self._reset_instances(ids, [None] * len(ids))
         s = self.pool.arrays
         obs = self.task.observe(s)
         reward, terminated, info = self.task.evaluate(s, self._before, actions, self.dt)
