@@ -99,6 +99,7 @@ class PhysicsPool:
         # the instance's memory for its whole life).
         self._views = {f: [getattr(d, f) for d in self.datas] for f in self.fields}
         self._ctrl_views = [d.ctrl for d in self.datas]
+        self._xfrc_views = [d.xfrc_applied for d in self.datas]
         self.arrays = {f: np.zeros((self.n, *self._views[f][0].shape)) for f in self.fields}
         self.ctrl = np.zeros((self.n, self.models[0].nu))
         self._executor = (
@@ -197,7 +198,7 @@ class PhysicsPool:
     @property
     def xfrc_applied(self) -> list[np.ndarray]:
         """Per instance, its writable ``xfrc_applied [nbody, 6]`` (external forces of the next step)."""
-        return [d.xfrc_applied for d in self.datas]
+        return self._xfrc_views
 
     def close(self) -> None:
         """Stop the worker threads."""
