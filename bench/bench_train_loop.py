@@ -183,6 +183,8 @@ def main() -> None:
             "whole_loop_over_ceiling_median": median("whole_loop_over_ceiling", 3),
             "whole_loop_over_ceiling_each": [round(r["whole_loop_over_ceiling"], 3) for r in repeats],
             "whole_loop_over_thread_loop_ceiling_median": median("whole_loop_over_thread_loop_ceiling", 3),
+            "whole_loop_over_thread_loop_ceiling_each": [round(r["whole_loop_over_thread_loop_ceiling"], 3)
+                                                         for r in repeats],
             "whole_loop_over_replayed_physics_median": median("whole_loop_over_replayed_physics", 3),
             "whole_loop_over_replayed_physics_each": [round(r["whole_loop_over_replayed_physics"], 3)
                                                       for r in repeats],

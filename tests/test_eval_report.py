@@ -196,6 +196,7 @@ def test_return_beyond_the_survival_bonus_on_a_task_that_pays_one(tmp_path):
     for r in rows.values():
         assert r["mean_return_beyond_survival"] == pytest.approx(r["mean_return"] - r["mean_survival_bonus"])
         assert r["mean_survival_bonus"] == pytest.approx(r["mean_length"] - 1)
+        assert r["mean_survival_bonus"] == pytest.approx(np.mean(r["survival_bonus"]))
     assert heavy["retained_beyond_survival"] == pytest.approx(
         heavy["mean_return_beyond_survival"] / nominal["mean_return_beyond_survival"])
     table = {t["condition"]: t for t in csv.DictReader(open(out / "eval.csv"))}

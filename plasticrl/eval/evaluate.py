@@ -123,7 +123,7 @@ def _beyond_survival(b, nominal, confidence: float, seed: int) -> dict[str, Any]
     beyond = b.returns - b.survival
     mean = bootstrap_mean(beyond, confidence, seed=seed)
     ret = bootstrap_ratio(beyond, nominal.returns - nominal.survival, confidence, seed=seed)
-    return {"mean_survival_bonus": float(np.mean(b.survival)),
+    return {"mean_survival_bonus": float(np.mean(b.survival)), "survival_bonus": [float(x) for x in b.survival],
             "mean_return_beyond_survival": mean.estimate, "beyond_survival_ci_low": mean.low,
             "beyond_survival_ci_high": mean.high, "retained_beyond_survival": ret.estimate,
             "retained_beyond_survival_low": ret.low, "retained_beyond_survival_high": ret.high}
