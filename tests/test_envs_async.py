@@ -62,6 +62,14 @@ def test_physics_backends_give_identical_trajectories():
                 np.testing.assert_array_equal(x, y, err_msg=f"step {t}")
         ended += int(steps[0][2].sum())
     assert ended > 0, "no fall: autoreset was not exercised"
+    # what a step returned is the caller's: the batch backend's live arrays must not leak into it
+    kept = envs[2].step(actions)
+    saved = [np.array(x, copy=True) for x in kept[:2]] + [kept[4]["x_position"].copy()]
+    envs[2].step(-actions)
+    for before, now in zip(saved, [kept[0], kept[1], kept[4]["x_position"]]):
+        np.testing.assert_array_equal(before, now)
+    envs[0].step(actions)
+    envs[0].step(-actions)
     for a, b in zip(envs[0].datas, envs[2].datas):
         np.testing.assert_array_equal(a.qpos, b.qpos)
         np.testing.assert_array_equal(a.xfrc_applied, b.xfrc_applied)

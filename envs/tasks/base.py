@@ -65,7 +65,8 @@ class Task:
         """The position whose finite difference is the forward velocity (``None``: unused).
 
         Read before stepping (from the previous gather) and after, exactly as Gymnasium reads
-        it before and after ``do_simulation``."""
+        it before and after ``do_simulation``. Return a copy, not a view: with the batch backend
+        the gathered arrays are live and change at the next step."""
         return None
 
     def evaluate(
