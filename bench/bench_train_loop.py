@@ -161,10 +161,11 @@ def main() -> None:
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     args = parser.parse_args()
     results = {}
+    # the ceiling first; on MuJoCo >= 4 also the per-instance thread loop, the earlier ceiling
+    backends = [ceiling_backend()] + (["threads"] if ceiling_backend() == "batch" else [])
     for name in args.policies:
         repeats = []
         for _ in range(args.repeats):
-            backends = [ceiling_backend()] + (["threads"] if ceiling_backend() == "batch" else [])
             before = [ceiling_steps_per_s(args.env, args.population, args.ceiling_steps, b) for b in backends]
             row = loop_steps_per_s(args.env, args.population, args.generations, POLICIES[name])
             after = [ceiling_steps_per_s(args.env, args.population, args.ceiling_steps, b) for b in backends]

@@ -231,7 +231,6 @@ class BatchPhysicsPool:
         self.models = list(models)
         self.n = len(self.models)
         self.frame_skip = int(frame_skip)
-        self.post_constraint = False
         self.fields = tuple(fields)
         self.num_threads = max(1, min(num_threads or default_num_threads(), self.n))
         self._batch = _Batch(self.models[0], self.n, nthread=self.num_threads, persistent=True)

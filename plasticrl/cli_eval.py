@@ -54,7 +54,9 @@ class _EvalProgress:
 
 def _print_summary(result: dict) -> None:
     table = Table(title=f"{result['env_id']} / {result['suite']}: {result['episodes']} paired episodes")
-    survival = any("retained_beyond_survival" in r for r in result["rows"])
+    from plasticrl.eval.report import has_beyond_survival
+
+    survival = has_beyond_survival(result)
     cols = ["agent", "condition", "mean return", "95% CI", "retained", "time to recover"]
     for col in cols + (["retained beyond survival"] if survival else []):
         table.add_column(col, justify="left" if col in ("agent", "condition") else "right")

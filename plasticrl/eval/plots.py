@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from plasticrl.eval.adaptation import recover_threshold
+from plasticrl.eval.report import has_beyond_survival
 
 SEVERITY_ORDER = ("mild", "moderate", "severe")
 
@@ -24,11 +25,6 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def has_beyond_survival(result: dict[str, Any]) -> bool:
-    """Whether the result also holds retained fractions of the return beyond the survival bonus."""
-    return any(r.get("retained_beyond_survival") is not None for r in result["rows"])
 
 
 def retained_plot(result: dict[str, Any], path: Path) -> Path:

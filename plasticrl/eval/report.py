@@ -56,6 +56,11 @@ def load_result(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def has_beyond_survival(result: dict[str, Any]) -> bool:
+    """Whether the result also holds retained fractions of the return beyond the survival bonus."""
+    return any(r.get("retained_beyond_survival") is not None for r in result["rows"])
+
+
 def _finite(v: Any) -> bool:
     return v is not None and math.isfinite(v)
 
@@ -94,7 +99,7 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
              f"{result['seed'] + result['episodes'] - 1}, identical across conditions); {conf}% percentile "
              f"bootstrap intervals; retained = condition mean / nominal mean (meaningful when the nominal return is "
              "positive).", ""]
-    survival = any(r.get("retained_beyond_survival") is not None for r in result["rows"])
+    survival = has_beyond_survival(result)
     if survival:
         lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "
                   "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
