@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from plasticrl.eval.adaptation import adaptation_curve, recover_threshold, switch_step
-from plasticrl.eval.stats import bootstrap_mean, bootstrap_ratio
+from plasticrl.eval.stats import bootstrap_mean, bootstrap_mean_retained, bootstrap_ratio
 
 
 def test_bootstrap_mean_hand_case():
@@ -77,3 +77,18 @@ def test_adaptation_curve_hand_case():
 def test_recover_threshold_negative_level():
     assert recover_threshold(10.0) == pytest.approx(8.0)
     assert recover_threshold(-10.0) == pytest.approx(-12.0)
+
+
+def test_bootstrap_mean_retained_resamples_episodes_jointly():
+    # Two episodes, nominal [1, 1]; condition A keeps [0, 1], condition B keeps [1, 1].
+    # Estimate: (0.5 + 1) / 2 = 0.75. Resampled episode pairs: (0,0) -> (0 + 1)/2 = 0.5,
+    # (0,1)/(1,0) -> 0.75, (1,1) -> 1.0 with probabilities 1/4, 1/2, 1/4 -> interval [0.5, 1.0].
+    iv = bootstrap_mean_retained([[0.0, 1.0], [1.0, 1.0]], [1.0, 1.0], seed=0)
+    assert iv.estimate == 0.75
+    assert (iv.low, iv.high) == (0.5, 1.0)
+    # a condition that is exactly half of nominal in every episode: every resample gives 0.5
+    nominal = [100.0, 200.0, 300.0, 400.0]
+    half = bootstrap_mean_retained([[v / 2 for v in nominal]], nominal)
+    assert half.low == pytest.approx(0.5) and half.high == pytest.approx(0.5)
+    with pytest.raises(ValueError, match=r"\[C, 4\]"):
+        bootstrap_mean_retained([[1.0, 2.0]], nominal)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.stats import bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
 
 RESULT_FILE = "eval.json"
@@ -71,6 +72,28 @@ def _finite_mean(values) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
+def _mean_retained(nominal: dict[str, Any], others: list[dict[str, Any]], key: str, result: dict[str, Any]) -> str:
+    """``key`` ("retained" or "retained_beyond_survival") averaged over the conditions where it is
+    finite, with its interval when the rows carry their episodes (results from before the
+    per-episode survival bonus was kept give the mean alone)."""
+    kept = [r for r in others if _finite(r.get(key))]
+    if not kept:
+        return "-"
+
+    def episodes(row: dict[str, Any]):
+        if key == "retained":
+            return row.get("returns")
+        if row.get("returns") is None or row.get("survival_bonus") is None:
+            return None
+        return [a - b for a, b in zip(row["returns"], row["survival_bonus"])]
+
+    samples = [episodes(r) for r in [nominal] + kept]
+    if any(x is None or None in x for x in samples):
+        return _num(_finite_mean(r[key] for r in kept))
+    iv = bootstrap_mean_retained(samples[1:], samples[0], result["confidence"], seed=result["seed"])
+    return f"{_num(iv.estimate)} [{_num(iv.low)}, {_num(iv.high)}]"
+
+
 def rows_csv(result: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -104,18 +127,20 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
         lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "
                   "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
                   "this is the part of the return its gait earns.", ""]
-    extra_head, extra_rule = (" mean retained beyond survival |", " ---: |") if survival else ("", "")
-    lines += ["## Summary", "", "| agent | nominal return | mean retained (held-out) | worst condition | "
-              f"worst retained |{extra_head}", f"| --- | ---: | ---: | --- | ---: |{extra_rule}"]
+    extra_head, extra_rule = (f" mean retained beyond survival [{conf}% CI] |", " --- |") if survival else ("", "")
+    lines += ["## Summary", "", f"Mean retained: the mean over held-out conditions, its interval from resampling "
+              "episodes jointly across conditions.", "",
+              f"| agent | nominal return | mean retained (held-out) [{conf}% CI] | worst condition | "
+              f"worst retained |{extra_head}", f"| --- | ---: | --- | --- | ---: |{extra_rule}"]
     for agent in result["agents"]:
         rows = [r for r in result["rows"] if r["agent"] == agent]
         nominal = next(r for r in rows if r["condition"] == "nominal")
         others = [r for r in rows if r["condition"] != "nominal"]
-        mean_ret = _finite_mean(r["retained"] for r in others)
+        mean_ret = _mean_retained(nominal, others, "retained", result)
         ranked = [r for r in others if _finite(r["retained"])]
         worst = min(ranked, key=lambda r: r["retained"]) if ranked else None
-        extra = f" {_num(_finite_mean(r.get('retained_beyond_survival') for r in others))} |" if survival else ""
-        lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {_num(mean_ret)} | "
+        extra = f" {_mean_retained(nominal, others, 'retained_beyond_survival', result)} |" if survival else ""
+        lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {mean_ret} | "
                      f"{worst['condition'] if worst else '-'} | {_num(worst['retained']) if worst else '-'} |{extra}")
     for agent in result["agents"]:
         extra_head, extra_rule = ((f" return beyond survival | retained beyond survival | {conf}% CI |",

@@ -72,3 +72,29 @@ def bootstrap_ratio(numerator: Sequence[float], denominator: Sequence[float], co
                           n_resamples=n_resamples, method="percentile", vectorized=True,
                           rng=np.random.default_rng(seed))
     return Interval(est, float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def bootstrap_mean_retained(conditions: Sequence[Sequence[float]], nominal: Sequence[float],
+                            confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
+                            seed: int = 0) -> Interval:
+    """Mean over conditions of ``mean(condition) / mean(nominal)``, with an interval from resampling
+    episodes jointly: episode ``e`` of every condition and of nominal share a seed, so an episode
+    index is the resampling unit (the figure summarising an agent over a suite)."""
+    x, y = np.asarray(conditions, dtype=np.float64), _as_array(nominal)
+    if x.ndim != 2 or x.shape[1] != y.size:
+        raise ValueError(f"conditions must be [C, {y.size}] like nominal; got shape {x.shape}")
+    if x.size == 0 or float(y.mean()) == 0.0:
+        return Interval(math.nan, math.nan, math.nan)
+    est = float((x.mean(axis=1) / y.mean()).mean())
+    if y.size == 1 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or (
+            np.ptp(x, axis=1).max() == 0 and np.ptp(y) == 0):
+        return Interval(est, est, est)
+
+    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        idx = idx.astype(np.intp)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (x[:, idx].mean(axis=-1) / y[idx].mean(axis=-1)).mean(axis=0)
+
+    res = stats.bootstrap((np.arange(y.size),), statistic, confidence_level=confidence, n_resamples=n_resamples,
+                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return Interval(est, float(res.confidence_interval.low), float(res.confidence_interval.high))
