@@ -6,7 +6,8 @@ second of:
       contact-force pass) through ``mujoco.batch`` (one C++ call per step), same start states;
   (b) thread_loop_ceiling: the same physics as a per-instance ``mj_step`` loop on Python threads
       (the ceiling before MuJoCo 4, and the engine's backend for Ant and Humanoid);
-  (c) engine: ``plasticrl.envs.make_vec`` (full step: obs, rewards, terminations, autoreset);
+  (c) engine: ``plasticrl.envs.make_vec`` (full step: obs, rewards, terminations, autoreset), and
+      where it steps through ``mujoco.batch`` the same engine on its thread backend too;
   (d) gymnasium: ``gymnasium.make_vec(..., vectorization_mode="sync")``.
 They are timed in interleaved rounds and each reports its best round, so a burst of load
 from other processes on a shared machine hits all of them alike instead of one. Tasks whose
@@ -34,7 +35,7 @@ import mujoco
 import numpy as np
 
 from plasticrl.envs import make_vec
-from plasticrl.envs.engine import default_num_threads
+from plasticrl.envs.engine import BatchPhysicsPool, default_num_threads
 from plasticrl.envs.registry import make_config
 
 DEFAULT_ENVS = ["HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "Humanoid-v5"]
@@ -149,6 +150,11 @@ def bench_env(env_id: str, n: int, steps: int, rounds: int, threads: int, seed: 
     engine.reset(seed=0)
     contenders["engine"] = engine.step
     closers.append(engine.close)
+    if isinstance(engine.pool, BatchPhysicsPool):  # the same engine on its other physics backend
+        threaded = make_vec(env_id, n, num_threads=threads, physics_backend="threads")
+        threaded.reset(seed=0)
+        contenders["engine_thread_backend"] = threaded.step
+        closers.append(threaded.close)
     if perturbation is not None:
         perturbed = make_vec(env_id, n, num_threads=threads)
         perturbed.reset(seed=0, options={"perturbation": perturbation})
@@ -171,6 +177,8 @@ def bench_env(env_id: str, n: int, steps: int, rounds: int, threads: int, seed: 
         close()
     row = {f"{name}_steps_per_s": n * steps / t for name, t in best.items()}
     row["engine_over_ceiling"] = row["engine_steps_per_s"] / row["ceiling_steps_per_s"]
+    if "engine_thread_backend_steps_per_s" in row:
+        row["engine_over_thread_backend"] = row["engine_steps_per_s"] / row["engine_thread_backend_steps_per_s"]
     if "thread_loop_ceiling_steps_per_s" in row:
         row["engine_over_thread_loop_ceiling"] = (row["engine_steps_per_s"]
                                                   / row["thread_loop_ceiling_steps_per_s"])
