@@ -90,9 +90,12 @@ def frozen_policy_config(policy_config):
 class Agent:
     """One deployed controller: ``reset()`` at episode start, ``act(obs, reward)`` every step.
 
-    ``frozen=True`` loads the agent with its learning rates set to 0 (:func:`frozen_policy_config`)."""
+    ``frozen=True`` loads the agent with its learning rates set to 0 (:func:`frozen_policy_config`);
+    ``obs_std_floor`` replaces the floor on the observation std saved with it (for noisy sensors,
+    see :mod:`plasticrl.train.obs_norm`)."""
 
-    def __init__(self, payload: dict[str, Any], device: str | torch.device = "cpu", frozen: bool = False):
+    def __init__(self, payload: dict[str, Any], device: str | torch.device = "cpu", frozen: bool = False,
+                 obs_std_floor: float | None = None):
         if payload.get("kind") != "plasticrl-agent" or payload.get("format") != AGENT_FORMAT:
             raise PlasticRLError(f"not a plasticrl agent file of format {AGENT_FORMAT} "
                                  f"(kind={payload.get('kind')!r}, format={payload.get('format')!r})")
@@ -113,11 +116,20 @@ class Agent:
             raise PlasticRLError(f"agent genome has {self.genome.numel()} values; its policy config needs "
                                  f"{self.policy.genome.dim}")
         self.obs_norm = ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None
+        if obs_std_floor is not None:
+            if not obs_std_floor >= 0:
+                raise PlasticRLError(f"obs_std_floor must be >= 0 (raw observation units); got {obs_std_floor!r}")
+            if self.obs_norm is None:
+                raise PlasticRLError("obs_std_floor given, but this agent was trained without observation "
+                                     "normalisation (train.obs_norm: false); there is no std to bound")
+            self.obs_norm.std_floor = float(obs_std_floor)
         self._batch = 0
 
     def frozen_copy(self, device: str | torch.device | None = None) -> "Agent":
         """The same agent with its within-episode learning rates set to 0 (see :func:`frozen_policy_config`)."""
-        return Agent(self._payload, device=device if device is not None else self.policy.device, frozen=True)
+        floor = self.obs_norm.std_floor if self.obs_norm is not None else None
+        return Agent(self._payload, device=device if device is not None else self.policy.device, frozen=True,
+                     obs_std_floor=floor)
 
     def reset(self, batch_size: int = 1) -> None:
         """Start a new episode (``batch_size`` parallel copies for batched observations)."""
@@ -142,9 +154,11 @@ class Agent:
         return action[0].astype(np.float64) if single else action.astype(np.float64)
 
 
-def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bool = False) -> Agent:
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bool = False,
+         obs_std_floor: float | None = None) -> Agent:
     """Load an agent file written by training (``best_agent.pt`` / ``final_agent.pt``);
-    ``frozen=True``: with its within-episode learning rates set to 0."""
+    ``frozen=True``: with its within-episode learning rates set to 0; ``obs_std_floor``: divide
+    observations by at least this std (raw units) instead of the floor it was trained with."""
     path = Path(path)
     if path.is_dir():
         for name in ("best_agent.pt", "final_agent.pt"):
@@ -153,4 +167,4 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bo
                 break
     if not path.is_file():
         raise PlasticRLError(f"agent file {str(path)!r} does not exist")
-    return Agent(torch_load(path), device=device, frozen=frozen)
+    return Agent(torch_load(path), device=device, frozen=frozen, obs_std_floor=obs_std_floor)

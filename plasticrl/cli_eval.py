@@ -75,7 +75,7 @@ def _print_summary(result: dict) -> None:
 def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,
                      only: list[str], out: Path, names: list[str], max_rows: int, window: int,
                      max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
-                     quiet: bool, frozen: bool = False) -> dict:
+                     quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None) -> dict:
     """Body of ``plasticrl eval`` (also used by ``plasticrl experiment``); returns the result dict."""
     from plasticrl.eval.controllers import check_same_env, frozen_twins, load_controller
     from plasticrl.eval.evaluate import evaluate
@@ -85,7 +85,8 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
     if names and len(names) != len(agents):
         raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
     mode = resolve_mode(wandb_mode)
-    controllers = [load_controller(p, names[i] if names else None) for i, p in enumerate(agents)]
+    controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor)
+                   for i, p in enumerate(agents)]
     if frozen:
         twins = frozen_twins(controllers)
         if not twins:
@@ -107,6 +108,8 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
     else:
         with _EvalProgress([c.name for c in controllers]) as bar:
             result = evaluate(controllers, env_id, progress=bar, **kwargs)
+    # Recorded because it changes how the plasticrl agents saw their observations.
+    result["obs_std_floor"] = obs_std_floor
     paths = write_reports(result, out, plots=plots)
     images = [p for p in paths.values() if p.suffix == ".png"]
     log_evaluation(result, out, images, mode, name=f"eval-{env_id}")
@@ -138,13 +141,16 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", help="No progress display or table."),
         frozen_twins: bool = typer.Option(False, "--frozen-twins", help="Also evaluate each plastic agent with its "
                                           "learning rates set to 0 (label NAME/frozen), on the same episodes."),
+        obs_std_floor: Optional[float] = typer.Option(
+            None, "--obs-std-floor", help="Divide each plasticrl agent's observations by at least this std (raw "
+            "units) instead of the floor it was trained with; SB3 models keep their own normalisation."),
     ) -> None:
         """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
         fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
         try:
             run_eval_command(agents, env, suite, episodes, seed, list(only or []),
                              out or Path("runs") / f"eval-{_stamp()}", list(name or []), max_rows, window,
-                             max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins)
+                             max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor)
         except PlasticRLError as exc:
             _fail(str(exc))
 
@@ -174,8 +180,12 @@ def register(app: typer.Typer) -> None:
                                             "with --resume the run's own budget)."),
         seed: int = typer.Option(0, help="Seed of the model, the envs and the perturbation draws."),
         out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<algo>-<env>-<time>)."),
+        train_perturbation: Optional[str] = typer.Option(
+            None, "--train-perturbation", help="Train every episode under: train (the env's domain randomisation), "
+            "damage (limbs the novel suite leaves intact) or one perturbation in YAML, e.g. "
+            "'{name: mass_scale, scale: 1.5}' (as the ES trainer's env.train_perturbation)."),
         train_perturbations: bool = typer.Option(False, "--train-perturbations",
-                                                 help="Draw each episode from the env's train distribution."),
+                                                 help="Same as --train-perturbation train."),
         hp: Optional[list[str]] = typer.Option(None, "--hp", help="Hyperparameter override key=value (YAML "
                                                "value), repeatable, e.g. --hp learning_starts=1000."),
         eval_every: int = typer.Option(10_000, help="Env steps between nominal evaluations (metrics.jsonl)."),
@@ -194,14 +204,13 @@ def register(app: typer.Typer) -> None:
 
         try:
             if resume is not None:
-                cfg_path = resume / "config.yaml"
-                if not cfg_path.is_file():
-                    raise PlasticRLError(f"--resume {str(resume)!r}: no config.yaml there (not a baseline run)")
-                saved = yaml.safe_load(cfg_path.read_text())
+                from plasticrl.baselines.train import saved_settings
+
+                saved = saved_settings(resume)
                 budget = steps if steps is not None else saved["steps"]
                 path = train_baseline(saved["algo"], saved["env_id"], budget, resume, seed=saved["seed"],
                                       env_kwargs=saved["env_kwargs"],
-                                      train_perturbations=saved["train_perturbations"],
+                                      train_perturbation=saved["train_perturbation"],
                                       overrides=saved["hyperparams"], eval_every=saved["eval_every"],
                                       eval_episodes=saved["eval_episodes"], wandb_mode=resolve_mode(wandb_mode),
                                       resume=True)
@@ -215,12 +224,18 @@ def register(app: typer.Typer) -> None:
                     raise PlasticRLError(f"--hp {item!r} is not key=value")
                 key, value = item.split("=", 1)
                 overrides[key] = yaml.safe_load(value)
+            if train_perturbations and train_perturbation not in (None, "train"):
+                raise PlasticRLError(f"--train-perturbations means --train-perturbation train; got both it and "
+                                     f"--train-perturbation {train_perturbation!r}")
+            condition = yaml.safe_load(train_perturbation) if train_perturbation is not None else None
+            if train_perturbations:
+                condition = "train"
             env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
             run_dir = out or Path("runs") / f"{algo}-{env.lower()}-{_stamp()}"
             console.print(f"run directory: {run_dir}")
             budget = steps if steps is not None else 1_000_000
             path = train_baseline(algo, env, budget, run_dir, seed=seed, env_kwargs=env_kwargs,
-                                  train_perturbations=train_perturbations, overrides=overrides,
+                                  train_perturbation=condition, overrides=overrides,
                                   eval_every=eval_every, eval_episodes=eval_episodes,
                                   wandb_mode=resolve_mode(wandb_mode))
         except PlasticRLError as exc:

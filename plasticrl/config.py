@@ -65,6 +65,9 @@ class TrainConfig(_Strict):
     checkpoint_every: int = Field(5, ge=1)
     obs_norm: bool = True
     obs_clip: float = Field(5.0, gt=0)
+    obs_std_floor: float = Field(0.0, ge=0, description="lower bound on the observation std the normaliser divides "
+                                                        "by (raw units); > 0 keeps sensor noise on entries that "
+                                                        "never varied in training from saturating the policy")
     max_env_steps: Optional[int] = Field(None, gt=0, description="stop once this many env steps were simulated")
     init_noise: float = Field(0.0, ge=0, description="std of noise added to the initial centre")
     init_agent: Optional[str] = Field(None, description="agent file whose genome and observation statistics "

@@ -67,7 +67,7 @@ def test_sb3_batched_eval_matches_single_env_loop(ppo_run):
 def test_off_policy_baselines_and_zip_without_sidecar(algo, tmp_path):
     from plasticrl.baselines import train_baseline
 
-    path = train_baseline(algo, ENV, 60, tmp_path / algo, env_kwargs=KW, train_perturbations=True,
+    path = train_baseline(algo, ENV, 60, tmp_path / algo, env_kwargs=KW, train_perturbation="train",
                           overrides={"learning_starts": 20, "batch_size": 16, "buffer_size": 500}, eval_every=60,
                           eval_episodes=1, wandb_mode="disabled")
     assert json.loads(path.with_suffix(".json").read_text())["obs_norm"] is None
@@ -140,3 +140,73 @@ def test_baseline_resume_needs_a_checkpoint(tmp_path):
     assert res.exit_code == 2 and "config.yaml" in res.output
     res = CliRunner().invoke(app, ["baseline", "--env", ENV, "--wandb-mode", "disabled"])
     assert res.exit_code == 2 and "--algo" in res.output
+
+
+class _RecordingEnv(gym.Env):
+    """Records the reset options a wrapper passes down."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,))
+
+    def __init__(self):
+        self.options = []
+
+    def reset(self, *, seed=None, options=None):
+        self.options.append(options)
+        return np.zeros(2, np.float32), {}
+
+
+def test_training_conditions_draw_like_the_es_trainer_or_fix_one():
+    from plasticrl.baselines.train import TrainingConditions
+    from plasticrl.envs import sample_damage, sample_train
+
+    for name, sampler in (("damage", sample_damage), ("train", sample_train)):
+        inner = _RecordingEnv()
+        env = TrainingConditions(inner, "Ant-v5", name, seed=3)
+        for _ in range(5):
+            env.reset()
+        # the same seeded generator drawn once per episode: the distribution the ES trainer samples
+        rng = np.random.default_rng(3)
+        assert [o["perturbation"] for o in inner.options] == [sampler("Ant-v5", 1, rng)[0] for _ in range(5)]
+    fixed = {"name": "mass_scale", "scale": 1.5}
+    inner = _RecordingEnv()
+    env = TrainingConditions(inner, "Ant-v5", fixed, seed=0)
+    env.reset()
+    env.reset(options={"other": 1})
+    assert [o["perturbation"] for o in inner.options] == [fixed, fixed] and inner.options[1]["other"] == 1
+
+
+def test_training_conditions_reject_bad_values_before_training(tmp_path):
+    from plasticrl.baselines.train import TrainingConditions
+    from plasticrl.errors import PlasticRLError
+
+    with pytest.raises(PlasticRLError, match=r"'damag'; valid choices: train, damage or one perturbation"):
+        TrainingConditions(_RecordingEnv(), "Ant-v5", "damag", seed=0)
+    with pytest.raises(PlasticRLError, match=r"'InvertedPendulum-v5'.*Ant-v5"):
+        TrainingConditions(_RecordingEnv(), "InvertedPendulum-v5", "damage", seed=0)
+    res = CliRunner().invoke(app, ["baseline", "--algo", "sac", "--env", ENV, "--steps", "10", "--out",
+                                   str(tmp_path / "x"), "--train-perturbation", "damage", "--train-perturbations",
+                                   "--wandb-mode", "disabled"])
+    assert res.exit_code == 2 and "--train-perturbation 'damage'" in res.output
+
+
+def test_baseline_under_damage_records_it_and_old_runs_resume_with_their_setting(tmp_path):
+    import yaml
+
+    from plasticrl.baselines.train import saved_settings
+
+    out = tmp_path / "sac"
+    res = CliRunner().invoke(app, ["baseline", "--algo", "sac", "--env", ENV, "--steps", "40", "--out", str(out),
+                                   "--train-perturbation", "damage", "--hp", "learning_starts=20", "--hp",
+                                   "batch_size=16", "--eval-every", "40", "--eval-episodes", "1",
+                                   "--max-episode-steps", "30", "--wandb-mode", "disabled"])
+    assert res.exit_code == 0, res.output
+    assert yaml.safe_load((out / "config.yaml").read_text())["train_perturbation"] == "damage"
+    assert json.loads((out / "model.json").read_text())["train_perturbation"] == "damage"
+    # a run directory written before the setting took a distribution name
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    for old, new in ((True, "train"), (False, None)):
+        cfg = {k: v for k, v in saved.items() if k != "train_perturbation"}
+        cfg["train_perturbations"] = old
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+        assert saved_settings(out)["train_perturbation"] == new

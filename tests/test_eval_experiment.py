@@ -66,7 +66,31 @@ def test_tiny_experiment_end_to_end_and_rerun_skips(tmp_path, monkeypatch):
         run_cfg = yaml.safe_load((out / label / "config.yaml").read_text())
         assert run_cfg["env"]["kwargs"] == {"max_episode_steps": 20}
         assert run_cfg["env"]["train_perturbation"] == "train"
+    # the baseline trained under the experiment's distribution too
+    assert yaml.safe_load((out / "ppo" / "config.yaml").read_text())["train_perturbation"] == "train"
     summary = json.loads((out / "experiment.json").read_text())
     assert summary["agents"]["ppo"].endswith("best_model.zip")  # the best by nominal evaluation, as for ES
     again = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out)])
     assert again.exit_code == 0 and again.output.count("skipped") == 3
+
+
+def test_a_baseline_may_set_its_own_training_perturbation(tmp_path, monkeypatch):
+    import plasticrl.baselines
+    from plasticrl.eval.experiment import ExperimentSpec, _train_sb3
+
+    seen = {}
+
+    def fake_train(algo, env_id, steps, run_dir, **kwargs):
+        seen[Path(run_dir).name] = kwargs["train_perturbation"]
+        Path(run_dir).mkdir(parents=True)
+        (Path(run_dir) / "best_model.zip").write_bytes(b"")
+
+    monkeypatch.setattr(plasticrl.baselines, "train_baseline", fake_train)
+    spec = ExperimentSpec.model_validate({
+        "name": "x", "env": {"id": "Ant-v5", "train_perturbation": "train"}, "agents": {},
+        "baselines": {"inherits": {"algo": "sac", "steps": 10}, "damaged": {"algo": "sac", "steps": 10,
+                                                                            "train_perturbation": "damage"},
+                      "nominal": {"algo": "sac", "steps": 10, "train_perturbation": None}}})
+    for label, b in spec.baselines.items():
+        _train_sb3(label, b, spec, tmp_path / label, "disabled", lambda msg: None)
+    assert seen == {"inherits": "train", "damaged": "damage", "nominal": None}

@@ -164,6 +164,55 @@ def test_frozen_twins_keep_their_weights_and_are_reported_beside_the_agent(tmp_p
         plasticrl.load(linear, frozen=True)
 
 
+def test_obs_std_floor_at_evaluation_replaces_the_saved_one_and_is_reported(tmp_path):
+    """A floor above the smallest std changes what the policy sees only on those entries: the
+    nominal (noise-free) observation at the mean gives the same action, sensor noise on an
+    entry that never varied in training no longer saturates the input."""
+    import plasticrl
+    from plasticrl.errors import PlasticRLError
+    from plasticrl.eval.controllers import frozen_twins, load_controller
+    from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
+
+    env = make_vec(ENV, 1)
+    cfg = {"kind": "plastic_spiking", "hidden": [8], "plasticity": {"rule": "bcm", "modulation": "rpe"}}
+    policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
+    env.close()
+    rng = np.random.default_rng(0)
+    sample = torch.as_tensor(rng.normal(size=(50, 17)) * 2.0)
+    sample[:, 0] = 0.3  # one sensor that never varied in training
+    norm = ObsNormalizer(17)
+    norm.update(ObsBatchMoments(50.0, sample.sum(0), (sample * sample).sum(0)))
+    gen = torch.Generator().manual_seed(1)
+    genome = policy.initial_genome(1)[0] + 0.5 * torch.randn(policy.genome.dim, generator=gen, dtype=policy.dtype)
+    path = save_agent(tmp_path / "a.pt", policy, cfg, genome, norm, {"env_id": ENV, "env_kwargs": {}})
+
+    plain, floored = load_controller(path, "a"), load_controller(path, "a", obs_std_floor=0.5)
+    assert plain.agent.obs_norm.std_floor == 0.0 and floored.agent.obs_norm.std_floor == 0.5
+    assert frozen_twins([floored])[0].agent.obs_norm.std_floor == 0.5
+    assert norm.std[1:].min() > 0.5  # only the constant sensor is affected by this floor
+    at_mean = norm.mean.numpy()[None, :].copy()
+    noisy = at_mean.copy()
+    noisy[0, 0] += 0.05
+    for ctrl in (plain, floored):
+        ctrl.start(1)
+    np.testing.assert_array_equal(plain.act(at_mean), floored.act(at_mean))
+    expected = torch.as_tensor(noisy - at_mean) / norm.std.clamp_min(0.5)
+    assert torch.allclose(floored.agent.obs_norm.normalise(torch.as_tensor(noisy)), expected)
+    assert plain.agent.obs_norm.normalise(torch.as_tensor(noisy))[0, 0] == plain.agent.obs_norm.clip
+
+    out = tmp_path / "ev"
+    common = ["--only", "mass_scale@severe", "--episodes", "2", "--max-episode-steps", "30", "--wandb-mode",
+              "disabled", "--no-plots", "--quiet"]
+    res = CliRunner().invoke(app, ["eval", str(path), "--obs-std-floor", "0.5", "--out", str(out), *common])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "eval.json").read_text())["obs_std_floor"] == 0.5
+    assert "Observation std floor: 0.5 (raw units)" in (out / "report.md").read_text()
+    res = CliRunner().invoke(app, ["eval", str(path), "--obs-std-floor", "-1", "--out", str(tmp_path / "x"), *common])
+    assert res.exit_code != 0 and "obs_std_floor must be >= 0" in res.output and "-1" in res.output
+    with pytest.raises(PlasticRLError, match="trained without observation normalisation"):
+        plasticrl.load(_tiny_agent(tmp_path / "l.pt"), obs_std_floor=0.1)
+
+
 def test_return_beyond_the_survival_bonus_on_a_task_that_pays_one(tmp_path):
     """Hopper pays 1 per healthy step: the survival part of a return is (length - 1) for an episode
     that ended by falling (the terminal step is unhealthy) and the length for one cut by the cap."""

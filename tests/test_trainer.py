@@ -188,6 +188,32 @@ def test_obs_normalizer_merges_batches_like_one_big_batch():
     assert torch.equal(restored.normalise(allx), z)
 
 
+def test_obs_std_floor_bounds_the_divisor_only_where_the_std_is_below_it(tmp_path):
+    # Column 0 never varies (std = sqrt(eps) = 1e-4), column 1 has std 2, column 2 std 0.05.
+    x = torch.tensor([[0.0, 1.0, 0.95], [0.0, 5.0, 1.05]], dtype=torch.float64)
+    moments = ObsBatchMoments(2.0, x.sum(0), (x * x).sum(0))
+    plain, floored = ObsNormalizer(3), ObsNormalizer(3, std_floor=0.1)
+    for norm in (plain, floored):
+        norm.update(moments)
+    noisy = torch.tensor([[0.02, 3.0 + 0.02, 1.0 + 0.02]], dtype=torch.float64)
+    # Without a floor 0.02 of noise on the constant column is 200 stds: saturated at the clip.
+    assert torch.allclose(plain.normalise(noisy), torch.tensor([[5.0, 0.01, 0.4]], dtype=torch.float64))
+    # With it: 0.02 / 0.1 and 0.02 / 0.1; the column whose std (2) is above the floor is unchanged.
+    assert torch.allclose(floored.normalise(noisy), torch.tensor([[0.2, 0.01, 0.2]], dtype=torch.float64))
+    restored = ObsNormalizer.from_state_dict(floored.state_dict())
+    assert restored.std_floor == 0.1 and torch.equal(restored.normalise(noisy), floored.normalise(noisy))
+    old = {k: v for k, v in floored.state_dict().items() if k != "std_floor"}  # an agent file from before
+    assert ObsNormalizer.from_state_dict(old).std_floor == 0.0
+    with pytest.raises(ValueError, match="std_floor must be >= 0, got -1"):
+        ObsNormalizer(3, std_floor=-1.0)
+
+    ESTrainer(tiny("train.generations=1", "train.obs_std_floor=0.25"), tmp_path / "run").train()
+    saved = torch_load(tmp_path / "run" / "final_agent.pt")["obs_norm"]
+    assert saved["std_floor"] == 0.25 and plasticrl.load(tmp_path / "run").obs_norm.std_floor == 0.25
+    with pytest.raises(PlasticRLError, match="obs_std_floor"):
+        load_config(None, TINY + ["train.obs_std_floor=-0.1"])
+
+
 @pytest.mark.slow
 def test_ray_backend_equals_local_backend(tmp_path):
     pytest.importorskip("ray")

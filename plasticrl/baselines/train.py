@@ -2,9 +2,10 @@
 
 The run directory mirrors the ES trainer's: ``config.yaml``, ``metrics.jsonl`` (``env_steps``,
 ``eval_return_mean`` of deterministic nominal episodes on held-out seeds, ``train_return_mean``),
-``model.zip`` + ``model.json`` and the W&B run (offline by default). With ``train_perturbations``
-every training episode is drawn from the env's ``train`` distribution (domain randomisation),
-the same distribution the ES trainer uses, so the baselines see what the plastic agent saw.
+``model.zip`` + ``model.json`` and the W&B run (offline by default). ``train_perturbation``
+takes the values of the ES trainer's ``env.train_perturbation`` (``'train'``: domain
+randomisation; ``'damage'``: damage to the limbs the novel suite leaves intact; or one fixed
+perturbation), so a baseline can train under what the plastic agent trained under.
 """
 from __future__ import annotations
 
@@ -26,24 +27,41 @@ from plasticrl.io import atomic_write_bytes, atomic_write_json, atomic_write_tex
 EVAL_SEED_OFFSET = 1_000_000
 
 
-class TrainDistribution(gym.Wrapper):
-    """Each reset draws a fresh condition from the env's ``train`` distribution (seeded generator)."""
+#: distributions a training condition can be drawn from (as the ES trainer's env.train_perturbation)
+DISTRIBUTIONS = ("train", "damage")
 
-    def __init__(self, env: gym.Env, env_id: str, seed: int):
+
+class TrainingConditions(gym.Wrapper):
+    """Each reset sets the episode's condition: a fresh draw from the env's ``train`` or ``damage``
+    distribution (seeded generator), or one fixed perturbation spec for every episode."""
+
+    def __init__(self, env: gym.Env, env_id: str, spec: Any, seed: int):
+        from plasticrl.envs import parse, sample_damage, sample_train
+
         super().__init__(env)
         self.env_id = env_id
+        self.condition = spec
         self.rng = np.random.default_rng(seed)
+        self._sample = {"train": sample_train, "damage": sample_damage}.get(spec) if isinstance(spec, str) else None
+        # Fail before training, naming the bad value: an env without a damage table, a bad spec.
+        if self._sample is not None:
+            self._sample(env_id, 1, np.random.default_rng(0))
+        else:
+            try:
+                parse(spec)
+            except PlasticRLError as exc:
+                raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
+                                     f"{', '.join(DISTRIBUTIONS)} or one perturbation ({exc})") from None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        from plasticrl.envs import sample_train
-
         options = dict(options or {})
-        options["perturbation"] = sample_train(self.env_id, 1, self.rng)[0]
+        options["perturbation"] = self._sample(self.env_id, 1, self.rng)[0] if self._sample else self.condition
         return self.env.reset(seed=seed, options=options)
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any], seed: int, train_perturbations: bool) -> gym.Env:
-    """One monitored training env (``plasticrl/<env_id>``), optionally under domain randomisation."""
+def make_env(env_id: str, env_kwargs: dict[str, Any], seed: int, train_perturbation: Any = None) -> gym.Env:
+    """One monitored training env (``plasticrl/<env_id>``), optionally under a training perturbation
+    (``'train'``, ``'damage'`` or a fixed perturbation spec; see :class:`TrainingConditions`)."""
     from stable_baselines3.common.monitor import Monitor
 
     import plasticrl.envs  # noqa: F401 - registers the plasticrl/<id> Gymnasium ids
@@ -51,8 +69,8 @@ def make_env(env_id: str, env_kwargs: dict[str, Any], seed: int, train_perturbat
     kwargs = dict(env_kwargs)
     max_steps = kwargs.pop("max_episode_steps", None)
     env = gym.make(f"plasticrl/{env_id}", max_episode_steps=max_steps, **kwargs)
-    if train_perturbations:
-        env = TrainDistribution(env, env_id, seed)
+    if train_perturbation is not None:
+        env = TrainingConditions(env, env_id, train_perturbation, seed)
     return Monitor(env)
 
 
@@ -99,6 +117,18 @@ def write_checkpoint(path: Path, model, vec_normalize, progress: dict[str, Any])
     return path
 
 
+def saved_settings(run_dir: Path) -> dict[str, Any]:
+    """A baseline run's ``config.yaml``; runs from before ``train_perturbation`` took a distribution
+    name saved the boolean ``train_perturbations`` (True = the ``train`` distribution)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise PlasticRLError(f"{str(run_dir)!r}: no config.yaml there (not a baseline run)")
+    saved = yaml.safe_load(path.read_text())
+    if "train_perturbations" in saved:
+        saved["train_perturbation"] = "train" if saved.pop("train_perturbations") else None
+    return saved
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The dictionary :func:`write_checkpoint` wrote (our own file: unpickled as trusted)."""
     try:
@@ -131,7 +161,7 @@ def train_baseline(
     out_dir: str | Path,
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
-    train_perturbations: bool = False,
+    train_perturbation: Any = None,
     overrides: dict[str, Any] | None = None,
     eval_every: int = 10_000,
     eval_episodes: int = 5,
@@ -161,22 +191,22 @@ def train_baseline(
     params = hyperparams(algo, env_id, overrides)
     out = Path(out_dir)
     config = {"kind": "sb3-baseline", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "steps": steps,
-              "seed": seed, "train_perturbations": train_perturbations, "hyperparams": params,
+              "seed": seed, "train_perturbation": train_perturbation, "hyperparams": params,
               "eval_every": eval_every, "eval_episodes": eval_episodes}
     checkpoint = read_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None
     if resume and checkpoint is None:
         raise PlasticRLError(f"nothing to resume in {str(out)!r}: no {CHECKPOINT} there")
     if checkpoint is not None:
-        saved = yaml.safe_load((out / "config.yaml").read_text())
+        saved = saved_settings(out)
         changed = [k for k in config if k != "steps" and saved.get(k) != config[k]]
         if changed:
             raise PlasticRLError(f"cannot resume {str(out)!r} with different settings: {', '.join(changed)} "
                                  f"(only steps may change)")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    meta = {"algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "train_perturbations": train_perturbations}
+    meta = {"algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "train_perturbation": train_perturbation}
 
-    venv = DummyVecEnv([lambda: make_env(env_id, env_kwargs, seed, train_perturbations)])
+    venv = DummyVecEnv([lambda: make_env(env_id, env_kwargs, seed, train_perturbation)])
     venv.seed(seed)
     progress = {"env_steps": 0, "evaluations": 0, "best_eval_return": -float("inf")}
     if checkpoint is None:

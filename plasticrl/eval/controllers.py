@@ -67,9 +67,11 @@ class PlasticController:
         return self.policy.invalid.cpu().numpy().astype(bool)
 
 
-def load_controller(path: str | os.PathLike, name: str | None = None, device: str = "cpu") -> Controller:
+def load_controller(path: str | os.PathLike, name: str | None = None, device: str = "cpu",
+                    obs_std_floor: float | None = None) -> Controller:
     """A controller from an agent file: ``*.zip`` = Stable-Baselines3 model, else a plasticrl agent
-    (a run directory picks its ``best_agent.pt``)."""
+    (a run directory picks its ``best_agent.pt``). ``obs_std_floor`` replaces a plasticrl agent's
+    floor on the observation std; SB3 models keep their own normalisation."""
     path = Path(path)
     label = name or _default_name(path)
     if path.suffix == ".zip":
@@ -78,7 +80,7 @@ def load_controller(path: str | os.PathLike, name: str | None = None, device: st
         return SB3Controller.load(path, name=label, device=device)
     import plasticrl
 
-    return PlasticController(plasticrl.load(path, device=device), label)
+    return PlasticController(plasticrl.load(path, device=device, obs_std_floor=obs_std_floor), label)
 
 
 def frozen_twins(controllers: list[Controller], device: str | None = None) -> list[Controller]:

@@ -27,8 +27,9 @@ class _Strict(BaseModel):
 class ExpEnv(_Strict):
     id: str
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Gymnasium keyword arguments, for every agent")
-    train_perturbation: Optional[str] = Field(None, description="'train': every agent trains under the env's "
-                                                                "domain-randomisation distribution")
+    train_perturbation: Optional[Any] = Field(None, description="every agent and baseline trains under it: "
+                                                                "'train' (the env's domain randomisation), 'damage' "
+                                                                "or one perturbation (as env.train_perturbation)")
 
 
 class ESAgent(_Strict):
@@ -46,6 +47,8 @@ class Baseline(_Strict):
     model_file: Literal["best_model.zip", "model.zip"] = Field(
         "best_model.zip", description="which saved model is evaluated: the best by nominal evaluation "
         "(as best_agent.pt for the ES agents) or the final one")
+    train_perturbation: Optional[Any] = Field(None, description="as env.train_perturbation, for this baseline "
+                                                                "only (default: the experiment's; null: nominal)")
 
 
 class ExpEval(_Strict):
@@ -57,6 +60,8 @@ class ExpEval(_Strict):
     max_rows: int = Field(512, gt=0)
     frozen_twins: bool = Field(False, description="also evaluate each plastic agent with its learning rates set "
                                                   "to 0 (label NAME/frozen): what within-episode learning adds")
+    obs_std_floor: Optional[float] = Field(None, ge=0, description="replaces each plasticrl agent's floor on the "
+                                                                   "observation std (raw units; as --obs-std-floor)")
 
 
 class ExperimentSpec(_Strict):
@@ -130,7 +135,8 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
         resume = (run_dir / CHECKPOINT).is_file()
         log(f"{label}: training SB3 {b.algo} for {b.steps} steps ({'resumed' if resume else 'new'}) in {run_dir}")
         train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
-                       train_perturbations=spec.env.train_perturbation == "train", overrides=b.hp,
+                       train_perturbation=b.train_perturbation if "train_perturbation" in b.model_fields_set
+                       else spec.env.train_perturbation, overrides=b.hp,
                        eval_every=b.eval_every, eval_episodes=b.eval_episodes, wandb_mode=wandb_mode, resume=resume)
     if not target.is_file():
         raise PlasticRLError(f"{label}: {str(target)!r} does not exist (model_file: {b.model_file}; a run from "
@@ -157,12 +163,13 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     for label, b in spec.baselines.items():
         files[label] = _train_sb3(label, b, spec, exp_dir / label, mode, log)
     log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}")
-    controllers = [load_controller(p, name=label) for label, p in files.items()]
     e = spec.eval
+    controllers = [load_controller(p, name=label, obs_std_floor=e.obs_std_floor) for label, p in files.items()]
     if e.frozen_twins:
         controllers += frozen_twins(controllers)
     result = evaluate(controllers, spec.env.id, suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only,
                       env_kwargs=spec.env.kwargs, max_rows=e.max_rows, window=e.window, progress=progress)
+    result["obs_std_floor"] = e.obs_std_floor
     paths = write_reports(result, exp_dir / "eval")
     log_evaluation(result, exp_dir / "eval", [p for p in paths.values() if p.suffix == ".png"], mode,
                    name=f"experiment-{spec.name}")

@@ -122,6 +122,9 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
              f"{result['seed'] + result['episodes'] - 1}, identical across conditions); {conf}% percentile "
              f"bootstrap intervals; retained = condition mean / nominal mean (meaningful when the nominal return is "
              "positive).", ""]
+    if result.get("obs_std_floor") is not None:
+        lines += [f"Observation std floor: {result['obs_std_floor']:g} (raw units) for every plasticrl agent, "
+                  "replacing the floor each was trained with (`--obs-std-floor`).", ""]
     survival = has_beyond_survival(result)
     if survival:
         lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "

@@ -136,7 +136,8 @@ class PPOTrainer:
     def _fresh_state(self) -> dict[str, Any]:
         cfg = self.config
         return {
-            "obs_norm": ObsNormalizer(self.obs_dim, cfg.train.obs_clip) if cfg.train.obs_norm else None,
+            "obs_norm": (ObsNormalizer(self.obs_dim, cfg.train.obs_clip, std_floor=cfg.train.obs_std_floor)
+                         if cfg.train.obs_norm else None),
             # Scalar moments of discounted returns: the reward scale for critic and GAE.
             "ret_norm": ObsNormalizer(1, clip=math.inf),
             "generation": 0,

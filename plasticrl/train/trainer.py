@@ -85,7 +85,8 @@ class ESTrainer:
         cfg = self.config
         # The search distribution lives on the CPU; evaluators move genomes to the policy's device.
         center = self.policy.initial_genome(1)[0].cpu()
-        obs_norm = ObsNormalizer(self.policy.obs_dim, cfg.train.obs_clip) if cfg.train.obs_norm else None
+        obs_norm = (ObsNormalizer(self.policy.obs_dim, cfg.train.obs_clip, std_floor=cfg.train.obs_std_floor)
+                    if cfg.train.obs_norm else None)
         if cfg.train.init_agent is not None:
             center, obs_norm = self._initial_agent(cfg.train.init_agent, center, obs_norm)
         if cfg.train.init_noise > 0:
@@ -111,6 +112,7 @@ class ESTrainer:
         if obs_norm is not None and agent.obs_norm is not None:
             obs_norm = agent.obs_norm
             obs_norm.clip = float(self.config.train.obs_clip)
+            obs_norm.std_floor = float(self.config.train.obs_std_floor)
         return agent.genome.to(center.dtype).reshape(center.shape).clone(), obs_norm
 
     def _save_checkpoint(self, state: dict[str, Any]) -> None:
