@@ -19,7 +19,7 @@ from .catalog import catalog
 from .errors import EnvError
 from .gym_env import PerturbedMujocoEnv, register_envs
 from .perturb import Perturbation, make, parse
-from .perturb.suites import sample_damage, sample_train, suite
+from .perturb.suites import TRAINING_DISTRIBUTIONS, sample_damage, sample_train, suite
 
 mujoco_warnings.install()
 from .registry import canonical_id, make_config, supported_ids
@@ -61,5 +61,5 @@ def make_vec(env_id: str, num_envs: int = 1, *, num_threads: int | None = None,
 
 register_envs()
 
-__all__ = ["EnvError", "MujocoVectorEnv", "Perturbation", "PerturbedMujocoEnv", "catalog",
+__all__ = ["EnvError", "MujocoVectorEnv", "Perturbation", "PerturbedMujocoEnv", "TRAINING_DISTRIBUTIONS", "catalog",
            "make", "make_vec", "parse", "sample_damage", "sample_train", "suite", "supported_ids"]

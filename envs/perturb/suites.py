@@ -161,3 +161,8 @@ def sample_train(env_id: str, num: int, rng: np.random.Generator) -> list[list[d
 
 __all__ = ["MID_EPISODE", "SEVERITIES", "SUITES", "TRAIN_RANGES", "novel",
            "sample_damage", "sample_train", "suite"]
+
+
+#: named distributions a training episode's condition can be drawn from (``env.train_perturbation``
+#: of the ES trainer, ``train_perturbation`` of the SB3 baselines): name -> sampler
+TRAINING_DISTRIBUTIONS = {"train": sample_train, "damage": sample_damage}

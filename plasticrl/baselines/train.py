@@ -27,22 +27,18 @@ from plasticrl.io import atomic_write_bytes, atomic_write_json, atomic_write_tex
 EVAL_SEED_OFFSET = 1_000_000
 
 
-#: distributions a training condition can be drawn from (as the ES trainer's env.train_perturbation)
-DISTRIBUTIONS = ("train", "damage")
-
-
 class TrainingConditions(gym.Wrapper):
     """Each reset sets the episode's condition: a fresh draw from the env's ``train`` or ``damage``
     distribution (seeded generator), or one fixed perturbation spec for every episode."""
 
     def __init__(self, env: gym.Env, env_id: str, spec: Any, seed: int):
-        from plasticrl.envs import parse, sample_damage, sample_train
+        from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
 
         super().__init__(env)
         self.env_id = env_id
         self.condition = spec
         self.rng = np.random.default_rng(seed)
-        self._sample = {"train": sample_train, "damage": sample_damage}.get(spec) if isinstance(spec, str) else None
+        self._sample = TRAINING_DISTRIBUTIONS.get(spec) if isinstance(spec, str) else None
         # Fail before training, naming the bad value: an env without a damage table, a bad spec.
         if self._sample is not None:
             self._sample(env_id, 1, np.random.default_rng(0))
@@ -51,7 +47,7 @@ class TrainingConditions(gym.Wrapper):
                 parse(spec)
             except PlasticRLError as exc:
                 raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
-                                     f"{', '.join(DISTRIBUTIONS)} or one perturbation ({exc})") from None
+                                     f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         options = dict(options or {})

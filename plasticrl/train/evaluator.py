@@ -29,14 +29,11 @@ def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int) -
     spec = config.env.train_perturbation
     if spec is None:
         return None
-    if spec == "train":
-        from plasticrl.envs import sample_train
+    from plasticrl.envs import TRAINING_DISTRIBUTIONS
 
-        return {"perturbations": sample_train(config.env.id, rows, np.random.default_rng(rng_seed))}
-    if spec == "damage":
-        from plasticrl.envs import sample_damage
-
-        return {"perturbations": sample_damage(config.env.id, rows, np.random.default_rng(rng_seed))}
+    if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
+        sample = TRAINING_DISTRIBUTIONS[spec]
+        return {"perturbations": sample(config.env.id, rows, np.random.default_rng(rng_seed))}
     return {"perturbation": spec}
 
 
