@@ -76,43 +76,13 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
                      only: list[str], out: Path, names: list[str], max_rows: int, window: int,
                      max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
                      quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None) -> dict:
-    """Body of ``plasticrl eval`` (also used by ``plasticrl experiment``); returns the result dict."""
-    from plasticrl.eval.controllers import check_same_env, frozen_twins, load_controller
-    from plasticrl.eval.evaluate import evaluate
-    from plasticrl.eval.report import write_reports
-    from plasticrl.eval.wandb_log import log_evaluation, resolve_mode
+    """Body of ``plasticrl eval``; returns the result dict."""
+    from plasticrl.eval.run import evaluate_agents
 
-    if names and len(names) != len(agents):
-        raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
-    mode = resolve_mode(wandb_mode)
-    controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor)
-                   for i, p in enumerate(agents)]
-    if frozen:
-        twins = frozen_twins(controllers)
-        if not twins:
-            raise PlasticRLError("--frozen-twins: none of the agents learns within the episode (a plastic_spiking "
-                                 "policy with plasticity.rule or input_plasticity.rule set); nothing to freeze")
-        controllers += twins
-    env_id = check_same_env(controllers, env)
-    distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers if c.env_kwargs}
-    if len(distinct) > 1:
-        raise PlasticRLError(f"the agents were trained with different env keyword arguments {sorted(distinct)}; "
-                             "evaluate them separately so each keeps its own")
-    env_kwargs = dict(next((c.env_kwargs for c in controllers if c.env_kwargs), {}))
-    if max_episode_steps is not None:
-        env_kwargs["max_episode_steps"] = max_episode_steps
-    kwargs = dict(suite=suite, episodes=episodes, seed=seed, only=only, env_kwargs=env_kwargs,
-                  max_rows=max_rows, window=window)
-    if quiet:
-        result = evaluate(controllers, env_id, **kwargs)
-    else:
-        with _EvalProgress([c.name for c in controllers]) as bar:
-            result = evaluate(controllers, env_id, progress=bar, **kwargs)
-    # Recorded because it changes how the plasticrl agents saw their observations.
-    result["obs_std_floor"] = obs_std_floor
-    paths = write_reports(result, out, plots=plots)
-    images = [p for p in paths.values() if p.suffix == ".png"]
-    log_evaluation(result, out, images, mode, name=f"eval-{env_id}")
+    result, paths = evaluate_agents(
+        agents, out, names=names, env=env, suite=suite, episodes=episodes, seed=seed, only=only,
+        max_rows=max_rows, window=window, max_episode_steps=max_episode_steps, frozen=frozen,
+        obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else _EvalProgress)
     if not quiet:
         _print_summary(result)
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
@@ -290,7 +260,9 @@ def register(app: typer.Typer) -> None:
             spec = load_spec(Path(args[0]), args[1:])
             if wandb_mode is not None:
                 spec.wandb_mode = wandb_mode
-            summary = run_experiment(spec, out, log=lambda m: console.print(f"[bold]experiment[/]: {m}"))
+            summary = run_experiment(spec, out, log=lambda m: console.print(f"[bold]experiment[/]: {m}"),
+                                     progress=_EvalProgress)
         except PlasticRLError as exc:
             _fail(str(exc))
+        _print_summary(summary["result"])
         console.print(f"report: {summary['report']}")

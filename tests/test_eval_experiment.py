@@ -14,11 +14,13 @@ TINY = ["train.generations=2", "es.params.population_size=4", "train.eval_every=
         "policy.hidden=[8]"]
 
 
-@pytest.mark.parametrize("name", ["ant_leg_damage.yaml", "halfcheetah.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs" / "experiments").glob("*.yaml")))
 def test_shipped_experiment_configs_validate(name, monkeypatch):
     monkeypatch.chdir(ROOT)
     spec = load_spec(ROOT / "configs" / "experiments" / name)
-    assert {"plastic", "static", "ppo"} <= set(spec.agents) | set(spec.baselines)
+    # every experiment compares a plastic agent with its static twin
+    assert any(label.startswith("plastic") for label in spec.agents)
+    assert any(label.startswith("static") for label in spec.agents)
     # Training may randomise (train) or damage other limbs (damage), never apply an evaluated condition.
     from plasticrl.config import load_config
 
@@ -48,18 +50,22 @@ def test_tiny_experiment_end_to_end_and_rerun_skips(tmp_path, monkeypatch):
                       "static": {"config": "configs/halfcheetah/static_spiking.yaml", "overrides": TINY}},
            "baselines": {"ppo": {"algo": "ppo", "steps": 32, "eval_every": 32, "eval_episodes": 1,
                                  "hp": {"n_steps": 32, "batch_size": 16, "n_epochs": 1}}},
-           "eval": {"episodes": 2, "only": ["mass_scale@severe"]}, "wandb_mode": "disabled"}
+           "eval": {"episodes": 2, "only": ["mass_scale@severe"], "frozen_twins": True, "obs_std_floor": 0.05},
+           "wandb_mode": "disabled"}
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "exp"
     res = CliRunner().invoke(app, ["experiment", str(path), "--out", str(out)])
     assert res.exit_code == 0, res.output
     result = json.loads((out / "eval" / "eval.json").read_text())
-    assert result["agents"] == ["plastic", "static", "ppo"]
+    # the same evaluation as `plasticrl eval`: frozen twin of the plastic agent only, the floor recorded
+    assert result["agents"] == ["plastic", "static", "ppo", "plastic/frozen"]
     assert result["conditions"] == ["nominal", "mass_scale@severe"]
-    assert {r["agent"] for r in result["rows"]} == {"plastic", "static", "ppo"}
+    assert {r["agent"] for r in result["rows"]} == {"plastic", "static", "ppo", "plastic/frozen"}
+    assert result["obs_std_floor"] == 0.05
     md = (out / "eval" / "report.md").read_text()
-    assert "## plastic" in md and "## static" in md and "## ppo" in md
+    assert "## plastic" in md and "## static" in md and "## ppo" in md and "0.05" in md
+    assert "paired episodes" in res.output, res.output  # the summary table, as `plasticrl eval` prints it
     training = (out / "training.md").read_text()
     assert "| plastic | 2 |" in training and "| ppo | 1 | 32 |" in training
     for label in ("plastic", "static"):  # the experiment's env replaced the config's, kwargs included

@@ -3,6 +3,7 @@
 - :func:`evaluate_conditions`: one agent, named conditions, paired episodes (simple API).
 - :func:`evaluate`: several agents (plasticrl or SB3) on nominal + a suite, batched, with bootstrap
   intervals, retained fractions and adaptation curves; :func:`write_reports` writes the files.
+- :func:`evaluate_agents`: agent files in, report files out (what ``plasticrl eval`` does).
 """
 from plasticrl.eval.robustness import ConditionResult, evaluate_conditions
 
@@ -17,7 +18,11 @@ def __getattr__(name: str):
         from plasticrl.eval.report import write_reports
 
         return write_reports
+    if name == "evaluate_agents":
+        from plasticrl.eval.run import evaluate_agents
+
+        return evaluate_agents
     raise AttributeError(name)
 
 
-__all__ = ["ConditionResult", "evaluate", "evaluate_conditions", "write_reports"]
+__all__ = ["ConditionResult", "evaluate", "evaluate_agents", "evaluate_conditions", "write_reports"]

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plasticrl.errors import PlasticRLError
 from plasticrl.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from plasticrl.eval.run import ProgressFactory
 
 
 class _Strict(BaseModel):
@@ -145,13 +148,13 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
 
 
 def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[[str], None] = print,
-                   progress=None) -> dict[str, Any]:
-    """Train every agent and baseline (skipping finished ones), evaluate them together, write reports."""
-    from plasticrl.eval.controllers import frozen_twins, load_controller
-    from plasticrl.eval.evaluate import evaluate
+                   progress: "ProgressFactory | None" = None) -> dict[str, Any]:
+    """Train every agent and baseline (skipping finished ones), evaluate them together, write reports.
+
+    Returns what ``experiment.json`` holds plus ``result`` (the evaluation, as ``eval.json``)."""
     from plasticrl.eval.rebuild import rebuild
-    from plasticrl.eval.report import write_reports
-    from plasticrl.eval.wandb_log import log_evaluation, resolve_mode
+    from plasticrl.eval.run import evaluate_agents
+    from plasticrl.eval.wandb_log import resolve_mode
 
     mode = resolve_mode(spec.wandb_mode)
     exp_dir = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -164,17 +167,13 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
         files[label] = _train_sb3(label, b, spec, exp_dir / label, mode, log)
     log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}")
     e = spec.eval
-    controllers = [load_controller(p, name=label, obs_std_floor=e.obs_std_floor) for label, p in files.items()]
-    if e.frozen_twins:
-        controllers += frozen_twins(controllers)
-    result = evaluate(controllers, spec.env.id, suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only,
-                      env_kwargs=spec.env.kwargs, max_rows=e.max_rows, window=e.window, progress=progress)
-    result["obs_std_floor"] = e.obs_std_floor
-    paths = write_reports(result, exp_dir / "eval")
-    log_evaluation(result, exp_dir / "eval", [p for p in paths.values() if p.suffix == ".png"], mode,
-                   name=f"experiment-{spec.name}")
+    result, paths = evaluate_agents(
+        list(files.values()), exp_dir / "eval", names=list(files), env=spec.env.id, env_kwargs=spec.env.kwargs,
+        suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only, max_rows=e.max_rows, window=e.window,
+        frozen=e.frozen_twins, obs_std_floor=e.obs_std_floor, wandb_mode=mode, run_name=f"experiment-{spec.name}",
+        progress=progress)
     rebuild([exp_dir / label for label in files], exp_dir)
     summary = {"name": spec.name, "env_id": spec.env.id, "dir": str(exp_dir),
                "agents": {label: str(p) for label, p in files.items()}, "report": str(paths["markdown"])}
     atomic_write_json(exp_dir / "experiment.json", summary)
-    return summary
+    return {**summary, "result": result}
