@@ -155,6 +155,15 @@ def test_frozen_twins_keep_their_weights_and_are_reported_beside_the_agent(tmp_p
     assert res.exit_code == 0, res.output
     data = json.loads((out / "eval.json").read_text())
     assert sorted({r["agent"] for r in data["rows"]}) == ["l", "p", "p/frozen"]
+    # the paired comparison of p with its twin: per condition, the difference of the rows' means
+    effects = {e["condition"]: e for e in data["plasticity_effect"]}
+    assert {e["agent"] for e in data["plasticity_effect"]} == {"p"}
+    assert set(effects) == {"nominal", "held-out mean", "mass_scale@severe"}
+    rows = {(r["agent"], r["condition"]): r for r in data["rows"]}
+    for cond in ("nominal", "mass_scale@severe"):
+        assert effects[cond]["difference"] == pytest.approx(
+            rows["p", cond]["mean_return"] - rows["p/frozen", cond]["mean_return"], abs=1e-9)
+    assert "## What within-episode plasticity adds" in (out / "report.md").read_text()
     res = CliRunner().invoke(app, ["eval", str(linear), "--frozen-twins", "--out", str(tmp_path / "x"), *common])
     assert res.exit_code != 0 and "nothing to freeze" in res.output
     import plasticrl
@@ -253,3 +262,36 @@ def test_return_beyond_the_survival_bonus_on_a_task_that_pays_one(tmp_path):
         heavy["retained_beyond_survival"])
     md = (out / "report.md").read_text()
     assert "mean retained beyond survival" in md and f"{heavy['retained_beyond_survival']:.3f}" in md
+
+
+def test_plasticity_effect_against_hand_values():
+    from plasticrl.eval.plasticity_effect import plasticity_effect
+    from plasticrl.eval.report import markdown
+
+    def row(agent, cond, returns):
+        return {"agent": agent, "condition": cond, "returns": returns, "mean_return": float(np.mean(returns)),
+                "ci_low": 0.0, "ci_high": 0.0, "retained": 1.0, "retained_low": 1.0, "retained_high": 1.0,
+                "mean_length": 10.0, "mid_episode": False, "time_to_recover": None}
+
+    result = {"env_id": ENV, "suite": "novel", "episodes": 2, "seed": 0, "confidence": 0.95, "window": 20,
+              "agents": ["p", "s", "p/frozen"], "conditions": ["nominal", "a", "b"], "curves": [],
+              "rows": [row("p", "nominal", [110.0, 90.0]), row("p", "a", [60.0, 40.0]), row("p", "b", [30.0, 50.0]),
+                       row("s", "nominal", [1.0, 1.0]), row("s", "a", [1.0, 1.0]), row("s", "b", [1.0, 1.0]),
+                       row("p/frozen", "nominal", [100.0, 100.0]), row("p/frozen", "a", [50.0, 30.0]),
+                       row("p/frozen", "b", [30.0, 50.0])]}
+    effects = {e["condition"]: e for e in plasticity_effect(result)}
+    assert {e["agent"] for e in effects.values()} == {"p"}  # s has no twin; the twin is not compared with itself
+    # nominal: differences +10, -10 -> 0, interval [-10, 10]; a: +10, +10 -> 10 exactly; b: 0
+    assert (effects["nominal"]["difference"], effects["nominal"]["low"], effects["nominal"]["high"]) == (0, -10, 10)
+    assert (effects["a"]["difference"], effects["a"]["low"], effects["a"]["high"]) == (10, 10, 10)
+    assert effects["b"]["difference"] == 0
+    # held out: per-episode means over a and b are 5 and 5 -> 5, and 5 / 100 of the twin's nominal
+    held = effects["held-out mean"]
+    assert (held["difference"], held["low"], held["high"]) == (5, 5, 5)
+    assert held["of_twin_nominal"] == pytest.approx(0.05)
+    md = markdown(result)
+    assert "| p | **held-out mean** | 5.0 | [5.0, 5.0] | 0.050 | [0.050, 0.050] |" in md
+    # results saved before per-episode returns were kept: no comparison rather than a wrong one
+    for r in result["rows"]:
+        r["returns"] = None
+    assert plasticity_effect(result) == [] and "plasticity adds" not in markdown(result)

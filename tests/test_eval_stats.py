@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from plasticrl.eval.adaptation import adaptation_curve, recover_threshold, switch_step
-from plasticrl.eval.stats import bootstrap_mean, bootstrap_mean_retained, bootstrap_ratio
+from plasticrl.eval.stats import bootstrap_mean, bootstrap_mean_difference, bootstrap_mean_retained, bootstrap_ratio
 
 
 def test_bootstrap_mean_hand_case():
@@ -92,3 +92,21 @@ def test_bootstrap_mean_retained_resamples_episodes_jointly():
     assert half.low == pytest.approx(0.5) and half.high == pytest.approx(0.5)
     with pytest.raises(ValueError, match=r"\[C, 4\]"):
         bootstrap_mean_retained([[1.0, 2.0]], nominal)
+
+
+def test_bootstrap_mean_difference_pairs_episodes_across_conditions():
+    # Differences [[1, 3], [5, 7]]: estimate 4; per-episode means over conditions 3 and 5, so the
+    # resamples give 3, 4, 4, 5 with probabilities 1/4, 1/4, 1/4, 1/4 -> interval [3, 5].
+    iv = bootstrap_mean_difference([[2.0, 4.0], [6.0, 8.0]], [[1.0, 1.0], [1.0, 1.0]], seed=0)
+    assert iv.estimate == 4.0 and (iv.low, iv.high) == (3.0, 5.0)
+    # one condition: the paired difference of means, its interval that of the per-episode differences
+    a, b = [10.0, 12.0, 9.0, 15.0, 11.0], [9.0, 12.5, 7.0, 11.0, 11.0]
+    one = bootstrap_mean_difference([a], [b], seed=3)
+    ref = bootstrap_mean(np.subtract(a, b), seed=3)
+    assert one.estimate == pytest.approx(np.mean(a) - np.mean(b))
+    assert (one.low, one.high) == (ref.low, ref.high)
+    # a shift common to every episode cancels exactly: no spread, interval is the point
+    const = bootstrap_mean_difference([[v + 2.5 for v in b]], [b])
+    assert (const.estimate, const.low, const.high) == (2.5, 2.5, 2.5)
+    with pytest.raises(ValueError, match="one shape"):
+        bootstrap_mean_difference([[1.0, 2.0]], [[1.0, 2.0, 3.0]])

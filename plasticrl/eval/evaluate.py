@@ -7,7 +7,9 @@ mean, paired bootstrap interval) and, for mid-episode conditions, the adaptation
 time to recover. For tasks that pay a bonus for staying healthy (Ant, Hopper, Walker2d,
 Humanoid) the same two figures are also given for the return beyond that bonus: a robot that
 stands still keeps all of its survival bonus under any damage, so the plain retained fraction
-of an agent that never falls is pulled towards 1 whatever its gait does. The result is a plain JSON-ready dict that the report writers consume.
+of an agent that never falls is pulled towards 1 whatever its gait does. When an agent's frozen
+twin (``NAME/frozen``) is evaluated beside it, ``plasticity_effect`` holds their paired difference
+per condition. The result is a plain JSON-ready dict that the report writers consume.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.eval.adaptation import adaptation_curve, switch_step
 from plasticrl.eval.batch import DEFAULT_MAX_ROWS, run_batch
 from plasticrl.eval.controllers import Controller
+from plasticrl.eval.plasticity_effect import plasticity_effect
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
 NOMINAL = "nominal"
@@ -111,9 +114,11 @@ def evaluate(
                 "returns": [float(r) for r in b.returns],
                 **_beyond_survival(b, nominal, confidence, seed),
             })
-    return {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
-            "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
-            "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
+    result = {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
+              "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
+              "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
+    result["plasticity_effect"] = plasticity_effect(result)
+    return result
 
 
 def _beyond_survival(b, nominal, confidence: float, seed: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.plasticity_effect import HELD_OUT, plasticity_effect
 from plasticrl.eval.stats import bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
 
@@ -160,6 +161,7 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
             lines.append(f"| {r['condition']} | {_num(r['mean_return'], 1)} | [{_num(r['ci_low'], 1)}, "
                          f"{_num(r['ci_high'], 1)}] | {_num(r['retained'])} | [{_num(r['retained_low'])}, "
                          f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |{extra}")
+    lines += _plasticity_effect_lines(result, conf)
     if result["curves"]:
         lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result['window']} steps; "
                   "time to recover = steps after the switch until a window reaches 80% of the pre-switch "
@@ -175,11 +177,33 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _plasticity_effect_lines(result: dict[str, Any], conf: int) -> list[str]:
+    """The section comparing each plastic agent with its frozen twin (none without twins)."""
+    effects = result["plasticity_effect"] if "plasticity_effect" in result else plasticity_effect(result)
+    if not effects:
+        return []
+    lines = ["", "## What within-episode plasticity adds", "",
+             "Paired difference in return, agent minus its frozen twin (the same evolved weights with every "
+             "learning rate at 0), episode by episode on the same seeds: what the weights changing during the "
+             f"episode add. `{HELD_OUT}`: averaged over the held-out conditions, episodes resampled jointly. "
+             "Also as a fraction of the twin's nominal return.", "",
+             f"| agent | condition | difference | {conf}% CI | of twin's nominal | {conf}% CI |",
+             "| --- | --- | ---: | --- | ---: | --- |"]
+    for e in effects:
+        bold = "**" if e["condition"] == HELD_OUT else ""
+        lines.append(f"| {e['agent']} | {bold}{e['condition']}{bold} | {_num(e['difference'], 1)} | "
+                     f"[{_num(e['low'], 1)}, {_num(e['high'], 1)}] | {_num(e['of_twin_nominal'])} | "
+                     f"[{_num(e['of_twin_nominal_low'])}, {_num(e['of_twin_nominal_high'])}] |")
+    return lines
+
+
 def write_reports(result: dict[str, Any], out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
     """Write JSON, CSVs, PNGs (when ``plots``) and the Markdown report into ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = json_ready(result)
+    if "plasticity_effect" not in result:  # a result saved before the comparison existed
+        result["plasticity_effect"] = plasticity_effect(result)
     paths = {"json": atomic_write_json(out / RESULT_FILE, result)}
     paths["csv"] = out / "eval.csv"
     paths["csv"].write_text(rows_csv(result))

@@ -1,0 +1,57 @@
+"""What within-episode learning adds: each plastic agent against its frozen twin (``NAME/frozen``,
+the same evolved weights with every learning rate at 0) on the same paired episodes.
+
+The difference is taken episode by episode (same seed, same condition), so everything the two
+share (the gait evolution found, the episode's randomness) cancels and what is left is the
+effect of the weights changing during the episode.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean_difference
+
+FROZEN_SUFFIX = "/frozen"
+HELD_OUT = "held-out mean"
+
+
+def plasticity_effect(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per agent with a frozen twin in ``result``: the paired difference in return (agent - twin) on
+    nominal, on each condition and averaged over the held-out conditions, with bootstrap intervals;
+    also as a fraction of the twin's nominal return. Empty when there are no twins or the rows do
+    not carry their episodes' returns."""
+    agents = result["agents"]
+    confidence = result.get("confidence", CONFIDENCE)
+    seed = int(result.get("seed", 0))
+    out: list[dict[str, Any]] = []
+    for agent in agents:
+        twin = agent + FROZEN_SUFFIX
+        if agent.endswith(FROZEN_SUFFIX) or twin not in agents:
+            continue
+        mine = {r["condition"]: r for r in result["rows"] if r["agent"] == agent}
+        theirs = {r["condition"]: r for r in result["rows"] if r["agent"] == twin}
+        if any(r.get("returns") is None for r in [*mine.values(), *theirs.values()]):
+            continue
+        scale = float(np.mean(theirs["nominal"]["returns"]))
+
+        def entry(condition: str, conds: list[str]) -> dict[str, Any]:
+            iv = bootstrap_mean_difference([mine[c]["returns"] for c in conds], [theirs[c]["returns"] for c in conds],
+                                           confidence, seed=seed)
+            return {"agent": agent, "twin": twin, "condition": condition, "difference": iv.estimate,
+                    "low": iv.low, "high": iv.high, "of_twin_nominal": _fraction(iv.estimate, scale),
+                    "of_twin_nominal_low": _fraction(iv.low, scale), "of_twin_nominal_high": _fraction(iv.high, scale)}
+
+        held_out = [c for c in result["conditions"] if c != "nominal" and c in mine and c in theirs]
+        out.append(entry("nominal", ["nominal"]))
+        if held_out:
+            out.append(entry(HELD_OUT, held_out))
+        out += [entry(c, [c]) for c in held_out]
+    return out
+
+
+def _fraction(value: float, scale: float) -> float | None:
+    """``value`` as a fraction of the twin's nominal return (by magnitude, so the sign stays the
+    sign of the difference); None when that return is 0."""
+    return value / abs(scale) if scale != 0 else None
