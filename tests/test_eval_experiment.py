@@ -100,3 +100,27 @@ def test_a_baseline_may_set_its_own_training_perturbation(tmp_path, monkeypatch)
     for label, b in spec.baselines.items():
         _train_sb3(label, b, spec, tmp_path / label, "disabled", lambda msg: None)
     assert seen == {"inherits": "train", "damaged": "damage", "nominal": None}
+
+
+def test_an_agent_may_set_its_own_seed_and_training_perturbation(tmp_path, monkeypatch):
+    import plasticrl.train.trainer
+    from plasticrl.eval.experiment import ExperimentSpec, _train_es
+
+    seen = {}
+
+    class FakeTrainer:
+        def __init__(self, cfg, run_dir):
+            seen[Path(run_dir).name] = (cfg.seed, cfg.env.train_perturbation, cfg.env.id)
+
+        def train(self, resume=False):
+            pass
+
+    monkeypatch.setattr(plasticrl.train.trainer, "ESTrainer", FakeTrainer)
+    config = str(ROOT / "configs" / "halfcheetah" / "bcm_modulated.yaml")
+    spec = ExperimentSpec.model_validate({
+        "name": "x", "seed": 3, "env": {"id": "Hopper-v5", "train_perturbation": "train"},
+        "agents": {"inherits": {"config": config}, "own": {"config": config, "overrides": [
+            "seed=7", "env.train_perturbation=null"]}}})
+    for label, agent in spec.agents.items():
+        _train_es(label, agent, spec, tmp_path / label, "disabled", lambda msg: None)
+    assert seen == {"inherits": (3, "train", "Hopper-v5"), "own": (7, None, "Hopper-v5")}

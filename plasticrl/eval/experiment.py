@@ -37,7 +37,9 @@ class ExpEnv(_Strict):
 
 class ESAgent(_Strict):
     config: Path = Field(description="trainer YAML (configs/...); env is replaced by the experiment's")
-    overrides: list[str] = Field(default_factory=list, description="key=value overrides for the trainer config")
+    overrides: list[str] = Field(default_factory=list, description="key=value overrides for the trainer config, "
+                                 "applied after the experiment's env and seed (so e.g. seed=1 or "
+                                 "env.train_perturbation=null set this agent's own)")
     agent_file: str = Field("best_agent.pt", description="which saved agent is evaluated")
 
 
@@ -112,11 +114,12 @@ def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, w
         log(f"{label}: already trained ({run_dir}), skipped")
         return target
     overrides = [f"env.id={spec.env.id}", f"seed={spec.seed}", f"logging.wandb.mode={wandb_mode}",
-                 "logging.progress=false", *agent.overrides]
+                 "logging.progress=false"]
     for key, value in spec.env.kwargs.items():
         overrides.append(f"env.kwargs.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
     if spec.env.train_perturbation:
         overrides.append(f"env.train_perturbation={spec.env.train_perturbation}")
+    overrides += agent.overrides  # last, so an agent may set its own seed or training distribution
     cfg = load_config(agent.config, overrides)
     resume = (run_dir / "checkpoint.pt").is_file()
     log(f"{label}: training {cfg.policy.kind} with {cfg.es.algorithm} for {cfg.train.generations} generations "
