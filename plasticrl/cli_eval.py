@@ -70,6 +70,12 @@ def _print_summary(result: dict) -> None:
                  fraction(r["retained"]), ttr]
         table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []))
     console.print(table)
+    from plasticrl.eval.plasticity_effect import HELD_OUT
+
+    for e in result.get("plasticity_effect", []):
+        if e["condition"] == HELD_OUT:
+            console.print(f"within-episode plasticity adds, {e['agent']} minus {e['twin']} (paired, held-out mean): "
+                          f"{e['difference']:+.1f} [{e['low']:+.1f}, {e['high']:+.1f}] per episode")
 
 
 def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,

@@ -149,10 +149,12 @@ def test_frozen_twins_keep_their_weights_and_are_reported_beside_the_agent(tmp_p
 
     out = tmp_path / "ev"
     common = ["--only", "mass_scale@severe", "--episodes", "2", "--max-episode-steps", "40", "--wandb-mode",
-              "disabled", "--no-plots", "--quiet"]
+              "disabled", "--no-plots"]
     res = CliRunner().invoke(app, ["eval", str(plastic), str(linear), "--name", "p", "--name", "l",
                                    "--frozen-twins", "--out", str(out), *common])
     assert res.exit_code == 0, res.output
+    assert "plasticity adds, p minus p/frozen" in " ".join(res.output.split())  # the console summary says it too
+    common.append("--quiet")
     data = json.loads((out / "eval.json").read_text())
     assert sorted({r["agent"] for r in data["rows"]}) == ["l", "p", "p/frozen"]
     # the paired comparison of p with its twin: per condition, the difference of the rows' means
