@@ -74,6 +74,11 @@ def test_eval_cli_writes_consistent_reports(agent_file, tmp_path):
     [curve] = data["curves"]
     assert curve["condition"] == "dead_actuator_mid@severe" and 0 in curve["offsets"]
     assert math.isfinite(curve["pre_switch_reward"]) and curve["episodes_used"] == 3
+    # the return from the switch on equals the curve's windows from offset 0 on (20-step windows, 40 steps left)
+    mid = rows["dead_actuator_mid@severe"]
+    assert mid["steps_after_switch"] == 40 and "returns_after_switch" not in heavy
+    after = [rew * curve["window"] for off, rew in zip(curve["offsets"], curve["reward"]) if off >= 0]
+    assert np.mean(mid["returns_after_switch"]) == pytest.approx(sum(after), rel=1e-5)
     with open(out / "eval.csv") as fh:
         table = list(csv.DictReader(fh))
     assert [t["condition"] for t in table] == data["conditions"]
@@ -281,8 +286,17 @@ def test_plasticity_effect_against_hand_values():
                        row("s", "nominal", [1.0, 1.0]), row("s", "a", [1.0, 1.0]), row("s", "b", [1.0, 1.0]),
                        row("p/frozen", "nominal", [100.0, 100.0]), row("p/frozen", "a", [50.0, 30.0]),
                        row("p/frozen", "b", [30.0, 50.0])]}
+    # b switches on at step 2 of 6: p earns 20, 40 after it (so 10, 10 before), its twin 10, 30 (20, 20 before)
+    for agent, after in (("p", [20.0, 40.0]), ("p/frozen", [10.0, 30.0])):
+        row_b = next(r for r in result["rows"] if r["agent"] == agent and r["condition"] == "b")
+        row_b.update(mid_episode=True, switch_step=2, steps_after_switch=4, returns_after_switch=after)
     effects = {e["condition"]: e for e in plasticity_effect(result)}
-    assert {e["agent"] for e in effects.values()} == {"p"}  # s has no twin; the twin is not compared with itself
+    assert {e["agent"] for e in effects.values()} == {"p"}
+    # same total on b, but -10 per episode before the switch (-5 per step) and +10 after it (+2.5 per step)
+    for cond in ("b", "mid-episode mean"):
+        assert effects[cond]["before_switch_per_step"] == -5.0 and effects[cond]["after_switch_per_step"] == 2.5
+        assert effects[cond]["after_switch_per_step_low"] == effects[cond]["after_switch_per_step_high"] == 2.5
+    assert "after_switch_per_step" not in effects["a"] and "after_switch_per_step" not in effects["held-out mean"]  # s has no twin; the twin is not compared with itself
     # nominal: differences +10, -10 -> 0, interval [-10, 10]; a: +10, +10 -> 10 exactly; b: 0
     assert (effects["nominal"]["difference"], effects["nominal"]["low"], effects["nominal"]["high"]) == (0, -10, 10)
     assert (effects["a"]["difference"], effects["a"]["low"], effects["a"]["high"]) == (10, 10, 10)
@@ -292,7 +306,8 @@ def test_plasticity_effect_against_hand_values():
     assert (held["difference"], held["low"], held["high"]) == (5, 5, 5)
     assert held["of_twin_nominal"] == pytest.approx(0.05)
     md = markdown(result)
-    assert "| p | **held-out mean** | 5.0 | [5.0, 5.0] | 0.050 | [0.050, 0.050] |" in md
+    assert "| p | **held-out mean** | 5.0 | [5.0, 5.0] | 0.050 | [0.050, 0.050] | - | - |" in md
+    assert "| p | b | 0.0 | [0.0, 0.0] | 0.000 | [0.000, 0.000] | -5.000 [-5.000, -5.000] | 2.500 [2.500, 2.500] |" in md
     # results saved before per-episode returns were kept: no comparison rather than a wrong one
     for r in result["rows"]:
         r["returns"] = None

@@ -112,6 +112,7 @@ def evaluate(
                 "mean_length": float(np.mean(b.lengths)), "invalid_episodes": int(b.invalid.sum()),
                 "time_to_recover": curve.time_to_recover if curve is not None else None,
                 "returns": [float(r) for r in b.returns],
+                **_after_switch(b, start, horizon),
                 **_beyond_survival(b, nominal, confidence, seed),
             })
     result = {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
@@ -119,6 +120,15 @@ def evaluate(
               "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
     result["plasticity_effect"] = plasticity_effect(result)
     return result
+
+
+def _after_switch(b, start: int | None, horizon: int) -> dict[str, Any]:
+    """Per-episode return earned from the switch on (mid-episode conditions only): with the
+    return before it, this tells a drop at the switch from a difference over the whole episode."""
+    if start is None:
+        return {}
+    return {"returns_after_switch": [float(x) for x in b.rewards[start:].sum(axis=0)],
+            "steps_after_switch": max(horizon - start, 0)}
 
 
 def _beyond_survival(b, nominal, confidence: float, seed: int) -> dict[str, Any]:

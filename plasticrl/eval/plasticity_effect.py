@@ -15,6 +15,7 @@ from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean_difference
 
 FROZEN_SUFFIX = "/frozen"
 HELD_OUT = "held-out mean"
+SWITCHED = "mid-episode mean"  # over the held-out conditions that switch on during the episode
 
 
 def plasticity_effect(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -39,16 +40,51 @@ def plasticity_effect(result: dict[str, Any]) -> list[dict[str, Any]]:
         def entry(condition: str, conds: list[str]) -> dict[str, Any]:
             iv = bootstrap_mean_difference([mine[c]["returns"] for c in conds], [theirs[c]["returns"] for c in conds],
                                            confidence, seed=seed)
-            return {"agent": agent, "twin": twin, "condition": condition, "difference": iv.estimate,
-                    "low": iv.low, "high": iv.high, "of_twin_nominal": _fraction(iv.estimate, scale),
-                    "of_twin_nominal_low": _fraction(iv.low, scale), "of_twin_nominal_high": _fraction(iv.high, scale)}
+            e = {"agent": agent, "twin": twin, "condition": condition, "difference": iv.estimate,
+                 "low": iv.low, "high": iv.high, "of_twin_nominal": _fraction(iv.estimate, scale),
+                 "of_twin_nominal_low": _fraction(iv.low, scale), "of_twin_nominal_high": _fraction(iv.high, scale)}
+            return {**e, **_around_switch([mine[c] for c in conds], [theirs[c] for c in conds], confidence, seed)}
 
         held_out = [c for c in result["conditions"] if c != "nominal" and c in mine and c in theirs]
+        switched = [c for c in held_out if _has_switch(mine[c]) and _has_switch(theirs[c])]
         out.append(entry("nominal", ["nominal"]))
         if held_out:
             out.append(entry(HELD_OUT, held_out))
+        if switched:
+            out.append(entry(SWITCHED, switched))
         out += [entry(c, [c]) for c in held_out]
     return out
+
+
+def _has_switch(row: dict[str, Any]) -> bool:
+    return bool(row.get("returns_after_switch") is not None and row.get("switch_step")
+                and row.get("steps_after_switch"))
+
+
+def _around_switch(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], confidence: float,
+                   seed: int) -> dict[str, Any]:
+    """For mid-episode conditions (all with the same switch step and horizon): the paired difference
+    per step before the switch and per step after it. A plastic agent that adapts to the damage
+    gains on its twin after the switch; one whose advantage is its gait on the intact body gains
+    before it and loses the edge after."""
+    rows = mine + theirs
+    if not all(_has_switch(r) for r in rows) or len({(r["switch_step"], r["steps_after_switch"]) for r in rows}) != 1:
+        return {}
+    before_steps, after_steps = rows[0]["switch_step"], rows[0]["steps_after_switch"]
+    out: dict[str, Any] = {}
+    for key, part, steps in (("before_switch", _before, before_steps), ("after_switch", _after, after_steps)):
+        iv = bootstrap_mean_difference([part(r) for r in mine], [part(r) for r in theirs], confidence, seed=seed)
+        out.update({f"{key}_per_step": iv.estimate / steps, f"{key}_per_step_low": iv.low / steps,
+                    f"{key}_per_step_high": iv.high / steps})
+    return out
+
+
+def _after(row: dict[str, Any]) -> list[float]:
+    return row["returns_after_switch"]
+
+
+def _before(row: dict[str, Any]) -> list[float]:
+    return [total - after for total, after in zip(row["returns"], row["returns_after_switch"])]
 
 
 def _fraction(value: float, scale: float) -> float | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.eval.plasticity_effect import HELD_OUT, plasticity_effect
+from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
 from plasticrl.eval.stats import bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
 
@@ -185,15 +185,26 @@ def _plasticity_effect_lines(result: dict[str, Any], conf: int) -> list[str]:
     lines = ["", "## What within-episode plasticity adds", "",
              "Paired difference in return, agent minus its frozen twin (the same evolved weights with every "
              "learning rate at 0), episode by episode on the same seeds: what the weights changing during the "
-             f"episode add. `{HELD_OUT}`: averaged over the held-out conditions, episodes resampled jointly. "
-             "Also as a fraction of the twin's nominal return.", "",
-             f"| agent | condition | difference | {conf}% CI | of twin's nominal | {conf}% CI |",
-             "| --- | --- | ---: | --- | ---: | --- |"]
+             f"episode add. `{HELD_OUT}`: averaged over the held-out conditions, episodes resampled jointly; "
+             f"`{SWITCHED}`: over those switched on during the episode. Also as a fraction of the twin's nominal "
+             "return, and for mid-episode conditions per step before and after the switch: a plastic agent that "
+             "adapts to the change gains on its twin after the switch.", "",
+             f"| agent | condition | difference | {conf}% CI | of twin's nominal | {conf}% CI | "
+             "per step before switch | per step after switch |",
+             "| --- | --- | ---: | --- | ---: | --- | --- | --- |"]
+
+    def per_step(e: dict[str, Any], key: str) -> str:
+        if f"{key}_per_step" not in e:
+            return "-"
+        return (f"{_num(e[f'{key}_per_step'])} [{_num(e[f'{key}_per_step_low'])}, "
+                f"{_num(e[f'{key}_per_step_high'])}]")
+
     for e in effects:
-        bold = "**" if e["condition"] == HELD_OUT else ""
+        bold = "**" if e["condition"] in (HELD_OUT, SWITCHED) else ""
         lines.append(f"| {e['agent']} | {bold}{e['condition']}{bold} | {_num(e['difference'], 1)} | "
                      f"[{_num(e['low'], 1)}, {_num(e['high'], 1)}] | {_num(e['of_twin_nominal'])} | "
-                     f"[{_num(e['of_twin_nominal_low'])}, {_num(e['of_twin_nominal_high'])}] |")
+                     f"[{_num(e['of_twin_nominal_low'])}, {_num(e['of_twin_nominal_high'])}] | "
+                     f"{per_step(e, 'before_switch')} | {per_step(e, 'after_switch')} |")
     return lines
 
 
