@@ -55,6 +55,9 @@ def load_result(path: str | Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
     if data.get("kind") != "plasticrl-eval":
         raise PlasticRLError(f"{str(path)!r} is not a plasticrl evaluation result (kind={data.get('kind')!r})")
+    # Derived from the rows: re-derived on reading, so a result saved by an older version (without it,
+    # or without the before/after-switch split) is reported like a fresh one.
+    data["plasticity_effect"] = plasticity_effect(data)
     return data
 
 
@@ -213,7 +216,7 @@ def write_reports(result: dict[str, Any], out_dir: str | Path, plots: bool = Tru
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = json_ready(result)
-    if "plasticity_effect" not in result:  # a result saved before the comparison existed
+    if "plasticity_effect" not in result:  # a result assembled by hand, not by evaluate() or load_result()
         result["plasticity_effect"] = plasticity_effect(result)
     paths = {"json": atomic_write_json(out / RESULT_FILE, result)}
     paths["csv"] = out / "eval.csv"
