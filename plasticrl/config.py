@@ -36,6 +36,12 @@ class EnvConfig(_Strict):
                           "'damage' (damage to limbs the novel suite leaves intact, redrawn likewise) "
                           "or one perturbation (name, dict or list) applied to every training episode",
     )
+    train_perturbation_draw: Literal["per_row", "shared"] = Field(
+        "per_row", description="for 'train' and 'damage': 'per_row' draws a condition for every training episode "
+                               "of every member; 'shared' draws episodes_per_member conditions per generation and "
+                               "gives every member the same ones (common random numbers: members are ranked on "
+                               "equal terms instead of on which condition each happened to draw; ES trainer only)",
+    )
     physics_backend: Literal["auto", "batch", "threads"] = Field(
         "auto", description="MuJoCo stepping: 'batch' (mujoco.batch, MuJoCo >= 4), 'threads' (mj_step per "
                             "instance on Python threads) or 'auto' (batch unless the task needs contact forces); "
@@ -122,6 +128,13 @@ class ExperimentConfig(_Strict):
         except PlasticRLError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _shared_draw_needs_es(self) -> "ExperimentConfig":
+        if self.trainer != "es" and self.env.train_perturbation_draw == "shared":
+            raise ValueError(f"env.train_perturbation_draw='shared' shares conditions among ES members; trainer "
+                             f"{self.trainer!r} has none (valid choices there: per_row)")
+        return self
 
     @model_validator(mode="before")
     @classmethod

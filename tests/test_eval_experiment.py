@@ -110,7 +110,8 @@ def test_an_agent_may_set_its_own_seed_and_training_perturbation(tmp_path, monke
 
     class FakeTrainer:
         def __init__(self, cfg, run_dir):
-            seen[Path(run_dir).name] = (cfg.seed, cfg.env.train_perturbation, cfg.env.id)
+            seen[Path(run_dir).name] = (cfg.seed, cfg.env.train_perturbation, cfg.env.id,
+                                        cfg.env.train_perturbation_draw)
 
         def train(self, resume=False):
             pass
@@ -118,9 +119,10 @@ def test_an_agent_may_set_its_own_seed_and_training_perturbation(tmp_path, monke
     monkeypatch.setattr(plasticrl.train.trainer, "ESTrainer", FakeTrainer)
     config = str(ROOT / "configs" / "halfcheetah" / "bcm_modulated.yaml")
     spec = ExperimentSpec.model_validate({
-        "name": "x", "seed": 3, "env": {"id": "Hopper-v5", "train_perturbation": "train"},
+        "name": "x", "seed": 3, "env": {"id": "Hopper-v5", "train_perturbation": "train",
+                                        "train_perturbation_draw": "shared"},
         "agents": {"inherits": {"config": config}, "own": {"config": config, "overrides": [
-            "seed=7", "env.train_perturbation=null"]}}})
+            "seed=7", "env.train_perturbation=null", "env.train_perturbation_draw=per_row"]}}})
     for label, agent in spec.agents.items():
         _train_es(label, agent, spec, tmp_path / label, "disabled", lambda msg: None)
-    assert seen == {"inherits": (3, "train", "Hopper-v5"), "own": (7, None, "Hopper-v5")}
+    assert seen == {"inherits": (3, "train", "Hopper-v5", "shared"), "own": (7, None, "Hopper-v5", "per_row")}

@@ -281,6 +281,33 @@ def test_domain_randomisation_draws_per_row_and_generation_and_changes_training(
     assert randomised.generations == nominal.generations == 2
 
 
+def test_shared_draw_gives_every_member_the_same_conditions_per_episode_slot(tmp_path):
+    from plasticrl.envs import sample_damage
+    from plasticrl.train.es.base import derive_seed
+    from plasticrl.train.trainer import _DR_STREAM
+
+    cfg = tiny("env.id=HalfCheetah-v5", "env.max_episode_steps=20", "env.train_perturbation=damage",
+               "env.train_perturbation_draw=shared", "train.episodes_per_member=2")
+    trainer = ESTrainer(cfg, tmp_path / "shared")
+    rows = trainer._train_options(3)["perturbations"]
+    assert len(rows) == 16  # 8 members x 2 episodes, row m * 2 + e
+    reference = sample_damage("HalfCheetah-v5", 2, np.random.default_rng(derive_seed(cfg.seed, 3, _DR_STREAM)))
+    assert rows == reference * 8  # draw e for every member's episode e, drawn as the distribution draws
+    default = ESTrainer(tiny("env.id=HalfCheetah-v5", "env.max_episode_steps=20", "env.train_perturbation=damage",
+                             "train.episodes_per_member=2"), tmp_path / "per_row")
+    assert len({repr(r) for r in default._train_options(3)["perturbations"]}) > 2  # the default draws per row
+    for t in (trainer, default):
+        t.evaluator.close()
+        t.eval_evaluator.close()
+
+
+def test_shared_draw_is_refused_for_ppo():
+    with pytest.raises(PlasticRLError, match="train_perturbation_draw.*valid choices there: per_row"):
+        load_config(None, ["trainer=ppo", "env.train_perturbation=damage", "env.train_perturbation_draw=shared"])
+    with pytest.raises(PlasticRLError, match="train_perturbation_draw.*'per_row', 'shared'|per_row.*shared"):
+        tiny("env.train_perturbation_draw=everyone")
+
+
 def test_shipped_experiment_configs_validate_and_point_at_shipped_configs():
     from plasticrl.eval.experiment import load_spec
 

@@ -33,6 +33,9 @@ class ExpEnv(_Strict):
     train_perturbation: Optional[Any] = Field(None, description="every agent and baseline trains under it: "
                                                                 "'train' (the env's domain randomisation), 'damage' "
                                                                 "or one perturbation (as env.train_perturbation)")
+    train_perturbation_draw: Literal["per_row", "shared"] = Field(
+        "per_row", description="as env.train_perturbation_draw, for every ES agent ('shared': the members of a "
+                               "generation train on the same conditions); baselines draw per episode")
 
 
 class ESAgent(_Strict):
@@ -119,6 +122,7 @@ def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, w
         overrides.append(f"env.kwargs.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
     if spec.env.train_perturbation:
         overrides.append(f"env.train_perturbation={spec.env.train_perturbation}")
+        overrides.append(f"env.train_perturbation_draw={spec.env.train_perturbation_draw}")
     overrides += agent.overrides  # last, so an agent may set its own seed or training distribution
     cfg = load_config(agent.config, overrides)
     resume = (run_dir / "checkpoint.pt").is_file()

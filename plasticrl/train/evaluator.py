@@ -22,10 +22,13 @@ def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
     return kwargs
 
 
-def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int) -> dict[str, Any] | None:
+def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int,
+                           episodes_per_member: int | None = None) -> dict[str, Any] | None:
     """Reset options for training rollouts: nominal, one fixed perturbation for every row, the
     env's ``train`` distribution (domain randomisation) or its ``damage`` distribution (damage to
-    limbs the novel suite leaves intact), drawn per row from ``rng_seed``."""
+    limbs the novel suite leaves intact), drawn from ``rng_seed``: one draw per row, or with
+    ``env.train_perturbation_draw: shared`` (ES: give ``episodes_per_member``) one per episode
+    slot, row ``m * E + e`` (member ``m``, episode ``e``) getting draw ``e``."""
     spec = config.env.train_perturbation
     if spec is None:
         return None
@@ -33,7 +36,14 @@ def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int) -
 
     if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
         sample = TRAINING_DISTRIBUTIONS[spec]
-        return {"perturbations": sample(config.env.id, rows, np.random.default_rng(rng_seed))}
+        rng = np.random.default_rng(rng_seed)
+        if config.env.train_perturbation_draw == "per_row":
+            return {"perturbations": sample(config.env.id, rows, rng)}
+        if episodes_per_member is None or rows % episodes_per_member:
+            raise ValueError(f"shared training conditions need rows ({rows}) to be a multiple of "
+                             f"episodes_per_member ({episodes_per_member})")
+        draws = sample(config.env.id, episodes_per_member, rng)
+        return {"perturbations": [draws[r % episodes_per_member] for r in range(rows)]}
     return {"perturbation": spec}
 
 

@@ -146,7 +146,8 @@ class ESTrainer:
 
     def _train_options(self, generation: int) -> dict[str, Any] | None:
         rows = self.population * self.config.train.episodes_per_member
-        return training_reset_options(self.config, rows, derive_seed(self.config.seed, generation, _DR_STREAM))
+        return training_reset_options(self.config, rows, derive_seed(self.config.seed, generation, _DR_STREAM),
+                                      self.config.train.episodes_per_member)
 
     # -- evaluation ----------------------------------------------------------------------
     def _evaluate_center(self, center: torch.Tensor, obs_norm: ObsNormalizer | None) -> tuple[float, float, int]:
