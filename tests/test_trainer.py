@@ -304,7 +304,7 @@ def test_shared_draw_gives_every_member_the_same_conditions_per_episode_slot(tmp
 def test_shared_draw_is_refused_for_ppo():
     with pytest.raises(PlasticRLError, match="train_perturbation_draw.*valid choices there: per_row"):
         load_config(None, ["trainer=ppo", "env.train_perturbation=damage", "env.train_perturbation_draw=shared"])
-    with pytest.raises(PlasticRLError, match="train_perturbation_draw.*'per_row', 'shared'|per_row.*shared"):
+    with pytest.raises(PlasticRLError, match="train_perturbation_draw.*'per_row' or 'shared'"):
         tiny("env.train_perturbation_draw=everyone")
 
 

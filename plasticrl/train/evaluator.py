@@ -23,7 +23,7 @@ def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int,
-                           episodes_per_member: int | None = None) -> dict[str, Any] | None:
+                           episodes_per_member: int = 1) -> dict[str, Any] | None:
     """Reset options for training rollouts: nominal, one fixed perturbation for every row, the
     env's ``train`` distribution (domain randomisation) or its ``damage`` distribution (damage to
     limbs the novel suite leaves intact), drawn from ``rng_seed``: one draw per row, or with
@@ -39,11 +39,9 @@ def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int,
         rng = np.random.default_rng(rng_seed)
         if config.env.train_perturbation_draw == "per_row":
             return {"perturbations": sample(config.env.id, rows, rng)}
-        if episodes_per_member is None or rows % episodes_per_member:
-            raise ValueError(f"shared training conditions need rows ({rows}) to be a multiple of "
-                             f"episodes_per_member ({episodes_per_member})")
+        # rows = members x episodes_per_member (the config refuses 'shared' for trainers without members)
         draws = sample(config.env.id, episodes_per_member, rng)
-        return {"perturbations": [draws[r % episodes_per_member] for r in range(rows)]}
+        return {"perturbations": draws * (rows // episodes_per_member)}
     return {"perturbation": spec}
 
 
