@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -151,29 +152,42 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
             "replayed_physics_steps_per_s": replayed_physics_steps_per_s(env_id, rec, final_qpos)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every whole-loop benchmark shares (env, population, generations, repeats, ceiling)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--population", type=int, default=64)
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ceiling-steps", type=int, default=500)
+    return parser
+
+
+def between_ceilings(env_id: str, population: int, ceiling_steps: int, measure: Callable[[], dict],
+                     key: str) -> dict:
+    """Run ``measure()`` (a dict holding ``key``, in env steps/s) between two measurements of the
+    ceiling (and, on MuJoCo >= 4, of the thread-loop ceiling) and divide by their means."""
+    backends = [ceiling_backend()] + (["threads"] if ceiling_backend() == "batch" else [])
+    before = [ceiling_steps_per_s(env_id, population, ceiling_steps, b) for b in backends]
+    row = measure()
+    after = [ceiling_steps_per_s(env_id, population, ceiling_steps, b) for b in backends]
+    ceiling, loop = 0.5 * (before[0] + after[0]), 0.5 * (before[-1] + after[-1])
+    return {**row, "ceiling_steps_per_s": ceiling, "thread_loop_ceiling_steps_per_s": loop,
+            "over_ceiling": row[key] / ceiling, "over_thread_loop_ceiling": row[key] / loop}
+
+
+def main() -> None:
+    parser = common_arguments(__doc__)
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     args = parser.parse_args()
     results = {}
-    # the ceiling first; on MuJoCo >= 4 also the per-instance thread loop, the earlier ceiling
-    backends = [ceiling_backend()] + (["threads"] if ceiling_backend() == "batch" else [])
     for name in args.policies:
         repeats = []
         for _ in range(args.repeats):
-            before = [ceiling_steps_per_s(args.env, args.population, args.ceiling_steps, b) for b in backends]
-            row = loop_steps_per_s(args.env, args.population, args.generations, POLICIES[name])
-            after = [ceiling_steps_per_s(args.env, args.population, args.ceiling_steps, b) for b in backends]
-            ceiling = 0.5 * (before[0] + after[0])
-            loop = 0.5 * (before[-1] + after[-1])
-            repeats.append({**row, "ceiling_steps_per_s": ceiling, "thread_loop_ceiling_steps_per_s": loop,
-                            "whole_loop_over_ceiling": row["whole_loop_steps_per_s"] / ceiling,
-                            "whole_loop_over_thread_loop_ceiling": row["whole_loop_steps_per_s"] / loop,
+            row = between_ceilings(args.env, args.population, args.ceiling_steps, lambda: loop_steps_per_s(
+                args.env, args.population, args.generations, POLICIES[name]), "whole_loop_steps_per_s")
+            repeats.append({**row, "whole_loop_over_ceiling": row["over_ceiling"],
+                            "whole_loop_over_thread_loop_ceiling": row["over_thread_loop_ceiling"],
                             "whole_loop_over_replayed_physics":
                                 row["whole_loop_steps_per_s"] / row["replayed_physics_steps_per_s"]})
 

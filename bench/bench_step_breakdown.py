@@ -1,0 +1,96 @@
+"""Where one control step of the ES rollout spends its time, printed as JSON (microseconds per step).
+
+Runs the real ``plasticrl.train.rollout.rollout`` (HalfCheetah-v5, P = 64, plastic spiking BCM x
+reward, hidden 64) with timers wrapped around the policy's ``act`` and ``learn``, the physics call
+of the engine (``pool.finish``), the task's observation and reward code and the env's step methods.
+What the wrappers do not cover is the rollout's own bookkeeping (observation copy and
+normalisation, observation statistics, returns, masks, torch/numpy conversions). The wrappers
+themselves cost ~1 us each per call.
+
+This explains the whole-loop ratio of bench_train_loop.py: physics runs on every core, everything
+else on the main thread while the physics waits.
+
+    python bench/bench_step_breakdown.py                   # kernel: fused
+    python bench/bench_step_breakdown.py --kernel torch --repeats 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from plasticrl.config import load_config
+from plasticrl.envs.engine import default_num_threads
+from plasticrl.train.evaluator import LocalEvaluator
+from plasticrl.train.rollout import rollout
+
+
+def _timed(obj, name: str, key: str, totals: dict[str, float]) -> None:
+    inner = getattr(obj, name)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            totals[key] += time.perf_counter() - start
+
+    setattr(obj, name, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--population", type=int, default=64)
+    parser.add_argument("--kernel", default="fused", choices=["fused", "torch"])
+    parser.add_argument("--repeats", type=int, default=3, help="rollouts after one warm-up rollout")
+    args = parser.parse_args()
+    config = load_config(None, [f"env.id={args.env}", "policy.kind=plastic_spiking", "policy.hidden=[64]",
+                                "policy.plasticity.rule=bcm", "policy.plasticity.modulation=reward",
+                                f"policy.kernel={args.kernel}", "logging.wandb.mode=disabled"])
+    evaluator = LocalEvaluator(config, args.population)
+    policy, env = evaluator.policy, evaluator.env
+    totals: dict[str, float] = defaultdict(float)
+    for obj, name, key in [(policy, "act", "act"), (policy, "learn", "learn"), (env.pool, "finish", "physics"),
+                           (env.task, "observe", "env_observe"), (env.task, "evaluate", "env_reward"),
+                           (env, "_perturbation_infos", "env_perturbation_infos"),
+                           (env, "step_async", "env_step_async"), (env, "step_wait", "env_step_wait")]:
+        _timed(obj, name, key, totals)
+    genomes = torch.randn(args.population, policy.genome.dim, generator=torch.Generator().manual_seed(0)) * 0.1
+    per_repeat = []
+    for repeat in range(args.repeats + 1):
+        totals.clear()
+        start = time.perf_counter()
+        result = rollout(policy, env, genomes, 1, seed=repeat, collect_obs_moments=True)
+        elapsed = time.perf_counter() - start
+        steps = result.env_steps / args.population
+        us = {k: v / steps * 1e6 for k, v in totals.items()}
+        row = {
+            "step_total": elapsed / steps * 1e6,
+            "physics": us["physics"],
+            "act": us["act"], "learn": us["learn"],
+            "env_python": us["env_step_async"] + us["env_step_wait"] - us["physics"],
+            "env_observe": us["env_observe"], "env_reward": us["env_reward"],
+            "env_perturbation_infos": us["env_perturbation_infos"],
+            "rollout_bookkeeping": elapsed / steps * 1e6 - us["act"] - us["learn"] - us["env_step_async"]
+                                   - us["env_step_wait"],
+        }
+        if repeat:  # the first rollout compiles and warms up
+            per_repeat.append(row)
+    median = {k: round(float(np.median([r[k] for r in per_repeat])), 1) for k in per_repeat[0]}
+    median["outside_physics"] = round(median["step_total"] - median["physics"], 1)
+    evaluator.close()
+    print(json.dumps({
+        "benchmark": "rollout_step_breakdown_us", "env": args.env, "population": args.population,
+        "kernel": args.kernel, "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(),
+        "repeats": args.repeats, "median_us_per_step": median,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
