@@ -4,8 +4,8 @@ Runs the real ``plasticrl.train.rollout.rollout`` (HalfCheetah-v5, P = 64, plast
 reward, hidden 64) with timers wrapped around the policy's ``act`` and ``learn``, the physics call
 of the engine (``pool.finish``), the task's observation and reward code and the env's step methods.
 What the wrappers do not cover is the rollout's own bookkeeping (observation copy and
-normalisation, observation statistics, returns, masks, torch/numpy conversions). The wrappers
-themselves cost ~1 us each per call.
+normalisation, observation statistics, returns, masks, torch/numpy conversions); the wrappers'
+own cost lands in the parts they wrap.
 
 This explains the whole-loop ratio of bench_train_loop.py: physics runs on every core, everything
 else on the main thread while the physics waits.
@@ -18,16 +18,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from plasticrl.config import load_config
-from plasticrl.envs.engine import default_num_threads
-from plasticrl.train.evaluator import LocalEvaluator
-from plasticrl.train.rollout import rollout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train_loop import POLICIES  # noqa: E402  (the loop benchmark's policy overrides)
+
+from plasticrl.config import load_config  # noqa: E402
+from plasticrl.envs.engine import default_num_threads  # noqa: E402
+from plasticrl.train.evaluator import LocalEvaluator  # noqa: E402
+from plasticrl.train.rollout import rollout  # noqa: E402
 
 
 def _timed(obj, name: str, key: str, totals: dict[str, float]) -> None:
@@ -50,9 +55,8 @@ def main() -> None:
     parser.add_argument("--kernel", default="fused", choices=["fused", "torch"])
     parser.add_argument("--repeats", type=int, default=3, help="rollouts after one warm-up rollout")
     args = parser.parse_args()
-    config = load_config(None, [f"env.id={args.env}", "policy.kind=plastic_spiking", "policy.hidden=[64]",
-                                "policy.plasticity.rule=bcm", "policy.plasticity.modulation=reward",
-                                f"policy.kernel={args.kernel}", "logging.wandb.mode=disabled"])
+    overrides = POLICIES["plastic_bcm_reward_fused" if args.kernel == "fused" else "plastic_bcm_reward"]
+    config = load_config(None, [f"env.id={args.env}", *overrides, "logging.wandb.mode=disabled"])
     evaluator = LocalEvaluator(config, args.population)
     policy, env = evaluator.policy, evaluator.env
     totals: dict[str, float] = defaultdict(float)
