@@ -271,21 +271,44 @@ def test_return_beyond_the_survival_bonus_on_a_task_that_pays_one(tmp_path):
     assert "mean retained beyond survival" in md and f"{heavy['retained_beyond_survival']:.3f}" in md
 
 
+def _row(agent, cond, returns):
+    """A result row with only what the report's tables read."""
+    return {"agent": agent, "condition": cond, "returns": returns, "mean_return": float(np.mean(returns)),
+            "ci_low": 0.0, "ci_high": 0.0, "retained": 1.0, "retained_low": 1.0, "retained_high": 1.0,
+            "mean_length": 10.0, "mid_episode": False, "time_to_recover": None}
+
+
+def _hand_result(agents, rows):
+    return {"env_id": ENV, "suite": "novel", "episodes": 2, "seed": 0, "confidence": 0.95, "window": 20,
+            "agents": agents, "conditions": ["nominal", "a", "b"], "curves": [], "rows": rows}
+
+
+def test_summary_mean_held_out_return_against_hand_values():
+    from plasticrl.eval.report import markdown
+
+    # held out: a and b average 50 / 45 (episodes 0 / 1), 47.5 in all; two episodes, so a resample's mean is
+    # 50, 47.5 or 45 and the 95% percentile interval spans [45, 50]
+    result = _hand_result(["p"], [_row("p", "nominal", [100.0, 100.0]), _row("p", "a", [60.0, 40.0]),
+                                  _row("p", "b", [40.0, 50.0])])
+    summary = next(line for line in markdown(result).splitlines() if line.startswith("| p |"))
+    assert summary.startswith("| p | 100.0 | 47.5 [45.0, 50.0] |")
+    # a result saved before per-episode returns were kept: the mean alone, no interval
+    result["rows"][2]["returns"] = None
+    summary = next(line for line in markdown(result).splitlines() if line.startswith("| p |"))
+    assert summary.startswith("| p | 100.0 | 47.5 |")
+
+
 def test_plasticity_effect_against_hand_values():
     from plasticrl.eval.plasticity_effect import plasticity_effect
     from plasticrl.eval.report import markdown
 
-    def row(agent, cond, returns):
-        return {"agent": agent, "condition": cond, "returns": returns, "mean_return": float(np.mean(returns)),
-                "ci_low": 0.0, "ci_high": 0.0, "retained": 1.0, "retained_low": 1.0, "retained_high": 1.0,
-                "mean_length": 10.0, "mid_episode": False, "time_to_recover": None}
-
-    result = {"env_id": ENV, "suite": "novel", "episodes": 2, "seed": 0, "confidence": 0.95, "window": 20,
-              "agents": ["p", "s", "p/frozen"], "conditions": ["nominal", "a", "b"], "curves": [],
-              "rows": [row("p", "nominal", [110.0, 90.0]), row("p", "a", [60.0, 40.0]), row("p", "b", [30.0, 50.0]),
-                       row("s", "nominal", [1.0, 1.0]), row("s", "a", [1.0, 1.0]), row("s", "b", [1.0, 1.0]),
-                       row("p/frozen", "nominal", [100.0, 100.0]), row("p/frozen", "a", [50.0, 30.0]),
-                       row("p/frozen", "b", [30.0, 50.0])]}
+    row = _row
+    result = _hand_result(
+        ["p", "s", "p/frozen"],
+        [row("p", "nominal", [110.0, 90.0]), row("p", "a", [60.0, 40.0]), row("p", "b", [30.0, 50.0]),
+         row("s", "nominal", [1.0, 1.0]), row("s", "a", [1.0, 1.0]), row("s", "b", [1.0, 1.0]),
+         row("p/frozen", "nominal", [100.0, 100.0]), row("p/frozen", "a", [50.0, 30.0]),
+         row("p/frozen", "b", [30.0, 50.0])])
     # b switches on at step 2 of 6: p earns 20, 40 after it (so 10, 10 before), its twin 10, 30 (20, 20 before)
     for agent, after in (("p", [20.0, 40.0]), ("p/frozen", [10.0, 30.0])):
         row_b = next(r for r in result["rows"] if r["agent"] == agent and r["condition"] == "b")

@@ -12,9 +12,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from plasticrl.errors import PlasticRLError
 from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
-from plasticrl.eval.stats import bootstrap_mean_retained
+from plasticrl.eval.stats import bootstrap_mean, bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
 
 RESULT_FILE = "eval.json"
@@ -98,6 +100,21 @@ def _mean_retained(nominal: dict[str, Any], others: list[dict[str, Any]], key: s
     return f"{_num(iv.estimate)} [{_num(iv.low)}, {_num(iv.high)}]"
 
 
+def _mean_held_out_return(others: list[dict[str, Any]], result: dict[str, Any]) -> str:
+    """The return averaged over the held-out conditions: what the agent earns under them, in the
+    task's units (a retained fraction rewards a slow gait as much as a sturdy one). The interval
+    resamples episode indices, each episode's return averaged over the conditions (they share its seed)."""
+    if not others:
+        return "-"
+    point = _finite_mean(r["mean_return"] for r in others)
+    samples = [r.get("returns") for r in others]
+    if any(x is None for x in samples):
+        return _num(point, 1)
+    iv = bootstrap_mean(np.mean(np.asarray(samples, dtype=np.float64), axis=0), result["confidence"],
+                        seed=result["seed"])
+    return f"{_num(iv.estimate, 1)} [{_num(iv.low, 1)}, {_num(iv.high, 1)}]"
+
+
 def rows_csv(result: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -135,10 +152,11 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
                   "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
                   "this is the part of the return its gait earns.", ""]
     extra_head, extra_rule = (f" mean retained beyond survival [{conf}% CI] |", " --- |") if survival else ("", "")
-    lines += ["## Summary", "", f"Mean retained: the mean over held-out conditions, its interval from resampling "
-              "episodes jointly across conditions.", "",
-              f"| agent | nominal return | mean retained (held-out) [{conf}% CI] | worst condition | "
-              f"worst retained |{extra_head}", f"| --- | ---: | --- | --- | ---: |{extra_rule}"]
+    lines += ["## Summary", "", "Mean return and mean retained (held-out): the mean over held-out conditions, its "
+              "interval from resampling episodes jointly across conditions.", "",
+              f"| agent | nominal return | mean return (held-out) [{conf}% CI] | mean retained (held-out) "
+              f"[{conf}% CI] | worst condition | worst retained |{extra_head}",
+              f"| --- | ---: | --- | --- | --- | ---: |{extra_rule}"]
     for agent in result["agents"]:
         rows = [r for r in result["rows"] if r["agent"] == agent]
         nominal = next(r for r in rows if r["condition"] == "nominal")
@@ -147,7 +165,8 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
         ranked = [r for r in others if _finite(r["retained"])]
         worst = min(ranked, key=lambda r: r["retained"]) if ranked else None
         extra = f" {_mean_retained(nominal, others, 'retained_beyond_survival', result)} |" if survival else ""
-        lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {mean_ret} | "
+        lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {_mean_held_out_return(others, result)} | "
+                     f"{mean_ret} | "
                      f"{worst['condition'] if worst else '-'} | {_num(worst['retained']) if worst else '-'} |{extra}")
     for agent in result["agents"]:
         extra_head, extra_rule = ((f" return beyond survival | retained beyond survival | {conf}% CI |",
