@@ -302,13 +302,12 @@ def test_plasticity_effect_against_hand_values():
     from plasticrl.eval.plasticity_effect import plasticity_effect
     from plasticrl.eval.report import markdown
 
-    row = _row
     result = _hand_result(
         ["p", "s", "p/frozen"],
-        [row("p", "nominal", [110.0, 90.0]), row("p", "a", [60.0, 40.0]), row("p", "b", [30.0, 50.0]),
-         row("s", "nominal", [1.0, 1.0]), row("s", "a", [1.0, 1.0]), row("s", "b", [1.0, 1.0]),
-         row("p/frozen", "nominal", [100.0, 100.0]), row("p/frozen", "a", [50.0, 30.0]),
-         row("p/frozen", "b", [30.0, 50.0])])
+        [_row("p", "nominal", [110.0, 90.0]), _row("p", "a", [60.0, 40.0]), _row("p", "b", [30.0, 50.0]),
+         _row("s", "nominal", [1.0, 1.0]), _row("s", "a", [1.0, 1.0]), _row("s", "b", [1.0, 1.0]),
+         _row("p/frozen", "nominal", [100.0, 100.0]), _row("p/frozen", "a", [50.0, 30.0]),
+         _row("p/frozen", "b", [30.0, 50.0])])
     # b switches on at step 2 of 6: p earns 20, 40 after it (so 10, 10 before), its twin 10, 30 (20, 20 before)
     for agent, after in (("p", [20.0, 40.0]), ("p/frozen", [10.0, 30.0])):
         row_b = next(r for r in result["rows"] if r["agent"] == agent and r["condition"] == "b")

@@ -12,11 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from plasticrl.errors import PlasticRLError
 from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
-from plasticrl.eval.stats import bootstrap_mean, bootstrap_mean_retained
+from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
 
 RESULT_FILE = "eval.json"
@@ -106,12 +104,10 @@ def _mean_held_out_return(others: list[dict[str, Any]], result: dict[str, Any]) 
     resamples episode indices, each episode's return averaged over the conditions (they share its seed)."""
     if not others:
         return "-"
-    point = _finite_mean(r["mean_return"] for r in others)
     samples = [r.get("returns") for r in others]
     if any(x is None for x in samples):
-        return _num(point, 1)
-    iv = bootstrap_mean(np.mean(np.asarray(samples, dtype=np.float64), axis=0), result["confidence"],
-                        seed=result["seed"])
+        return _num(_finite_mean(r["mean_return"] for r in others), 1)
+    iv = bootstrap_mean_over_conditions(samples, result["confidence"], seed=result["seed"])
     return f"{_num(iv.estimate, 1)} [{_num(iv.low, 1)}, {_num(iv.high, 1)}]"
 
 

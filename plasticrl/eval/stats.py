@@ -100,22 +100,26 @@ def bootstrap_mean_retained(conditions: Sequence[Sequence[float]], nominal: Sequ
     return Interval(est, float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
+def bootstrap_mean_over_conditions(values: Sequence[Sequence[float]], confidence: float = CONFIDENCE,
+                                   n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval:
+    """Mean of ``values [conditions, episodes]``, with an interval from resampling episodes jointly
+    across conditions (episode ``e`` has the same seed in every condition, so an episode index is
+    the resampling unit). The mean over conditions is linear, so the per-episode means are resampled."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"values must be [conditions, episodes]; got shape {x.shape}")
+    if x.size == 0:
+        return Interval(math.nan, math.nan, math.nan)
+    return bootstrap_mean(x.mean(axis=0), confidence, n_resamples, seed)
+
+
 def bootstrap_mean_difference(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]],
                               confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPLES,
                               seed: int = 0) -> Interval:
     """Mean over conditions of the paired mean difference ``mean_e(a[c, e] - b[c, e])``, with an
-    interval from resampling episodes jointly across conditions (episode ``e`` has the same seed
-    for both agents and in every condition, so an episode index is the resampling unit).
-    One condition gives the plain paired difference of means."""
+    interval from resampling episodes jointly across conditions (the same episode seeds for both
+    agents). One condition gives the plain paired difference of means."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.ndim != 2 or x.shape != y.shape:
         raise ValueError(f"a and b must be [conditions, episodes] of one shape; got {x.shape} and {y.shape}")
-    if x.size == 0:
-        return Interval(math.nan, math.nan, math.nan)
-    diff = x - y
-    est = float(diff.mean())
-    if diff.shape[1] == 1 or not np.all(np.isfinite(diff)) or np.ptp(diff.mean(axis=0)) == 0:
-        return Interval(est, est, est)
-    per_episode = diff.mean(axis=0)  # the mean over conditions is linear: resample the per-episode means
-    iv = bootstrap_mean(per_episode, confidence, n_resamples, seed)
-    return Interval(est, iv.low, iv.high)
+    return bootstrap_mean_over_conditions(x - y, confidence, n_resamples, seed)
