@@ -161,10 +161,12 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bo
     observations by at least this std (raw units) instead of the floor it was trained with."""
     path = Path(path)
     if path.is_dir():
-        for name in ("best_agent.pt", "final_agent.pt"):
-            if (path / name).is_file():
-                path = path / name
-                break
+        names = ("best_agent.pt", "final_agent.pt")
+        found = [path / name for name in names if (path / name).is_file()]
+        if not found:
+            raise PlasticRLError(f"{str(path)!r} is a directory without an agent file (looked for "
+                                 f"{' and '.join(names)}); give a training run directory or an agent file")
+        path = found[0]
     if not path.is_file():
         raise PlasticRLError(f"agent file {str(path)!r} does not exist")
     return Agent(torch_load(path), device=device, frozen=frozen, obs_std_floor=obs_std_floor)

@@ -176,6 +176,7 @@ def register(app: typer.Typer) -> None:
         import yaml
 
         from plasticrl.baselines import train_baseline
+        from plasticrl.baselines.train import check_settings
         from plasticrl.eval.wandb_log import resolve_mode
 
         try:
@@ -207,6 +208,7 @@ def register(app: typer.Typer) -> None:
             if train_perturbations:
                 condition = "train"
             env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+            check_settings(algo, env, env_kwargs, condition)
             run_dir = out or Path("runs") / f"{algo}-{env.lower()}-{_stamp()}"
             console.print(f"run directory: {run_dir}")
             budget = steps if steps is not None else 1_000_000

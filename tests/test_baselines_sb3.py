@@ -85,10 +85,21 @@ def test_off_policy_baselines_and_zip_without_sidecar(algo, tmp_path):
     assert rows[(data["agents"][0], "nominal")]["returns"] == rows[("elsewhere/bare", "nominal")]["returns"]
 
 
-def test_baseline_rejects_unknown_algo(tmp_path):
-    res = CliRunner().invoke(app, ["baseline", "--algo", "dqn", "--env", ENV, "--steps", "10",
-                                   "--out", str(tmp_path / "x"), "--wandb-mode", "disabled"])
-    assert res.exit_code == 2 and "dqn" in res.output and "ppo" in res.output
+@pytest.mark.parametrize("args, named, valid", [
+    (["--algo", "dqn", "--env", ENV], "'dqn'", "ppo, sac, td3"),
+    (["--algo", "ppo", "--env", "Reacher-v5"], "'Reacher-v5'", "Ant-v5, HalfCheetah-v5"),
+    (["--algo", "ppo", "--env", ENV, "--train-perturbation", "bogus"], "'bogus'", "train, damage"),
+    (["--algo", "ppo", "--env", "Hopper-v5", "--train-perturbation", "damage"], "'Hopper-v5'", "Ant-v5"),
+])
+def test_baseline_refuses_bad_settings_before_making_a_run_directory(tmp_path, monkeypatch, args, named, valid):
+    """A bad algorithm, env id or training condition fails with the valid choices, and neither the
+    given --out nor a default runs/<algo>-<env>-<stamp> directory is created."""
+    monkeypatch.chdir(tmp_path)
+    for out in (["--out", str(tmp_path / "x")], []):
+        res = CliRunner().invoke(app, ["baseline", *args, "--steps", "10", "--wandb-mode", "disabled", *out])
+        output = " ".join(res.output.split())  # the console folds long lines
+        assert res.exit_code == 2 and named in output and valid in output, output
+        assert not (tmp_path / "x").exists() and not (tmp_path / "runs").exists()
 
 
 def _rows(run):

@@ -180,6 +180,28 @@ def test_frozen_twins_keep_their_weights_and_are_reported_beside_the_agent(tmp_p
         plasticrl.load(linear, frozen=True)
 
 
+def test_agent_directory_loads_best_then_final_agent_and_names_what_it_missed(tmp_path):
+    """A run directory loads best_agent.pt, else final_agent.pt; one with neither names both, and the
+    CLI says so instead of claiming the directory does not exist."""
+    import plasticrl
+    from plasticrl.errors import PlasticRLError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(PlasticRLError, match=r"'.*run' is a directory without an agent file \(looked for "
+                                             r"best_agent.pt and final_agent.pt\)"):
+        plasticrl.load(run)
+    res = CliRunner().invoke(app, ["eval", str(run), "--out", str(tmp_path / "x"), "--episodes", "1"])
+    assert res.exit_code != 0 and "without an agent file" in " ".join(res.output.split())
+    _tiny_agent(run / "final_agent.pt", seed=1)
+    final = plasticrl.load(run)
+    _tiny_agent(run / "best_agent.pt", seed=2)
+    best = plasticrl.load(run)
+    assert torch.equal(final.genome, plasticrl.load(run / "final_agent.pt").genome)
+    assert torch.equal(best.genome, plasticrl.load(run / "best_agent.pt").genome)
+    assert not torch.equal(best.genome, final.genome)
+
+
 def test_obs_std_floor_at_evaluation_replaces_the_saved_one_and_is_reported(tmp_path):
     """A floor above the smallest std changes what the policy sees only on those entries: the
     nominal (noise-free) observation at the mean gives the same action, sensor noise on an

@@ -27,27 +27,46 @@ from plasticrl.io import atomic_write_bytes, atomic_write_json, atomic_write_tex
 EVAL_SEED_OFFSET = 1_000_000
 
 
+def check_training_condition(env_id: str, spec: Any) -> None:
+    """Raise, naming the bad value, if ``spec`` is neither a training distribution that ``env_id``
+    has (``damage`` needs a damage table) nor one perturbation spec."""
+    from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
+
+    if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
+        TRAINING_DISTRIBUTIONS[spec](env_id, 1, np.random.default_rng(0))
+        return
+    try:
+        parse(spec)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
+                             f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
+
+
+def check_settings(algo: str, env_id: str, env_kwargs: dict[str, Any] | None = None,
+                   train_perturbation: Any = None) -> None:
+    """Validate a baseline's algorithm, env id, env kwargs and training condition, so a bad value
+    fails with its valid choices before any run directory is made."""
+    from plasticrl.envs import make_config
+
+    hyperparams(algo, env_id)
+    make_config(env_id, **(env_kwargs or {}))
+    if train_perturbation is not None:
+        check_training_condition(env_id, train_perturbation)
+
+
 class TrainingConditions(gym.Wrapper):
     """Each reset sets the episode's condition: a fresh draw from the env's ``train`` or ``damage``
     distribution (seeded generator), or one fixed perturbation spec for every episode."""
 
     def __init__(self, env: gym.Env, env_id: str, spec: Any, seed: int):
-        from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
+        from plasticrl.envs import TRAINING_DISTRIBUTIONS
 
         super().__init__(env)
         self.env_id = env_id
         self.condition = spec
         self.rng = np.random.default_rng(seed)
         self._sample = TRAINING_DISTRIBUTIONS.get(spec) if isinstance(spec, str) else None
-        # Fail before training, naming the bad value: an env without a damage table, a bad spec.
-        if self._sample is not None:
-            self._sample(env_id, 1, np.random.default_rng(0))
-        else:
-            try:
-                parse(spec)
-            except PlasticRLError as exc:
-                raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
-                                     f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
+        check_training_condition(env_id, spec)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         options = dict(options or {})
@@ -184,6 +203,7 @@ def train_baseline(
     if eval_every < 1:
         raise PlasticRLError(f"eval_every must be >= 1; got {eval_every}")
     env_kwargs = dict(env_kwargs or {})
+    check_settings(algo, env_id, env_kwargs, train_perturbation)
     params = hyperparams(algo, env_id, overrides)
     out = Path(out_dir)
     config = {"kind": "sb3-baseline", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "steps": steps,
