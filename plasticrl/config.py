@@ -66,6 +66,9 @@ class ESConfig(_Strict):
 class TrainConfig(_Strict):
     generations: int = Field(100, ge=1)
     episodes_per_member: int = Field(1, ge=1)
+    fitness: Literal["mean", "min"] = Field("mean", description="a member's fitness over its episodes: the mean "
+                                                                 "return, or the worst episode's (risk-averse; "
+                                                                 "give episodes_per_member > 1)")
     eval_every: int = Field(10, ge=1, description="evaluate the centre every k generations (and at the end)")
     eval_episodes: int = Field(5, ge=1)
     checkpoint_every: int = Field(5, ge=1)
@@ -134,6 +137,16 @@ class ExperimentConfig(_Strict):
         if self.trainer != "es" and self.env.train_perturbation_draw == "shared":
             raise ValueError(f"env.train_perturbation_draw='shared' shares conditions among ES members; trainer "
                              f"{self.trainer!r} has none (valid choices there: per_row)")
+        return self
+
+    @model_validator(mode="after")
+    def _worst_episode_needs_episodes(self) -> "ExperimentConfig":
+        if self.train.fitness == "min" and self.trainer != "es":
+            raise ValueError(f"train.fitness='min' ranks ES members by their worst episode; trainer "
+                             f"{self.trainer!r} has no members (valid choices there: mean)")
+        if self.train.fitness == "min" and self.train.episodes_per_member < 2:
+            raise ValueError("train.fitness='min' takes the worst of a member's episodes; with "
+                             "train.episodes_per_member=1 it is the mean (give episodes_per_member >= 2)")
         return self
 
     @model_validator(mode="before")

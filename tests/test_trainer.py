@@ -308,6 +308,42 @@ def test_shared_draw_is_refused_for_ppo():
         tiny("env.train_perturbation_draw=everyone")
 
 
+def test_worst_episode_fitness_hand_values_and_what_the_search_is_told(tmp_path, monkeypatch):
+    """``train.fitness: min`` ranks a member by its worst episode: hand values on a result, and in a
+    real generation the ES is told exactly the per-member minimum of the rollout's returns."""
+    from plasticrl.train.rollout import RolloutResult
+
+    res = RolloutResult(returns=torch.tensor([[1.0, 3.0], [5.0, 2.0], [4.0, 4.0]]),
+                        lengths=torch.ones(3, 2, dtype=torch.long), invalid=torch.tensor([False, False, True]),
+                        env_steps=6)
+    assert res.member_fitness("mean").tolist() == [2.0, 3.5, -float("inf")]
+    assert res.member_fitness("min").tolist() == [1.0, 2.0, -float("inf")]
+    assert torch.equal(res.fitness, res.member_fitness("mean"))
+    with pytest.raises(PlasticRLError, match="'max'; valid choices: mean, min"):
+        res.member_fitness("max")
+
+    told, rolled = [], []
+    trainer = ESTrainer(tiny("train.generations=1", "train.episodes_per_member=2", "train.fitness=min",
+                             "env.train_perturbation=train", "env.train_perturbation_draw=shared"), tmp_path / "run")
+    evaluate, tell = trainer.evaluator.evaluate, trainer.algo.tell
+    monkeypatch.setattr(trainer.evaluator, "evaluate", lambda *a, **k: rolled.append(evaluate(*a, **k)) or rolled[-1])
+    monkeypatch.setattr(trainer.algo, "tell", lambda state, samples, fitness: told.append(fitness) or
+                        tell(state, samples, fitness))
+    trainer.train()
+    returns = rolled[0].returns.to(told[0].dtype)
+    assert (returns[:, 0] != returns[:, 1]).any()  # the two conditions differ, so min differs from mean
+    assert torch.equal(told[0], returns.min(dim=1).values)
+
+
+def test_worst_episode_fitness_is_refused_where_it_means_nothing():
+    with pytest.raises(PlasticRLError, match="episodes_per_member=1 it is the mean"):
+        tiny("train.fitness=min")
+    with pytest.raises(PlasticRLError, match="trainer 'ppo' has no members"):
+        load_config(None, ["trainer=ppo", "train.fitness=min", "train.episodes_per_member=2"])
+    with pytest.raises(PlasticRLError, match="train.fitness.*'mean' or 'min'"):
+        tiny("train.fitness=median")
+
+
 def test_shipped_experiment_configs_validate_and_point_at_shipped_configs():
     from plasticrl.eval.experiment import load_spec
 

@@ -41,8 +41,19 @@ class RolloutResult:
     @property
     def fitness(self) -> torch.Tensor:
         """``[P]`` mean return over episodes; invalid members get ``-inf`` (ranked worst)."""
-        mean = self.returns.mean(dim=1)
-        return torch.where(self.invalid, torch.full_like(mean, -float("inf")), mean)
+        return self.member_fitness("mean")
+
+    def member_fitness(self, aggregate: str = "mean") -> torch.Tensor:
+        """``[P]`` fitness over each member's episodes: their ``mean`` return, or their ``min``, the
+        worst episode (a risk-averse objective: with several training conditions per member, a member
+        ranks by the condition it copes with worst); invalid members get ``-inf``."""
+        if aggregate == "mean":
+            value = self.returns.mean(dim=1)
+        elif aggregate == "min":
+            value = self.returns.min(dim=1).values
+        else:
+            raise PlasticRLError(f"unknown fitness aggregate {aggregate!r}; valid choices: mean, min")
+        return torch.where(self.invalid, torch.full_like(value, -float("inf")), value)
 
 
 def rollout(

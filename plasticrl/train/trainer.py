@@ -188,7 +188,7 @@ class ESTrainer:
             samples, es_state = self.algo.ask(state["es"])
             res = self.evaluator.evaluate(samples, E, derive_env_seed(cfg.seed, gen, _TRAIN_STREAM), state["obs_norm"],
                                           state["obs_norm"] is not None, self._train_options(gen))
-            fitness = res.fitness.to(samples.dtype)
+            fitness = res.member_fitness(cfg.train.fitness).to(samples.dtype)
             rollout_seconds = time.perf_counter() - t0
             es_state, info = self.algo.tell(es_state, samples, fitness)
             if state["obs_norm"] is not None:
