@@ -133,15 +133,11 @@ class ExperimentConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _shared_draw_needs_es(self) -> "ExperimentConfig":
+    def _member_options_need_es(self) -> "ExperimentConfig":
         if self.trainer != "es" and self.env.train_perturbation_draw == "shared":
             raise ValueError(f"env.train_perturbation_draw='shared' shares conditions among ES members; trainer "
                              f"{self.trainer!r} has none (valid choices there: per_row)")
-        return self
-
-    @model_validator(mode="after")
-    def _worst_episode_needs_episodes(self) -> "ExperimentConfig":
-        if self.train.fitness == "min" and self.trainer != "es":
+        if self.trainer != "es" and self.train.fitness == "min":
             raise ValueError(f"train.fitness='min' ranks ES members by their worst episode; trainer "
                              f"{self.trainer!r} has no members (valid choices there: mean)")
         if self.train.fitness == "min" and self.train.episodes_per_member < 2:

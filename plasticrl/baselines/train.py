@@ -19,8 +19,8 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
-from plasticrl.baselines.hyperparams import hyperparams, sb3_kwargs
-from plasticrl.errors import PlasticRLError
+from plasticrl.baselines.hyperparams import ALGOS, hyperparams, sb3_kwargs
+from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 #: eval episodes use seeds far from the training seeds so the score is on unseen initial states
@@ -48,7 +48,7 @@ def check_settings(algo: str, env_id: str, env_kwargs: dict[str, Any] | None = N
     fails with its valid choices before any run directory is made."""
     from plasticrl.envs import make_config
 
-    hyperparams(algo, env_id)
+    check_choice("algorithm", algo, ALGOS)
     make_config(env_id, **(env_kwargs or {}))
     if train_perturbation is not None:
         check_training_condition(env_id, train_perturbation)

@@ -12,8 +12,12 @@ import numpy as np
 import torch
 
 from plasticrl.agents.base import BatchedPolicy
-from plasticrl.errors import PlasticRLError
+from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
+
+
+#: ``train.fitness`` choices: how a member's ``[E]`` episode returns become one fitness
+_EPISODE_AGGREGATES = {"mean": lambda returns: returns.mean(dim=1), "min": lambda returns: returns.min(dim=1).values}
 
 
 @dataclass
@@ -47,12 +51,8 @@ class RolloutResult:
         """``[P]`` fitness over each member's episodes: their ``mean`` return, or their ``min``, the
         worst episode (a risk-averse objective: with several training conditions per member, a member
         ranks by the condition it copes with worst); invalid members get ``-inf``."""
-        if aggregate == "mean":
-            value = self.returns.mean(dim=1)
-        elif aggregate == "min":
-            value = self.returns.min(dim=1).values
-        else:
-            raise PlasticRLError(f"unknown fitness aggregate {aggregate!r}; valid choices: mean, min")
+        reduce = _EPISODE_AGGREGATES[check_choice("fitness aggregate", aggregate, _EPISODE_AGGREGATES)]
+        value = reduce(self.returns)
         return torch.where(self.invalid, torch.full_like(value, -float("inf")), value)
 
 
