@@ -1,7 +1,9 @@
 """Package discovery for the one `plasticrl` namespace (metadata lives in pyproject.toml).
 
 envs/ and agents/ are installed as plasticrl.envs and plasticrl.agents; their
-sub-packages are found here so a new sub-package never needs a manual listing.
+sub-packages are found here so a new sub-package never needs a manual listing. plasticrl/envs and
+plasticrl/agents are symlinks to them, only so that import-linter (which reads the plasticrl/ folder)
+sees the installed layout; packaging takes them from envs/ and agents/.
 """
 from setuptools import find_packages, setup
 
@@ -11,7 +13,8 @@ def _mapped(directory: str, prefix: str) -> list[str]:
 
 
 setup(
-    packages=find_packages(include=["plasticrl", "plasticrl.*"])
+    packages=find_packages(include=["plasticrl", "plasticrl.*"],
+                           exclude=["plasticrl.envs", "plasticrl.envs.*", "plasticrl.agents", "plasticrl.agents.*"])
     + _mapped("envs", "plasticrl.envs")
     + _mapped("agents", "plasticrl.agents"),
     package_data={"plasticrl.envs": ["assets/*.xml"], "plasticrl": ["py.typed"]},

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from plasticrl.plasticity.contrastive import (
+from plasticrl.studies.contrastive import (
     CHLConfig,
     CSDPConfig,
     chl_init,
@@ -24,7 +24,7 @@ from plasticrl.plasticity.contrastive import (
     csdp_train_epoch,
     load_digits_split,
 )
-from plasticrl.plasticity.phases import PhaseSchedule
+from plasticrl.studies.contrastive.phases import PhaseSchedule
 
 
 def _best(fn, repeats: int) -> dict:

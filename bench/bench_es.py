@@ -19,7 +19,7 @@ import time
 
 import torch
 
-from plasticrl.train.es import es_names, make_es
+from plasticrl.es import es_names, make_es
 
 
 def bench_one(name: str, population: int, dim: int, generations: int, device: str, dtype: torch.dtype) -> float:

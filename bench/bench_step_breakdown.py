@@ -1,6 +1,6 @@
 """Where one control step of the ES rollout spends its time, printed as JSON (microseconds per step).
 
-Runs the real ``plasticrl.train.rollout.rollout`` (HalfCheetah-v5, P = 64, plastic spiking BCM x
+Runs the real ``plasticrl.rollouts.loop.rollout`` (HalfCheetah-v5, P = 64, plastic spiking BCM x
 reward, hidden 64) with timers wrapped around the policy's ``act`` and ``learn``, the physics call
 of the engine (``pool.finish``), the task's observation and reward code and the env's step methods.
 What the wrappers do not cover is the rollout's own bookkeeping (observation copy and
@@ -31,8 +31,8 @@ from bench_train_loop import POLICIES  # noqa: E402  (the loop benchmark's polic
 
 from plasticrl.config import load_config  # noqa: E402
 from plasticrl.envs.engine import default_num_threads  # noqa: E402
-from plasticrl.train.evaluator import LocalEvaluator  # noqa: E402
-from plasticrl.train.rollout import rollout  # noqa: E402
+from plasticrl.trainers.evaluator import LocalEvaluator  # noqa: E402
+from plasticrl.rollouts.loop import rollout  # noqa: E402
 
 
 def _timed(obj, name: str, key: str, totals: dict[str, float]) -> None:

@@ -39,7 +39,7 @@ from bench_envs import Ceiling, ceiling_backend  # noqa: E402  (shared ceiling m
 from plasticrl.config import load_config  # noqa: E402
 from plasticrl.envs.engine import BatchPhysicsPool, PhysicsPool, default_num_threads  # noqa: E402
 from plasticrl.envs.vector import MujocoVectorEnv  # noqa: E402
-from plasticrl.train.trainer import ESTrainer  # noqa: E402
+from plasticrl.trainers.es import ESTrainer  # noqa: E402
 
 POLICIES = {
     "plastic_bcm_reward": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",

@@ -10,7 +10,7 @@ Data: ``load_digits`` (1797 8x8 images, no download), one stratified 80/20 split
 Prints Markdown tables and, with ``--json PATH``, writes the raw numbers.
 
 The flexible-phase table compares, per schedule, CSDP with two contrastive-Hebbian rules on
-the same network (``plasticrl.plasticity.contrastive.chl``): the Hebbian *co-activity* of
+the same network (``plasticrl.studies.contrastive.chl``): the Hebbian *co-activity* of
 each step (the earlier rule) and its *change* since the previous step (the differential
 rule, the default). Both decay eta by ``eta_decay`` per epoch.
 """
@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import torch
 
-from plasticrl.plasticity.contrastive import (
+from plasticrl.studies.contrastive import (
     CHLConfig,
     CSDPConfig,
     chl_init,
@@ -38,7 +38,7 @@ from plasticrl.plasticity.contrastive import (
     linear_probe,
     load_digits_split,
 )
-from plasticrl.plasticity.phases import PhaseSchedule
+from plasticrl.studies.contrastive.phases import PhaseSchedule
 
 EPOCHS = 5
 CHL_RULES = {  # column title -> config; the co-activity rule sums T steps per phase, so a smaller eta

@@ -5,11 +5,11 @@
     python examples/differentiable_plasticity.py --help
 
 The experiment itself (network, variants, training budget, table) lives in
-``plasticrl/gradient/experiment.py`` so that the CLI can run it too; the pieces it uses are
-``plasticrl.gradient.tasks`` (episodes), ``plasticrl.gradient.unroll`` (BPTT through the
-policy) and ``plasticrl.gradient.bptt`` (Adam, clipping, checkpoints, metrics).
+``plasticrl/studies/bptt/experiment.py`` so that the CLI can run it too; the pieces it uses are
+``plasticrl.studies.bptt.tasks`` (episodes), ``plasticrl.studies.bptt.unroll`` (BPTT through the
+policy) and ``plasticrl.studies.bptt.trainer`` (Adam, clipping, checkpoints, metrics).
 """
-from plasticrl.gradient.experiment import main
+from plasticrl.studies.bptt.experiment import main
 
 if __name__ == "__main__":
     main()

@@ -17,9 +17,9 @@ import torch
 
 from plasticrl.agents import make_policy
 from plasticrl.envs import make_vec
-from plasticrl.train.es import make_es
-from plasticrl.train.obs_norm import ObsNormalizer
-from plasticrl.train.rollout import rollout
+from plasticrl.es import make_es
+from plasticrl.rollouts.obs_norm import ObsNormalizer
+from plasticrl.rollouts.loop import rollout
 
 
 def main() -> None:

@@ -6,11 +6,11 @@
 Two data sets, sklearn's 8x8 digits binarised at 8 of 16 (64 visible units): *balanced*
 (digits 0, 1, 7, all images) and *imbalanced* (digits 0 and 1 at 90/10). On each:
 
-1. an RBM with 12 hidden units is trained by CD-5 (:func:`plasticrl.sampling.rbm.train_cd`);
+1. an RBM with 12 hidden units is trained by CD-5 (:func:`plasticrl.studies.sampling.rbm.train_cd`);
    the exact log-likelihood is computed by summing over the 2^12 hidden states;
 2. its weights are translated into a LIF network (76 neurons) through the activation fit
    (alpha, mu0) and fine-tuned by wake-sleep with LIF samples in the sleep phase
-   (:func:`plasticrl.sampling.wake_sleep.wake_sleep_finetune`);
+   (:func:`plasticrl.studies.sampling.wake_sleep.wake_sleep_finetune`);
 3. every sampler runs ``--chains`` chains from the same random training images:
    Gibbs and parallel tempering on the CD-trained RBM (one sample = one block-Gibbs sweep; a PT
    sample costs one sweep per temperature), i.i.d. samples of the RBM itself (exact, the
@@ -36,14 +36,14 @@ from pathlib import Path
 
 import torch
 
-from plasticrl.sampling import (
+from plasticrl.studies.sampling import (
     LIFSamplerParameters,
     boltzmann_to_lif,
     calibrate_activation,
     sample_lif,
 )
-from plasticrl.sampling.data import binarized_digits
-from plasticrl.sampling.mixing import (
+from plasticrl.studies.sampling.data import binarized_digits
+from plasticrl.studies.sampling.mixing import (
     categorical_kl,
     class_proportions,
     class_prototypes,
@@ -51,19 +51,19 @@ from plasticrl.sampling.mixing import (
     distance_to_data,
     switches_per_1000,
 )
-from plasticrl.sampling.rbm import (
+from plasticrl.studies.sampling.rbm import (
     CDConfig,
     log_likelihood,
     rbm_to_boltzmann,
     sample_exact,
     train_cd,
 )
-from plasticrl.sampling.tempering import (
+from plasticrl.studies.sampling.tempering import (
     geometric_betas,
     gibbs_sample,
     parallel_tempering,
 )
-from plasticrl.sampling.wake_sleep import WakeSleepConfig, wake_sleep_finetune
+from plasticrl.studies.sampling.wake_sleep import WakeSleepConfig, wake_sleep_finetune
 from plasticrl.snn.stp import STPParameters
 
 DATASETS = {

@@ -40,7 +40,7 @@ def test_sb3_batched_eval_matches_single_env_loop(ppo_run):
 
     import plasticrl.envs  # noqa: F401
     from plasticrl.agents.sb3 import SB3Controller
-    from plasticrl.eval.batch import run_batch
+    from plasticrl.rollouts.batch import run_batch
 
     ctrl = SB3Controller.load(ppo_run / "model.zip")
     got = run_batch(ctrl, ENV, [("nominal", None), ("heavy", [{"name": "mass_scale", "scale": 2.0}])], 2, 11, KW)
@@ -65,7 +65,7 @@ def test_sb3_batched_eval_matches_single_env_loop(ppo_run):
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
 def test_off_policy_baselines_and_zip_without_sidecar(algo, tmp_path):
-    from plasticrl.baselines import train_baseline
+    from plasticrl.trainers.sb3 import train_baseline
 
     path = train_baseline(algo, ENV, 60, tmp_path / algo, env_kwargs=KW, train_perturbation="train",
                           overrides={"learning_starts": 20, "batch_size": 16, "buffer_size": 500}, eval_every=60,
@@ -109,9 +109,9 @@ def _rows(run):
 def test_baseline_checkpoint_resume_after_crash_and_best_model(tmp_path, monkeypatch):
     """A crash after two evaluations loses nothing: resume continues from the checkpoint to the budget,
     metrics keep one row per evaluation, and best_model.zip is the model of the best evaluation."""
-    import plasticrl.baselines.train as bt
-    from plasticrl.baselines import train_baseline
-    from plasticrl.baselines.train import read_checkpoint
+    import plasticrl.trainers.sb3.trainer as bt
+    from plasticrl.trainers.sb3 import train_baseline
+    from plasticrl.trainers.sb3.trainer import read_checkpoint
 
     run = tmp_path / "sac"
     kw = dict(env_kwargs=KW, overrides={"learning_starts": 20, "batch_size": 16, "buffer_size": 500},
@@ -168,7 +168,7 @@ class _RecordingEnv(gym.Env):
 
 
 def test_training_conditions_draw_like_the_es_trainer_or_fix_one():
-    from plasticrl.baselines.train import TrainingConditions
+    from plasticrl.trainers.sb3.trainer import TrainingConditions
     from plasticrl.envs import sample_damage, sample_train
 
     for name, sampler in (("damage", sample_damage), ("train", sample_train)):
@@ -188,7 +188,7 @@ def test_training_conditions_draw_like_the_es_trainer_or_fix_one():
 
 
 def test_training_conditions_reject_bad_values_before_training(tmp_path):
-    from plasticrl.baselines.train import TrainingConditions
+    from plasticrl.trainers.sb3.trainer import TrainingConditions
     from plasticrl.errors import PlasticRLError
 
     with pytest.raises(PlasticRLError, match=r"'damag'; valid choices: train, damage or one perturbation"):
@@ -204,7 +204,7 @@ def test_training_conditions_reject_bad_values_before_training(tmp_path):
 def test_baseline_under_damage_records_it_and_old_runs_resume_with_their_setting(tmp_path):
     import yaml
 
-    from plasticrl.baselines.train import saved_settings
+    from plasticrl.trainers.sb3.trainer import saved_settings
 
     out = tmp_path / "sac"
     res = CliRunner().invoke(app, ["baseline", "--algo", "sac", "--env", ENV, "--steps", "40", "--out", str(out),

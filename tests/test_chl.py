@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.plasticity.contrastive import (
+from plasticrl.studies.contrastive import (
     CHLConfig,
     CHLParams,
     chl_init,
@@ -15,7 +15,7 @@ from plasticrl.plasticity.contrastive import (
     chl_train,
     chl_train_epoch,
 )
-from plasticrl.plasticity.phases import PhaseSchedule
+from plasticrl.studies.contrastive.phases import PhaseSchedule
 
 
 def sig(v: float) -> float:
@@ -161,7 +161,7 @@ def test_negative_epochs_are_refused():
 @pytest.fixture(scope="module")
 def digits():
     pytest.importorskip("sklearn")
-    from plasticrl.plasticity.contrastive import load_digits_split
+    from plasticrl.studies.contrastive import load_digits_split
     torch.set_num_threads(1)
     return load_digits_split(0)
 

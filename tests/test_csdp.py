@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.plasticity.contrastive.negatives import corrupt_inputs, make_negatives, mix_inputs, wrong_labels
+from plasticrl.studies.contrastive.negatives import corrupt_inputs, make_negatives, mix_inputs, wrong_labels
 from plasticrl.plasticity.csdp import (
     contrastive_signal,
     csdp_update,

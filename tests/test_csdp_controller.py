@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from plasticrl.agent import load, save_agent
+from plasticrl.rollouts.saved_agent import load, save_agent
 from plasticrl.agents import PlasticSpikingPolicy, parse_policy_config
 from plasticrl.errors import PlasticRLError
 from plasticrl.plasticity.csdp import csdp_update

@@ -5,7 +5,7 @@ import torch
 pytest.importorskip("sklearn")
 
 from plasticrl.errors import PlasticRLError  # noqa: E402
-from plasticrl.plasticity.contrastive import (  # noqa: E402
+from plasticrl.studies.contrastive import (  # noqa: E402
     CHLConfig,
     CSDPConfig,
     chl_init,
@@ -18,7 +18,7 @@ from plasticrl.plasticity.contrastive import (  # noqa: E402
     load_digits_split,
 )
 from plasticrl.plasticity.csdp import goodness_probability  # noqa: E402
-from plasticrl.plasticity.phases import PhaseSchedule  # noqa: E402
+from plasticrl.studies.contrastive.phases import PhaseSchedule  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_self_supervised_csdp_separates_positives_from_negatives(digits):
     x = digits.x_train[:640]
     params = csdp_train_epoch(params, cfg, x, digits.y_train[:640],
                               PhaseSchedule("periodic", cfg.steps, cfg.steps), g, train_readout=False)
-    from plasticrl.plasticity.contrastive import mix_inputs
+    from plasticrl.studies.contrastive import mix_inputs
     xt = digits.x_test[:200]
     _, good_pos = csdp_features(params, cfg, xt, g)
     _, good_neg = csdp_features(params, cfg, mix_inputs(xt, g), g)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.train.es import CMAES, SepCMAES, make_es
+from plasticrl.es import CMAES, SepCMAES, make_es
 
 F64 = torch.float64
 
@@ -70,7 +70,7 @@ def test_errors_are_plasticrl_errors():
 def test_batched_sampling_matches_the_library_ask():
     import numpy as np
 
-    from plasticrl.train.es.cma import _restore
+    from plasticrl.es.cma import _restore
 
     algo = make_es("cma_es", 6, sigma=0.4, population_size=8)
     state = algo.init(torch.linspace(-1, 1, 6, dtype=F64), seed=2)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from plasticrl.train.es import ALGORITHMS, ESAlgorithm, es_names, make_es
+from plasticrl.es import ALGORITHMS, ESAlgorithm, es_names, make_es
 
 F64 = torch.float64
 

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 import torch
 
-from plasticrl.train.es import OpenAIES, OpenAIESState
+from plasticrl.es import OpenAIES, OpenAIESState
 
 F64 = torch.float64
 

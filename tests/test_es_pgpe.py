@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from plasticrl.train.es import PGPE
+from plasticrl.es import PGPE
 
 F64 = torch.float64
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from plasticrl.train.es import Schedule, adam_step, as_schedule, centered_ranks, clipup_step
+from plasticrl.es import Schedule, adam_step, as_schedule, centered_ranks, clipup_step
 
 NAN, INF = float("nan"), float("inf")
 

@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from plasticrl.cli import app
-from plasticrl.eval.experiment import load_spec
+from plasticrl.experiments.comparison import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["train.generations=2", "es.params.population_size=4", "train.eval_every=1", "train.eval_episodes=1",
@@ -81,8 +81,8 @@ def test_tiny_experiment_end_to_end_and_rerun_skips(tmp_path, monkeypatch):
 
 
 def test_a_baseline_may_set_its_own_training_perturbation(tmp_path, monkeypatch):
-    import plasticrl.baselines
-    from plasticrl.eval.experiment import ExperimentSpec, _train_sb3
+    import plasticrl.trainers.sb3
+    from plasticrl.experiments.comparison import ExperimentSpec, _train_sb3
 
     seen = {}
 
@@ -91,7 +91,7 @@ def test_a_baseline_may_set_its_own_training_perturbation(tmp_path, monkeypatch)
         Path(run_dir).mkdir(parents=True)
         (Path(run_dir) / "best_model.zip").write_bytes(b"")
 
-    monkeypatch.setattr(plasticrl.baselines, "train_baseline", fake_train)
+    monkeypatch.setattr(plasticrl.trainers.sb3, "train_baseline", fake_train)
     spec = ExperimentSpec.model_validate({
         "name": "x", "env": {"id": "Ant-v5", "train_perturbation": "train"}, "agents": {},
         "baselines": {"inherits": {"algo": "sac", "steps": 10}, "damaged": {"algo": "sac", "steps": 10,
@@ -103,8 +103,8 @@ def test_a_baseline_may_set_its_own_training_perturbation(tmp_path, monkeypatch)
 
 
 def test_an_agent_may_set_its_own_seed_and_training_perturbation(tmp_path, monkeypatch):
-    import plasticrl.train.trainer
-    from plasticrl.eval.experiment import ExperimentSpec, _train_es
+    import plasticrl.trainers.es
+    from plasticrl.experiments.comparison import ExperimentSpec, _train_es
 
     seen = {}
 
@@ -116,7 +116,7 @@ def test_an_agent_may_set_its_own_seed_and_training_perturbation(tmp_path, monke
         def train(self, resume=False):
             pass
 
-    monkeypatch.setattr(plasticrl.train.trainer, "ESTrainer", FakeTrainer)
+    monkeypatch.setattr(plasticrl.trainers.es, "ESTrainer", FakeTrainer)
     config = str(ROOT / "configs" / "halfcheetah" / "bcm_modulated.yaml")
     spec = ExperimentSpec.model_validate({
         "name": "x", "seed": 3, "env": {"id": "Hopper-v5", "train_perturbation": "train",

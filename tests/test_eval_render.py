@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 import torch
 
-from plasticrl.agent import save_agent
+from plasticrl.rollouts.saved_agent import save_agent
 from plasticrl.agents import make_policy
 from plasticrl.cli import app
 from plasticrl.envs import make_vec

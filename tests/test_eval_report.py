@@ -8,7 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from plasticrl.agent import save_agent
+from plasticrl.rollouts.saved_agent import save_agent
 from plasticrl.agents import make_policy
 from plasticrl.cli import app
 from plasticrl.envs import make_vec
@@ -37,8 +37,8 @@ def agent_file(tmp_path_factory):
 def test_batched_rows_match_the_reference_evaluator(agent_file):
     """Rows of a mixed batch give the same returns as each condition run alone (paired seeds)."""
     import plasticrl
-    from plasticrl.eval.batch import run_batch
-    from plasticrl.eval.controllers import load_controller
+    from plasticrl.rollouts.batch import run_batch
+    from plasticrl.rollouts.controllers import load_controller
     from plasticrl.eval.robustness import evaluate_conditions
 
     conds = {"nominal": None, "heavy": [{"name": "mass_scale", "scale": 2.5}],
@@ -130,7 +130,7 @@ def test_report_rebuilds_eval_and_draws_training_curves(agent_file, tmp_path):
 
 
 def test_frozen_twins_keep_their_weights_and_are_reported_beside_the_agent(tmp_path):
-    from plasticrl.eval.controllers import frozen_twins, load_controller
+    from plasticrl.rollouts.controllers import frozen_twins, load_controller
 
     plastic = _tiny_agent(tmp_path / "plastic.pt", kind="plastic_spiking")
     linear = _tiny_agent(tmp_path / "linear.pt")
@@ -208,8 +208,8 @@ def test_obs_std_floor_at_evaluation_replaces_the_saved_one_and_is_reported(tmp_
     entry that never varied in training no longer saturates the input."""
     import plasticrl
     from plasticrl.errors import PlasticRLError
-    from plasticrl.eval.controllers import frozen_twins, load_controller
-    from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
+    from plasticrl.rollouts.controllers import frozen_twins, load_controller
+    from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 
     env = make_vec(ENV, 1)
     cfg = {"kind": "plastic_spiking", "hidden": [8], "plasticity": {"rule": "bcm", "modulation": "rpe"}}
@@ -254,8 +254,8 @@ def test_obs_std_floor_at_evaluation_replaces_the_saved_one_and_is_reported(tmp_
 def test_return_beyond_the_survival_bonus_on_a_task_that_pays_one(tmp_path):
     """Hopper pays 1 per healthy step: the survival part of a return is (length - 1) for an episode
     that ended by falling (the terminal step is unhealthy) and the length for one cut by the cap."""
-    from plasticrl.eval.batch import run_batch
-    from plasticrl.eval.controllers import load_controller
+    from plasticrl.rollouts.batch import run_batch
+    from plasticrl.rollouts.controllers import load_controller
 
     env = make_vec("Hopper-v5", 1)
     policy = make_policy({"kind": "linear"}, env.single_observation_space, env.single_action_space)
@@ -306,7 +306,7 @@ def _hand_result(agents, rows):
 
 
 def test_summary_mean_held_out_return_against_hand_values():
-    from plasticrl.eval.report import markdown
+    from plasticrl.report.writer import markdown
 
     # held out: a and b average 50 / 45 (episodes 0 / 1), 47.5 in all; two episodes, so a resample's mean is
     # 50, 47.5 or 45 and the 95% percentile interval spans [45, 50]
@@ -322,7 +322,7 @@ def test_summary_mean_held_out_return_against_hand_values():
 
 def test_plasticity_effect_against_hand_values():
     from plasticrl.eval.plasticity_effect import plasticity_effect
-    from plasticrl.eval.report import markdown
+    from plasticrl.report.writer import markdown
 
     result = _hand_result(
         ["p", "s", "p/frozen"],

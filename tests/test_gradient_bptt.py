@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.gradient import BPTTConfig, BPTTTrainer, CueAssociationTask, build_policy, initial_genome_with
+from plasticrl.studies.bptt import BPTTConfig, BPTTTrainer, CueAssociationTask, build_policy, initial_genome_with
 
 # Pinned rather than taken from the policy defaults, so the learning test does not drift with them.
 NETWORK = {"hidden": [16], "substeps": 4, "input_init_gain": 2.0, "output_init_gain": 0.5, "zero_output_init": True,
@@ -95,7 +95,7 @@ def test_a_step_with_a_non_finite_gradient_is_skipped_and_leaves_the_genome_alon
 
 
 def test_the_readme_table_script_runs_end_to_end(tmp_path):
-    from plasticrl.gradient.experiment import main
+    from plasticrl.studies.bptt.experiment import main
 
     summary = main(["--steps", "2", "--variants", "abcd+mod", "static", "--eval-batch", "8",
                     "--eval-noise", "0", "0.5", "--out", str(tmp_path)])

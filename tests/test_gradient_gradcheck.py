@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import plasticrl.snn.neurons as neurons
-from plasticrl.gradient import CueAssociationTask, build_policy, unroll
+from plasticrl.studies.bptt import CueAssociationTask, build_policy, unroll
 from plasticrl.plasticity import (
     bcm_threshold_step,
     bcm_update,

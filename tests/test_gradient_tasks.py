@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.gradient import CueAssociationTask, PatternCompletionTask, make_task
+from plasticrl.studies.bptt import CueAssociationTask, PatternCompletionTask, make_task
 
 
 def gen(seed=0):

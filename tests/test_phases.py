@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.plasticity.phases import PhaseSchedule, periodic_phases, segment_lengths
+from plasticrl.studies.contrastive.phases import PhaseSchedule, periodic_phases, segment_lengths
 
 N = 200_000  # long enough that the sampling error of the means below is well under 2 %
 

@@ -201,7 +201,7 @@ def test_default_kernel_is_torch():
 def test_rollout_returns_match():
     from plasticrl.agents import make_policy
     from plasticrl.envs import make_vec
-    from plasticrl.train.rollout import rollout
+    from plasticrl.rollouts.loop import rollout
 
     population, episodes = 3, 2
     results = []

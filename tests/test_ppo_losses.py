@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.gradient.gae import gae
-from plasticrl.gradient.ppo_loss import (
+from plasticrl.trainers.ppo.gae import gae
+from plasticrl.trainers.ppo.loss import (
     clipped_surrogate,
     gaussian_entropy,
     gaussian_log_prob,

@@ -11,8 +11,8 @@ import plasticrl
 from plasticrl.cli import app
 from plasticrl.config import load_config
 from plasticrl.errors import PlasticRLError
-from plasticrl.gradient.ppo import PPOTrainer
-from plasticrl.gradient.ppo_loss import gaussian_log_prob
+from plasticrl.trainers.ppo.trainer import PPOTrainer
+from plasticrl.trainers.ppo.loss import gaussian_log_prob
 
 BASE = [
     "trainer=ppo", "env.id=InvertedPendulum-v5", "policy.hidden=[16]", "policy.plasticity.modulation=rpe",

@@ -6,7 +6,7 @@ import torch
 
 from plasticrl.agents import make_policy
 from plasticrl.envs import make_vec
-from plasticrl.train.rollout import rollout
+from plasticrl.rollouts.loop import rollout
 
 
 def reference_episode(policy_cfg, genome_row, env_id, seed, max_steps):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.sampling import (
+from plasticrl.studies.sampling import (
     LIFSamplerParameters,
     all_states,
     boltzmann_distribution,

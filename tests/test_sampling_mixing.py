@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.sampling import (
+from plasticrl.studies.sampling import (
     LIFSamplerParameters,
     boltzmann_distribution,
     boltzmann_to_lif,
@@ -14,10 +14,10 @@ from plasticrl.sampling import (
     kl_divergence,
     sample_lif,
 )
-from plasticrl.sampling.data import bars_and_stripes, binarized_digits
-from plasticrl.sampling.lif_sampler import lif_sampler_initial_state, lif_sampler_step
-from plasticrl.sampling.mixing import class_prototypes, classify, switches_per_1000
-from plasticrl.sampling.rbm import (
+from plasticrl.studies.sampling.data import bars_and_stripes, binarized_digits
+from plasticrl.studies.sampling.lif_sampler import lif_sampler_initial_state, lif_sampler_step
+from plasticrl.studies.sampling.mixing import class_prototypes, classify, switches_per_1000
+from plasticrl.studies.sampling.rbm import (
     RBM,
     CDConfig,
     cd_gradient,
@@ -29,12 +29,12 @@ from plasticrl.sampling.rbm import (
     rbm_to_boltzmann,
     train_cd,
 )
-from plasticrl.sampling.tempering import (
+from plasticrl.studies.sampling.tempering import (
     geometric_betas,
     gibbs_sample,
     parallel_tempering,
 )
-from plasticrl.sampling.wake_sleep import WakeSleepConfig, wake_sleep_finetune
+from plasticrl.studies.sampling.wake_sleep import WakeSleepConfig, wake_sleep_finetune
 from plasticrl.snn.stp import STPParameters, stp_train_efficacies
 
 torch.set_num_threads(1)

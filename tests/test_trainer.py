@@ -18,9 +18,10 @@ from plasticrl.cli import app
 from plasticrl.config import load_config
 from plasticrl.errors import PlasticRLError
 from plasticrl.io import torch_load
-from plasticrl.train.obs_norm import ObsBatchMoments, ObsNormalizer
-from plasticrl.train.es.base import derive_env_seed
-from plasticrl.train.trainer import _EVAL_STREAM, ESTrainer
+from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
+from plasticrl.seeding import derive_env_seed
+from plasticrl.seeding import Stream
+from plasticrl.trainers.es import ESTrainer
 
 TINY = [
     "env.id=InvertedPendulum-v5", "env.max_episode_steps=60", "policy.hidden=[8]",
@@ -115,7 +116,7 @@ def test_trained_agent_drives_a_plain_gymnasium_env_like_the_evaluation(tmp_path
     agent = plasticrl.load(tmp_path / "run")  # a run directory loads its best agent
     assert agent.metadata["generation"] == result.best_generation
     env = gym.make("InvertedPendulum-v5", max_episode_steps=60)
-    seed = derive_env_seed(cfg.seed, 0, _EVAL_STREAM)
+    seed = derive_env_seed(cfg.seed, 0, Stream.ES_EVAL_ENV)
     returns = []
     for episode in range(cfg.train.eval_episodes):
         obs, _ = env.reset(seed=seed + episode)
@@ -244,7 +245,7 @@ def test_physics_backends_train_identically(tmp_path):
 
 
 def test_shard_bounds_cover_population_contiguously():
-    from plasticrl.distributed import shard_bounds
+    from plasticrl.trainers.ray_evaluator import shard_bounds
 
     assert shard_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
     assert shard_bounds(2, 5) == [(0, 1), (1, 2)]
@@ -283,15 +284,15 @@ def test_domain_randomisation_draws_per_row_and_generation_and_changes_training(
 
 def test_shared_draw_gives_every_member_the_same_conditions_per_episode_slot(tmp_path):
     from plasticrl.envs import sample_damage
-    from plasticrl.train.es.base import derive_seed
-    from plasticrl.train.trainer import _DR_STREAM
+    from plasticrl.seeding import derive_seed
+    from plasticrl.seeding import Stream
 
     cfg = tiny("env.id=HalfCheetah-v5", "env.max_episode_steps=20", "env.train_perturbation=damage",
                "env.train_perturbation_draw=shared", "train.episodes_per_member=2")
     trainer = ESTrainer(cfg, tmp_path / "shared")
     rows = trainer._train_options(3)["perturbations"]
     assert len(rows) == 16  # 8 members x 2 episodes, row m * 2 + e
-    reference = sample_damage("HalfCheetah-v5", 2, np.random.default_rng(derive_seed(cfg.seed, 3, _DR_STREAM)))
+    reference = sample_damage("HalfCheetah-v5", 2, np.random.default_rng(derive_seed(cfg.seed, 3, Stream.ES_TRAIN_PERTURBATION)))
     assert rows == reference * 8  # draw e for every member's episode e, drawn as the distribution draws
     default = ESTrainer(tiny("env.id=HalfCheetah-v5", "env.max_episode_steps=20", "env.train_perturbation=damage",
                              "train.episodes_per_member=2"), tmp_path / "per_row")
@@ -311,7 +312,7 @@ def test_shared_draw_is_refused_for_ppo():
 def test_worst_episode_fitness_hand_values_and_what_the_search_is_told(tmp_path, monkeypatch):
     """``train.fitness: min`` ranks a member by its worst episode: hand values on a result, and in a
     real generation the ES is told exactly the per-member minimum of the rollout's returns."""
-    from plasticrl.train.rollout import RolloutResult
+    from plasticrl.rollouts.loop import RolloutResult
 
     res = RolloutResult(returns=torch.tensor([[1.0, 3.0], [5.0, 2.0], [4.0, 4.0]]),
                         lengths=torch.ones(3, 2, dtype=torch.long), invalid=torch.tensor([False, False, True]),
@@ -345,7 +346,7 @@ def test_worst_episode_fitness_is_refused_where_it_means_nothing():
 
 
 def test_shipped_experiment_configs_validate_and_point_at_shipped_configs():
-    from plasticrl.eval.experiment import load_spec
+    from plasticrl.experiments.comparison import load_spec
 
     root = Path(__file__).resolve().parents[1]
     paths = sorted((root / "configs" / "experiments").glob("*.yaml"))

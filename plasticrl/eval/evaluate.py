@@ -22,8 +22,8 @@ import numpy as np
 
 from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.eval.adaptation import adaptation_curve, switch_step
-from plasticrl.eval.batch import DEFAULT_MAX_ROWS, run_batch
-from plasticrl.eval.controllers import Controller
+from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS, run_batch
+from plasticrl.rollouts.controllers import Controller
 from plasticrl.eval.plasticity_effect import plasticity_effect
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
@@ -149,3 +149,8 @@ def _default_horizon(env_id: str) -> int:
 
     spec = gym.spec(env_id if "/" in env_id else f"plasticrl/{env_id}")
     return int(spec.max_episode_steps or 1000)
+
+
+def has_beyond_survival(result: dict[str, Any]) -> bool:
+    """Whether the result also holds retained fractions of the return beyond the survival bonus."""
+    return any(r.get("retained_beyond_survival") is not None for r in result["rows"])

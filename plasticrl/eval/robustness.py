@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from plasticrl.agent import Agent
-from plasticrl.train.rollout import rollout
+from plasticrl.rollouts.saved_agent import Agent
+from plasticrl.rollouts.loop import rollout
 
 
 @dataclass

@@ -7,7 +7,6 @@ from plasticrl.plasticity.csdp import (
     goodness_probability,
     readout_update,
 )
-from plasticrl.plasticity.phases import SCHEDULE_KINDS, PhaseSchedule, periodic_phases, random_phases, segment_lengths
 from plasticrl.plasticity.bounds import BOUND_KINDS, bound_weights, clip_weights, normalise_by_max
 from plasticrl.plasticity.hebbian import hebbian_abcd_update
 from plasticrl.plasticity.modulation import (
@@ -23,8 +22,8 @@ from plasticrl.plasticity.rules import RULES, RuleSpec, get_rule, rule_delta
 from plasticrl.plasticity.sharing import SHARING_LEVELS, coefficient_shape
 
 __all__ = [
-    "PhaseSchedule", "SCHEDULE_KINDS", "contrastive_signal", "csdp_update", "goodness", "goodness_probability",
-    "periodic_phases", "random_phases", "readout_update", "segment_lengths",
+    "contrastive_signal", "csdp_update", "goodness", "goodness_probability",
+    "readout_update",
     "BOUND_KINDS", "MODULATION_SOURCES", "MODULATOR_SCOPES", "RULES", "RuleSpec", "SHARING_LEVELS",
     "bcm_threshold_step", "bcm_update", "bound_weights", "clip_weights", "coefficient_shape",
     "eligibility_step", "get_rule", "hebbian_abcd_update", "modulate", "modulatory_neurons",

@@ -1,0 +1,277 @@
+"""Command-line interface: ``plasticrl <command> --help`` documents each command."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from plasticrl.errors import PlasticRLError
+
+app = typer.Typer(
+    help="plasticrl: reinforcement learning with plastic spiking controllers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+def _load_yaml(path: Path) -> dict:
+    if not path.is_file():
+        _fail(f"config file {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        _fail(f"config file {str(path)!r} must hold a mapping at the top level, not {type(data).__name__}")
+    return data
+
+
+@app.command()
+def demo(
+    args: Optional[list[str]] = typer.Argument(
+        None, help="Optional CONFIG.yaml (default: the embedded demo) and key=value overrides."),
+    out: Path = typer.Option(Path("runs"), help="Base directory for the run directory."),
+    episodes: int = typer.Option(5, help="Paired episodes per robustness condition."),
+    wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online or disabled."),
+) -> None:
+    """The main job: train a plastic spiking controller briefly, then test it under perturbations."""
+    from plasticrl.config import load_config
+    from plasticrl.experiments.demo import demo_config, run_demo
+
+    args = list(args or [])
+    if wandb_mode is not None:
+        args.append(f"logging.wandb.mode={wandb_mode}")
+    try:
+        if args and "=" not in args[0]:
+            path = Path(args.pop(0))
+            cfg = load_config(path, args)
+        else:
+            cfg = demo_config(args)
+        console.print(f"[bold]demo[/]: {cfg.env.id}, {cfg.policy.kind} "
+                      f"({getattr(getattr(cfg.policy, 'plasticity', None), 'rule', '-')}), "
+                      f"{cfg.es.algorithm}, {cfg.train.generations} generations")
+        progress = _TrainProgress(cfg.train.generations) if cfg.logging.progress else None
+        if progress:
+            progress.start(None)
+        try:
+            result, robustness, run_dir = run_demo(cfg, out, episodes=episodes,
+                                                   on_generation=progress.update if progress else None)
+        finally:
+            if progress:
+                progress.stop()
+    except PlasticRLError as exc:
+        _fail(str(exc))
+    console.print(f"trained: best centre return {result.best_eval_return:.1f} (generation {result.best_generation}), "
+                  f"{result.env_steps} env steps; run directory {run_dir}")
+    nominal = next((r.mean for r in robustness if r.perturbation is None), None)
+    table = Table(title=f"robustness of the best agent ({episodes} paired episodes per condition)")
+    for col in ("condition", "mean return", "std", "change vs nominal"):
+        table.add_column(col, justify="left" if col == "condition" else "right")
+    for r in robustness:
+        rel = "-" if nominal is None else f"{r.mean - nominal:+.1f}"
+        table.add_row(r.name, f"{r.mean:.1f}", f"{r.std:.1f}", rel)
+    console.print(table)
+    console.print(f"written: {run_dir / 'robustness.json'}, {run_dir / 'metrics.jsonl'}, agents and W&B run")
+
+
+_RESUME_OVERRIDABLE = ("train.generations", "train.max_env_steps", "train.eval_every", "train.checkpoint_every",
+                       "logging.", "distributed.")
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    args: Optional[list[str]] = typer.Argument(
+        None, help="CONFIG.yaml followed by key=value overrides (e.g. es.params.population_size=128)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    out: Optional[Path] = typer.Option(None, help="Base directory for new runs (default: logging.dir)."),
+    wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online or disabled."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="local (default) or ray."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Existing Ray cluster (implies ray)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+) -> None:
+    """Train with evolution strategies (or recurrent PPO: trainer=ppo); --resume continues a killed run exactly."""
+    from plasticrl.config import load_config, parse_overrides
+    from plasticrl.trainers.runs import new_run_dir, read_run_config
+    from plasticrl.trainers.train import make_trainer
+
+    args = list(args or [])
+    config_path = None
+    if args and "=" not in args[0]:
+        config_path = Path(args.pop(0))
+    overrides = args
+    if wandb_mode is not None:
+        overrides.append(f"logging.wandb.mode={wandb_mode}")
+    if ray_address is not None:
+        overrides += ["distributed.backend=ray", f"distributed.address={ray_address}"]
+    elif backend is not None:
+        overrides.append(f"distributed.backend={backend}")
+    try:
+        if resume is not None:
+            if config_path is not None:
+                _fail("give either CONFIG or --resume RUN_DIR, not both (the run keeps its own config.yaml)")
+            for key, _ in parse_overrides(overrides):
+                if not key.startswith(_RESUME_OVERRIDABLE):
+                    _fail(f"override {key!r} would change the run being resumed; allowed on resume: "
+                          f"{', '.join(_RESUME_OVERRIDABLE)}*")
+            from plasticrl.config import config_to_dict, config_from_dict, set_dotted
+
+            data = config_to_dict(read_run_config(resume))
+            for key, value in parse_overrides(overrides):
+                set_dotted(data, key, value)
+            cfg = config_from_dict(data, "resumed config")
+            run_dir = resume
+        else:
+            cfg = load_config(config_path, overrides)
+            run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
+        console.print(f"run directory: {run_dir}")
+        progress = None if quiet or not cfg.logging.progress else _TrainProgress(cfg.train.generations)
+        trainer = make_trainer(cfg, run_dir, on_generation=progress.update if progress else None)
+        if progress:
+            progress.start(trainer)
+        try:
+            result = trainer.train(resume=resume is not None)
+        finally:
+            if progress:
+                progress.stop()
+    except PlasticRLError as exc:
+        _fail(str(exc))
+    console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
+                  f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
+                  f"final {result.final_eval_return:.1f}")
+    console.print(f"agents: {run_dir / 'best_agent.pt'}, {run_dir / 'final_agent.pt'}")
+
+
+class _TrainProgress:
+    """Progress bar with generation, best and mean fitness, env steps/s and ETA."""
+
+    def __init__(self, generations: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            TextColumn("gen"), MofNCompleteColumn(), BarColumn(),
+            TextColumn("best {task.fields[best]:>9}  mean {task.fields[mean]:>9}  eval {task.fields[eval]:>9}"),
+            TextColumn("{task.fields[sps]:>7} steps/s"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.generations = generations
+        self.task = None
+
+    def start(self, trainer=None) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=self.generations, best="-", mean="-", eval="-", sps="-")
+
+    def update(self, m: dict) -> None:
+        fields = {"best": f"{m['fitness_max']:.1f}", "mean": f"{m['fitness_mean']:.1f}",
+                  "sps": f"{m['env_steps_per_s']:.0f}"}
+        if "eval_return_mean" in m:
+            fields["eval"] = f"{m['eval_return_mean']:.1f}"
+        self.progress.update(self.task, completed=m["generation"], **fields)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@app.command()
+def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """List environments, perturbations with their parameters, and suites."""
+    import plasticrl.envs as penvs
+
+    catalog = penvs.catalog()
+    if as_json:
+        print(json.dumps(catalog, indent=2, default=str))
+        return
+    envs_table = Table(title="environments (natively batched; other Gymnasium ids use Gymnasium's vector env)")
+    for col in ("id", "obs", "act", "limb segments", "novel conditions"):
+        envs_table.add_column(col)
+    env_rows = catalog["envs"].items() if isinstance(catalog["envs"], dict) else [(e["id"], e) for e in catalog["envs"]]
+    for env_id, e in env_rows:
+        novel = e.get("suites", {}).get("novel", [])
+        envs_table.add_row(env_id, str(e.get("obs_dim", "")), str(e.get("action_dim", "")),
+                           ", ".join(e.get("segments", [])) or "-", str(len(novel)))
+    console.print(envs_table)
+    pert_table = Table(title="perturbations (compose as a list; start_step switches one on mid-episode)")
+    for col in ("name", "kind", "parameters (default)", "what it does"):
+        pert_table.add_column(col)
+    for p in catalog["perturbations"]:
+        params = ", ".join(f"{q['name']}={q['default']!r}" for q in p["params"] if q["name"] != "start_step")
+        pert_table.add_row(p["name"], p["kind"], params, p["doc"])
+    console.print(pert_table)
+    console.print(f"suites: {', '.join(catalog['suites'])}   (plasticrl envs --json for everything)")
+
+
+@app.command()
+def genome(
+    config: Optional[Path] = typer.Argument(None, help="YAML file with a 'policy' mapping (default policy if omitted)."),
+    env: str = typer.Option("HalfCheetah-v5", help="Environment whose spaces size the policy."),
+) -> None:
+    """Show a policy's parameter groups: the names that genome.search / genome.fix patterns match."""
+    from plasticrl.agents import make_policy
+    from plasticrl.envs import make_vec
+
+    policy_cfg = _load_yaml(config).get("policy", {}) if config else {}
+    vec = make_vec(env, 1)
+    try:
+        policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
+    except PlasticRLError as exc:
+        _fail(str(exc))
+    table = Table(title=f"genome: D = {policy.genome.dim} searched scalars")
+    for col in ("group", "shape", "count", "searched", "init"):
+        table.add_column(col)
+    for row in policy.genome.describe():
+        table.add_row(row["name"], str(row["shape"]), str(row["count"]), "yes" if row["searched"] else "fixed",
+                      row["init"])
+    console.print(table)
+
+
+@app.command()
+def bench(
+    name: Optional[str] = typer.Argument(None, help="Benchmark to run (file stem in bench/); all if omitted."),
+) -> None:
+    """Run the benchmarks in the source checkout's bench/ directory (each prints JSON)."""
+    bench_dir = Path(__file__).resolve().parents[2] / "bench"  # plasticrl/cli/app.py -> repo root
+    scripts = sorted(bench_dir.glob("bench_*.py")) if bench_dir.is_dir() else []
+    if not scripts:
+        _fail(f"no benchmarks found in {bench_dir}; benchmarks live in a source checkout of plasticrl")
+    valid = [s.stem for s in scripts]
+    if name is not None:
+        if name not in valid and f"bench_{name}" not in valid:
+            _fail(f"unknown benchmark {name!r}; valid choices: {', '.join(valid)}")
+        scripts = [s for s in scripts if s.stem in (name, f"bench_{name}")]
+    for script in scripts:
+        console.print(f"[bold]{script.stem}[/]")
+        code = subprocess.call([sys.executable, str(script)])
+        if code != 0:
+            raise typer.Exit(code)
+
+
+def _register_plugins() -> None:
+    # Evaluation, reports, baselines and rendering live in their own module (issue 5).
+    import importlib.util
+
+    if importlib.util.find_spec("plasticrl.cli.evaluation") is None:
+        return
+    from plasticrl.cli.evaluation import register
+
+    register(app)
+
+
+_register_plugins()
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

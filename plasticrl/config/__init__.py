@@ -1,0 +1,27 @@
+"""Validated run configuration: the experiment config (env, policy, ES, train, logging) and PPO's.
+
+``load_config(path, overrides)`` reads a YAML file and ``key=value`` overrides into an
+:class:`ExperimentConfig`; ``config_to_dict`` / ``config_from_dict`` round-trip it.
+"""
+from plasticrl.config.experiment import (
+    WANDB_MODES,
+    DistributedConfig,
+    EnvConfig,
+    ESConfig,
+    ExperimentConfig,
+    LoggingConfig,
+    TrainConfig,
+    WandbConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_overrides,
+    set_dotted,
+)
+from plasticrl.config.ppo import PPOConfig, parse_ppo_config
+
+__all__ = [
+    "WANDB_MODES", "DistributedConfig", "ESConfig", "EnvConfig", "ExperimentConfig", "LoggingConfig",
+    "PPOConfig", "TrainConfig", "WandbConfig", "config_from_dict", "config_to_dict", "load_config",
+    "parse_overrides", "parse_ppo_config", "set_dotted",
+]

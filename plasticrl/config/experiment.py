@@ -1,0 +1,259 @@
+"""Experiment configuration: one validated YAML document per run, with dotted overrides.
+
+``load_config("configs/halfcheetah/bcm.yaml", ["es.population_size=128", "train.generations=50"])``
+reads the file, applies the overrides (values parsed as YAML, so ``true``, ``1e-3`` and
+``[64, 64]`` work), validates everything and returns an :class:`ExperimentConfig`. Unknown keys
+and bad values raise :class:`~plasticrl.errors.PlasticRLError` naming the key, the value and,
+where the field has a fixed set of values, the valid choices.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from plasticrl.agents.config import PolicyConfig
+from plasticrl.errors import PlasticRLError
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnvConfig(_Strict):
+    id: str = "HalfCheetah-v5"
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Gymnasium keyword arguments of the task")
+    max_episode_steps: Optional[int] = Field(None, gt=0, description="cap on control steps per episode")
+    train_perturbation: Optional[Any] = Field(
+        None, description="'train' (the env's domain-randomisation distribution, redrawn per row and generation), "
+                          "'damage' (damage to limbs the novel suite leaves intact, redrawn likewise) "
+                          "or one perturbation (name, dict or list) applied to every training episode",
+    )
+    train_perturbation_draw: Literal["per_row", "shared"] = Field(
+        "per_row", description="for 'train' and 'damage': 'per_row' draws a condition for every training episode "
+                               "of every member; 'shared' draws episodes_per_member conditions per generation and "
+                               "gives every member the same ones (common random numbers: members are ranked on "
+                               "equal terms instead of on which condition each happened to draw; ES trainer only)",
+    )
+    physics_backend: Literal["auto", "batch", "threads"] = Field(
+        "auto", description="MuJoCo stepping: 'batch' (mujoco.batch, MuJoCo >= 4), 'threads' (mj_step per "
+                            "instance on Python threads) or 'auto' (batch unless the task needs contact forces); "
+                            "same trajectories either way",
+    )
+
+
+class ESConfig(_Strict):
+    algorithm: str = "openai_es"
+    params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters of the algorithm")
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        from plasticrl.es import es_names
+
+        if value not in es_names():
+            raise ValueError(f"unknown ES algorithm {value!r}; valid choices: {', '.join(es_names())}")
+        return value
+
+
+class TrainConfig(_Strict):
+    generations: int = Field(100, ge=1)
+    episodes_per_member: int = Field(1, ge=1)
+    fitness: Literal["mean", "min"] = Field("mean", description="a member's fitness over its episodes: the mean "
+                                                                 "return, or the worst episode's (risk-averse; "
+                                                                 "give episodes_per_member > 1)")
+    eval_every: int = Field(10, ge=1, description="evaluate the centre every k generations (and at the end)")
+    eval_episodes: int = Field(5, ge=1)
+    checkpoint_every: int = Field(5, ge=1)
+    obs_norm: bool = True
+    obs_clip: float = Field(5.0, gt=0)
+    obs_std_floor: float = Field(0.0, ge=0, description="lower bound on the observation std the normaliser divides "
+                                                        "by (raw units); > 0 keeps sensor noise on entries that "
+                                                        "never varied in training from saturating the policy")
+    max_env_steps: Optional[int] = Field(None, gt=0, description="stop once this many env steps were simulated")
+    init_noise: float = Field(0.0, ge=0, description="std of noise added to the initial centre")
+    init_agent: Optional[str] = Field(None, description="agent file whose genome and observation statistics "
+                                                        "start the search (fine-tuning); same policy required")
+
+
+class WandbConfig(_Strict):
+    mode: Optional[Literal["offline", "online", "disabled"]] = Field(
+        None, description="default: $WANDB_MODE, else offline"
+    )
+    project: str = "plasticrl"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: list[str] = Field(default_factory=list)
+    log_artifacts: bool = True
+
+
+class LoggingConfig(_Strict):
+    dir: str = "runs"
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
+    progress: bool = True
+
+
+class DistributedConfig(_Strict):
+    backend: Literal["local", "ray"] = "local"
+    address: Optional[str] = Field(None, description="Ray cluster address; default: start a local Ray")
+    workers: Optional[int] = Field(None, ge=1, description="Ray actors (shards); default: available CPUs")
+
+
+class ExperimentConfig(_Strict):
+    name: str = "experiment"
+    seed: int = Field(0, ge=0)
+    device: str = "cpu"
+    dtype: Literal["float32", "float64"] = "float32"
+    torch_threads: int = Field(1, ge=1, description="intra-op threads for the policy (physics has its own)")
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    policy: PolicyConfig = Field(default_factory=lambda: {"kind": "plastic_spiking"})  # type: ignore[assignment]
+    es: ESConfig = Field(default_factory=ESConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    trainer: Literal["es", "ppo"] = Field("es", description="es: evolution strategies; ppo: recurrent PPO")
+    ppo: Optional[dict[str, Any]] = Field(None, description="recurrent PPO hyper-parameters (trainer: ppo)")
+
+    @field_validator("ppo")
+    @classmethod
+    def _valid_ppo(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        from plasticrl.config.ppo import parse_ppo_config
+
+        try:
+            parse_ppo_config(value)
+        except PlasticRLError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _member_options_need_es(self) -> "ExperimentConfig":
+        if self.trainer != "es" and self.env.train_perturbation_draw == "shared":
+            raise ValueError(f"env.train_perturbation_draw='shared' shares conditions among ES members; trainer "
+                             f"{self.trainer!r} has none (valid choices there: per_row)")
+        if self.trainer != "es" and self.train.fitness == "min":
+            raise ValueError(f"train.fitness='min' ranks ES members by their worst episode; trainer "
+                             f"{self.trainer!r} has no members (valid choices there: mean)")
+        if self.train.fitness == "min" and self.train.episodes_per_member < 2:
+            raise ValueError("train.fitness='min' takes the worst of a member's episodes; with "
+                             "train.episodes_per_member=1 it is the mean (give episodes_per_member >= 2)")
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_policy_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("policy"), dict) and "kind" not in data["policy"]:
+            data = {**data, "policy": {**data["policy"], "kind": "plastic_spiking"}}
+        return data
+
+    def wandb_mode(self) -> str:
+        """Config, else ``$WANDB_MODE``, else offline (never needs a key or the network)."""
+        mode = self.logging.wandb.mode or os.environ.get("WANDB_MODE") or "offline"
+        if mode == "dryrun":
+            mode = "offline"
+        if mode not in WANDB_MODES:
+            raise PlasticRLError(f"unknown W&B mode {mode!r} (from $WANDB_MODE); valid choices: {', '.join(WANDB_MODES)}")
+        return mode
+
+
+def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree["a"]["b"]["c"] = value`` for ``dotted = "a.b.c"``, creating mappings on the way."""
+    keys = dotted.split(".")
+    if not all(keys):
+        raise PlasticRLError(f"bad override key {dotted!r}: empty component")
+    node = tree
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise PlasticRLError(f"override {dotted!r}: {'.'.join(keys[:i + 1])!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
+    """``["a.b=3", "c=[1, 2]"]`` -> ``[("a.b", 3), ("c", [1, 2])]`` (values parsed as YAML)."""
+    parsed = []
+    for item in overrides:
+        if "=" not in item:
+            raise PlasticRLError(f"override {item!r} is not of the form key=value (e.g. train.generations=20)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise PlasticRLError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        parsed.append((key.strip(), value))
+    return parsed
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "config") -> ExperimentConfig:
+    """Validate a raw mapping; errors list every bad key with its value."""
+    try:
+        return ExperimentConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = [str(p) for p in err["loc"]]
+            if len(loc) >= 2 and loc[0] == "policy" and loc[1] in ("plastic_spiking", "static_spiking", "linear", "mlp"):
+                loc = [loc[0]] + loc[2:]  # drop pydantic's union tag from the path
+            msg = err["msg"]
+            if err["type"] == "union_tag_invalid":
+                msg = (f"unknown policy kind {err['input'].get('kind')!r}; valid choices: "
+                       "linear, mlp, plastic_spiking, static_spiking")
+            elif err["type"] == "extra_forbidden":
+                valid = _valid_keys(data, loc[:-1])
+                msg = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
+            got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+            lines.append(f"{'.'.join(loc)}: {msg}{got}")
+        raise PlasticRLError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
+
+
+def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
+    """Field names of the config section at ``parent`` (for 'unknown key' messages)."""
+    from plasticrl.agents.config import LinearConfig, MLPConfig, PlasticSpikingConfig
+
+    model: Any = ExperimentConfig
+    node: Any = data
+    for key in parent:
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+        field = getattr(model, "model_fields", {}).get(key)
+        if field is None:
+            return []
+        if key == "policy" and model is ExperimentConfig:
+            kind = node.get("kind", "plastic_spiking") if isinstance(node, dict) else "plastic_spiking"
+            model = {"linear": LinearConfig, "mlp": MLPConfig}.get(kind, PlasticSpikingConfig)
+            continue
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read a YAML config (or start from defaults), apply ``key=value`` overrides, validate."""
+    data: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise PlasticRLError(f"config file {str(path)!r} does not exist")
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise PlasticRLError(f"config file {str(path)!r} must hold a mapping, not {type(loaded).__name__}")
+        data = copy.deepcopy(loaded)
+        source = f"config {str(path)!r}"
+    for key, value in parse_overrides(overrides):
+        set_dotted(data, key, value)
+    return config_from_dict(data, source)
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """JSON/YAML-safe dict of the fully resolved config (every default written out)."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,38 @@
+"""Name -> ES algorithm registry, for configs and the CLI."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from plasticrl.errors import PlasticRLError
+from .base import ESAlgorithm
+from .cma import CMAES, SepCMAES
+from .openai_es import OpenAIES
+from .pgpe import PGPE
+
+__all__ = ["ALGORITHMS", "make_es", "es_names"]
+
+ALGORITHMS: dict[str, type[ESAlgorithm[Any]]] = {
+    OpenAIES.name: OpenAIES,
+    PGPE.name: PGPE,
+    CMAES.name: CMAES,
+    SepCMAES.name: SepCMAES,
+}
+
+
+def es_names() -> list[str]:
+    """Valid algorithm names, sorted."""
+    return sorted(ALGORITHMS)
+
+
+def make_es(name: str, dim: int, search: Tensor | Any | None = None, **config: Any) -> ESAlgorithm[Any]:
+    """Build the ES called ``name`` over a ``dim``-long genome; ``config`` holds its hyper-parameters.
+
+    >>> algo = make_es("pgpe", 10, population_size=32, center_learning_rate=0.05)
+    """
+    try:
+        cls = ALGORITHMS[name]
+    except (KeyError, TypeError):
+        raise PlasticRLError(f"unknown ES algorithm {name!r}; valid names: {', '.join(es_names())}") from None
+    return cls(dim, config, search=search)  # type: ignore[call-arg]

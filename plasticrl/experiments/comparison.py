@@ -1,0 +1,186 @@
+"""``plasticrl experiment CONFIG``: train the plastic agent, its static twin and SB3 baselines on one
+env, evaluate them all on the same suite with paired episodes, and write the comparison report.
+
+Layout of the experiment directory: one run directory per agent (``<label>/``, ES or SB3),
+``eval/`` (the comparison: eval.json, CSV, report.md, PNGs), ``training.png``/``training.md``
+(curves of every run) and ``experiment.json`` (what ran where). Re-running with the same
+``--out`` skips finished stages and resumes an ES run from its checkpoint, so a long experiment
+that was killed continues.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from plasticrl.errors import PlasticRLError
+from plasticrl.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from plasticrl.experiments.evaluation import ProgressFactory
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpEnv(_Strict):
+    id: str
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Gymnasium keyword arguments, for every agent")
+    train_perturbation: Optional[Any] = Field(None, description="every agent and baseline trains under it: "
+                                                                "'train' (the env's domain randomisation), 'damage' "
+                                                                "or one perturbation (as env.train_perturbation)")
+    train_perturbation_draw: Literal["per_row", "shared"] = Field(
+        "per_row", description="as env.train_perturbation_draw, for every ES agent ('shared': the members of a "
+                               "generation train on the same conditions); baselines draw per episode")
+
+
+class ESAgent(_Strict):
+    config: Path = Field(description="trainer YAML (configs/...); env is replaced by the experiment's")
+    overrides: list[str] = Field(default_factory=list, description="key=value overrides for the trainer config, "
+                                 "applied after the experiment's env and seed (so e.g. seed=1 or "
+                                 "env.train_perturbation=null set this agent's own)")
+    agent_file: str = Field("best_agent.pt", description="which saved agent is evaluated")
+
+
+class Baseline(_Strict):
+    algo: str
+    steps: int = Field(gt=0)
+    hp: dict[str, Any] = Field(default_factory=dict, description="hyperparameter overrides")
+    eval_every: int = Field(10_000, gt=0)
+    eval_episodes: int = Field(5, gt=0)
+    model_file: Literal["best_model.zip", "model.zip"] = Field(
+        "best_model.zip", description="which saved model is evaluated: the best by nominal evaluation "
+        "(as best_agent.pt for the ES agents) or the final one")
+    train_perturbation: Optional[Any] = Field(None, description="as env.train_perturbation, for this baseline "
+                                                                "only (default: the experiment's; null: nominal)")
+
+
+class ExpEval(_Strict):
+    suite: str = "novel"
+    episodes: int = Field(10, gt=0)
+    seed: int = 1000
+    only: list[str] = Field(default_factory=list, description="glob patterns on condition names")
+    window: int = Field(20, gt=0)
+    max_rows: int = Field(512, gt=0)
+    frozen_twins: bool = Field(False, description="also evaluate each plastic agent with its learning rates set "
+                                                  "to 0 (label NAME/frozen): what within-episode learning adds")
+    obs_std_floor: Optional[float] = Field(None, ge=0, description="replaces each plasticrl agent's floor on the "
+                                                                   "observation std (raw units; as --obs-std-floor)")
+
+
+class ExperimentSpec(_Strict):
+    name: str
+    seed: int = 0
+    env: ExpEnv
+    agents: dict[str, ESAgent] = Field(description="label -> ES-trained plasticrl agent")
+    baselines: dict[str, Baseline] = Field(default_factory=dict, description="label -> SB3 baseline")
+    eval: ExpEval = Field(default_factory=ExpEval)
+    wandb_mode: Optional[str] = None
+
+
+def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
+    """Read and validate an experiment YAML; ``key=value`` overrides use dotted paths."""
+    from plasticrl.config import parse_overrides, set_dotted
+
+    path = Path(path)
+    if not path.is_file():
+        raise PlasticRLError(f"experiment config {str(path)!r} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    for key, value in parse_overrides(list(overrides)):
+        set_dotted(data, key, value)
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as exc:
+        raise PlasticRLError(f"invalid experiment config {str(path)!r}:\n{exc}") from exc
+    labels = list(spec.agents) + list(spec.baselines)
+    if len(set(labels)) != len(labels):
+        raise PlasticRLError(f"agent and baseline labels must differ; got {labels}")
+    for label, agent in spec.agents.items():
+        if not agent.config.is_absolute() and not agent.config.is_file():
+            agent.config = path.parent / agent.config  # relative to the experiment file, as a fallback
+        if not agent.config.is_file():
+            raise PlasticRLError(f"agents.{label}.config {str(agent.config)!r} does not exist")
+    return spec
+
+
+def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, wandb_mode: str,
+              log: Callable[[str], None]) -> Path:
+    from plasticrl.config import load_config
+    from plasticrl.trainers.es import ESTrainer
+
+    target = run_dir / agent.agent_file
+    if (run_dir / "final_agent.pt").is_file() and target.is_file():
+        log(f"{label}: already trained ({run_dir}), skipped")
+        return target
+    overrides = [f"env.id={spec.env.id}", f"seed={spec.seed}", f"logging.wandb.mode={wandb_mode}",
+                 "logging.progress=false"]
+    for key, value in spec.env.kwargs.items():
+        overrides.append(f"env.kwargs.{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+    if spec.env.train_perturbation:
+        overrides.append(f"env.train_perturbation={spec.env.train_perturbation}")
+        overrides.append(f"env.train_perturbation_draw={spec.env.train_perturbation_draw}")
+    overrides += agent.overrides  # last, so an agent may set its own seed or training distribution
+    cfg = load_config(agent.config, overrides)
+    resume = (run_dir / "checkpoint.pt").is_file()
+    log(f"{label}: training {cfg.policy.kind} with {cfg.es.algorithm} for {cfg.train.generations} generations "
+        f"({'resumed' if resume else 'new'}) in {run_dir}")
+    ESTrainer(cfg, run_dir).train(resume=resume)
+    return target
+
+
+def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wandb_mode: str,
+               log: Callable[[str], None]) -> Path:
+    from plasticrl.trainers.sb3 import train_baseline
+
+    from plasticrl.trainers.sb3.trainer import CHECKPOINT, FINAL_MODEL
+
+    target = run_dir / b.model_file
+    if (run_dir / FINAL_MODEL).is_file():
+        log(f"{label}: already trained ({run_dir}), skipped")
+    else:
+        resume = (run_dir / CHECKPOINT).is_file()
+        log(f"{label}: training SB3 {b.algo} for {b.steps} steps ({'resumed' if resume else 'new'}) in {run_dir}")
+        train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
+                       train_perturbation=b.train_perturbation if "train_perturbation" in b.model_fields_set
+                       else spec.env.train_perturbation, overrides=b.hp,
+                       eval_every=b.eval_every, eval_episodes=b.eval_episodes, wandb_mode=wandb_mode, resume=resume)
+    if not target.is_file():
+        raise PlasticRLError(f"{label}: {str(target)!r} does not exist (model_file: {b.model_file}; a run from "
+                             f"before best models were saved has only model.zip)")
+    return target
+
+
+def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[[str], None] = print,
+                   progress: "ProgressFactory | None" = None) -> dict[str, Any]:
+    """Train every agent and baseline (skipping finished ones), evaluate them together, write reports.
+
+    Returns what ``experiment.json`` holds plus ``result`` (the evaluation, as ``eval.json``)."""
+    from plasticrl.report.rebuild import rebuild
+    from plasticrl.experiments.evaluation import evaluate_agents
+    from plasticrl.report.wandb_log import resolve_mode
+
+    mode = resolve_mode(spec.wandb_mode)
+    exp_dir = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(exp_dir / "experiment_config.json", spec.model_dump(mode="json"))
+    files: dict[str, Path] = {}
+    for label, agent in spec.agents.items():
+        files[label] = _train_es(label, agent, spec, exp_dir / label, mode, log)
+    for label, b in spec.baselines.items():
+        files[label] = _train_sb3(label, b, spec, exp_dir / label, mode, log)
+    log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}")
+    e = spec.eval
+    result, paths = evaluate_agents(
+        list(files.values()), exp_dir / "eval", names=list(files), env=spec.env.id, env_kwargs=spec.env.kwargs,
+        suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only, max_rows=e.max_rows, window=e.window,
+        frozen=e.frozen_twins, obs_std_floor=e.obs_std_floor, wandb_mode=mode, run_name=f"experiment-{spec.name}",
+        progress=progress)
+    rebuild([exp_dir / label for label in files], exp_dir)
+    summary = {"name": spec.name, "env_id": spec.env.id, "dir": str(exp_dir),
+               "agents": {label: str(p) for label, p in files.items()}, "report": str(paths["markdown"])}
+    atomic_write_json(exp_dir / "experiment.json", summary)
+    return {**summary, "result": result}

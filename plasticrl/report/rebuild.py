@@ -1,0 +1,52 @@
+"""``plasticrl report``: rebuild evaluation reports and draw training curves from saved files.
+
+An evaluation directory (``eval.json``, also found one level down, e.g. ``RUN/eval/``) gets its
+CSV, Markdown and PNGs rewritten from the JSON; run directories (``metrics.jsonl``) together
+get ``training.png`` and a ``training.md`` table in the output directory.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from plasticrl.errors import PlasticRLError
+from plasticrl.report.writer import RESULT_FILE, load_result, write_reports
+from plasticrl.report.training_curves import curve_summary, plot_training, read_metrics
+
+
+def _eval_dirs(path: Path) -> list[Path]:
+    if (path / RESULT_FILE).is_file():
+        return [path]
+    return sorted(p.parent for p in path.glob(f"*/{RESULT_FILE}"))
+
+
+def rebuild(paths: list[Path], out: Path, plots: bool = True) -> list[Path]:
+    """Rewrite every evaluation report found under ``paths`` and the training curves; returns files written."""
+    written: list[Path] = []
+    runs = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_dir():
+            raise PlasticRLError(f"{str(path)!r} is not a directory")
+        evals = _eval_dirs(path)
+        for d in evals:
+            written += list(write_reports(load_result(d), d, plots=plots).values())
+        if (path / "metrics.jsonl").is_file():
+            runs[path.name] = read_metrics(path)
+        elif not evals:
+            raise PlasticRLError(f"{str(path)!r} holds neither metrics.jsonl nor {RESULT_FILE}")
+    if runs:
+        out.mkdir(parents=True, exist_ok=True)
+        lines = ["# Training runs", "",
+                 "| run | logged generations | env steps | best evaluation | last mean fitness |",
+                 "| --- | ---: | ---: | ---: | ---: |"]
+        for name, rows in runs.items():
+            s = curve_summary(rows)
+            fmt = lambda v: "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))  # noqa: E731
+            lines.append(f"| {name} | {s['points']} | {fmt(s['env_steps'])} | {fmt(s['best_eval_return'])} | "
+                         f"{fmt(s['last_fitness_mean'])} |")
+        if plots:
+            written.append(plot_training(runs, out / "training.png"))
+            lines += ["", "![training](training.png)"]
+        (out / "training.md").write_text("\n".join(lines) + "\n")
+        written.append(out / "training.md")
+    return written

@@ -1,0 +1,146 @@
+"""Offscreen rendering of an agent's episode under a condition, on CPU (OSMesa) or GPU (EGL).
+
+MuJoCo picks its OpenGL backend from ``$MUJOCO_GL`` once, when its GL module is first
+imported, so a process that already imported MuJoCo without it cannot switch. ``render_video``
+therefore runs the episode in a fresh interpreter (``python -m plasticrl.report.render``) with
+``MUJOCO_GL`` set: ``egl`` where an NVIDIA device is present, else ``osmesa`` (Debian's
+``libosmesa6``), unless the caller's environment already names one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from plasticrl.errors import PlasticRLError
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
+def gl_backend() -> str:
+    """``$MUJOCO_GL`` if set, else ``egl`` with an NVIDIA GPU, else ``osmesa``."""
+    if os.environ.get("MUJOCO_GL"):
+        return os.environ["MUJOCO_GL"]
+    return "egl" if Path("/dev/nvidia0").exists() else "osmesa"
+
+
+def _condition(env_id: str, name: str | None) -> Any:
+    """A condition of the ``novel`` suite by name, or a JSON perturbation."""
+    if name in (None, "", "nominal"):
+        return None
+    if name.lstrip().startswith(("{", "[")):
+        return json.loads(name)
+    from plasticrl.envs import suite
+
+    known = {c["name"]: c["perturbation"] for c in suite(env_id, "novel")}
+    if name not in known:
+        raise PlasticRLError(f"unknown condition {name!r}; valid choices: nominal, {', '.join(sorted(known))} "
+                             "(or a JSON perturbation)")
+    return known[name]
+
+
+def render_frames(agent_path: str, env_id: str | None, condition: str | None, steps: int, width: int,
+                  height: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    """Run one episode (at most ``steps`` steps) and return ``frames [T, height, width, 3]`` uint8 and
+    a summary (return, length). Needs ``MUJOCO_GL`` set before MuJoCo was imported."""
+    import mujoco
+
+    from plasticrl.envs import make_vec
+    from plasticrl.rollouts.controllers import check_same_env, load_controller
+
+    ctrl = load_controller(agent_path)
+    env_id = check_same_env([ctrl], env_id)
+    kwargs = {**ctrl.env_kwargs, **(env_kwargs or {})}
+    env = make_vec(env_id, 1, **kwargs)
+    renderer, shown, frames, total = None, None, [], 0.0
+    camera = mujoco.MjvCamera()
+    try:
+        pert = _condition(env_id, condition)
+        obs, _ = env.reset(seed=seed, options={"perturbation": pert} if pert is not None else None)
+        ctrl.start(1)
+        for _ in range(steps):
+            model, data = env.pool.models[0], env.pool.datas[0]
+            if model is not shown:  # morphology conditions swap the compiled model
+                if renderer is not None:
+                    renderer.close()
+                renderer, shown = mujoco.Renderer(model, height, width), model
+                camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+                camera.trackbodyid = 1  # the root body: the camera follows the robot
+                # stat.extent includes the floor plane, so a fixed distance frames the robot better
+                camera.distance, camera.elevation, camera.azimuth = 3.5, -20.0, 90.0
+            renderer.update_scene(data, camera)
+            frames.append(renderer.render().copy())
+            action = ctrl.act(np.asarray(obs).reshape(1, -1))
+            obs, reward, terminated, truncated, _ = env.step(action)
+            ctrl.learn(np.asarray(reward))
+            total += float(reward[0])
+            if terminated[0] or truncated[0]:
+                break
+    finally:
+        if renderer is not None:
+            renderer.close()
+        env.close()
+    return np.stack(frames), {"env_id": env_id, "condition": condition or "nominal", "return": total,
+                              "length": len(frames), "width": width, "height": height}
+
+
+def write_video(frames: np.ndarray, out: Path, fps: int) -> Path:
+    """Write ``frames`` as MP4 (imageio-ffmpeg) or GIF (pillow), by the suffix of ``out``."""
+    import imageio.v3 as iio
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".mp4":
+        iio.imwrite(out, frames, fps=fps, codec="libx264", macro_block_size=1)
+    else:
+        iio.imwrite(out, frames, duration=1000 / fps, loop=0)
+    return out
+
+
+def render_video(agent: str | Path, out: str | Path, env_id: str | None = None, condition: str | None = None,
+                 steps: int = 1000, width: int = 480, height: int = 320, seed: int = 0, fps: int = 30,
+                 frames_dir: str | Path | None = None, env_kwargs: dict[str, Any] | None = None) -> dict:
+    """Render in a fresh interpreter with the right GL backend; returns the summary dict."""
+    out = Path(out)
+    if out.suffix not in VIDEO_SUFFIXES:
+        raise PlasticRLError(f"--out must end in one of {', '.join(VIDEO_SUFFIXES)}; got {str(out)!r}")
+    args = {"agent": str(agent), "out": str(out), "env_id": env_id, "condition": condition, "steps": steps,
+            "width": width, "height": height, "seed": seed, "fps": fps,
+            "frames_dir": None if frames_dir is None else str(frames_dir), "env_kwargs": env_kwargs or {}}
+    backend = gl_backend()
+    env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", backend)}
+    proc = subprocess.run([sys.executable, "-m", "plasticrl.report.render", json.dumps(args)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        raise PlasticRLError(f"rendering with MUJOCO_GL={backend} failed (on CPU install Debian's libosmesa6):\n"
+                             f"{tail}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _main(raw: str) -> None:
+    a = json.loads(raw)
+    try:
+        frames, summary = render_frames(a["agent"], a["env_id"], a["condition"], a["steps"], a["width"],
+                                        a["height"], a["seed"], a["env_kwargs"])
+    except PlasticRLError as exc:
+        print(str(exc), file=sys.stderr)
+        raise SystemExit(2) from exc
+    write_video(frames, Path(a["out"]), a["fps"])
+    if a["frames_dir"]:
+        import imageio.v3 as iio
+
+        d = Path(a["frames_dir"])
+        d.mkdir(parents=True, exist_ok=True)
+        for i, f in enumerate(frames):
+            iio.imwrite(d / f"frame_{i:05d}.png", f)
+    summary.update({"out": a["out"], "backend": os.environ.get("MUJOCO_GL")})
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])

@@ -1,0 +1,246 @@
+"""Report files from an evaluation result: ``eval.json``, ``eval.csv``, ``curves.csv``, ``report.md``.
+
+Everything is derived from the result dict of :func:`plasticrl.eval.evaluate.evaluate`, so
+``plasticrl report`` can rebuild the same files (and the plots) from a saved ``eval.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from plasticrl.errors import PlasticRLError
+from plasticrl.eval.evaluate import has_beyond_survival
+from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
+from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
+from plasticrl.io import atomic_write_json
+
+RESULT_FILE = "eval.json"
+CSV_COLUMNS = ("agent", "condition", "family", "severity", "mid_episode", "switch_step", "mean_return",
+               "ci_low", "ci_high", "std_return", "retained", "retained_low", "retained_high",
+               "mean_length", "invalid_episodes", "time_to_recover", "mean_survival_bonus",
+               "mean_return_beyond_survival", "beyond_survival_ci_low", "beyond_survival_ci_high",
+               "retained_beyond_survival", "retained_beyond_survival_low", "retained_beyond_survival_high")
+CURVE_COLUMNS = ("agent", "condition", "offset", "reward", "pre_switch_reward", "time_to_recover")
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}" if abs(v) < 1e6 else f"{v:.3g}"
+    return str(v)
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``None`` (strict JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def load_result(path: str | Path) -> dict[str, Any]:
+    """Read an ``eval.json`` (or the one inside a directory) and check it is an evaluation result."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULT_FILE
+    if not path.is_file():
+        raise PlasticRLError(f"no evaluation result at {str(path)!r} (expected {RESULT_FILE})")
+    data = json.loads(path.read_text())
+    if data.get("kind") != "plasticrl-eval":
+        raise PlasticRLError(f"{str(path)!r} is not a plasticrl evaluation result (kind={data.get('kind')!r})")
+    # Derived from the rows: re-derived on reading, so a result saved by an older version (without it,
+    # or without the before/after-switch split) is reported like a fresh one.
+    data["plasticity_effect"] = plasticity_effect(data)
+    return data
+
+
+def _finite(v: Any) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _finite_mean(values) -> float:
+    """Mean of the finite values (NaN when there are none)."""
+    kept = [v for v in values if _finite(v)]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def _mean_retained(nominal: dict[str, Any], others: list[dict[str, Any]], key: str, result: dict[str, Any]) -> str:
+    """``key`` ("retained" or "retained_beyond_survival") averaged over the conditions where it is
+    finite, with its interval when the rows carry their episodes (results from before the
+    per-episode survival bonus was kept give the mean alone)."""
+    kept = [r for r in others if _finite(r.get(key))]
+    if not kept:
+        return "-"
+
+    def episodes(row: dict[str, Any]):
+        if key == "retained":
+            return row.get("returns")
+        if row.get("returns") is None or row.get("survival_bonus") is None:
+            return None
+        return [a - b for a, b in zip(row["returns"], row["survival_bonus"])]
+
+    samples = [episodes(r) for r in [nominal] + kept]
+    if any(x is None or None in x for x in samples):
+        return _num(_finite_mean(r[key] for r in kept))
+    iv = bootstrap_mean_retained(samples[1:], samples[0], result["confidence"], seed=result["seed"])
+    return f"{_num(iv.estimate)} [{_num(iv.low)}, {_num(iv.high)}]"
+
+
+def _mean_held_out_return(others: list[dict[str, Any]], result: dict[str, Any]) -> str:
+    """The return averaged over the held-out conditions: what the agent earns under them, in the
+    task's units (a retained fraction rewards a slow gait as much as a sturdy one). The interval
+    resamples episode indices, each episode's return averaged over the conditions (they share its seed)."""
+    if not others:
+        return "-"
+    samples = [r.get("returns") for r in others]
+    if any(x is None for x in samples):
+        return _num(_finite_mean(r["mean_return"] for r in others), 1)
+    iv = bootstrap_mean_over_conditions(samples, result["confidence"], seed=result["seed"])
+    return f"{_num(iv.estimate, 1)} [{_num(iv.low, 1)}, {_num(iv.high, 1)}]"
+
+
+def rows_csv(result: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in result["rows"]:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def curves_csv(result: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CURVE_COLUMNS)
+    for c in result["curves"]:
+        for off, rew in zip(c["offsets"], c["reward"]):
+            writer.writerow([c["agent"], c["condition"], off, rew, c["pre_switch_reward"],
+                             "" if c["time_to_recover"] is None else c["time_to_recover"]])
+    return buf.getvalue()
+
+
+def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
+    """The Markdown report: summary per agent, then one table per agent with every condition."""
+    conf = int(round(100 * result["confidence"]))
+    lines = [f"# Robustness report: {result['env_id']}, suite `{result['suite']}`", "",
+             f"{result['episodes']} paired episodes per condition (seeds {result['seed']}.."
+             f"{result['seed'] + result['episodes'] - 1}, identical across conditions); {conf}% percentile "
+             f"bootstrap intervals; retained = condition mean / nominal mean (meaningful when the nominal return is "
+             "positive).", ""]
+    if result.get("obs_std_floor") is not None:
+        lines += [f"Observation std floor: {result['obs_std_floor']:g} (raw units) for every plasticrl agent, "
+                  "replacing the floor each was trained with (`--obs-std-floor`).", ""]
+    survival = has_beyond_survival(result)
+    if survival:
+        lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "
+                  "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
+                  "this is the part of the return its gait earns.", ""]
+    extra_head, extra_rule = (f" mean retained beyond survival [{conf}% CI] |", " --- |") if survival else ("", "")
+    lines += ["## Summary", "", "Mean return and mean retained (held-out): the mean over held-out conditions, its "
+              "interval from resampling episodes jointly across conditions.", "",
+              f"| agent | nominal return | mean return (held-out) [{conf}% CI] | mean retained (held-out) "
+              f"[{conf}% CI] | worst condition | worst retained |{extra_head}",
+              f"| --- | ---: | --- | --- | --- | ---: |{extra_rule}"]
+    for agent in result["agents"]:
+        rows = [r for r in result["rows"] if r["agent"] == agent]
+        nominal = next(r for r in rows if r["condition"] == "nominal")
+        others = [r for r in rows if r["condition"] != "nominal"]
+        mean_ret = _mean_retained(nominal, others, "retained", result)
+        ranked = [r for r in others if _finite(r["retained"])]
+        worst = min(ranked, key=lambda r: r["retained"]) if ranked else None
+        extra = f" {_mean_retained(nominal, others, 'retained_beyond_survival', result)} |" if survival else ""
+        lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {_mean_held_out_return(others, result)} | "
+                     f"{mean_ret} | "
+                     f"{worst['condition'] if worst else '-'} | {_num(worst['retained']) if worst else '-'} |{extra}")
+    for agent in result["agents"]:
+        extra_head, extra_rule = ((f" return beyond survival | retained beyond survival | {conf}% CI |",
+                                   " ---: | ---: | --- |") if survival else ("", ""))
+        lines += ["", f"## {agent}", "", f"| condition | mean return | {conf}% CI | retained | {conf}% CI | "
+                  f"mean length | time to recover |{extra_head}",
+                  f"| --- | ---: | --- | ---: | --- | ---: | ---: |{extra_rule}"]
+        for r in (r for r in result["rows"] if r["agent"] == agent):
+            ttr = "-" if not r["mid_episode"] else (_num(r["time_to_recover"]) if r["time_to_recover"] is not None
+                                                    else "never")
+            extra = (f" {_num(r.get('mean_return_beyond_survival'), 1)} | {_num(r.get('retained_beyond_survival'))} | "
+                     f"[{_num(r.get('retained_beyond_survival_low'))}, {_num(r.get('retained_beyond_survival_high'))}] |"
+                     if survival else "")
+            lines.append(f"| {r['condition']} | {_num(r['mean_return'], 1)} | [{_num(r['ci_low'], 1)}, "
+                         f"{_num(r['ci_high'], 1)}] | {_num(r['retained'])} | [{_num(r['retained_low'])}, "
+                         f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |{extra}")
+    lines += _plasticity_effect_lines(result, conf)
+    if result["curves"]:
+        lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result['window']} steps; "
+                  "time to recover = steps after the switch until a window reaches 80% of the pre-switch "
+                  "reward (`never`: not within the episode).", "",
+                  "| agent | condition | switch step | pre-switch reward/step | time to recover |",
+                  "| --- | --- | ---: | ---: | ---: |"]
+        for c in result["curves"]:
+            ttr = "never" if c["time_to_recover"] is None else str(c["time_to_recover"])
+            lines.append(f"| {c['agent']} | {c['condition']} | {c['switch_step']} | "
+                         f"{_num(c['pre_switch_reward'])} | {ttr} |")
+    if images:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in images]
+    return "\n".join(lines) + "\n"
+
+
+def _plasticity_effect_lines(result: dict[str, Any], conf: int) -> list[str]:
+    """The section comparing each plastic agent with its frozen twin (none without twins)."""
+    effects = result["plasticity_effect"] if "plasticity_effect" in result else plasticity_effect(result)
+    if not effects:
+        return []
+    lines = ["", "## What within-episode plasticity adds", "",
+             "Paired difference in return, agent minus its frozen twin (the same evolved weights with every "
+             "learning rate at 0), episode by episode on the same seeds: what the weights changing during the "
+             f"episode add. `{HELD_OUT}`: averaged over the held-out conditions, episodes resampled jointly; "
+             f"`{SWITCHED}`: over those switched on during the episode. Also as a fraction of the twin's nominal "
+             "return, and for mid-episode conditions per step before and after the switch: a plastic agent that "
+             "adapts to the change gains on its twin after the switch.", "",
+             f"| agent | condition | difference | {conf}% CI | of twin's nominal | {conf}% CI | "
+             "per step before switch | per step after switch |",
+             "| --- | --- | ---: | --- | ---: | --- | --- | --- |"]
+
+    def per_step(e: dict[str, Any], key: str) -> str:
+        if f"{key}_per_step" not in e:
+            return "-"
+        return (f"{_num(e[f'{key}_per_step'])} [{_num(e[f'{key}_per_step_low'])}, "
+                f"{_num(e[f'{key}_per_step_high'])}]")
+
+    for e in effects:
+        bold = "**" if e["condition"] in (HELD_OUT, SWITCHED) else ""
+        lines.append(f"| {e['agent']} | {bold}{e['condition']}{bold} | {_num(e['difference'], 1)} | "
+                     f"[{_num(e['low'], 1)}, {_num(e['high'], 1)}] | {_num(e['of_twin_nominal'])} | "
+                     f"[{_num(e['of_twin_nominal_low'])}, {_num(e['of_twin_nominal_high'])}] | "
+                     f"{per_step(e, 'before_switch')} | {per_step(e, 'after_switch')} |")
+    return lines
+
+
+def write_reports(result: dict[str, Any], out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
+    """Write JSON, CSVs, PNGs (when ``plots``) and the Markdown report into ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = json_ready(result)
+    if "plasticity_effect" not in result:  # a result assembled by hand, not by evaluate() or load_result()
+        result["plasticity_effect"] = plasticity_effect(result)
+    paths = {"json": atomic_write_json(out / RESULT_FILE, result)}
+    paths["csv"] = out / "eval.csv"
+    paths["csv"].write_text(rows_csv(result))
+    if result["curves"]:
+        paths["curves_csv"] = out / "curves.csv"
+        paths["curves_csv"].write_text(curves_csv(result))
+    images: list[Path] = []
+    if plots:
+        from plasticrl.report.plots import draw_all
+
+        images = draw_all(result, out)
+        paths.update({p.stem: p for p in images})
+    paths["markdown"] = out / "report.md"
+    paths["markdown"].write_text(markdown(result, [p.name for p in images]))
+    return paths

@@ -1,0 +1,102 @@
+"""Batched evaluation rollout: many (condition, episode) rows of one controller in one vector env.
+
+Rows are laid out condition-major, ``row = c * episodes + e``, and row ``(c, e)`` is reset with
+seed ``seed + e`` whatever its condition, so episode ``e`` starts from the same state in every
+condition (paired episodes). Conditions are given per row through the engine's
+``options={"perturbations": [...]}``; when there are more rows than ``max_rows`` the
+conditions are split into chunks that each run as one batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from plasticrl.rollouts.controllers import Controller
+
+DEFAULT_MAX_ROWS = 512
+
+
+@dataclass
+class EpisodeBatch:
+    """The episodes of one condition: ``returns/lengths/invalid [E]``, ``rewards [T, E]``.
+
+    ``rewards[t, e]`` is the reward of step ``t`` of episode ``e``, 0 after the episode ended
+    (a robot that fell earns nothing from then on, which is what the adaptation curve shows).
+    ``survival [E]`` is the part of each return paid for staying healthy (the task's
+    ``reward_survive`` info, e.g. Ant's 1 per step); ``None`` when the task pays no such bonus.
+    """
+
+    returns: np.ndarray
+    lengths: np.ndarray
+    invalid: np.ndarray
+    rewards: np.ndarray
+    survival: np.ndarray | None = None
+
+
+def run_batch(
+    controller: Controller,
+    env_id: str,
+    conditions: Sequence[tuple[str, Any]],
+    episodes: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_steps: int | None = None,
+    on_steps: Callable[[int], None] | None = None,
+) -> dict[str, EpisodeBatch]:
+    """Run ``episodes`` paired episodes of every condition; returns one :class:`EpisodeBatch` per name.
+
+    ``on_steps(n)`` is called after every control step with the number of finished-or-running
+    transitions just simulated, for progress displays.
+    """
+    from plasticrl.envs import make_vec
+
+    per_chunk = max(1, max_rows // episodes)
+    out: dict[str, EpisodeBatch] = {}
+    for start in range(0, len(conditions), per_chunk):
+        chunk = list(conditions[start:start + per_chunk])
+        env = make_vec(env_id, len(chunk) * episodes, **dict(env_kwargs or {}))
+        try:
+            out.update(_run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps))
+        finally:
+            env.close()
+    return out
+
+
+def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> dict[str, EpisodeBatch]:
+    rows = len(chunk) * episodes
+    seeds = [seed + e for _ in chunk for e in range(episodes)]
+    perturbations = [p for _, p in chunk for _ in range(episodes)]
+    obs, _ = env.reset(seed=seeds, options={"perturbations": perturbations})
+    controller.start(rows)
+    active = np.ones(rows, dtype=bool)
+    lengths = np.zeros(rows, dtype=np.int64)
+    trace: list[np.ndarray] = []
+    survival: np.ndarray | None = None
+    while active.any() and (max_steps is None or len(trace) < max_steps):
+        actions = controller.act(np.asarray(obs, dtype=np.float64).reshape(rows, -1))
+        obs, reward, terminated, truncated, info = env.step(actions)
+        reward = np.asarray(reward, dtype=np.float64)
+        trace.append(np.where(active, reward, 0.0))
+        if "reward_survive" in info:
+            paid = np.asarray(info["reward_survive"], dtype=np.float64)
+            stepped = active & np.asarray(info.get("_reward_survive", active), dtype=bool)
+            survival = (0.0 if survival is None else survival) + np.where(stepped, paid, 0.0)
+        lengths += active
+        controller.learn(reward)
+        active &= ~np.logical_or(terminated, truncated)
+        if on_steps is not None:
+            on_steps(rows)
+    rewards = np.stack(trace) if trace else np.zeros((0, rows))
+    returns = rewards.sum(axis=0)
+    invalid = controller.invalid()
+    out = {}
+    for c, (name, _) in enumerate(chunk):
+        cols = slice(c * episodes, (c + 1) * episodes)
+        out[name] = EpisodeBatch(returns[cols].copy(), lengths[cols].copy(), invalid[cols].copy(),
+                                 rewards[:, cols].astype(np.float32),
+                                 None if survival is None else survival[cols].copy())
+    return out

@@ -1,0 +1,139 @@
+"""Batched rollout: one policy step and one vector-env step per control step for all rows.
+
+Each row (member x episode) runs one episode; rows that finish are masked out of the
+return and their later (autoreset) transitions are ignored, so no Python loop runs over
+members and the episode accounting stays exact under Gymnasium's next-step autoreset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from plasticrl.agents.base import BatchedPolicy
+from plasticrl.errors import PlasticRLError, check_choice
+from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
+
+
+#: ``train.fitness`` choices: how a member's ``[E]`` episode returns become one fitness
+_EPISODE_AGGREGATES = {"mean": lambda returns: returns.mean(dim=1), "min": lambda returns: returns.min(dim=1).values}
+
+
+@dataclass
+class RolloutResult:
+    returns: torch.Tensor  # [P, E] episode return per member and episode
+    lengths: torch.Tensor  # [P, E] control steps until termination/truncation (or the step cap)
+    invalid: torch.Tensor  # [P] members whose weights or actions went non-finite
+    env_steps: int  # transitions simulated, finished rows included
+    obs_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # per-row count, sum, sum of squares
+
+    @property
+    def obs_moments(self) -> ObsBatchMoments | None:
+        """Raw-observation moments of the active rows, reduced over rows in row order."""
+        if self.obs_rows is None:
+            return None
+        count, total, total_sq = self.obs_rows
+        return ObsBatchMoments(float(count.sum()), total.sum(0), total_sq.sum(0))
+
+    def return_stats(self, member: int = 0) -> tuple[float, float]:
+        """Mean (``-inf`` if the member went invalid) and population std of one member's returns."""
+        returns = self.returns[member]
+        mean = float(returns.mean()) if not bool(self.invalid[member]) else -float("inf")
+        return mean, float(returns.std(unbiased=False))
+
+    @property
+    def fitness(self) -> torch.Tensor:
+        """``[P]`` mean return over episodes; invalid members get ``-inf`` (ranked worst)."""
+        return self.member_fitness("mean")
+
+    def member_fitness(self, aggregate: str = "mean") -> torch.Tensor:
+        """``[P]`` fitness over each member's episodes: their ``mean`` return, or their ``min``, the
+        worst episode (a risk-averse objective: with several training conditions per member, a member
+        ranks by the condition it copes with worst); invalid members get ``-inf``."""
+        reduce = _EPISODE_AGGREGATES[check_choice("fitness aggregate", aggregate, _EPISODE_AGGREGATES)]
+        value = reduce(self.returns)
+        return torch.where(self.invalid, torch.full_like(value, -float("inf")), value)
+
+
+def rollout(
+    policy: BatchedPolicy,
+    env,
+    genome: torch.Tensor,
+    episodes_per_member: int = 1,
+    max_steps: int | None = None,
+    seed: int | None = None,
+    obs_norm: ObsNormalizer | None = None,
+    collect_obs_moments: bool = False,
+    reset_options: dict | None = None,
+) -> RolloutResult:
+    """Run every member of ``genome [P, D]`` for ``episodes_per_member`` episodes in ``env``.
+
+    ``env`` is a Gymnasium vector env with exactly ``P * E`` sub-envs (row-major by member).
+    Stops when every row has finished an episode, or after ``max_steps`` control steps.
+    Observations pass through the (frozen) ``obs_norm``; with ``collect_obs_moments`` the raw
+    observations of active rows are summed so the caller can update the statistics afterwards.
+    """
+    population = genome.shape[0]
+    rows = population * episodes_per_member
+    if env.num_envs != rows:
+        raise PlasticRLError(f"env has {env.num_envs} sub-envs; expected population x episodes = "
+                             f"{population} x {episodes_per_member} = {rows}")
+    policy.load_genome(genome, episodes_per_member)
+    obs, _ = env.reset(seed=seed, options=reset_options) if reset_options else env.reset(seed=seed)
+    device, dtype = policy.device, policy.dtype
+    # Bookkeeping runs in numpy float64: per control step it is a dozen tiny array ops, where
+    # torch's per-op dispatch cost would exceed the arithmetic (same IEEE results either way).
+    returns = np.zeros(rows)
+    lengths = np.zeros(rows, dtype=np.int64)
+    active = np.ones(rows, dtype=bool)
+    steps = 0
+    env_steps = 0
+    obs_dim = policy.obs_dim
+    affine = obs_norm.affine() if obs_norm is not None else None
+    clip = obs_norm.clip if obs_norm is not None else 0.0
+    # Per-row sums, reduced over rows in row order at the end: a sharded evaluation that
+    # concatenates its shards' rows reproduces the statistics bit for bit.
+    row_count = np.zeros(rows)
+    row_sum = np.zeros((rows, obs_dim))
+    row_sumsq = np.zeros((rows, obs_dim))
+    # With a split step (step_async / step_wait) the observation statistics of this step are
+    # summed while the physics of the next one runs on the worker threads.
+    split_step = hasattr(env, "step_async") and hasattr(env, "step_wait")
+    with torch.inference_mode():
+        while active.any() and (max_steps is None or steps < max_steps):
+            # A copy: with a split step, a vector env may refill its observation buffer while the
+            # statistics of this step are still being summed.
+            raw = np.array(obs, dtype=np.float64).reshape(rows, obs_dim)
+            if affine is not None:
+                policy_obs = np.clip((raw - affine[0]) / affine[1], -clip, clip)
+            else:
+                policy_obs = raw
+            actions = policy.act(torch.from_numpy(policy_obs).to(device=device, dtype=dtype))
+            actions = actions.cpu().numpy().astype(np.float64)
+            if split_step:
+                env.step_async(actions)
+            if collect_obs_moments:
+                live = np.where(active[:, None], raw, 0.0)
+                row_count += active
+                row_sum += live
+                row_sumsq += live * live
+            if split_step:
+                obs, reward, terminated, truncated, _ = env.step_wait()
+            else:
+                obs, reward, terminated, truncated, _ = env.step(actions)
+            reward = np.asarray(reward, dtype=np.float64)
+            returns += np.where(active, reward, 0.0)
+            lengths += active
+            policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
+            active &= ~np.logical_or(terminated, truncated)
+            steps += 1
+            env_steps += rows
+    return RolloutResult(
+        returns=torch.from_numpy(returns).view(population, episodes_per_member),
+        lengths=torch.from_numpy(lengths).view(population, episodes_per_member),
+        invalid=policy.member_invalid().cpu(),
+        env_steps=env_steps,
+        obs_rows=(tuple(torch.from_numpy(a) for a in (row_count, row_sum, row_sumsq))
+                  if collect_obs_moments else None),
+    )

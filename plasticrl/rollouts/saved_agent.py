@@ -1,0 +1,172 @@
+"""Trained agents as files: save the genome, the policy config and the observation statistics;
+load them back as an :class:`Agent` that drives any Gymnasium env with matching spaces.
+
+    agent = plasticrl.load("runs/my-run/best_agent.pt")
+    obs, _ = env.reset(seed=0)
+    agent.reset()
+    reward = None
+    while True:
+        action = agent.act(obs, reward)        # reward of the previous step drives plasticity
+        obs, reward, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            break
+
+``act(obs, reward)`` applies the plasticity of the previous step (``learn(reward)``) before
+acting, the same order as the training rollout, so a loaded agent behaves exactly as it did
+during evaluation.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from plasticrl.agents import make_policy, parse_policy_config
+from plasticrl.agents.base import BatchedPolicy
+from plasticrl.errors import PlasticRLError
+from plasticrl.io import atomic_torch_save, torch_load
+from plasticrl.rollouts.obs_norm import ObsNormalizer
+
+AGENT_FORMAT = 1
+
+
+def save_agent(
+    path: str | os.PathLike,
+    policy: BatchedPolicy,
+    policy_config: dict[str, Any],
+    genome: torch.Tensor,
+    obs_norm: ObsNormalizer | None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write an agent file atomically. ``genome`` is the flat ``[D]`` searched vector."""
+    payload = {
+        "format": AGENT_FORMAT,
+        "kind": "plasticrl-agent",
+        "policy_config": policy_config,
+        "obs_dim": policy.obs_dim,
+        "act_dim": policy.act_dim,
+        "action_low": policy.action_low.cpu().tolist(),
+        "action_high": policy.action_high.cpu().tolist(),
+        "genome": genome.detach().reshape(-1).cpu().to(torch.float64).clone(),
+        "obs_norm": obs_norm.state_dict() if obs_norm is not None else None,
+        "metadata": metadata or {},
+    }
+    return atomic_torch_save(path, payload)
+
+
+def training_metadata(config, run_dir: Path, generation: int, env_steps: int, eval_return: float,
+                      **extra: Any) -> dict[str, Any]:
+    """What a trainer records in the agent files it writes (env, progress, origin)."""
+    return {"env_id": config.env.id, "env_kwargs": dict(config.env.kwargs), "generation": generation,
+            "env_steps": env_steps, "eval_return": eval_return, "run_dir": str(run_dir),
+            "config_name": config.name, **extra}
+
+
+def has_plasticity(policy_config) -> bool:
+    """Whether a policy config learns within the episode (a long-term rule or a CSDP input layer)."""
+    plasticity = getattr(policy_config, "plasticity", None)
+    input_plasticity = getattr(policy_config, "input_plasticity", None)
+    return ((plasticity is not None and plasticity.rule != "none")
+            or (input_plasticity is not None and input_plasticity.rule != "none"))
+
+
+def frozen_policy_config(policy_config):
+    """The same policy with every within-episode learning rate set to 0 (``eta_scale: 0``): its fast
+    weights stay the evolved initial ones, the control that shows what plasticity itself adds.
+    Short-term synaptic dynamics (``synapse: stp``) are part of the neuron model and stay on."""
+    if not has_plasticity(policy_config):
+        raise PlasticRLError(f"a {policy_config.kind!r} policy without a plasticity rule has no learning rate "
+                             "to freeze; frozen twins exist for plastic_spiking policies with plasticity.rule "
+                             "or input_plasticity.rule set")
+    update = {"plasticity": policy_config.plasticity.model_copy(update={"eta_scale": 0.0})}
+    if policy_config.input_plasticity.rule != "none":
+        update["input_plasticity"] = policy_config.input_plasticity.model_copy(update={"eta_scale": 0.0})
+    return policy_config.model_copy(update=update)
+
+
+class Agent:
+    """One deployed controller: ``reset()`` at episode start, ``act(obs, reward)`` every step.
+
+    ``frozen=True`` loads the agent with its learning rates set to 0 (:func:`frozen_policy_config`);
+    ``obs_std_floor`` replaces the floor on the observation std saved with it (for noisy sensors,
+    see :mod:`plasticrl.rollouts.obs_norm`)."""
+
+    def __init__(self, payload: dict[str, Any], device: str | torch.device = "cpu", frozen: bool = False,
+                 obs_std_floor: float | None = None):
+        if payload.get("kind") != "plasticrl-agent" or payload.get("format") != AGENT_FORMAT:
+            raise PlasticRLError(f"not a plasticrl agent file of format {AGENT_FORMAT} "
+                                 f"(kind={payload.get('kind')!r}, format={payload.get('format')!r})")
+        import gymnasium as gym
+
+        self._payload = payload
+        self.metadata = payload["metadata"]
+        self.policy_config = parse_policy_config(payload["policy_config"])
+        if frozen:
+            self.policy_config = frozen_policy_config(self.policy_config)
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (payload["obs_dim"],), np.float64)
+        act_space = gym.spaces.Box(np.array(payload["action_low"], np.float32),
+                                   np.array(payload["action_high"], np.float32))
+        self.observation_space, self.action_space = obs_space, act_space
+        self.policy = make_policy(self.policy_config, obs_space, act_space, device=device)
+        self.genome = payload["genome"].to(self.policy.dtype)
+        if self.genome.numel() != self.policy.genome.dim:
+            raise PlasticRLError(f"agent genome has {self.genome.numel()} values; its policy config needs "
+                                 f"{self.policy.genome.dim}")
+        self.obs_norm = ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None
+        if obs_std_floor is not None:
+            if not obs_std_floor >= 0:
+                raise PlasticRLError(f"obs_std_floor must be >= 0 (raw observation units); got {obs_std_floor!r}")
+            if self.obs_norm is None:
+                raise PlasticRLError("obs_std_floor given, but this agent was trained without observation "
+                                     "normalisation (train.obs_norm: false); there is no std to bound")
+            self.obs_norm.std_floor = float(obs_std_floor)
+        self._batch = 0
+
+    def frozen_copy(self, device: str | torch.device | None = None) -> "Agent":
+        """The same agent with its within-episode learning rates set to 0 (see :func:`frozen_policy_config`)."""
+        floor = self.obs_norm.std_floor if self.obs_norm is not None else None
+        return Agent(self._payload, device=device if device is not None else self.policy.device, frozen=True,
+                     obs_std_floor=floor)
+
+    def reset(self, batch_size: int = 1) -> None:
+        """Start a new episode (``batch_size`` parallel copies for batched observations)."""
+        self._batch = batch_size
+        self.policy.load_genome(self.genome.unsqueeze(0).expand(batch_size, -1).to(self.policy.device))
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, reward: float | np.ndarray | None = None) -> np.ndarray:
+        """Action for ``obs`` (``[obs_dim]`` or ``[B, obs_dim]``); ``reward``: the previous step's reward."""
+        obs_arr = np.asarray(obs, dtype=np.float64)
+        single = obs_arr.ndim == 1
+        batch = obs_arr.reshape(-1, self.policy.obs_dim) if obs_arr.size else obs_arr
+        if self._batch != batch.shape[0]:
+            self.reset(batch.shape[0])
+        if reward is not None:
+            r = torch.as_tensor(np.asarray(reward, dtype=np.float64).reshape(-1), dtype=self.policy.dtype)
+            self.policy.learn(r.to(self.policy.device))
+        x = torch.as_tensor(batch, dtype=torch.float64)
+        if self.obs_norm is not None:
+            x = self.obs_norm.normalise(x)
+        action = self.policy.act(x.to(device=self.policy.device, dtype=self.policy.dtype)).cpu().numpy()
+        return action[0].astype(np.float64) if single else action.astype(np.float64)
+
+
+def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bool = False,
+         obs_std_floor: float | None = None) -> Agent:
+    """Load an agent file written by training (``best_agent.pt`` / ``final_agent.pt``);
+    ``frozen=True``: with its within-episode learning rates set to 0; ``obs_std_floor``: divide
+    observations by at least this std (raw units) instead of the floor it was trained with."""
+    path = Path(path)
+    if path.is_dir():
+        names = ("best_agent.pt", "final_agent.pt")
+        found = [path / name for name in names if (path / name).is_file()]
+        if not found:
+            raise PlasticRLError(f"{str(path)!r} is a directory without an agent file (looked for "
+                                 f"{' and '.join(names)}); give a training run directory or an agent file")
+        path = found[0]
+    if not path.is_file():
+        raise PlasticRLError(f"agent file {str(path)!r} does not exist")
+    return Agent(torch_load(path), device=device, frozen=frozen, obs_std_floor=obs_std_floor)

@@ -1,0 +1,1 @@
+"""Recurrent PPO (truncated BPTT through the plastic spiking policy) on the shared run lifecycle."""
