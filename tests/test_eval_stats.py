@@ -72,6 +72,18 @@ def test_adaptation_curve_hand_case():
     r2[40:] = 0.1
     assert adaptation_curve(r2, np.array([100]), 40, 10).time_to_recover is None
     assert adaptation_curve(r2, np.array([30]), 40, 10) is None  # ended before the switch
+    # drops only after the first post-switch window and never recovers: the first window still shows
+    # the old level, which must not be read as recovery at 0
+    r3 = np.ones((100, 1))
+    r3[50:] = 0.1
+    assert adaptation_curve(r3, np.array([100]), 40, 10).time_to_recover is None
+    # dips, recovers at 70, dips again at 90: recovery is the point from which it stays (none here)
+    r4 = np.ones((100, 1))
+    r4[40:70] = 0.2
+    r4[90:] = 0.2
+    assert adaptation_curve(r4, np.array([100]), 40, 10).time_to_recover is None
+    # never drops: recovered at once
+    assert adaptation_curve(np.ones((100, 1)), np.array([100]), 40, 10).time_to_recover == 0
 
 
 def test_recover_threshold_negative_level():

@@ -3,8 +3,10 @@
 The curve is the mean reward per step in consecutive windows of ``window`` steps, aligned so
 that window 0 starts at the switch (negative indices are before it). The pre-switch level is
 the mean reward per step over the ``baseline`` steps just before the switch. Time to recover:
-steps from the switch until the first window (at or after the switch) whose mean reaches
-``recover_fraction`` of that level (``None`` if none does within the episode). Only episodes
+steps from the switch until the first window (at or after the switch) from which every window
+reaches ``recover_fraction`` of that level to the end of the episode (``None`` if there is none).
+"Stays", not "first reaches": the first window after a switch often still shows the old level
+(the body has not yet felt the damage), and a drop that never recovers must not count as 0. Only episodes
 still running at the switch count: one that fell before it never saw the perturbation.
 """
 from __future__ import annotations
@@ -50,6 +52,17 @@ def recover_threshold(pre: float, fraction: float = RECOVER_FRACTION) -> float:
     return pre - (1.0 - fraction) * abs(pre)
 
 
+def first_staying_offset(offsets: list[int], values: list[float], threshold: float) -> int | None:
+    """The first offset from which every later value is ``>= threshold`` (``None`` if the last one
+    is below it, or there are none)."""
+    found = None
+    for off, value in zip(reversed(offsets), reversed(values)):
+        if not value >= threshold:  # NaN counts as below
+            break
+        found = off
+    return found
+
+
 def adaptation_curve(rewards: np.ndarray, lengths: np.ndarray, start: int, window: int = 20,
                      baseline: int = 100, fraction: float = RECOVER_FRACTION) -> AdaptationCurve | None:
     """Curve from ``rewards [T, E]`` (0 after an episode ended) for a switch at step ``start``.
@@ -71,9 +84,7 @@ def adaptation_curve(rewards: np.ndarray, lengths: np.ndarray, start: int, windo
         curve.append(float(seg.mean()))
     ttr = None
     if math.isfinite(pre):
-        threshold = recover_threshold(pre, fraction)
-        for off, value in zip(offsets, curve):
-            if off >= 0 and value >= threshold:
-                ttr = off
-                break
+        after = [(off, value) for off, value in zip(offsets, curve) if off >= 0]
+        ttr = first_staying_offset([off for off, _ in after], [value for _, value in after],
+                                   recover_threshold(pre, fraction))
     return AdaptationCurve(start, window, offsets, curve, pre, ttr, int(alive.sum()))
