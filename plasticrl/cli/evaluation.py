@@ -72,23 +72,50 @@ def _print_summary(result: dict) -> None:
     console.print(table)
     from plasticrl.eval.plasticity_effect import HELD_OUT
 
+    _print_goal_adaptation(result)
     for e in result.get("plasticity_effect", []):
         if e["condition"] == HELD_OUT:
             console.print(f"within-episode plasticity adds, {e['agent']} minus {e['twin']} (paired, held-out mean): "
                           f"{e['difference']:+.1f} [{e['low']:+.1f}, {e['high']:+.1f}] per episode")
 
 
+def _print_goal_adaptation(result: dict) -> None:
+    """Goal-switching tasks: reward per step before/after the switch, adaptation ratio, time to adapt."""
+    entries = result.get("goal_adaptation") or []
+    if not entries:
+        return
+
+    def num(v, fmt: str) -> str:
+        return "-" if v is None or not math.isfinite(v) else format(v, fmt)
+
+    table = Table(title="adaptation to the goal switch (reward per step; ratio = after-switch rate / oracle's)")
+    for col in ("agent", "condition", "before", "after", "ratio", "95% CI", "time to adapt", "adapted",
+                "after - frozen twin"):
+        table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
+    for e in entries:
+        twin = "" if "after_minus_twin" not in e else (
+            f"{num(e['after_minus_twin'], '+.2f')} [{num(e['after_minus_twin_low'], '+.2f')}, "
+            f"{num(e['after_minus_twin_high'], '+.2f')}]")
+        table.add_row(e["agent"], e["condition"], num(e["reward_rate_before"], ".2f"),
+                      num(e["reward_rate_after"], ".2f"), num(e["adaptation_ratio"], ".2f"),
+                      f"[{num(e['adaptation_ratio_low'], '.2f')}, {num(e['adaptation_ratio_high'], '.2f')}]",
+                      num(e["time_to_adapt_median"], ".0f"), num(e["adapted_fraction"], ".0%"), twin)
+    console.print(table)
+
+
 def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,
                      only: list[str], out: Path, names: list[str], max_rows: int, window: int,
                      max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
-                     quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None) -> dict:
+                     quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None,
+                     oracle: Optional[Path] = None) -> dict:
     """Body of ``plasticrl eval``; returns the result dict."""
     from plasticrl.experiments.evaluation import evaluate_agents
 
     result, paths = evaluate_agents(
         agents, out, names=names, env=env, suite=suite, episodes=episodes, seed=seed, only=only,
         max_rows=max_rows, window=window, max_episode_steps=max_episode_steps, frozen=frozen,
-        obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else _EvalProgress)
+        obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else _EvalProgress,
+        oracle=oracle)
     if not quiet:
         _print_summary(result)
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
@@ -120,13 +147,17 @@ def register(app: typer.Typer) -> None:
         obs_std_floor: Optional[float] = typer.Option(
             None, "--obs-std-floor", help="Divide each plasticrl agent's observations by at least this std (raw "
             "units) instead of the floor it was trained with; SB3 models keep their own normalisation."),
+        oracle: Optional[Path] = typer.Option(
+            None, "--oracle", help="Goal-switching tasks: an agent trained with env.kwargs.goal_observed=true, run "
+            "first on the same episodes; adaptation ratio and time to adapt are measured against it."),
     ) -> None:
         """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
         fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
         try:
             run_eval_command(agents, env, suite, episodes, seed, list(only or []),
                              out or Path("runs") / f"eval-{_stamp()}", list(name or []), max_rows, window,
-                             max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor)
+                             max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor,
+                             oracle)
         except PlasticRLError as exc:
             _fail(str(exc))
 

@@ -9,7 +9,12 @@ Humanoid) the same two figures are also given for the return beyond that bonus: 
 stands still keeps all of its survival bonus under any damage, so the plain retained fraction
 of an agent that never falls is pulled towards 1 whatever its gait does. When an agent's frozen
 twin (``NAME/frozen``) is evaluated beside it, ``plasticity_effect`` holds their paired difference
-per condition. The result is a plain JSON-ready dict that the report writers consume.
+per condition. On goal-switching tasks (HalfCheetahDir, AntDir, HalfCheetahVel) each row also holds
+the reward per step before and after every episode's goal switch, and with an ``oracle`` (an agent
+trained with ``goal_observed=True``, evaluated on the same paired episodes with the goal in its
+observation) ``goal_adaptation`` holds each agent's adaptation ratio and time to adapt (see
+:mod:`plasticrl.eval.goal_adaptation`). The result is a plain JSON-ready dict that the report
+writers consume.
 """
 from __future__ import annotations
 
@@ -24,7 +29,14 @@ from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.eval.adaptation import adaptation_curve, switch_step
 from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS, run_batch
 from plasticrl.rollouts.controllers import Controller
-from plasticrl.eval.plasticity_effect import plasticity_effect
+from plasticrl.eval.goal_adaptation import (
+    SwitchRates,
+    after_switch_difference,
+    rates_around_switch,
+    summarise_adaptation,
+    time_to_adapt,
+)
+from plasticrl.eval.plasticity_effect import FROZEN_SUFFIX, plasticity_effect
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
 NOMINAL = "nominal"
@@ -68,10 +80,14 @@ def evaluate(
     window: int = 20,
     confidence: float = CONFIDENCE,
     progress: Progress | None = None,
+    oracle: Controller | None = None,
 ) -> dict[str, Any]:
-    """Evaluate ``controllers`` under the suite; returns the JSON-ready result (see module doc)."""
+    """Evaluate ``controllers`` under the suite; returns the JSON-ready result (see module doc).
+    ``oracle``: a controller that observes the goal (run with ``goal_observed=True`` added to the env
+    keyword arguments, first, on the same episodes), the yardstick of goal adaptation."""
     if episodes < 1:
         raise PlasticRLError(f"episodes must be >= 1; got {episodes}")
+    controllers = ([oracle] if oracle is not None else []) + list(controllers)
     names = [c.name for c in controllers]
     if len(set(names)) != len(names):
         raise PlasticRLError(f"agent names must be unique; got {names} (give --name for each)")
@@ -82,7 +98,10 @@ def evaluate(
     per_chunk = max(1, max_rows // episodes)
     steps_total = math.ceil(len(pairs) / per_chunk) * horizon
     rows, curves = [], []
+    oracle_rates: dict[str, SwitchRates] = {}
     for a, ctrl in enumerate(controllers):
+        is_oracle = oracle is not None and a == 0
+        ctrl_kwargs = {**kwargs, "goal_observed": True} if is_oracle else kwargs
         done = [0]
 
         def on_steps(_rows: int, a: int = a) -> None:
@@ -90,7 +109,7 @@ def evaluate(
             if progress is not None:
                 progress(a, len(controllers), done[0], steps_total)
 
-        batches = run_batch(ctrl, env_id, pairs, episodes, seed, kwargs, max_rows, on_steps=on_steps)
+        batches = run_batch(ctrl, env_id, pairs, episodes, seed, ctrl_kwargs, max_rows, on_steps=on_steps)
         if progress is not None:
             progress(a, len(controllers), steps_total, steps_total)
         nominal = batches[NOMINAL]
@@ -114,12 +133,65 @@ def evaluate(
                 "returns": [float(r) for r in b.returns],
                 **_after_switch(b, start, horizon),
                 **_beyond_survival(b, nominal, confidence, seed),
+                **_goal_switch(b, cond["name"], oracle_rates, is_oracle, window),
             })
     result = {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
               "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
               "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
+    if oracle is not None:
+        result["oracle"] = oracle.name
     result["plasticity_effect"] = plasticity_effect(result)
+    result["goal_adaptation"] = goal_adaptation(result)
     return result
+
+
+def _goal_switch(b, condition: str, oracle_rates: dict[str, SwitchRates], is_oracle: bool,
+                 window: int) -> dict[str, Any]:
+    """Per-episode reward rates around the goal switch (goal-switching tasks only); time to adapt is
+    measured against the oracle's mean after-switch rate of the same condition."""
+    if b.goal_switch_steps is None:
+        return {}
+    rates = rates_around_switch(b.rewards, b.lengths, b.goal_switch_steps)
+    if is_oracle:
+        oracle_rates[condition] = rates
+    target = oracle_rates.get(condition)
+    target_rate = float(np.nanmean(target.after)) if target is not None and np.isfinite(target.after).any() else math.nan
+    adapt = time_to_adapt(b.rewards, b.lengths, b.goal_switch_steps, target_rate, window=window)
+    return {"goal_switch_steps": [int(s) for s in b.goal_switch_steps],
+            "reward_rates_before": [float(x) for x in rates.before],
+            "reward_rates_after": [float(x) for x in rates.after],
+            "time_to_adapt": [float(x) for x in adapt], "oracle_reward_rate_after": target_rate}
+
+
+def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per agent and condition of a goal-switching task: rates before/after the switch, the paired
+    adaptation ratio against the oracle (when one was evaluated), time to adapt, and, for an agent
+    with a frozen twin, the paired after-switch difference (agent - twin). Empty on other tasks."""
+    rows = [r for r in result["rows"] if r.get("reward_rates_after") is not None]
+    by_key = {(r["agent"], r["condition"]): r for r in rows}
+    oracle = result.get("oracle")
+    confidence = result.get("confidence", CONFIDENCE)
+    seed = int(result.get("seed", 0))
+    out = []
+    for r in rows:
+        rates = SwitchRates(np.asarray(r["reward_rates_before"], dtype=np.float64),
+                            np.asarray(r["reward_rates_after"], dtype=np.float64))
+        o = by_key.get((oracle, r["condition"])) if oracle else None
+        o_rates = SwitchRates(np.asarray(o["reward_rates_before"], dtype=np.float64),
+                              np.asarray(o["reward_rates_after"], dtype=np.float64)) if o else None
+        summary = summarise_adaptation(r["agent"], rates, np.asarray(r["time_to_adapt"], dtype=np.float64),
+                                       o_rates if r["agent"] != oracle else None, confidence, seed).as_dict()
+        summary["condition"] = r["condition"]
+        summary["is_oracle"] = r["agent"] == oracle
+        twin = by_key.get((r["agent"] + FROZEN_SUFFIX, r["condition"]))
+        if twin is not None:
+            t_rates = SwitchRates(np.asarray(twin["reward_rates_before"], dtype=np.float64),
+                                  np.asarray(twin["reward_rates_after"], dtype=np.float64))
+            est, low, high = after_switch_difference(rates, t_rates, confidence, seed)
+            summary.update({"twin": twin["agent"], "after_minus_twin": est, "after_minus_twin_low": low,
+                            "after_minus_twin_high": high})
+        out.append(summary)
+    return out
 
 
 def _after_switch(b, start: int | None, horizon: int) -> dict[str, Any]:

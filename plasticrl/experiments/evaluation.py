@@ -33,6 +33,7 @@ def evaluate_agents(
     plots: bool = True,
     run_name: Optional[str] = None,
     progress: Optional[ProgressFactory] = None,
+    oracle: Optional[str | Path] = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate agent files (plasticrl ``.pt`` / run directories, SB3 ``.zip``) on the nominal
     condition and every condition of ``suite``; write ``eval.json``, CSVs, ``report.md`` and plots
@@ -41,6 +42,9 @@ def evaluate_agents(
     ``frozen`` adds each plastic agent again with its learning rates at 0 (``NAME/frozen``);
     ``obs_std_floor`` replaces the plasticrl agents' floor on the observation std and is recorded.
     ``env_kwargs`` default to those the agents were trained with (they must agree).
+    ``oracle``: an agent trained with the goal in its observation (``goal_observed=True``) on the same
+    goal-switching task; it runs first on the same episodes and is the yardstick of the adaptation
+    ratio and the time to adapt.
     """
     from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, frozen_twins, load_controller
     from plasticrl.eval.evaluate import evaluate
@@ -60,12 +64,20 @@ def evaluate_agents(
                                  "nothing to freeze")
         controllers += twins
     env_id = check_same_env(controllers, env)
+    oracle_ctrl = None
+    if oracle is not None:
+        oracle_ctrl = load_controller(oracle, f"{_oracle_name(oracle)} (oracle)", obs_std_floor=obs_std_floor)
+        if oracle_ctrl.env_id and oracle_ctrl.env_id != env_id:
+            raise PlasticRLError(f"the oracle was trained on {oracle_ctrl.env_id!r}, the agents on {env_id!r}")
+        if not (oracle_ctrl.env_kwargs or {}).get("goal_observed"):
+            raise PlasticRLError(f"oracle {str(oracle)!r} was not trained with goal_observed=True; an oracle must "
+                                 "observe the goal (env.kwargs.goal_observed: true)")
     env_kwargs = common_env_kwargs(controllers) if env_kwargs is None else dict(env_kwargs)
     if max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = max_episode_steps
     with (progress([c.name for c in controllers]) if progress is not None else nullcontext(None)) as bar:
         result = evaluate(controllers, env_id, suite=suite, episodes=episodes, seed=seed, only=only,
-                          env_kwargs=env_kwargs, max_rows=max_rows, window=window, progress=bar)
+                          env_kwargs=env_kwargs, max_rows=max_rows, window=window, progress=bar, oracle=oracle_ctrl)
     # Recorded because it changes how the plasticrl agents saw their observations.
     result["obs_std_floor"] = obs_std_floor
     out = Path(out)
@@ -73,3 +85,8 @@ def evaluate_agents(
     images = [p for p in paths.values() if p.suffix == ".png"]
     log_evaluation(result, out, images, mode, name=run_name or f"eval-{env_id}")
     return result, paths
+
+
+def _oracle_name(path: str | Path) -> str:
+    path = Path(path)
+    return path.name if path.is_dir() else path.stem

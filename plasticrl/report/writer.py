@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.eval.evaluate import has_beyond_survival
+from plasticrl.eval.evaluate import goal_adaptation, has_beyond_survival
 from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
 from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
@@ -59,6 +59,7 @@ def load_result(path: str | Path) -> dict[str, Any]:
     # Derived from the rows: re-derived on reading, so a result saved by an older version (without it,
     # or without the before/after-switch split) is reported like a fresh one.
     data["plasticity_effect"] = plasticity_effect(data)
+    data["goal_adaptation"] = goal_adaptation(data)
     return data
 
 
@@ -176,10 +177,11 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
                          f"{_num(r['ci_high'], 1)}] | {_num(r['retained'])} | [{_num(r['retained_low'])}, "
                          f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |{extra}")
     lines += _plasticity_effect_lines(result, conf)
+    lines += _goal_adaptation_lines(result, conf)
     if result["curves"]:
         lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result['window']} steps; "
-                  "time to recover = steps after the switch until a window reaches 80% of the pre-switch "
-                  "reward (`never`: not within the episode).", "",
+                  "time to recover = steps after the switch until the window from which every window stays at or "
+                  "above 80% of the pre-switch reward (`never`: not within the episode).", "",
                   "| agent | condition | switch step | pre-switch reward/step | time to recover |",
                   "| --- | --- | ---: | ---: | ---: |"]
         for c in result["curves"]:
@@ -189,6 +191,35 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
     if images:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in images]
     return "\n".join(lines) + "\n"
+
+
+def _goal_adaptation_lines(result: dict[str, Any], conf: int) -> list[str]:
+    """Goal-switching tasks: reward per step before and after each episode's goal switch, the paired
+    adaptation ratio against the oracle and the time to adapt (none on other tasks)."""
+    entries = result.get("goal_adaptation") or []
+    if not entries:
+        return []
+    oracle = result.get("oracle")
+    lines = ["", "## Adaptation to the goal switch", "",
+             "Reward per step before and after each episode's goal switch (the goal is revealed only through the "
+             "reward). Adaptation ratio: the after-switch rate over the oracle's"
+             + (f" (`{oracle}`, which observes the goal)" if oracle else " (no oracle evaluated)")
+             + f", on the same paired episodes, with a {conf}% bootstrap interval over episode pairs. Time to adapt: "
+             "median over the episodes that adapt of the steps from the switch until the 20-step mean reward stays "
+             "at or above 80% of the oracle's after-switch rate; `adapted`: the share of episodes that do. "
+             "`after - twin`: paired after-switch rate minus the frozen twin's.", "",
+             f"| agent | condition | episodes | before | after | after / before | ratio | {conf}% CI | "
+             f"time to adapt | adapted | after - twin | {conf}% CI |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+    for e in entries:
+        twin = (f"{_num(e['after_minus_twin'])} | [{_num(e['after_minus_twin_low'])}, "
+                f"{_num(e['after_minus_twin_high'])}]") if "after_minus_twin" in e else "- | -"
+        lines.append(f"| {e['agent']} | {e['condition']} | {e['episodes_with_switch']} | "
+                     f"{_num(e['reward_rate_before'])} | {_num(e['reward_rate_after'])} | "
+                     f"{_num(e['after_over_before'])} | {_num(e['adaptation_ratio'])} | "
+                     f"[{_num(e['adaptation_ratio_low'])}, {_num(e['adaptation_ratio_high'])}] | "
+                     f"{_num(e['time_to_adapt_median'], 0)} | {_num(e['adapted_fraction'])} | {twin} |")
+    return lines
 
 
 def _plasticity_effect_lines(result: dict[str, Any], conf: int) -> list[str]:

@@ -27,6 +27,8 @@ class EpisodeBatch:
     (a robot that fell earns nothing from then on, which is what the adaptation curve shows).
     ``survival [E]`` is the part of each return paid for staying healthy (the task's
     ``reward_survive`` info, e.g. Ant's 1 per step); ``None`` when the task pays no such bonus.
+    ``goal_switch_steps [E]``: on goal-switching tasks (``info["goal_switch_step"]``), the step at
+    which each episode's goal changes (-1: never); ``None`` on other tasks.
     """
 
     returns: np.ndarray
@@ -34,6 +36,7 @@ class EpisodeBatch:
     invalid: np.ndarray
     rewards: np.ndarray
     survival: np.ndarray | None = None
+    goal_switch_steps: np.ndarray | None = None
 
 
 def run_batch(
@@ -76,11 +79,14 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
     lengths = np.zeros(rows, dtype=np.int64)
     trace: list[np.ndarray] = []
     survival: np.ndarray | None = None
+    goal_switch: np.ndarray | None = None
     while active.any() and (max_steps is None or len(trace) < max_steps):
         actions = controller.act(np.asarray(obs, dtype=np.float64).reshape(rows, -1))
         obs, reward, terminated, truncated, info = env.step(actions)
         reward = np.asarray(reward, dtype=np.float64)
         trace.append(np.where(active, reward, 0.0))
+        if not lengths.any() and "goal_switch_step" in info:  # the first step echoes each episode's draw
+            goal_switch = np.asarray(info["goal_switch_step"], dtype=np.int64).copy()
         if "reward_survive" in info:
             paid = np.asarray(info["reward_survive"], dtype=np.float64)
             stepped = active & np.asarray(info.get("_reward_survive", active), dtype=bool)
@@ -98,5 +104,6 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
         cols = slice(c * episodes, (c + 1) * episodes)
         out[name] = EpisodeBatch(returns[cols].copy(), lengths[cols].copy(), invalid[cols].copy(),
                                  rewards[:, cols].astype(np.float32),
-                                 None if survival is None else survival[cols].copy())
+                                 None if survival is None else survival[cols].copy(),
+                                 None if goal_switch is None else goal_switch[cols].copy())
     return out
