@@ -49,8 +49,10 @@ def segments(env_id: str) -> list[str]:
 def _body(spec: mujoco.MjSpec, env_id: str, segment: str) -> tuple[mujoco.MjsBody, bool]:
     table = SEGMENTS.get(robot_id(env_id))
     if not table:
+        derived = sorted(k for k in TASKS if k not in SEGMENTS and robot_id(k) in SEGMENTS)
         raise EnvError(f"morphology perturbations are not defined for {env_id!r}; valid envs: "
-                       f"{', '.join(sorted(k for k in TASKS if robot_id(k) in SEGMENTS))}")
+                       f"{', '.join(sorted(SEGMENTS))} (and the adaptation tasks on them: "
+                       f"{', '.join(derived)})")
     if segment not in table:
         raise EnvError(f"unknown segment {segment!r} for {env_id}; valid choices: "
                        f"{', '.join(sorted(table))}")

@@ -106,7 +106,9 @@ def sample_damage(env_id: str, num: int, rng: np.random.Generator) -> list[list[
     mid-episode or one or two motors failing mid-episode (each kind a quarter of the time), all on
     limbs that the ``novel`` suite leaves intact, so its damage conditions stay held out."""
     if robot_id(env_id) not in TRAIN_DAMAGE:
-        raise unknown("env id for damage training", env_id, [k for k in TASKS if robot_id(k) in TRAIN_DAMAGE])
+        derived = sorted(k for k in TASKS if k not in TRAIN_DAMAGE and robot_id(k) in TRAIN_DAMAGE)
+        raise EnvError(f"unknown env id for damage training {env_id!r}; valid choices: "
+                       f"{', '.join(sorted(TRAIN_DAMAGE))} (and the adaptation tasks on them: {', '.join(derived)})")
     if not isinstance(rng, np.random.Generator):
         raise EnvError(f"rng must be a numpy Generator, got {type(rng).__name__}")
     table = TRAIN_DAMAGE[robot_id(env_id)]
