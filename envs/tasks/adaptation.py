@@ -37,7 +37,9 @@ TARGET_VELOCITY_RANGE = (0.5, 3.0)
 #: AntDir-v5's choices of ``directions``.
 DIRECTION_SETS = (2, 4, "continuous")
 
-SWITCH_CHOICES = "None, an int >= 1, or [low, high] with ints 1 <= low <= high (drawn per episode)"
+#: (No square brackets: the CLI prints errors through rich, which would read them as markup.)
+SWITCH_CHOICES = ("None, an int >= 1, or a list of two ints low, high with 1 <= low <= high "
+                  "(drawn per episode)")
 
 
 def goal_generator(reset_rng: np.random.Generator) -> np.random.Generator:
@@ -94,7 +96,8 @@ class GoalTask(Task):
               and 1 <= switch[0] <= switch[1]):
             pass
         else:
-            raise EnvError(f"switch_step={switch!r} is invalid for {cls.env_id}; valid choices: {SWITCH_CHOICES}")
+            raise EnvError(f"switch_step={switch!r} is invalid for {cls.env_id}; valid choices: "
+                           f"{SWITCH_CHOICES}")
         latest = switch if switch is None or _is_int(switch) else switch[1]
         if latest is not None and max_episode_steps is not None and latest >= max_episode_steps:
             raise EnvError(f"switch_step={switch!r} never happens in episodes of max_episode_steps="
@@ -244,7 +247,8 @@ class AntDir(GoalTask, Ant):
     def check_goal(cls, cfg: dict[str, Any]) -> None:
         sets, d = cfg["directions"], cfg["direction"]
         if not ((_is_int(sets) and sets in (2, 4)) or (isinstance(sets, str) and sets == "continuous")):
-            raise EnvError(f"directions={sets!r} is invalid for {cls.env_id}; valid choices: 2, 4, 'continuous'")
+            raise EnvError(f"directions={sets!r} is invalid for {cls.env_id}; valid choices: 2, 4, "
+                           "'continuous'")
         if d is None:
             return
         if sets == "continuous":
