@@ -5,6 +5,8 @@
   env for any other registered id.
 - Perturbations (:mod:`plasticrl.envs.perturb`) are named, parameterised, composable and per
   instance, passed at construction or through ``reset(options=...)``.
+- Adaptation tasks (``HalfCheetahDir-v5``, ``AntDir-v5``, ``HalfCheetahVel-v5``) draw a goal per
+  episode from the reset seed and may switch it mid-episode (:mod:`plasticrl.envs.tasks.adaptation`).
 - :func:`catalog` lists envs, perturbations with their parameters, and suites as JSON-ready data.
 - Importing this package registers ``plasticrl/<Task>-v5`` ids with Gymnasium.
 """
@@ -45,7 +47,9 @@ def make_vec(env_id: str, num_envs: int = 1, *, num_threads: int | None = None,
             :mod:`plasticrl.envs.perturb.spec`); per-reset conditions go through
             ``reset(options={"perturbation": ...})`` or ``{"perturbations": [...]}``.
         **kwargs: Gymnasium's keyword arguments for the task (``xml_file``, ``frame_skip``,
-            reward weights, ``reset_noise_scale``, observation switches, ``max_episode_steps``).
+            reward weights, ``reset_noise_scale``, observation switches, ``max_episode_steps``);
+            for the adaptation tasks also their goal keywords (``direction``, ``directions``,
+            ``target_velocity``, ``switch_step``, ``goal_observed``; see envs/README.md).
     """
     if canonical_id(env_id) in supported_ids():
         return MujocoVectorEnv(make_config(env_id, **kwargs), num_envs, num_threads=num_threads,

@@ -22,12 +22,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def env_info(env_id: str) -> dict[str, Any]:
-    """Id, sizes, defaults, limb segments and suites of one natively batched env."""
+    """Id, parent (adaptation tasks), sizes, defaults, limb segments and suites of one natively
+    batched env."""
     cfg = make_config(env_id)
     model = cfg.load_model()
     task = cfg.task_cls(model)
     return {
         "id": env_id,
+        "parent_id": cfg.task_cls.parent_id,  # adaptation tasks: the task whose robot they run
         "obs_dim": task.obs_dim,
         "action_dim": model.nu,
         "frame_skip": cfg.frame_skip,

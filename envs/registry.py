@@ -10,7 +10,7 @@ import gymnasium.envs.mujoco as gym_mujoco
 import mujoco
 
 from .errors import EnvError, unknown
-from .tasks import TASKS, Task
+from .tasks import TASKS, Task, robot_id
 
 #: MujocoEnv keyword arguments that only concern rendering; accepted (as Gymnasium accepts
 #: them) and ignored, because the batched engine does not render.
@@ -31,8 +31,8 @@ def canonical_id(env_id: str) -> str:
 
 
 def registered_max_episode_steps(env_id: str) -> int | None:
-    """The TimeLimit Gymnasium registers for ``env_id``."""
-    return gymnasium.spec(env_id).max_episode_steps
+    """The TimeLimit Gymnasium registers for ``env_id`` (for an adaptation task, its parent's)."""
+    return gymnasium.spec(robot_id(canonical_id(env_id))).max_episode_steps
 
 
 def resolve_xml(xml_file: str) -> str:
@@ -91,5 +91,6 @@ def make_config(env_id: str, **kwargs: Any) -> EnvConfig:
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise EnvError(f"max_episode_steps must be a positive int or None, got {max_steps!r}")
     task_kwargs = {k: v for k, v in kwargs.items() if k in task_cls.defaults}
+    task_cls.check_kwargs(task_kwargs, max_steps)
     return EnvConfig(cid, task_cls, resolve_xml(kwargs.get("xml_file", task_cls.xml_file)),
                      frame_skip, max_steps, task_kwargs)

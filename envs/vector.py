@@ -24,6 +24,7 @@ from .perturb import dynamics, morphology
 from .perturb.runtime import Runtime
 from .perturb.spec import Perturbation, parse
 from .registry import EnvConfig
+from .tasks.adaptation import GoalTask, goal_generator
 
 _NEVER = np.iinfo(np.int64).max
 
@@ -42,6 +43,11 @@ class MujocoVectorEnv(VectorEnv):
     instead; ``options={"perturbations": [spec_0, ..., spec_{n-1}]}`` one spec per instance.
     A ``reset`` without these options returns the reset instances to the default condition.
     Autoresets keep each instance's condition, and mid-episode switches re-arm every episode.
+
+    Adaptation tasks (:mod:`plasticrl.envs.tasks.adaptation`): each reset draws the instance's
+    goal schedule from its goal generator; ``infos`` carry ``goal`` (the goal in force for the
+    returned observation and reward) and ``goal_switch_step`` (the episode's switch step, -1 if
+    none) for every instance, at reset and at every step.
     """
 
     metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -99,6 +105,13 @@ class MujocoVectorEnv(VectorEnv):
         self._scratch = mujoco.MjData(base)
         self._default = parse(perturbation)
         self._validate(self._default)
+
+        self.has_goal = isinstance(self.task, GoalTask)
+        if self.has_goal:
+            self._goal_rngs: list[np.random.Generator | None] = [None] * num_envs
+            self._goal_first = np.zeros(num_envs)
+            self._goal_second = np.zeros(num_envs)
+            self._goal_switch = np.full(num_envs, -1, dtype=np.int64)
 
     # --- perturbations ------------------------------------------------------------------------
     def _validate(self, condition: tuple[Perturbation, ...]) -> None:
@@ -177,8 +190,13 @@ class MujocoVectorEnv(VectorEnv):
                 # drawing from the reset-noise generator (which must match Gymnasium's).
                 child = self._rngs[i].bit_generator.seed_seq.spawn(1)[0]
                 self.runtime.rngs[i] = np.random.Generator(np.random.PCG64(child))
+                if self.has_goal:
+                    self._goal_rngs[i] = goal_generator(self._rngs[i])
             self._build_model(i, 0)
             q, v = self.task.reset_noise(self._rngs[i], self.init_qpos[i], self.init_qvel[i])
+            if self.has_goal:
+                self._goal_first[i], self._goal_switch[i], self._goal_second[i] = \
+                    self.task.schedule(self._goal_rngs[i])
             qpos.append(q)
             qvel.append(v)
             self.runtime.reset_episode(i)
@@ -186,6 +204,19 @@ class MujocoVectorEnv(VectorEnv):
             self._autoreset[i] = False
         if ids:
             self.pool.set_states(ids, np.stack(qpos), np.stack(qvel))
+
+    def _set_goal(self, elapsed: np.ndarray) -> None:
+        """Give the task the goal in force for the observation that follows ``elapsed`` steps of
+        the episode (and for the reward of the step that produced it): the second goal once the
+        step with index ``switch`` has been taken (``elapsed > switch``)."""
+        switched = (self._goal_switch >= 0) & (elapsed > self._goal_switch)
+        self.task.goal = np.where(switched, self._goal_second, self._goal_first)
+
+    def _goal_infos(self, infos: dict[str, Any]) -> None:
+        infos["goal"] = self.task.goal.copy()
+        infos["_goal"] = np.ones(self.num_envs, dtype=bool)
+        infos["goal_switch_step"] = self._goal_switch.copy()
+        infos["_goal_switch_step"] = infos["_goal"]
 
     def _perturbation_infos(self, infos: dict[str, Any]) -> None:
         infos["perturbation"] = self._echo.copy()  # rows are replaced, never mutated
@@ -230,6 +261,8 @@ class MujocoVectorEnv(VectorEnv):
         for i, condition in conditions.items():
             self._set_condition(i, condition)
         self._reset_instances(list(conditions), [seeds[i] for i in conditions])
+        if self.has_goal:
+            self._set_goal(self._elapsed)
         s = self.pool.arrays
         obs = self.task.observe(s)
         if self.runtime.acts_on_obs:
@@ -239,6 +272,8 @@ class MujocoVectorEnv(VectorEnv):
         self._started = True
         infos: dict[str, Any] = {}
         self._perturbation_infos(infos)
+        if self.has_goal:
+            self._goal_infos(infos)
         return self._obs.copy(), infos
 
     def step(
@@ -287,6 +322,9 @@ class MujocoVectorEnv(VectorEnv):
         if any_reset:
             ids = [int(i) for i in np.flatnonzero(resetting)]
             self._reset_instances(ids, [None] * len(ids))
+        if self.has_goal:
+            # Stepping instances will have taken one more step; reset ones start at 0.
+            self._set_goal(self._elapsed + stepping)
         s = self.pool.arrays
         obs = self.task.observe(s)
         reward, terminated, info = self.task.evaluate(s, self._before, actions, self.dt)
@@ -309,6 +347,8 @@ class MujocoVectorEnv(VectorEnv):
             infos[key] = value
             infos["_" + key] = stepping
         self._perturbation_infos(infos)
+        if self.has_goal:
+            self._goal_infos(infos)
         return obs, reward, terminated, truncated, infos
 
     def close_extras(self, **kwargs: Any) -> None:

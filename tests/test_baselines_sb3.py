@@ -87,7 +87,7 @@ def test_off_policy_baselines_and_zip_without_sidecar(algo, tmp_path):
 
 @pytest.mark.parametrize("args, named, valid", [
     (["--algo", "dqn", "--env", ENV], "'dqn'", "ppo, sac, td3"),
-    (["--algo", "ppo", "--env", "Reacher-v5"], "'Reacher-v5'", "Ant-v5, HalfCheetah-v5"),
+    (["--algo", "ppo", "--env", "Reacher-v5"], "'Reacher-v5'", "Ant-v5, AntDir-v5, HalfCheetah-v5"),
     (["--algo", "ppo", "--env", ENV, "--train-perturbation", "bogus"], "'bogus'", "train, damage"),
     (["--algo", "ppo", "--env", "Hopper-v5", "--train-perturbation", "damage"], "'Hopper-v5'", "Ant-v5"),
 ])

@@ -20,6 +20,7 @@ import mujoco
 import numpy as np
 
 from ..errors import EnvError
+from ..tasks import TASKS, robot_id
 from .spec import Perturbation
 
 REMOVED_MASS = 1e-3
@@ -41,15 +42,17 @@ SEGMENTS: dict[str, dict[str, tuple[str, bool]]] = {
 
 
 def segments(env_id: str) -> list[str]:
-    """Segment names that morphology perturbations accept for ``env_id``."""
-    return sorted(SEGMENTS.get(env_id, {}))
+    """Segment names that morphology perturbations accept for ``env_id`` (its robot's)."""
+    return sorted(SEGMENTS.get(robot_id(env_id), {}))
 
 
 def _body(spec: mujoco.MjSpec, env_id: str, segment: str) -> tuple[mujoco.MjsBody, bool]:
-    table = SEGMENTS.get(env_id)
+    table = SEGMENTS.get(robot_id(env_id))
     if not table:
+        derived = sorted(k for k in TASKS if k not in SEGMENTS and robot_id(k) in SEGMENTS)
         raise EnvError(f"morphology perturbations are not defined for {env_id!r}; valid envs: "
-                       f"{', '.join(sorted(SEGMENTS))}")
+                       f"{', '.join(sorted(SEGMENTS))} (and the adaptation tasks on them: "
+                       f"{', '.join(derived)})")
     if segment not in table:
         raise EnvError(f"unknown segment {segment!r} for {env_id}; valid choices: "
                        f"{', '.join(sorted(table))}")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EnvError, unknown
-from ..tasks import TASKS
+from ..tasks import TASKS, robot_id
 from .morphology import segments
 
 SEVERITIES = ("mild", "moderate", "severe")
@@ -73,7 +73,7 @@ def novel(env_id: str) -> list[dict[str, Any]]:
         "dead_actuator_mid": [{"name": "dead_actuator", "actuator": list(range(min(k, nu))),
                                "start_step": MID_EPISODE} for k in (1, 2, 3)],
     }
-    limb = _LIMB.get(env_id)
+    limb = _LIMB.get(robot_id(env_id))
     if limb is not None and limb in segments(env_id):
         levels["shorten_limb"] = [{"name": "shorten_limb", "segment": limb, "scale": s}
                                   for s in (0.75, 0.5, 0.25)]
@@ -81,7 +81,7 @@ def novel(env_id: str) -> list[dict[str, Any]]:
     for name, conds in levels.items():
         for severity, cond in zip(SEVERITIES, conds):
             out.append({"name": f"{name}@{severity}", "severity": severity, "perturbation": [cond]})
-    for severity, segment in zip(SEVERITIES, _REMOVALS.get(env_id, ())):
+    for severity, segment in zip(SEVERITIES, _REMOVALS.get(robot_id(env_id), ())):
         out.append({"name": f"remove_limb_mid@{severity}", "severity": severity,
                     "perturbation": [{"name": "remove_limb", "segment": segment, "start_step": MID_EPISODE}]})
     return out
@@ -105,11 +105,13 @@ def sample_damage(env_id: str, num: int, rng: np.random.Generator) -> list[list[
     """``num`` training conditions, one per instance: nominal, a shortened limb, a limb lost
     mid-episode or one or two motors failing mid-episode (each kind a quarter of the time), all on
     limbs that the ``novel`` suite leaves intact, so its damage conditions stay held out."""
-    if env_id not in TRAIN_DAMAGE:
-        raise unknown("env id for damage training", env_id, TRAIN_DAMAGE)
+    if robot_id(env_id) not in TRAIN_DAMAGE:
+        derived = sorted(k for k in TASKS if k not in TRAIN_DAMAGE and robot_id(k) in TRAIN_DAMAGE)
+        raise EnvError(f"unknown env id for damage training {env_id!r}; valid choices: "
+                       f"{', '.join(sorted(TRAIN_DAMAGE))} (and the adaptation tasks on them: {', '.join(derived)})")
     if not isinstance(rng, np.random.Generator):
         raise EnvError(f"rng must be a numpy Generator, got {type(rng).__name__}")
-    table = TRAIN_DAMAGE[env_id]
+    table = TRAIN_DAMAGE[robot_id(env_id)]
     out: list[list[dict[str, Any]]] = []
     for _ in range(num):
         kind = DAMAGE_KINDS[int(rng.integers(len(DAMAGE_KINDS)))]

@@ -68,6 +68,10 @@ class Ant(Task):
     def position(self, s: Arrays) -> np.ndarray:
         return s["xpos"][:, self.main_body, :2].copy()
 
+    def forward_velocity(self, xy_velocity: np.ndarray) -> np.ndarray:
+        """The velocity the forward reward pays for (``[n]``): the x velocity in Ant-v5."""
+        return xy_velocity[:, 0]
+
     def evaluate(self, s: Arrays, before: np.ndarray | None, action: np.ndarray,
                  dt: float) -> Evaluation:
         n = len(action)
@@ -76,7 +80,7 @@ class Ant(Task):
         zlo, zhi = self.cfg["healthy_z_range"]
         finite = np.isfinite(qpos).all(axis=1) & np.isfinite(qvel).all(axis=1)
         healthy = finite & (zlo <= qpos[:, 2]) & (qpos[:, 2] <= zhi)
-        forward = xy_velocity[:, 0] * self.cfg["forward_reward_weight"]
+        forward = self.forward_velocity(xy_velocity) * self.cfg["forward_reward_weight"]
         survive = healthy * self.cfg["healthy_reward"]
         ctrl = ctrl_cost(self.cfg["ctrl_cost_weight"], action)
         contact = self.cfg["contact_cost_weight"] * np.sum(

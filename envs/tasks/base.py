@@ -32,11 +32,19 @@ class Task:
     defaults: ClassVar[dict[str, Any]]
     #: Body whose torso gets external pushes (perturbations) and whose morphology is edited.
     torso: ClassVar[str] = "torso"
+    #: For a task built on another one (the adaptation tasks): that task's id, whose robot,
+    #: time limit, morphology segments and perturbation suites it shares. ``None``: itself.
+    parent_id: ClassVar[str | None] = None
 
     def __init__(self, model: mujoco.MjModel, **cfg: Any) -> None:
         self.model = model
         self.cfg = {**self.defaults, **cfg}
         self.nq, self.nv, self.nu, self.nbody = model.nq, model.nv, model.nu, model.nbody
+
+    @classmethod
+    def check_kwargs(cls, kwargs: dict[str, Any], max_episode_steps: int | None = None) -> None:
+        """Validate task-specific keyword values (raise ``EnvError``); Gymnasium's own keywords
+        are taken as Gymnasium takes them, so the base accepts everything."""
 
     # --- what the engine must provide -------------------------------------------------------
     @property
