@@ -42,6 +42,12 @@ class EnvConfig(_Strict):
                                "gives every member the same ones (common random numbers: members are ranked on "
                                "equal terms instead of on which condition each happened to draw; ES trainer only)",
     )
+    train_episode_seeds: Literal["per_row", "shared"] = Field(
+        "per_row", description="reset seeds of training episodes: 'per_row' gives row r (member m, episode e) "
+                               "seed s + r; 'shared' gives every member the same episodes, seed s + e (common "
+                               "random numbers: on tasks with a random goal per episode members are ranked on the "
+                               "same goals, not on the goals each happened to draw; ES trainer only)",
+    )
     physics_backend: Literal["auto", "batch", "threads"] = Field(
         "auto", description="MuJoCo stepping: 'batch' (mujoco.batch, MuJoCo >= 4), 'threads' (mj_step per "
                             "instance on Python threads) or 'auto' (batch unless the task needs contact forces); "
@@ -134,6 +140,9 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _member_options_need_es(self) -> "ExperimentConfig":
+        if self.trainer != "es" and self.env.train_episode_seeds == "shared":
+            raise ValueError(f"env.train_episode_seeds='shared' shares episodes among ES members; trainer "
+                             f"{self.trainer!r} has none (valid choices there: per_row)")
         if self.trainer != "es" and self.env.train_perturbation_draw == "shared":
             raise ValueError(f"env.train_perturbation_draw='shared' shares conditions among ES members; trainer "
                              f"{self.trainer!r} has none (valid choices there: per_row)")

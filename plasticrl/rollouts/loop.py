@@ -62,7 +62,7 @@ def rollout(
     genome: torch.Tensor,
     episodes_per_member: int = 1,
     max_steps: int | None = None,
-    seed: int | None = None,
+    seed: int | list[int] | None = None,
     obs_norm: ObsNormalizer | None = None,
     collect_obs_moments: bool = False,
     reset_options: dict | None = None,

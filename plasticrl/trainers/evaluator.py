@@ -34,10 +34,14 @@ class LocalEvaluator:
         options: dict[str, Any] | None = None,
     ) -> RolloutResult:
         """``options`` go to ``env.reset``: ``{"perturbation": p}`` for every row or
-        ``{"perturbations": [p_row, ...]}`` one per row."""
+        ``{"perturbations": [p_row, ...]}`` one per row. Row ``r`` (member ``m``, episode ``e``) is reset
+        with seed ``seed + r``, or ``seed + e`` with ``env.train_episode_seeds: shared``."""
+        seeds: int | list[int] = seed
+        if self.config.env.train_episode_seeds == "shared":
+            seeds = [seed + e for _ in range(genomes.shape[0]) for e in range(episodes_per_member)]
         return rollout(
             self.policy, self.env, genomes.to(device=self.policy.device, dtype=self.policy.dtype),
-            episodes_per_member, max_steps=None, seed=seed, obs_norm=obs_norm,
+            episodes_per_member, max_steps=None, seed=seeds, obs_norm=obs_norm,
             collect_obs_moments=collect_obs_moments, reset_options=options,
         )
 

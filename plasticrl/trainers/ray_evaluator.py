@@ -63,6 +63,7 @@ class RayEvaluator:
     def __init__(self, config: ExperimentConfig, rows: int, workers: int | None = None, address: str | None = None):
         ray = _require_ray()
         self._ray = ray
+        self.config = config
         episodes = config.train.episodes_per_member
         if rows % episodes:
             raise PlasticRLError(f"rows ({rows}) must be a multiple of episodes_per_member ({episodes})")
@@ -95,7 +96,9 @@ class RayEvaluator:
             shard_options = options
             if options is not None and "perturbations" in options:
                 shard_options = {**options, "perturbations": list(options["perturbations"][r0:r1])}
-            futures.append(actor.evaluate.remote(genomes[a:b], episodes_per_member, seed + r0, norm_state,
+            # shared episode seeds depend on the episode index only: every shard gets the same base seed
+            shard_seed = seed if self.config.env.train_episode_seeds == "shared" else seed + r0
+            futures.append(actor.evaluate.remote(genomes[a:b], episodes_per_member, shard_seed, norm_state,
                                                  collect_obs_moments, shard_options))
         parts = self._ray.get(futures)
         obs_rows = None
