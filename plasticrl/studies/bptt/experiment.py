@@ -145,3 +145,7 @@ def main(argv: list[str] | None = None, prog: str = "differentiable_plasticity")
     print(table)
     print(f"total wall time {wall:.1f} s with {args.threads} torch thread(s)")
     return summary
+
+
+if __name__ == "__main__":  # python -m plasticrl.studies.bptt.experiment
+    main()
