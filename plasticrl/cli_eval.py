@@ -84,14 +84,16 @@ def _print_summary(result: dict) -> None:
 def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,
                      only: list[str], out: Path, names: list[str], max_rows: int, window: int,
                      max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
-                     quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None) -> dict:
+                     quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None,
+                     trust_pickle: bool = False) -> dict:
     """Body of ``plasticrl eval``; returns the result dict."""
     from plasticrl.eval.run import evaluate_agents
 
     result, paths = evaluate_agents(
         agents, out, names=names, env=env, suite=suite, episodes=episodes, seed=seed, only=only,
         max_rows=max_rows, window=window, max_episode_steps=max_episode_steps, frozen=frozen,
-        obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else _EvalProgress)
+        obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else _EvalProgress,
+        trust_pickle=trust_pickle)
     if not quiet:
         _print_summary(result)
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
@@ -123,13 +125,17 @@ def register(app: typer.Typer) -> None:
         obs_std_floor: Optional[float] = typer.Option(
             None, "--obs-std-floor", help="Divide each plasticrl agent's observations by at least this std (raw "
             "units) instead of the floor it was trained with; SB3 models keep their own normalisation."),
+        trust_pickle: bool = typer.Option(
+            False, "--trust-pickle", help="Let Stable-Baselines3 unpickle the parts of a .zip that plasticrl cannot "
+            "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
     ) -> None:
         """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
         fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
         try:
             run_eval_command(agents, env, suite, episodes, seed, list(only or []),
                              out or Path("runs") / f"eval-{_stamp()}", list(name or []), max_rows, window,
-                             max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor)
+                             max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor,
+                             trust_pickle)
         except PlasticRLError as exc:
             _fail(str(exc))
 
@@ -172,14 +178,13 @@ def register(app: typer.Typer) -> None:
         max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
         wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
         resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed baseline run from its "
-                                              "checkpoint.pkl (settings from its config.yaml; --steps may "
+                                              "checkpoint.pt (settings from its config.yaml; --steps may "
                                               "raise the budget)."),
     ) -> None:
         """Train a Stable-Baselines3 baseline (rl-zoo-like hyperparameters); saves model.zip and best_model.zip."""
-        import yaml
-
         from plasticrl.baselines import train_baseline
         from plasticrl.baselines.train import check_settings
+        from plasticrl.config import load_yaml
         from plasticrl.eval.wandb_log import resolve_mode
 
         try:
@@ -203,11 +208,12 @@ def register(app: typer.Typer) -> None:
                 if "=" not in item:
                     raise PlasticRLError(f"--hp {item!r} is not key=value")
                 key, value = item.split("=", 1)
-                overrides[key] = yaml.safe_load(value)
+                overrides[key] = load_yaml(value, f"--hp {item!r}")
             if train_perturbations and train_perturbation not in (None, "train"):
                 raise PlasticRLError(f"--train-perturbations means --train-perturbation train; got both it and "
                                      f"--train-perturbation {train_perturbation!r}")
-            condition = yaml.safe_load(train_perturbation) if train_perturbation is not None else None
+            condition = (load_yaml(train_perturbation, f"--train-perturbation {train_perturbation!r}")
+                         if train_perturbation is not None else None)
             if train_perturbations:
                 condition = "train"
             env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
@@ -239,13 +245,17 @@ def register(app: typer.Typer) -> None:
         max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
         wandb: bool = typer.Option(False, "--wandb", help="Log the video to a W&B run (mode from --wandb-mode)."),
         wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+        trust_pickle: bool = typer.Option(
+            False, "--trust-pickle", help="Let Stable-Baselines3 unpickle the parts of a .zip that plasticrl cannot "
+            "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
     ) -> None:
         """Render one episode offscreen (OSMesa on CPU, EGL with a GPU; $MUJOCO_GL overrides) to a video."""
         from plasticrl.eval.render import render_video
 
         try:
             kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-            summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs)
+            summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs,
+                                   trust_pickle=trust_pickle)
             if wandb:
                 from plasticrl.eval.wandb_log import log_video, resolve_mode
 

@@ -146,13 +146,14 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
                log: Callable[[str], None]) -> Path:
     from plasticrl.baselines import train_baseline
 
-    from plasticrl.baselines.train import CHECKPOINT, FINAL_MODEL
+    from plasticrl.baselines.train import CHECKPOINT, FINAL_MODEL, LEGACY_CHECKPOINT
 
     target = run_dir / b.model_file
     if (run_dir / FINAL_MODEL).is_file():
         log(f"{label}: already trained ({run_dir}), skipped")
     else:
-        resume = (run_dir / CHECKPOINT).is_file()
+        # a legacy checkpoint resumes too, so that it is refused rather than silently trained over
+        resume = (run_dir / CHECKPOINT).is_file() or (run_dir / LEGACY_CHECKPOINT).is_file()
         log(f"{label}: training SB3 {b.algo} for {b.steps} steps ({'resumed' if resume else 'new'}) in {run_dir}")
         train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
                        train_perturbation=b.train_perturbation if "train_perturbation" in b.model_fields_set

@@ -33,6 +33,7 @@ def evaluate_agents(
     plots: bool = True,
     run_name: Optional[str] = None,
     progress: Optional[ProgressFactory] = None,
+    trust_pickle: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate agent files (plasticrl ``.pt`` / run directories, SB3 ``.zip``) on the nominal
     condition and every condition of ``suite``; write ``eval.json``, CSVs, ``report.md`` and plots
@@ -41,6 +42,8 @@ def evaluate_agents(
     ``frozen`` adds each plastic agent again with its learning rates at 0 (``NAME/frozen``);
     ``obs_std_floor`` replaces the plasticrl agents' floor on the observation std and is recorded.
     ``env_kwargs`` default to those the agents were trained with (they must agree).
+    ``trust_pickle`` lets SB3 unpickle what plasticrl cannot rebuild of a model zip (unsafe for
+    files of unknown origin; see :mod:`plasticrl.agents.sb3`).
     """
     from plasticrl.eval.controllers import check_same_env, frozen_twins, load_controller
     from plasticrl.eval.evaluate import evaluate
@@ -50,7 +53,8 @@ def evaluate_agents(
     if names and len(names) != len(agents):
         raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
     mode = resolve_mode(wandb_mode)
-    controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor)
+    controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor, env_id=env,
+                                   trust_pickle=trust_pickle)
                    for i, p in enumerate(agents)]
     if frozen:
         twins = frozen_twins(controllers)
