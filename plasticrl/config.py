@@ -79,7 +79,7 @@ def load_yaml(text: str | bytes, source: str) -> Any:
             raise PlasticRLError(f"{source}: line {line}, column {column}: byte 0x{text[exc.start]:02x} is not "
                                  "UTF-8 text (a config is a YAML text file)") from None
     try:
-        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - _ConfigLoader is a SafeLoader
+        value = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - _ConfigLoader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
@@ -92,6 +92,37 @@ def load_yaml(text: str | bytes, source: str) -> Any:
                              "allowed in YAML") from None
     except yaml.YAMLError as exc:
         raise PlasticRLError(f"{source}: {' '.join(str(exc).split())}") from None
+    _check_size(value, source)
+    return value
+
+
+#: most values a config may expand to; aliases (``*a``) can nest a document into billions of them
+_MAX_VALUES = 100_000
+
+
+def _check_size(value: Any, source: str) -> None:
+    """Refuse a document whose aliases make it recursive (``&a [*a]``) or expand it past
+    :data:`_MAX_VALUES` values; everything that walks a config assumes a finite, small tree."""
+    count = 0
+
+    def visit(node: Any, ancestors: set[int]) -> None:
+        nonlocal count
+        count += 1
+        if count > _MAX_VALUES:
+            raise PlasticRLError(f"{source}: expands to more than {_MAX_VALUES} values (nested aliases?)")
+        if isinstance(node, (dict, list)):
+            if id(node) in ancestors:
+                raise PlasticRLError(f"{source}: an alias refers to a mapping or list that contains it (recursive)")
+            children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+            ancestors.add(id(node))
+            for child in children:
+                visit(child, ancestors)
+            ancestors.discard(id(node))
+
+    try:
+        visit(value, set())
+    except RecursionError:
+        raise PlasticRLError(f"{source}: nested too deeply") from None
 
 
 _NON_FINITE_WORD = re.compile(r"[-+]?\.?(inf|infinity|nan)", re.IGNORECASE)
