@@ -174,7 +174,8 @@ def scalar_and_text(draw):
         value = draw(st.integers(-10**12, 10**12))
         return value, str(value)
     if kind == "float":
-        value = draw(st.floats(allow_nan=False, allow_infinity=False, width=64))
+        # no subnormals: a library built with -ffast-math (imported by other tests) flushes them to 0
+        value = draw(st.floats(allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64))
         return value, repr(value) if "e" in repr(value) or "." in repr(value) else repr(value) + ".0"
     if kind == "exp":  # mantissa and exponent without a dot: the form YAML 1.1 misses
         mantissa, exponent = draw(st.integers(-999, 999)), draw(st.integers(-30, 30))
@@ -215,7 +216,7 @@ VALUES = st.one_of(
                      "2020-01-01", "!!binary aGk=", "{", "]", "- a\n- b", "? a", "0x1F", "1_000", "~", "'", "\x00",
                      "\ud7ff\x85", "*x", "!!set {a}", "!!omap [a: 1]", "1e999", "-1e400", "10" * 200]),
     st.integers().map(str),
-    st.floats().map(repr),
+    st.floats(allow_subnormal=False).map(repr),
 )
 
 
