@@ -10,7 +10,7 @@ from plasticrl.plasticity.rules import RULES
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class GenomeConfig(_Strict):

@@ -1,6 +1,7 @@
 """User-facing validation helpers: every error names the bad value and the valid choices."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -25,3 +26,19 @@ def check_shape(what: str, tensor: torch.Tensor, expected: Sequence[int | None])
     if not ok:
         pretty = "[" + ", ".join("*" if e is None else str(e) for e in expected) + "]"
         raise PlasticRLError(f"{what} has shape {list(shape)}; expected {pretty}")
+
+
+#: a name that becomes one path component: no separators, no "..", nothing hidden
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+NAME_RULE = "letters, digits, '-', '_' and '.', not starting with '.', at most 100 characters"
+
+
+def check_name(what: str, value: object) -> str:
+    """Return ``value`` if it is safe as a single directory name (see :data:`NAME_RULE`); otherwise
+    raise naming it. Run and experiment names become directories under ``--out``, so a slash,
+    ``..`` or an absolute path would write elsewhere."""
+    if isinstance(value, str) and NAME_PATTERN.fullmatch(value):
+        return value
+    shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else \
+        f"{value[:60]!r}... ({len(value)} characters)"
+    raise PlasticRLError(f"{what} {shown} cannot name a directory; allowed: {NAME_RULE}")

@@ -128,7 +128,7 @@ def test_baseline_checkpoint_resume_after_crash_and_best_model(tmp_path, monkeyp
     monkeypatch.setattr(bt, "_evaluate_now", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         train_baseline("sac", ENV, 160, run, **kw)
-    saved = read_checkpoint(run / "checkpoint.pkl")
+    saved = read_checkpoint(run / "checkpoint.pt")
     assert saved["progress"]["env_steps"] == 80 and saved["progress"]["evaluations"] == 2
     assert saved["replay_buffer"] is not None and not (run / "model.zip").exists()
 
@@ -142,7 +142,7 @@ def test_baseline_checkpoint_resume_after_crash_and_best_model(tmp_path, monkeyp
     best = json.loads((run / "best_model.json").read_text())
     best_row = max(rows, key=lambda r: r["eval_return_mean"])
     assert best["env_steps"] == best_row["env_steps"]
-    progress = read_checkpoint(run / "checkpoint.pkl")["progress"]
+    progress = read_checkpoint(run / "checkpoint.pt")["progress"]
     assert progress["best_eval_return"] == pytest.approx(best_row["eval_return_mean"])
 
 

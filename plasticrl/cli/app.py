@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -24,14 +23,22 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    # escape: a message quoting '[...]' must not be read as console markup; soft_wrap: one line, unfolded
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
 def _load_yaml(path: Path) -> dict:
+    from plasticrl.config import load_yaml
+
     if not path.is_file():
         _fail(f"config file {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = load_yaml(path.read_bytes(), f"config file {str(path)!r}") or {}
+    except PlasticRLError as exc:
+        _fail(str(exc))
     if not isinstance(data, dict):
         _fail(f"config file {str(path)!r} must hold a mapping at the top level, not {type(data).__name__}")
     return data

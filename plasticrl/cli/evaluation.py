@@ -20,7 +20,10 @@ console = Console()
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    # escape: a message quoting '[...]' must not be read as console markup; soft_wrap: one line, unfolded
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -107,7 +110,7 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
                      only: list[str], out: Path, names: list[str], max_rows: int, window: int,
                      max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
                      quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None,
-                     oracle: Optional[Path] = None) -> dict:
+                     trust_pickle: bool = False, oracle: Optional[Path] = None) -> dict:
     """Body of ``plasticrl eval``; returns the result dict."""
     from plasticrl.experiments.evaluation import evaluate_agents
 
@@ -115,7 +118,7 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
         agents, out, names=names, env=env, suite=suite, episodes=episodes, seed=seed, only=only,
         max_rows=max_rows, window=window, max_episode_steps=max_episode_steps, frozen=frozen,
         obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else _EvalProgress,
-        oracle=oracle)
+        trust_pickle=trust_pickle, oracle=oracle)
     if not quiet:
         _print_summary(result)
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
@@ -150,6 +153,9 @@ def register(app: typer.Typer) -> None:
         oracle: Optional[Path] = typer.Option(
             None, "--oracle", help="Goal-switching tasks: an agent trained with env.kwargs.goal_observed=true, run "
             "first on the same episodes; adaptation ratio and time to adapt are measured against it."),
+        trust_pickle: bool = typer.Option(
+            False, "--trust-pickle", help="Let Stable-Baselines3 unpickle the parts of a .zip that plasticrl cannot "
+            "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
     ) -> None:
         """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
         fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
@@ -157,7 +163,7 @@ def register(app: typer.Typer) -> None:
             run_eval_command(agents, env, suite, episodes, seed, list(only or []),
                              out or Path("runs") / f"eval-{_stamp()}", list(name or []), max_rows, window,
                              max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor,
-                             oracle)
+                             trust_pickle, oracle)
         except PlasticRLError as exc:
             _fail(str(exc))
 
@@ -200,15 +206,14 @@ def register(app: typer.Typer) -> None:
         max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
         wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
         resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed baseline run from its "
-                                              "checkpoint.pkl (settings from its config.yaml; --steps may "
+                                              "checkpoint.pt (settings from its config.yaml; --steps may "
                                               "raise the budget)."),
     ) -> None:
         """Train a Stable-Baselines3 baseline (rl-zoo-like hyperparameters); saves model.zip and best_model.zip."""
-        import yaml
-
+        from plasticrl.config import load_yaml
+        from plasticrl.report.wandb_log import resolve_mode
         from plasticrl.trainers.sb3 import train_baseline
         from plasticrl.trainers.sb3.trainer import check_settings
-        from plasticrl.report.wandb_log import resolve_mode
 
         try:
             if resume is not None:
@@ -231,11 +236,12 @@ def register(app: typer.Typer) -> None:
                 if "=" not in item:
                     raise PlasticRLError(f"--hp {item!r} is not key=value")
                 key, value = item.split("=", 1)
-                overrides[key] = yaml.safe_load(value)
+                overrides[key] = load_yaml(value, f"--hp {item!r}")
             if train_perturbations and train_perturbation not in (None, "train"):
                 raise PlasticRLError(f"--train-perturbations means --train-perturbation train; got both it and "
                                      f"--train-perturbation {train_perturbation!r}")
-            condition = yaml.safe_load(train_perturbation) if train_perturbation is not None else None
+            condition = (load_yaml(train_perturbation, f"--train-perturbation {train_perturbation!r}")
+                         if train_perturbation is not None else None)
             if train_perturbations:
                 condition = "train"
             env_kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
@@ -267,13 +273,17 @@ def register(app: typer.Typer) -> None:
         max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
         wandb: bool = typer.Option(False, "--wandb", help="Log the video to a W&B run (mode from --wandb-mode)."),
         wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+        trust_pickle: bool = typer.Option(
+            False, "--trust-pickle", help="Let Stable-Baselines3 unpickle the parts of a .zip that plasticrl cannot "
+            "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
     ) -> None:
         """Render one episode offscreen (OSMesa on CPU, EGL with a GPU; $MUJOCO_GL overrides) to a video."""
         from plasticrl.report.render import render_video
 
         try:
             kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-            summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs)
+            summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs,
+                                   trust_pickle=trust_pickle)
             if wandb:
                 from plasticrl.report.wandb_log import log_video, resolve_mode
 

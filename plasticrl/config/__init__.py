@@ -12,16 +12,18 @@ from plasticrl.config.experiment import (
     LoggingConfig,
     TrainConfig,
     WandbConfig,
+    check_finite,
     config_from_dict,
     config_to_dict,
     load_config,
+    load_yaml,
     parse_overrides,
     set_dotted,
 )
 from plasticrl.config.ppo import PPOConfig, parse_ppo_config
 
 __all__ = [
-    "WANDB_MODES", "DistributedConfig", "ESConfig", "EnvConfig", "ExperimentConfig", "LoggingConfig",
+    "WANDB_MODES", "DistributedConfig", "check_finite", "load_yaml", "ESConfig", "EnvConfig", "ExperimentConfig", "LoggingConfig",
     "PPOConfig", "TrainConfig", "WandbConfig", "config_from_dict", "config_to_dict", "load_config",
     "parse_overrides", "parse_ppo_config", "set_dotted",
 ]

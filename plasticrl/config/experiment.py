@@ -5,11 +5,18 @@ reads the file, applies the overrides (values parsed as YAML, so ``true``, ``1e-
 ``[64, 64]`` work), validates everything and returns an :class:`ExperimentConfig`. Unknown keys
 and bad values raise :class:`~plasticrl.errors.PlasticRLError` naming the key, the value and,
 where the field has a fixed set of values, the valid choices.
+
+YAML is read by :func:`load_yaml`: a safe loader that reads ``1e-3`` as a number (as YAML 1.2
+does; YAML 1.1 made it a string), refuses a key given twice in one mapping, and reports broken or
+binary input as one line with its line and column. Non-finite numbers (``.inf``, ``nan``) are
+refused in every field.
 """
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -18,13 +25,129 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plasticrl.agents.config import PolicyConfig
-from plasticrl.errors import PlasticRLError
+from plasticrl.errors import PlasticRLError, check_name
 
 WANDB_MODES = ("offline", "online", "disabled")
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads exponent numbers without a dot or exponent sign (``1e-3``,
+    ``5e2``) as floats and refuses a mapping that repeats a key (YAML 1.1 keeps the last
+    silently, so a typo'd second ``es:`` section would drop the first)."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # '<<' merges are meant to be overridden by the keys beside them
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    repeated = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeLoader reports it below
+                    continue
+                if repeated:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        f"key {key!r} is given twice in the same mapping", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1's float needs a '.' and a signed exponent; YAML 1.2 (and Python) also read these.
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of character ``offset`` in ``text``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def load_yaml(text: str | bytes, source: str) -> Any:
+    """Parse one YAML document safely (no Python objects are built); any problem becomes a
+    one-line :class:`PlasticRLError` naming ``source`` and the line and column."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line, column = _line_column(text[:exc.start].decode("utf-8", "replace"), exc.start)
+            raise PlasticRLError(f"{source}: line {line}, column {column}: byte 0x{text[exc.start]:02x} is not "
+                                 "UTF-8 text (a config is a YAML text file)") from None
+    try:
+        value = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - _ConfigLoader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise PlasticRLError(f"{source}: {where}{problem}") from None
+    except yaml.reader.ReaderError as exc:  # a control character or other unreadable input
+        line, column = _line_column(text, exc.position)
+        character = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        raise PlasticRLError(f"{source}: line {line}, column {column}: character {character!r} is not "
+                             "allowed in YAML") from None
+    except yaml.YAMLError as exc:
+        raise PlasticRLError(f"{source}: {' '.join(str(exc).split())}") from None
+    _check_size(value, source)
+    return value
+
+
+#: most values a config may expand to; aliases (``*a``) can nest a document into billions of them
+_MAX_VALUES = 100_000
+
+
+def _check_size(value: Any, source: str) -> None:
+    """Refuse a document whose aliases make it recursive (``&a [*a]``) or expand it past
+    :data:`_MAX_VALUES` values; everything that walks a config assumes a finite, small tree."""
+    count = 0
+
+    def visit(node: Any, ancestors: set[int]) -> None:
+        nonlocal count
+        count += 1
+        if count > _MAX_VALUES:
+            raise PlasticRLError(f"{source}: expands to more than {_MAX_VALUES} values (nested aliases?)")
+        if isinstance(node, (dict, list)):
+            if id(node) in ancestors:
+                raise PlasticRLError(f"{source}: an alias refers to a mapping or list that contains it (recursive)")
+            children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+            ancestors.add(id(node))
+            for child in children:
+                visit(child, ancestors)
+            ancestors.discard(id(node))
+
+    try:
+        visit(value, set())
+    except RecursionError:
+        raise PlasticRLError(f"{source}: nested too deeply") from None
+
+
+_NON_FINITE_WORD = re.compile(r"[-+]?\.?(inf|infinity|nan)", re.IGNORECASE)
+#: sections whose values go to code that takes them as numbers without a declared type
+_FREE_FORM = ("es.params", "ppo", "env.kwargs", "env.train_perturbation")
+
+
+def check_finite(data: Any, path: str = "") -> None:
+    """Raise naming the first field (dotted path) whose value is a non-finite number; inside the
+    free-form sections (``es.params``, ``ppo``, ``env.kwargs``, ``env.train_perturbation``) a
+    string spelling one (``inf``, ``nan``) counts too, as those values are read as numbers."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise PlasticRLError(f"{path or 'value'}: non-finite number {data!r}; give a finite number")
+    if isinstance(data, str) and path.startswith(_FREE_FORM) and _NON_FINITE_WORD.fullmatch(data.strip()):
+        raise PlasticRLError(f"{path}: non-finite number {data!r}; give a finite number")
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            check_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, (list, tuple)):
+        for i, value in enumerate(data):
+            check_finite(value, f"{path}[{i}]")
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EnvConfig(_Strict):
@@ -67,6 +190,14 @@ class ESConfig(_Strict):
         if value not in es_names():
             raise ValueError(f"unknown ES algorithm {value!r}; valid choices: {', '.join(es_names())}")
         return value
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> "ESConfig":
+        # Checked here, not when the trainer starts, so a bad value fails before a run directory exists.
+        from plasticrl.es.registry import check_es_params
+
+        check_es_params(self.algorithm, self.params)
+        return self
 
 
 class TrainConfig(_Strict):
@@ -113,7 +244,8 @@ class DistributedConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    name: str = "experiment"
+    name: str = Field("experiment", description="run directories are <out>/<name>-<time>: letters, digits, "
+                                                "'-', '_', '.', not starting with '.', at most 100 characters")
     seed: int = Field(0, ge=0)
     device: str = "cpu"
     dtype: Literal["float32", "float64"] = "float32"
@@ -126,6 +258,11 @@ class ExperimentConfig(_Strict):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     trainer: Literal["es", "ppo"] = Field("es", description="es: evolution strategies; ppo: recurrent PPO")
     ppo: Optional[dict[str, Any]] = Field(None, description="recurrent PPO hyper-parameters (trainer: ppo)")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_name("name", value)
 
     @field_validator("ppo")
     @classmethod
@@ -157,6 +294,9 @@ class ExperimentConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _default_policy_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "policy" not in data:
+            # pydantic does not validate defaults: without this the default would stay a plain dict
+            data = {**data, "policy": {"kind": "plastic_spiking"}}
         if isinstance(data, dict) and isinstance(data.get("policy"), dict) and "kind" not in data["policy"]:
             data = {**data, "policy": {**data["policy"], "kind": "plastic_spiking"}}
         return data
@@ -194,16 +334,17 @@ def parse_overrides(overrides: Sequence[str]) -> list[tuple[str, Any]]:
         if "=" not in item:
             raise PlasticRLError(f"override {item!r} is not of the form key=value (e.g. train.generations=20)")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError as exc:
-            raise PlasticRLError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        value = load_yaml(raw, f"override {item!r}") if raw != "" else ""
         parsed.append((key.strip(), value))
     return parsed
 
 
 def config_from_dict(data: Mapping[str, Any], source: str = "config") -> ExperimentConfig:
-    """Validate a raw mapping; errors list every bad key with its value."""
+    """Validate a raw mapping; errors list every bad key with its value (one line for one error)."""
+    try:
+        check_finite(data)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"invalid {source}: {exc}") from None
     try:
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as exc:
@@ -213,14 +354,18 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
             if len(loc) >= 2 and loc[0] == "policy" and loc[1] in ("plastic_spiking", "static_spiking", "linear", "mlp"):
                 loc = [loc[0]] + loc[2:]  # drop pydantic's union tag from the path
             msg = err["msg"]
-            if err["type"] == "union_tag_invalid":
+            got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+            if err["type"] == "value_error":  # our validators' messages name the value already
+                msg, got = str(err.get("ctx", {}).get("error", msg)), ""
+            elif err["type"] == "union_tag_invalid":
                 msg = (f"unknown policy kind {err['input'].get('kind')!r}; valid choices: "
                        "linear, mlp, plastic_spiking, static_spiking")
             elif err["type"] == "extra_forbidden":
                 valid = _valid_keys(data, loc[:-1])
                 msg = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
-            got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-            lines.append(f"{'.'.join(loc)}: {msg}{got}")
+            lines.append(f"{'.'.join(loc)}: {msg}{got}" if loc else f"{msg}{got}")
+        if len(lines) == 1:
+            raise PlasticRLError(f"invalid {source}: {lines[0]}") from None
         raise PlasticRLError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
 
 
@@ -253,7 +398,8 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         path = Path(path)
         if not path.is_file():
             raise PlasticRLError(f"config file {str(path)!r} does not exist")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        loaded = load_yaml(path.read_bytes(), f"config file {str(path)!r}")
+        loaded = {} if loaded is None else loaded
         if not isinstance(loaded, dict):
             raise PlasticRLError(f"config file {str(path)!r} must hold a mapping, not {type(loaded).__name__}")
         data = copy.deepcopy(loaded)

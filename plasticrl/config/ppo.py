@@ -17,7 +17,7 @@ class PPOConfig(BaseModel):
     """One update = ``num_envs x rollout_steps`` transitions, then ``epochs`` passes of
     truncated BPTT over sequences of ``seq_len`` control steps."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     num_envs: int = Field(16, ge=1, description="parallel environments (rows of the rollout policy)")
     rollout_steps: int = Field(1000, ge=1, description="control steps per env per update; every update starts "

@@ -1,17 +1,19 @@
 """Name -> ES algorithm registry, for configs and the CLI."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from torch import Tensor
 
 from plasticrl.errors import PlasticRLError
-from .base import ESAlgorithm
-from .cma import CMAES, SepCMAES
-from .openai_es import OpenAIES
-from .pgpe import PGPE
 
-__all__ = ["ALGORITHMS", "make_es", "es_names"]
+from .base import ESAlgorithm, build_config
+from .cma import CMAES, CMAESConfig, SepCMAES
+from .openai_es import OpenAIES, OpenAIESConfig
+from .pgpe import PGPE, PGPEConfig
+
+__all__ = ["ALGORITHMS", "make_es", "es_names", "check_es_params"]
 
 ALGORITHMS: dict[str, type[ESAlgorithm[Any]]] = {
     OpenAIES.name: OpenAIES,
@@ -19,6 +21,30 @@ ALGORITHMS: dict[str, type[ESAlgorithm[Any]]] = {
     CMAES.name: CMAES,
     SepCMAES.name: SepCMAES,
 }
+
+
+#: hyper-parameter dataclass of each algorithm (validated without a genome: see check_es_params)
+CONFIGS: dict[str, type[Any]] = {
+    OpenAIES.name: OpenAIESConfig,
+    PGPE.name: PGPEConfig,
+    CMAES.name: CMAESConfig,
+    SepCMAES.name: CMAESConfig,
+}
+
+
+def check_es_params(name: str, params: Mapping[str, Any]) -> None:
+    """Raise :class:`PlasticRLError` naming the key and value if ``params`` are not valid
+    hyper-parameters of the ES called ``name`` (checks that need the genome size come later)."""
+    config_type = CONFIGS.get(name)
+    if config_type is None:
+        raise PlasticRLError(f"unknown ES algorithm {name!r}; valid names: {', '.join(es_names())}")
+    try:
+        build_config(config_type, params, name)
+    except PlasticRLError:
+        raise
+    except (TypeError, ValueError) as exc:  # e.g. a string where a number belongs
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise PlasticRLError(f"invalid es.params for {name} ({shown}): {exc}") from None
 
 
 def es_names() -> list[str]:

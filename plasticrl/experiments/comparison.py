@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from plasticrl.errors import PlasticRLError
+from plasticrl.errors import PlasticRLError, check_name
 from plasticrl.io import atomic_write_json
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ExpEnv(_Strict):
@@ -84,19 +84,29 @@ class ExperimentSpec(_Strict):
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
     """Read and validate an experiment YAML; ``key=value`` overrides use dotted paths."""
-    from plasticrl.config import parse_overrides, set_dotted
+    from plasticrl.config import check_finite, load_yaml, parse_overrides, set_dotted
 
     path = Path(path)
     if not path.is_file():
         raise PlasticRLError(f"experiment config {str(path)!r} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_yaml(path.read_bytes(), f"experiment config {str(path)!r}")
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise PlasticRLError(f"experiment config {str(path)!r} must hold a mapping, not {type(data).__name__}")
     for key, value in parse_overrides(list(overrides)):
         set_dotted(data, key, value)
     try:
+        check_finite(data)
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
         raise PlasticRLError(f"invalid experiment config {str(path)!r}:\n{exc}") from exc
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"invalid experiment config {str(path)!r}: {exc}") from None
     labels = list(spec.agents) + list(spec.baselines)
+    # the name and every label become directories of the experiment
+    check_name("experiment name", spec.name)
+    for label in labels:
+        check_name("agent label", label)
     if len(set(labels)) != len(labels):
         raise PlasticRLError(f"agent and baseline labels must differ; got {labels}")
     for label, agent in spec.agents.items():
@@ -136,13 +146,14 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
                log: Callable[[str], None]) -> Path:
     from plasticrl.trainers.sb3 import train_baseline
 
-    from plasticrl.trainers.sb3.trainer import CHECKPOINT, FINAL_MODEL
+    from plasticrl.trainers.sb3.trainer import CHECKPOINT, FINAL_MODEL, LEGACY_CHECKPOINT
 
     target = run_dir / b.model_file
     if (run_dir / FINAL_MODEL).is_file():
         log(f"{label}: already trained ({run_dir}), skipped")
     else:
-        resume = (run_dir / CHECKPOINT).is_file()
+        # a legacy checkpoint resumes too, so that it is refused rather than silently trained over
+        resume = (run_dir / CHECKPOINT).is_file() or (run_dir / LEGACY_CHECKPOINT).is_file()
         log(f"{label}: training SB3 {b.algo} for {b.steps} steps ({'resumed' if resume else 'new'}) in {run_dir}")
         train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
                        train_perturbation=b.train_perturbation if "train_perturbation" in b.model_fields_set

@@ -34,6 +34,7 @@ def evaluate_agents(
     run_name: Optional[str] = None,
     progress: Optional[ProgressFactory] = None,
     oracle: Optional[str | Path] = None,
+    trust_pickle: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate agent files (plasticrl ``.pt`` / run directories, SB3 ``.zip``) on the nominal
     condition and every condition of ``suite``; write ``eval.json``, CSVs, ``report.md`` and plots
@@ -45,6 +46,8 @@ def evaluate_agents(
     ``oracle``: an agent trained with the goal in its observation (``goal_observed=True``) on the same
     goal-switching task; it runs first on the same episodes and is the yardstick of the adaptation
     ratio and the time to adapt.
+    ``trust_pickle`` lets SB3 unpickle what plasticrl cannot rebuild of a model zip (unsafe for
+    files of unknown origin; see :mod:`plasticrl.agents.sb3`).
     """
     from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, frozen_twins, load_controller
     from plasticrl.eval.evaluate import evaluate
@@ -54,7 +57,8 @@ def evaluate_agents(
     if names and len(names) != len(agents):
         raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
     mode = resolve_mode(wandb_mode)
-    controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor)
+    controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor, env_id=env,
+                                   trust_pickle=trust_pickle)
                    for i, p in enumerate(agents)]
     if frozen:
         twins = frozen_twins(controllers)

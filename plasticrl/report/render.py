@@ -45,7 +45,8 @@ def _condition(env_id: str, name: str | None) -> Any:
 
 
 def render_frames(agent_path: str, env_id: str | None, condition: str | None, steps: int, width: int,
-                  height: int, seed: int, env_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+                  height: int, seed: int, env_kwargs: dict[str, Any] | None = None,
+                  trust_pickle: bool = False) -> tuple[np.ndarray, dict]:
     """Run one episode (at most ``steps`` steps) and return ``frames [T, height, width, 3]`` uint8 and
     a summary (return, length). Needs ``MUJOCO_GL`` set before MuJoCo was imported."""
     import mujoco
@@ -53,7 +54,7 @@ def render_frames(agent_path: str, env_id: str | None, condition: str | None, st
     from plasticrl.envs import make_vec
     from plasticrl.rollouts.controllers import check_same_env, load_controller
 
-    ctrl = load_controller(agent_path)
+    ctrl = load_controller(agent_path, env_id=env_id, trust_pickle=trust_pickle)
     env_id = check_same_env([ctrl], env_id)
     kwargs = {**ctrl.env_kwargs, **(env_kwargs or {})}
     env = make_vec(env_id, 1, **kwargs)
@@ -103,14 +104,22 @@ def write_video(frames: np.ndarray, out: Path, fps: int) -> Path:
 
 def render_video(agent: str | Path, out: str | Path, env_id: str | None = None, condition: str | None = None,
                  steps: int = 1000, width: int = 480, height: int = 320, seed: int = 0, fps: int = 30,
-                 frames_dir: str | Path | None = None, env_kwargs: dict[str, Any] | None = None) -> dict:
-    """Render in a fresh interpreter with the right GL backend; returns the summary dict."""
+                 frames_dir: str | Path | None = None, env_kwargs: dict[str, Any] | None = None,
+                 trust_pickle: bool = False) -> dict:
+    """Render in a fresh interpreter with the right GL backend; returns the summary dict.
+    ``trust_pickle``: as for :func:`plasticrl.rollouts.controllers.load_controller`."""
+    from plasticrl.rollouts.controllers import load_controller
+
     out = Path(out)
     if out.suffix not in VIDEO_SUFFIXES:
         raise PlasticRLError(f"--out must end in one of {', '.join(VIDEO_SUFFIXES)}; got {str(out)!r}")
+    # Loaded here first so a file that cannot be (safely) loaded fails as one line, not as the
+    # tail of the render process's output.
+    load_controller(agent, env_id=env_id, trust_pickle=trust_pickle)
     args = {"agent": str(agent), "out": str(out), "env_id": env_id, "condition": condition, "steps": steps,
             "width": width, "height": height, "seed": seed, "fps": fps,
-            "frames_dir": None if frames_dir is None else str(frames_dir), "env_kwargs": env_kwargs or {}}
+            "frames_dir": None if frames_dir is None else str(frames_dir), "env_kwargs": env_kwargs or {},
+            "trust_pickle": trust_pickle}
     backend = gl_backend()
     env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", backend)}
     proc = subprocess.run([sys.executable, "-m", "plasticrl.report.render", json.dumps(args)], env=env,
@@ -126,7 +135,7 @@ def _main(raw: str) -> None:
     a = json.loads(raw)
     try:
         frames, summary = render_frames(a["agent"], a["env_id"], a["condition"], a["steps"], a["width"],
-                                        a["height"], a["seed"], a["env_kwargs"])
+                                        a["height"], a["seed"], a["env_kwargs"], a.get("trust_pickle", False))
     except PlasticRLError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(2) from exc

@@ -68,16 +68,19 @@ class PlasticController:
 
 
 def load_controller(path: str | os.PathLike, name: str | None = None, device: str = "cpu",
-                    obs_std_floor: float | None = None) -> Controller:
+                    obs_std_floor: float | None = None, env_id: str | None = None,
+                    trust_pickle: bool = False) -> Controller:
     """A controller from an agent file: ``*.zip`` = Stable-Baselines3 model, else a plasticrl agent
     (a run directory picks its ``best_agent.pt``). ``obs_std_floor`` replaces a plasticrl agent's
-    floor on the observation std; SB3 models keep their own normalisation."""
+    floor on the observation std; SB3 models keep their own normalisation. An SB3 model is loaded
+    without unpickling (``env_id`` gives the spaces of one without a sidecar); ``trust_pickle``
+    lets SB3 unpickle what plasticrl cannot rebuild (see :mod:`plasticrl.agents.sb3`)."""
     path = Path(path)
     label = name or _default_name(path)
     if path.suffix == ".zip":
         from plasticrl.agents.sb3 import SB3Controller
 
-        return SB3Controller.load(path, name=label, device=device)
+        return SB3Controller.load(path, name=label, device=device, env_id=env_id, trust_pickle=trust_pickle)
     from plasticrl.rollouts.saved_agent import load
 
     return PlasticController(load(path, device=device, obs_std_floor=obs_std_floor), label)

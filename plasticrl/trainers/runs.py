@@ -20,8 +20,8 @@ from typing import Any
 
 import yaml
 
-from plasticrl.config import ExperimentConfig, config_from_dict, config_to_dict
-from plasticrl.errors import PlasticRLError
+from plasticrl.config import ExperimentConfig, config_from_dict, config_to_dict, load_yaml
+from plasticrl.errors import PlasticRLError, check_name
 from plasticrl.io import atomic_write_json, atomic_write_text
 
 CONFIG_FILE = "config.yaml"
@@ -31,7 +31,9 @@ _PACKAGES = ("plasticrl", "torch", "numpy", "gymnasium", "mujoco", "wandb", "sta
 
 
 def new_run_dir(base: str | os.PathLike, name: str) -> Path:
-    """``<base>/<name>-<YYYYmmdd-HHMMSS>``, suffixed if that already exists."""
+    """``<base>/<name>-<YYYYmmdd-HHMMSS>``, suffixed if that already exists; ``name`` must be one
+    safe path component (:func:`~plasticrl.errors.check_name`), so the run stays inside ``base``."""
+    check_name("run name", name)
     base = Path(base)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidate = base / f"{name}-{stamp}"
@@ -63,4 +65,7 @@ def read_run_config(run_dir: Path) -> ExperimentConfig:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise PlasticRLError(f"{str(run_dir)!r} is not a plasticrl run directory (no {CONFIG_FILE})")
-    return config_from_dict(yaml.safe_load(path.read_text()), f"run config {str(path)!r}")
+    data = load_yaml(path.read_bytes(), f"run config {str(path)!r}")
+    if not isinstance(data, dict):
+        raise PlasticRLError(f"run config {str(path)!r} must hold a mapping, not {type(data).__name__}")
+    return config_from_dict(data, f"run config {str(path)!r}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
+import math
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ import yaml
 
 from plasticrl.trainers.sb3.hyperparams import ALGOS, hyperparams, sb3_kwargs
 from plasticrl.errors import PlasticRLError, check_choice
+from plasticrl.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
 from plasticrl.seeding import SB3_EVAL_SEED_OFFSET
-from plasticrl.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 #: eval episodes use seeds far from the training seeds so the score is on unseen initial states
 
@@ -116,43 +117,148 @@ def save_model(model, vec_normalize, path: Path, meta: dict[str, Any]) -> Path:
     return path
 
 
-def write_checkpoint(path: Path, model, vec_normalize, progress: dict[str, Any]) -> Path:
-    """Everything a resumed run needs, in one atomically written file.
+#: tag of the checkpoint layout below; a file without it is not one of ours
+CHECKPOINT_FORMAT = "plasticrl-sb3-checkpoint/1"
+#: arrays of an SB3 ReplayBuffer that hold its transitions (the rest is fixed by the run's settings)
+_REPLAY_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+_RMS_FIELDS = ("obs", "ret")
 
-    The model zip (weights and optimiser states), the replay buffer of an off-policy algorithm,
-    the ``VecNormalize`` statistics and ``progress`` (env steps, evaluation index, best return)."""
-    state: dict[str, Any] = {"progress": progress, "model": _model_bytes(model),
-                             "vec_normalize": pickle.dumps(vec_normalize) if vec_normalize is not None else None,
+
+def _tensor(array: Any) -> Any:
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _vec_normalize_state(vec_normalize) -> dict[str, Any] | None:
+    """The statistics and settings of a ``VecNormalize``, as tensors and plain numbers."""
+    if vec_normalize is None:
+        return None
+    state: dict[str, Any] = {}
+    for field in _RMS_FIELDS:
+        rms = getattr(vec_normalize, f"{field}_rms")
+        state[f"{field}_mean"] = _tensor(np.asarray(rms.mean, dtype=np.float64))
+        state[f"{field}_var"] = _tensor(np.asarray(rms.var, dtype=np.float64))
+        state[f"{field}_count"] = float(rms.count)
+    for key in ("clip_obs", "clip_reward", "gamma", "epsilon"):
+        state[key] = float(getattr(vec_normalize, key))
+    for key in ("norm_obs", "norm_reward", "training"):
+        state[key] = bool(getattr(vec_normalize, key))
+    return state
+
+
+def _replay_state(buffer) -> dict[str, Any]:
+    """The transitions of an SB3 ``ReplayBuffer`` (arrays as tensors) and its write position."""
+    arrays = {name: _tensor(getattr(buffer, name)) for name in _REPLAY_ARRAYS
+              if isinstance(getattr(buffer, name, None), np.ndarray)}
+    return {"arrays": arrays, "pos": int(buffer.pos), "full": bool(buffer.full)}
+
+
+def write_checkpoint(path: Path, model, vec_normalize, progress: dict[str, Any]) -> Path:
+    """Everything a resumed run needs, in one atomically written file that loads without running code.
+
+    A ``torch.save`` of plain data (read back with ``weights_only=True``): the model zip's bytes
+    (weights and optimiser states; loaded again without unpickling, see
+    :func:`plasticrl.agents.sb3.load_sb3_model`), the recent episode statistics, the
+    ``VecNormalize`` statistics and the replay buffer of an off-policy algorithm as tensors, and
+    ``progress`` (env steps, evaluation index, best return)."""
+    episodes = [{str(k): float(v) for k, v in info.items() if isinstance(v, (int, float, np.number))}
+                for info in (model.ep_info_buffer or [])]
+    state: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "progress": dict(progress), "model": _model_bytes(model),
+                             "ep_info": episodes, "vec_normalize": _vec_normalize_state(vec_normalize),
                              "replay_buffer": None}
     if getattr(model, "replay_buffer", None) is not None:
-        buffer = io.BytesIO()
-        model.save_replay_buffer(buffer)
-        state["replay_buffer"] = buffer.getvalue()
-    atomic_write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-    return path
+        state["replay_buffer"] = _replay_state(model.replay_buffer)
+    return atomic_torch_save(path, state)
 
 
 def saved_settings(run_dir: Path) -> dict[str, Any]:
     """A baseline run's ``config.yaml``; runs from before ``train_perturbation`` took a distribution
     name saved the boolean ``train_perturbations`` (True = the ``train`` distribution)."""
+    from plasticrl.config import load_yaml
+
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise PlasticRLError(f"{str(run_dir)!r}: no config.yaml there (not a baseline run)")
-    saved = yaml.safe_load(path.read_text())
+    saved = load_yaml(path.read_bytes(), f"baseline config {str(path)!r}")
+    needed = ("algo", "env_id", "env_kwargs", "steps", "seed", "hyperparams", "eval_every", "eval_episodes")
+    if not isinstance(saved, dict) or saved.get("kind") != "sb3-baseline" or any(k not in saved for k in needed):
+        raise PlasticRLError(f"{str(path)!r} is not the config of a plasticrl baseline run (needs kind: sb3-baseline "
+                             f"and {', '.join(needed)})")
     if "train_perturbations" in saved:
         saved["train_perturbation"] = "train" if saved.pop("train_perturbations") else None
+    saved.setdefault("train_perturbation", None)
     return saved
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The dictionary :func:`write_checkpoint` wrote (our own file: unpickled as trusted)."""
+    """The dictionary :func:`write_checkpoint` wrote, read with ``torch.load(weights_only=True)``
+    (tensors and plain data only: a crafted file cannot run code)."""
+    from plasticrl.io import torch_load
+
     try:
-        state = pickle.loads(Path(path).read_bytes())
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise PlasticRLError(f"cannot read baseline checkpoint {str(path)!r}: {exc}") from exc
-    if not isinstance(state, dict) or "progress" not in state:
-        raise PlasticRLError(f"{str(path)!r} is not a plasticrl baseline checkpoint")
+        state = torch_load(path)
+    except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line and no traceback
+        detail = " ".join(str(exc).split())[:200]
+        raise PlasticRLError(f"cannot read baseline checkpoint {str(path)!r}: not a plasticrl checkpoint of "
+                             f"tensors and plain data ({type(exc).__name__}: {detail})") from None
+    progress = state.get("progress") if isinstance(state, dict) else None
+    ok = (isinstance(progress, dict) and state.get("format") == CHECKPOINT_FORMAT
+          and isinstance(state.get("model"), bytes) and isinstance(state.get("ep_info"), list)
+          and all(isinstance(progress.get(k), int) for k in ("env_steps", "evaluations"))
+          and isinstance(progress.get("best_eval_return"), float) and not math.isnan(progress["best_eval_return"]))
+    if not ok:
+        raise PlasticRLError(f"{str(path)!r} is not a plasticrl baseline checkpoint (format {CHECKPOINT_FORMAT})")
     return state
+
+
+def _restore_vec_normalize(state: dict[str, Any], venv):
+    """A ``VecNormalize`` around ``venv`` with the settings and statistics of :func:`_vec_normalize_state`."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    vec_norm = VecNormalize(venv, norm_obs=bool(state["norm_obs"]), norm_reward=bool(state["norm_reward"]),
+                            clip_obs=float(state["clip_obs"]), clip_reward=float(state["clip_reward"]),
+                            gamma=float(state["gamma"]), epsilon=float(state["epsilon"]),
+                            training=bool(state["training"]))
+    for field in _RMS_FIELDS:
+        rms = getattr(vec_norm, f"{field}_rms")
+        mean, var = state[f"{field}_mean"].numpy(), state[f"{field}_var"].numpy()
+        # sizes, not shapes: SB3's reward statistics start as shape () and become (n_envs,) once updated
+        if mean.size != np.size(rms.mean) or var.size != np.size(rms.var):
+            raise PlasticRLError(f"checkpoint's {field} statistics have {mean.size} entries; the env's "
+                                 f"{np.size(rms.mean)}")
+        rms.mean, rms.var, rms.count = mean.astype(np.float64), var.astype(np.float64), float(state[f"{field}_count"])
+    return vec_norm
+
+
+def _restore_replay(state: dict[str, Any], buffer) -> None:
+    """Copy :func:`_replay_state`'s transitions into the freshly built ``buffer`` of the same settings."""
+    for name, tensor in state["arrays"].items():
+        target = getattr(buffer, name, None) if name in _REPLAY_ARRAYS else None
+        array = tensor.numpy()
+        if not isinstance(target, np.ndarray) or target.shape != array.shape or target.dtype != array.dtype:
+            raise PlasticRLError(f"checkpoint's replay buffer {name} is {array.dtype}{list(array.shape)}; the run's "
+                                 f"buffer is {getattr(target, 'dtype', None)}{list(getattr(target, 'shape', []))}")
+        np.copyto(target, array)
+    buffer.pos, buffer.full = int(state["pos"]), bool(state["full"])
+
+
+def _training_objects(algo: str, params: dict[str, Any], action_dim: int, ep_info: list[dict[str, float]],
+                      window: int) -> dict[str, Any]:
+    """The objects of a baseline's training state that SB3 pickles into its zip, rebuilt from the
+    run's settings (what the constructor was given) and the checkpoint's episode statistics."""
+    import inspect
+
+    from plasticrl.agents.sb3 import algo_class
+
+    kwargs = sb3_kwargs(algo, params, action_dim)
+    signature = inspect.signature(algo_class(algo).__init__).parameters
+    known: dict[str, Any] = {"action_noise": kwargs.get("action_noise"),
+                             "ep_info_buffer": deque(ep_info, maxlen=window), "ep_success_buffer": deque(maxlen=window)}
+    if "train_freq" in signature:
+        train_freq = kwargs.get("train_freq", signature["train_freq"].default)
+        known["train_freq"] = tuple(train_freq) if isinstance(train_freq, list) else train_freq
+    return known
 
 
 def _evaluate_now(model, vec_normalize, meta: dict[str, Any], episodes: int, seed: int) -> np.ndarray:
@@ -164,7 +270,9 @@ def _evaluate_now(model, vec_normalize, meta: dict[str, Any], episodes: int, see
     return out["nominal"].returns
 
 
-CHECKPOINT = "checkpoint.pkl"
+CHECKPOINT = "checkpoint.pt"
+#: the pickled checkpoint of plasticrl versions before checkpoint.pt; never read (unpickling runs code)
+LEGACY_CHECKPOINT = "checkpoint.pkl"
 BEST_MODEL = "best_model.zip"
 FINAL_MODEL = "model.zip"
 
@@ -186,7 +294,7 @@ def train_baseline(
 ) -> Path:
     """Train ``algo`` for ``steps`` env steps; returns the path of the saved final ``model.zip``.
 
-    At every evaluation the run writes ``checkpoint.pkl`` (atomically) and, when the evaluation
+    At every evaluation the run writes ``checkpoint.pt`` (atomically) and, when the evaluation
     return is the best so far, ``best_model.zip``. ``resume=True`` continues a killed run from its
     checkpoint: same weights, optimiser states, replay buffer, normalisation statistics and step
     count; the episode that was running when it stopped starts afresh, so unlike the ES trainer
@@ -209,6 +317,9 @@ def train_baseline(
     config = {"kind": "sb3-baseline", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "steps": steps,
               "seed": seed, "train_perturbation": train_perturbation, "hyperparams": params,
               "eval_every": eval_every, "eval_episodes": eval_episodes}
+    if resume and not (out / CHECKPOINT).is_file() and (out / LEGACY_CHECKPOINT).is_file():
+        raise PlasticRLError(f"{str(out / LEGACY_CHECKPOINT)!r} is a pickled checkpoint of an older plasticrl; it is "
+                             f"not read, as unpickling can run code (start the run afresh to get {CHECKPOINT})")
     checkpoint = read_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None
     if resume and checkpoint is None:
         raise PlasticRLError(f"nothing to resume in {str(out)!r}: no {CHECKPOINT} there")
@@ -231,15 +342,20 @@ def train_baseline(
         model = algo_class(algo)("MlpPolicy", train_env, seed=seed, device=device, verbose=0,
                                  **sb3_kwargs(algo, params, int(np.prod(venv.action_space.shape))))
     else:
+        from plasticrl.agents.sb3 import load_sb3_model, read_zip_data
+
         progress.update(checkpoint["progress"])
         vec_norm = None
         if checkpoint["vec_normalize"] is not None:
-            vec_norm = pickle.loads(checkpoint["vec_normalize"])
-            vec_norm.set_venv(venv)
+            vec_norm = _restore_vec_normalize(checkpoint["vec_normalize"], venv)
         train_env = vec_norm if vec_norm is not None else venv
-        model = algo_class(algo).load(io.BytesIO(checkpoint["model"]), env=train_env, device=device)
+        window = read_zip_data(checkpoint["model"]).get("_stats_window_size", 100)
+        known = _training_objects(algo, params, int(np.prod(venv.action_space.shape)), checkpoint["ep_info"],
+                                  window if isinstance(window, int) and window > 0 else 100)
+        model = load_sb3_model(checkpoint["model"], algo, (venv.observation_space, venv.action_space), env=train_env,
+                               device=device, known=known)
         if checkpoint["replay_buffer"] is not None:
-            model.load_replay_buffer(io.BytesIO(checkpoint["replay_buffer"]))
+            _restore_replay(checkpoint["replay_buffer"], model.replay_buffer)
     logger = RunLogger(out, config, wandb_mode=wandb_mode, run_name=out.name, tags=["baseline", algo],
                        run_id=_wandb_id(out), resume_from_generation=(progress["evaluations"] - 1
                                                                       if checkpoint is not None else None))
