@@ -25,7 +25,7 @@ from plasticrl.train.trainer import _EVAL_STREAM, ESTrainer
 TINY = [
     "env.id=InvertedPendulum-v5", "env.max_episode_steps=60", "policy.hidden=[8]",
     "policy.plasticity.modulation=rpe", "es.params={population_size: 8, sigma: 0.1, learning_rate: 0.05}",
-    "train.eval_every=2", "train.eval_episodes=2", "train.checkpoint_every=1", "logging.wandb.mode=disabled",
+    "train.eval_every=2", "train.eval_episodes=2", "logging.wandb.mode=disabled",
     "logging.progress=false",
 ]
 TIMING = ("generation_seconds", "wall_seconds", "env_steps_per_s")
