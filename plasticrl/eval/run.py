@@ -61,8 +61,9 @@ def evaluate_agents(
         controllers += twins
     env_id = check_same_env(controllers, env)
     if env_kwargs is None:
-        # An agent trained on the task's defaults records {}: that is a setting too, not a blank.
-        distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers}
+        # An agent trained on the task's defaults records {}: a setting too, not a blank. Files that do
+        # not name their env (a bare SB3 zip, a hand-made agent file) record no settings at all.
+        distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers if c.env_id}
         if len(distinct) > 1:
             raise PlasticRLError(f"the agents were trained with different env keyword arguments {sorted(distinct)}; "
                                  "evaluate them separately so each keeps its own")
