@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python examples/stp_mixing.py --out runs/stp_mixing          # full table and plots
     OMP_NUM_THREADS=1 python examples/stp_mixing.py --quick --out /tmp/stp_mixing  # fewer samples and updates
+    python examples/stp_mixing.py --tiny --out /tmp/stp_mixing   # seconds: checks that it runs (tests), no finding
 
 Two data sets, sklearn's 8x8 digits binarised at 8 of 16 (64 visible units): *balanced*
 (digits 0, 1, 7, all images) and *imbalanced* (digits 0 and 1 at 90/10). On each:
@@ -199,16 +200,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/stp_mixing"))
     parser.add_argument("--quick", action="store_true", help="fewer samples, epochs and wake-sleep updates")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a budget that only shows the script runs end to end (the test suite uses it)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.quick:
+    calibration_steps = 4000
+    if args.tiny:
+        args.epochs, args.ws_updates, args.chains, args.samples, args.burn_in, args.trace = 5, 2, 2, 20, 2, 10
+        calibration_steps = 400
+    elif args.quick:
         args.epochs, args.ws_updates, args.chains, args.samples, args.burn_in, args.trace = 300, 60, 8, 300, 20, 300
     else:
         args.epochs, args.ws_updates, args.chains, args.samples, args.burn_in, args.trace = 300, 200, 16, 1000, 50, 500
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    fit = calibrate_activation(LIF, torch.linspace(-1.5, 3.5, 21), steps=4000, burn_in=200, seed=args.seed)
+    fit = calibrate_activation(LIF, torch.linspace(-1.5, 3.5, 21), steps=calibration_steps, burn_in=200,
+                               seed=args.seed)
     print(f"activation fit at dt={LIF.dt} ms: alpha={fit.alpha:.3f}, mu0={fit.mu0:.3f}, "
           f"max residual {fit.max_residual:.3f}", flush=True)
     all_results = {name: run_dataset(name, spec, args, fit, lambda s: print(s, flush=True))

@@ -36,32 +36,53 @@ def test_split_is_fixed_and_stratified(digits):
 
 
 def test_supervised_csdp_one_epoch_beats_chance(digits):
+    """One epoch lifts both classifiers well above the same network untrained: the readout (trained on
+    CSDP's features) and classification by goodness, which only CSDP's own learning can lift."""
     cfg = CSDPConfig()
     g = torch.Generator().manual_seed(0)
-    params = csdp_init(cfg, g)
-    params = csdp_train_epoch(params, cfg, digits.x_train, digits.y_train,
+    untrained = csdp_init(cfg, g)
+    params = csdp_train_epoch(untrained, cfg, digits.x_train, digits.y_train,
                               PhaseSchedule("random", cfg.steps / 2, cfg.steps / 2), g)
-    readout = (csdp_predict(params, cfg, digits.x_test, g) == digits.y_test).float().mean().item()
-    by_goodness = (csdp_predict(params, cfg, digits.x_test[:120], g, by="goodness")
-                   == digits.y_test[:120]).float().mean().item()
-    assert readout > 0.6          # chance is 0.1
-    # goodness classification needs CSDP itself: the untrained network scores about chance
-    assert by_goodness > 0.4
+
+    def accuracies(p):
+        ge = torch.Generator().manual_seed(1)
+        readout = (csdp_predict(p, cfg, digits.x_test, ge) == digits.y_test).float().mean().item()
+        goodness = (csdp_predict(p, cfg, digits.x_test[:120], ge, by="goodness")
+                    == digits.y_test[:120]).float().mean().item()
+        return readout, goodness
+
+    (readout0, goodness0), (readout, goodness) = accuracies(untrained), accuracies(params)
+    assert readout0 < 0.2 and goodness0 < 0.2  # chance is 0.1 (measured: 0.10, 0.09)
+    assert readout > readout0 + 0.5            # measured: 0.90
+    assert goodness > goodness0 + 0.2          # measured: 0.41
 
 
 def test_self_supervised_csdp_separates_positives_from_negatives(digits):
+    """Training raises the goodness of real images above that of mixtures, paired image by image
+    (same mixtures, same input spikes), against the same network before training (measured over
+    seeds 0-2: the mean paired difference rises by 0.15-0.17, the share of pairs won from 0.46-0.55
+    to 0.55-0.62)."""
+    from plasticrl.studies.contrastive import mix_inputs
+
     cfg = CSDPConfig(mode="self_supervised", negatives="mix")
     g = torch.Generator().manual_seed(0)
-    params = csdp_init(cfg, g)
-    x = digits.x_train[:640]
-    params = csdp_train_epoch(params, cfg, x, digits.y_train[:640],
+    untrained = csdp_init(cfg, g)
+    params = csdp_train_epoch(untrained, cfg, digits.x_train[:640], digits.y_train[:640],
                               PhaseSchedule("periodic", cfg.steps, cfg.steps), g, train_readout=False)
-    from plasticrl.studies.contrastive import mix_inputs
     xt = digits.x_test[:200]
-    _, good_pos = csdp_features(params, cfg, xt, g)
-    _, good_neg = csdp_features(params, cfg, mix_inputs(xt, g), g)
-    # the layer's goodness is higher for real images than for mixtures it has never seen
-    assert good_pos.mean() > good_neg.mean()
+    mixtures = mix_inputs(xt, torch.Generator().manual_seed(99))
+
+    def separation(p):
+        ge = torch.Generator().manual_seed(5)
+        _, good_pos = csdp_features(p, cfg, xt, ge)
+        ge = torch.Generator().manual_seed(5)
+        _, good_neg = csdp_features(p, cfg, mixtures, ge)
+        diff = good_pos - good_neg
+        return diff.mean().item(), (diff > 0).float().mean().item()
+
+    (diff0, won0), (diff, won) = separation(untrained), separation(params)
+    assert diff > 0 and won > 0.5
+    assert diff > diff0 + 0.1 and won > won0 + 0.05
     assert goodness_probability(torch.zeros(1, 3), cfg.theta).item() < 0.5
 
 

@@ -51,13 +51,21 @@ def test_default_population_follows_searched_dims():
     assert make_es("cma_es", 100, search=torch.arange(10)).population_size == 4 + 6  # d = 10
 
 
-def test_lr_adapt_runs():
-    algo = make_es("cma_es", 4, sigma=0.5, lr_adapt=True)
-    state = algo.init(torch.ones(4, dtype=F64), seed=0)
-    for _ in range(30):
-        samples, state = algo.ask(state)
-        state, _ = algo.tell(state, samples, -(samples**2).sum(1))
-    assert float((algo.center(state) ** 2).sum()) < 0.1
+def test_lr_adapt_adapts_the_learning_rates_and_changes_the_search():
+    """With lr_adapt the library's learning rates for the mean and covariance (eta, 1 without it)
+    adapt over the run, so the same seed searches differently; both still solve the sphere."""
+    runs = {}
+    for lr_adapt in (False, True):
+        algo = make_es("cma_es", 4, sigma=0.5, lr_adapt=lr_adapt)
+        state = algo.init(torch.ones(4, dtype=F64), seed=0)
+        for _ in range(30):
+            samples, state = algo.ask(state)
+            state, _ = algo.tell(state, samples, -(samples**2).sum(1))
+        assert float((algo.center(state) ** 2).sum()) < 0.1
+        runs[lr_adapt] = state
+    assert runs[False].internals["_eta_mean"] == 1.0 and runs[False].internals["_eta_Sigma"] == 1.0
+    assert runs[True].internals["_eta_mean"] < 1.0 and runs[True].internals["_eta_Sigma"] < 1.0
+    assert not torch.equal(runs[True].center, runs[False].center)
 
 
 def test_errors_are_plasticrl_errors():

@@ -165,6 +165,16 @@ def test_invalid_members_are_counted_and_centre_stays_finite(name):
         assert math.isfinite(info["fitness_mean"])
     assert torch.isfinite(algo.center(state)).all()
     assert float(sphere(algo.center(state))) < 4.0
+    # Exactly as if those two members had been told a fitness below every valid one (tied):
+    # NaN and +-inf alike rank last, whatever their sign.
+    ref = make_es(name, 4, **SMALL[name])
+    ref_state = ref.init(torch.ones(4, dtype=F64), seed=0)
+    for _ in range(6):
+        samples, ref_state = ref.ask(ref_state)
+        fitness = -sphere(samples)
+        fitness[0] = fitness[1] = fitness[2:].min() - 1.0
+        ref_state, _ = ref.tell(ref_state, samples, fitness)
+    assert torch.equal(algo.center(state), ref.center(ref_state))
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,22 @@ def test_non_antithetic_allows_odd_population():
     algo = OpenAIES(3, {"population_size": 5, "antithetic": False})
     samples, _ = algo.ask(algo.init(torch.zeros(3), seed=0))
     assert samples.shape == (5, 3)
+    sums = samples.unsqueeze(0) + samples.unsqueeze(1)  # [i, j] = samples[i] + samples[j]
+    off_diagonal = ~torch.eye(5, dtype=torch.bool)
+    assert (sums.abs().amax(-1)[off_diagonal] > 1e-6).all()  # no member mirrors another about the centre
+
+
+def test_non_antithetic_samples_are_independent_gaussians_around_the_center():
+    """P independent N(center, sigma^2) draws: empirical mean and std per dim, and no mirrored half."""
+    center = torch.tensor([1.0, -2.0, 0.5], dtype=F64)
+    algo = OpenAIES(3, {"population_size": 4000, "sigma": 0.3, "antithetic": False})
+    samples, _ = algo.ask(algo.init(center, seed=1))
+    noise = (samples - center) / 0.3
+    # mean of 4000 standard normals: std 1/sqrt(4000) = 0.016; std: its own std is about 0.011
+    assert torch.allclose(noise.mean(0), torch.zeros(3, dtype=F64), atol=0.07)
+    assert torch.allclose(noise.std(0), torch.ones(3, dtype=F64), atol=0.05)
+    assert not torch.allclose(samples[:2000] + samples[2000:], 2 * center.expand(2000, 3), atol=0.1)
+    assert abs(float((noise[:2000] * noise[2000:]).mean())) < 0.07  # halves uncorrelated (mirrored: -1)
 
 
 def test_gradient_hand_case():

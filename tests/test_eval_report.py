@@ -62,13 +62,16 @@ def test_eval_cli_writes_consistent_reports(agent_file, tmp_path):
     data = json.loads((out / "eval.json").read_text())
     assert data["conditions"] == ["nominal", "mass_scale@severe", "dead_actuator_mid@severe"]
     rows = {r["condition"]: r for r in data["rows"]}
-    assert rows["nominal"]["retained"] == pytest.approx(1.0)
+    # The untrained agent loses return on HalfCheetah (control cost): a retained fraction relative to a
+    # negative nominal return is undefined, recorded as null and shown as '-' (hand-valued cases with a
+    # positive nominal: tests/test_eval_stats.py).
+    assert rows["nominal"]["mean_return"] < 0
+    assert all(r["retained"] is None and r["retained_low"] is None for r in rows.values())
     for r in rows.values():
         assert r["mean_return"] == pytest.approx(np.mean(r["returns"]))
         assert r["ci_low"] <= r["mean_return"] <= r["ci_high"]
         assert len(r["returns"]) == 3
     heavy = rows["mass_scale@severe"]
-    assert heavy["retained"] == pytest.approx(heavy["mean_return"] / rows["nominal"]["mean_return"])
     assert "retained_beyond_survival" not in heavy  # HalfCheetah pays no survival bonus
     assert rows["dead_actuator_mid@severe"]["mid_episode"] and rows["dead_actuator_mid@severe"]["switch_step"] == 200
     [curve] = data["curves"]
@@ -84,7 +87,10 @@ def test_eval_cli_writes_consistent_reports(agent_file, tmp_path):
     assert [t["condition"] for t in table] == data["conditions"]
     assert float(table[1]["mean_return"]) == pytest.approx(heavy["mean_return"])
     md = (out / "report.md").read_text()
-    assert "| mass_scale@severe |" in md and "## Mid-episode switches" in md and f"{heavy['retained']:.3f}" in md
+    assert "| mass_scale@severe |" in md and "## Mid-episode switches" in md
+    assert f"| mass_scale@severe | {heavy['mean_return']:.1f} |" in md
+    [heavy_line] = [line for line in md.splitlines() if line.startswith(f"| mass_scale@severe | {heavy['mean_return']:.1f}")]
+    assert heavy_line.split("|")[4].strip() == "-"  # the retained column
     for png in ("retained.png", "severity.png", "adaptation.png"):
         assert (out / png).read_bytes()[:8] == PNG
     assert list((out / "wandb").glob("offline-run-*")), "W&B offline run expected"

@@ -28,8 +28,28 @@ def test_bootstrap_mean_two_points_and_degenerate():
 
 
 def test_bootstrap_is_seeded():
+    """The same seed gives the same interval, another seed another one (the seed reaches the resampling)."""
     x = np.random.default_rng(0).normal(size=12)
     assert bootstrap_mean(x, seed=5) == bootstrap_mean(x, seed=5)
+    intervals = {(iv.low, iv.high) for iv in (bootstrap_mean(x, seed=s) for s in range(4))}
+    assert len(intervals) == 4
+    ratios = {(iv.low, iv.high) for iv in (bootstrap_ratio(x + 5, x + 10, seed=s) for s in range(4))}
+    assert len(ratios) == 4
+
+
+def test_retained_is_undefined_for_a_zero_or_negative_nominal_return():
+    """Divided by a negative nominal mean, a worse condition (-200 against -100) would read as 2.0
+    retained; with a zero one the ratio is infinite. Both are NaN, as is the mean over conditions."""
+    for nominal in ([-100.0, -100.0, -100.0], [-1.0, 0.0, 1.0], [-150.0, -50.0, -100.0]):
+        worse = [2 * v - 1 for v in nominal]
+        iv = bootstrap_ratio(worse, nominal)
+        assert math.isnan(iv.estimate) and math.isnan(iv.low) and math.isnan(iv.high)
+        mean_iv = bootstrap_mean_retained([worse, nominal], nominal)
+        assert math.isnan(mean_iv.estimate) and math.isnan(mean_iv.low) and math.isnan(mean_iv.high)
+    # A positive nominal mean keeps the ratio, even with a negative episode among its pairs.
+    iv = bootstrap_ratio([-10.0, 40.0, 80.0], [-5.0, 20.0, 40.0])  # no resample of these has mean 0
+    assert iv.estimate == pytest.approx(2.0) and iv.low == pytest.approx(2.0) and iv.high == pytest.approx(2.0)
+    assert bootstrap_mean_retained([[1.0, 3.0], [4.0, 4.0]], [2.0, 2.0]).estimate == pytest.approx((2 / 2 + 4 / 2) / 2)
 
 
 def test_bootstrap_ratio_resamples_pairs():

@@ -108,8 +108,26 @@ def test_reset_mask_restores_only_masked_rows():
     assert torch.equal(policy._state["hidden"][0].v[~mask], v_before[~mask])
     assert (policy._state["baseline"][mask] == 0).all()
     assert (policy._state["elig"][0][mask] == 0).all()
-    # a reset episode then behaves exactly like a fresh one of the same member
-    assert not torch.equal(before[0][0], policy.initial_weights[0][0])
+    assert not torch.equal(before[0][0], policy.initial_weights[0][0])  # the reset rows had learned
+    # a reset episode then behaves exactly like a fresh one of the same member; the others do not
+    after_reset = drive(policy, 10, seed=1)
+    fresh = spiking({"plasticity": {"rule": "bcm", "modulation": "rpe", "eligibility_tau": 0.1}})
+    fresh.load_genome(perturbed_genome(fresh, 3), episodes_per_member=2)
+    from_scratch = drive(fresh, 10, seed=1)
+    assert torch.equal(after_reset[mask], from_scratch[mask])
+    for row in torch.nonzero(~mask).flatten():
+        assert not torch.equal(after_reset[row], from_scratch[row])
+
+
+def drive(policy, steps, seed):
+    """Continue a loaded policy on a fixed pseudo-random observation/reward stream."""
+    g = torch.Generator().manual_seed(seed)
+    actions = []
+    for _ in range(steps):
+        obs = torch.randn(policy.num_rows, OBS, generator=g, dtype=torch.float64)
+        actions.append(policy.act(obs))
+        policy.learn(torch.randn(policy.num_rows, generator=g, dtype=torch.float64))
+    return torch.stack(actions, 1)
 
 
 def test_episodes_per_member_share_parameters_not_state():
@@ -117,8 +135,24 @@ def test_episodes_per_member_share_parameters_not_state():
     genome = perturbed_genome(policy, 2)
     acts = rollout(policy, genome, 10, episodes=3)
     assert acts.shape == (6, 10, ACT)
-    assert torch.equal(policy.initial_weights[0][0], policy.initial_weights[0][2])
+    # parameters: the 3 episodes of member 0 (rows 0-2) share member 0's, member 1 (rows 3-5) has its own
+    for l in range(len(policy.initial_weights)):
+        assert torch.equal(policy.initial_weights[l][0], policy.initial_weights[l][2])
     assert not torch.equal(policy.initial_weights[0][2], policy.initial_weights[0][3])
+    # state: each episode saw its own observations and learned its own fast weights ...
+    assert not torch.equal(policy.fast_weights[0][0], policy.fast_weights[0][1])
+    assert not torch.equal(acts[0], acts[1])
+    # ... and an episode of member 0 equals member 0 run alone on the same stream (row 1's stream)
+    alone = spiking()
+    alone.load_genome(genome[:1], episodes_per_member=1)
+    g = torch.Generator().manual_seed(0)
+    solo = []
+    for _ in range(10):
+        obs = torch.randn(6, OBS, generator=g, dtype=torch.float64)
+        reward = torch.randn(6, generator=g, dtype=torch.float64)
+        solo.append(alone.act(obs[1:2]))
+        alone.learn(reward[1:2])
+    assert torch.allclose(torch.cat(solo), acts[1], atol=1e-12)
     assert policy.member_invalid().shape == (2,)
 
 

@@ -29,12 +29,43 @@ def _start(setting, shape=()):
     return stp_event_initial_state(shape, setting["U"], x0=setting["x0"], u0=setting["u0"], dtype=F64)
 
 
-def test_reference_file_is_from_nest_and_covers_the_three_settings():
+def _tsodyks2_by_hand(times, setting):
+    """NEST's tsodyks2 update written out spike by spike (the first spike transmits u0 * x0)."""
+    x, u = setting["x0"], setting["u0"]
+    out = [u * x]
+    for h in (b - a for a, b in zip(times, times[1:])):
+        x = 1 + (x - x * u - 1) * math.exp(-h / setting["tau_rec"])
+        fac = math.exp(-h / setting["tau_fac"]) if setting["tau_fac"] > 0 else 0.0
+        u = setting["U"] + u * (1 - setting["U"]) * fac
+        out.append(u * x)
+    return out
+
+
+def test_the_code_depresses_facilitates_and_renews_in_the_three_reference_settings():
+    """The reference settings are NEST's (file provenance) and pin three regimes; the code, on a
+    train of its own, follows the tsodyks2 update by hand in each, and shows the regime: a regular
+    train depresses the depressing synapse spike after spike, builds up the facilitating one, and
+    the renewing one (U = 1) transmits 1 - exp(-h / tau_rec) after every interval h."""
     assert REFERENCE["source"].startswith("NEST tsodyks2_synapse") and REFERENCE["nest_version"].startswith("3.")
     settings = REFERENCE["settings"]
     assert settings["depressing"]["tau_fac"] == 0.0
     assert settings["facilitating"]["tau_fac"] > settings["facilitating"]["tau_rec"]
     assert settings["renewing"]["U"] == 1.0
+    irregular = [3.0, 4.5, 30.0, 31.0, 90.0, 400.0, 401.5, 402.0]
+    regular = [50.0 * k for k in range(8)]
+    code = {}
+    for name in ("depressing", "facilitating", "renewing"):
+        setting = settings[name]
+        for times in (irregular, regular):
+            efficacy, _ = stp_train_efficacies(torch.diff(torch.tensor(times, dtype=F64)), _params(setting),
+                                               _start(setting))
+            torch.testing.assert_close(efficacy, torch.tensor(_tsodyks2_by_hand(times, setting), dtype=F64),
+                                       rtol=0, atol=1e-12)
+        code[name] = efficacy.tolist()  # the regular train
+    assert all(b < a for a, b in zip(code["depressing"], code["depressing"][1:]))
+    assert all(b > a for a, b in zip(code["facilitating"][:4], code["facilitating"][1:4]))
+    tau = settings["renewing"]["tau_rec"]
+    assert code["renewing"][1:] == pytest.approx([1 - math.exp(-50.0 / tau)] * 7, abs=1e-12)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE["settings"]))
@@ -49,15 +80,24 @@ def test_event_driven_efficacies_equal_nest(name):
 
 
 def test_first_spike_convention_is_the_stored_state_whatever_its_time():
-    # NEST transmits u0 * x0 at the first spike (no decay from t = 0); the stored vectors pin it
+    """NEST transmits u0 * x0 at the first spike, with no decay from t = 0: the clock-driven code
+    gives the same efficacies whether the train starts at step 0, 7 or 300 (its later spikes shifted
+    along), the first being u0 * x0; the renewing synapse's second is 1 - exp(-h / tau_rec)."""
     for name, setting in REFERENCE["settings"].items():
-        for train in setting["trains"]:
+        for train in setting["trains"]:  # the stored vectors pin the convention too
             assert train["efficacy"][0] == pytest.approx(setting["u0"] * setting["x0"], abs=1e-15), name
-    # and a renewing synapse's later efficacy is 1 - exp(-h / tau_rec), the hand value
-    renewing = REFERENCE["settings"]["renewing"]
-    train = renewing["trains"][0]
-    h = train["spike_times"][1] - train["spike_times"][0]
-    assert train["efficacy"][1] == pytest.approx(1.0 - math.exp(-h / renewing["tau_rec"]), abs=1e-12)
+        params = _params(setting)
+        offsets = []
+        for first in (0, 7, 300):
+            spikes = torch.zeros(first + 40, dtype=F64)
+            spikes[[first, first + 4, first + 9, first + 30]] = 1.0
+            efficacy = _clock_efficacies(spikes, params, 1.0, u0=setting["u0"], x0=setting["x0"])
+            offsets.append(efficacy[spikes > 0])
+        assert offsets[0][0].item() == pytest.approx(setting["u0"] * setting["x0"], abs=1e-12), name
+        for other in offsets[1:]:
+            torch.testing.assert_close(other, offsets[0], rtol=0, atol=1e-12)
+        if name == "renewing":
+            assert offsets[0][1].item() == pytest.approx(1.0 - math.exp(-4.0 / setting["tau_rec"]), abs=1e-12)
 
 
 def _grid_train(steps, rate, seed, shape=()):

@@ -26,7 +26,7 @@ from plasticrl.trainers.es import ESTrainer
 TINY = [
     "env.id=InvertedPendulum-v5", "env.max_episode_steps=60", "policy.hidden=[8]",
     "policy.plasticity.modulation=rpe", "es.params={population_size: 8, sigma: 0.1, learning_rate: 0.05}",
-    "train.eval_every=2", "train.eval_episodes=2", "train.checkpoint_every=1", "logging.wandb.mode=disabled",
+    "train.eval_every=2", "train.eval_episodes=2", "logging.wandb.mode=disabled",
     "logging.progress=false",
 ]
 TIMING = ("generation_seconds", "wall_seconds", "env_steps_per_s")
@@ -132,33 +132,69 @@ def test_trained_agent_drives_a_plain_gymnasium_env_like_the_evaluation(tmp_path
     assert np.mean(returns) == pytest.approx(best_row["eval_return_mean"], abs=1e-6)
 
 
+def wandb_records(path):
+    """The protobuf records of an offline W&B log (LevelDB-style log: 7-byte file header, 32 KiB
+    blocks, records of checksum u32, length u16, type u8: 1 full, 2 first, 3 middle, 4 last)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    assert data[:4] == b":W&B"
+    block, pos, chunks = 32768, 7, []
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # block trailer padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0:
+            break
+        chunks.append(data[pos + 7:pos + 7 + length])
+        pos += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(b"".join(chunks))
+            chunks = []
+            yield record
+
+
 def test_offline_wandb_run_holds_the_logged_metrics(tmp_path):
+    """Every numeric metric of every metrics.jsonl row is in the W&B history at its generation's
+    step, with the same value; the final and best agents are logged as artifacts."""
     cfg = tiny("train.generations=3", "logging.wandb.mode=offline", "logging.wandb.tags=[ci]")
     ESTrainer(cfg, tmp_path / "run").train()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 3
-    wanted = [b"final_agent.pt"]  # the final agent artifact was logged
-    for row in rows:
-        for key in ("fitness_mean", "fitness_max", "sigma", "env_steps"):
-            value = row[key]
-            spellings = {json.dumps(value)} | ({json.dumps(int(value))} if float(value).is_integer() else set())
-            wanted.append(key.encode())
-            wanted.append(tuple(s.encode() for s in spellings))
+    assert [r["generation"] for r in rows] == [1, 2, 3]
+    assert all(r["sigma"] == 0.1 and r["env_steps"] > 0 for r in rows)
 
-    def missing(raw):
-        return [w for w in wanted if not (any(s in raw for s in w) if isinstance(w, tuple) else w in raw)]
+    def read_log():
+        logs = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(logs) == 1
+        history, artifacts = {}, []
+        for record in wandb_records(logs[0]):
+            kind = record.WhichOneof("record_type")
+            if kind == "history":
+                history[record.history.step.num] = {item.key or ".".join(item.nested_key): json.loads(item.value_json)
+                                                    for item in record.history.item}
+            elif kind == "artifact":
+                artifacts.append((record.artifact.name, list(record.artifact.aliases)))
+        return history, artifacts
 
     # W&B's service process writes the offline log asynchronously; on a busy machine the last
     # records can land shortly after finish() returns, so wait for them (bounded) before judging.
     deadline = time.time() + 30
     while True:
-        logs = list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
-        raw = logs[0].read_bytes() if len(logs) == 1 else b""
-        if not missing(raw) or time.time() > deadline:
+        history, artifacts = read_log()
+        if (len(history) == 3 and len(artifacts) == 2) or time.time() > deadline:
             break
         time.sleep(0.5)
-    assert len(logs) == 1
-    assert not missing(raw)
+    assert sorted(history) == [1, 2, 3]
+    for row in rows:
+        logged = history[row["generation"]]
+        for key, value in row.items():
+            assert logged[key] == value, (row["generation"], key)
+    assert [(name, "best" in aliases, "final" in aliases) for name, aliases in sorted(artifacts)] == [
+        ("run-best", True, False), ("run-final", False, True)]
 
 
 def test_train_cli_config_errors_name_the_key(tmp_path):
@@ -231,6 +267,7 @@ def test_ray_backend_equals_local_backend(tmp_path):
         ray.shutdown()
     assert torch.equal(local.center, distributed.center)
     local_rows, ray_rows = metrics(tmp_path / "local"), metrics(tmp_path / "ray")
+    assert len(local_rows) == len(ray_rows) == 3
     for a, b in zip(local_rows, ray_rows):
         assert {k: v for k, v in a.items() if k != "env_steps"} == {k: v for k, v in b.items() if k != "env_steps"}
 

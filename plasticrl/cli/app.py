@@ -126,7 +126,8 @@ def train(
     try:
         if resume is not None:
             if config_path is not None:
-                _fail("give either CONFIG or --resume RUN_DIR, not both (the run keeps its own config.yaml)")
+                _fail(f"give either CONFIG ({str(config_path)!r}) or --resume RUN_DIR, not both (the run keeps "
+                      f"its own config.yaml; change what may change with key=value overrides)")
             for key, _ in parse_overrides(overrides):
                 if not key.startswith(_RESUME_OVERRIDABLE):
                     _fail(f"override {key!r} would change the run being resumed; allowed on resume: "

@@ -58,12 +58,14 @@ def bootstrap_ratio(numerator: Sequence[float], denominator: Sequence[float], co
     """``mean(numerator) / mean(denominator)`` for paired samples, resampling pairs jointly.
 
     Episodes are paired across conditions (same seeds), so the pair is the resampling unit:
-    that keeps the correlation between a condition and nominal in the interval.
+    that keeps the correlation between a condition and nominal in the interval. A denominator
+    whose mean is zero or negative gives NaN (undefined, shown as '-'): divided by a negative
+    nominal return, a worse condition would read as a retained fraction above 1.
     """
     x, y = _as_array(numerator), _as_array(denominator)
     if x.size != y.size:
         raise ValueError(f"paired samples need equal sizes; got {x.size} and {y.size}")
-    if x.size == 0 or float(y.mean()) == 0.0:
+    if x.size == 0 or not float(y.mean()) > 0.0:
         return Interval(math.nan, math.nan, math.nan)
     est = float(x.mean() / y.mean())
     if x.size == 1 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or (np.ptp(x) == 0 and np.ptp(y) == 0):
@@ -79,11 +81,12 @@ def bootstrap_mean_retained(conditions: Sequence[Sequence[float]], nominal: Sequ
                             seed: int = 0) -> Interval:
     """Mean over conditions of ``mean(condition) / mean(nominal)``, with an interval from resampling
     episodes jointly: episode ``e`` of every condition and of nominal share a seed, so an episode
-    index is the resampling unit (the figure summarising an agent over a suite)."""
+    index is the resampling unit (the figure summarising an agent over a suite). NaN when the
+    nominal mean is zero or negative, as for :func:`bootstrap_ratio`."""
     x, y = np.asarray(conditions, dtype=np.float64), _as_array(nominal)
     if x.ndim != 2 or x.shape[1] != y.size:
         raise ValueError(f"conditions must be [C, {y.size}] like nominal; got shape {x.shape}")
-    if x.size == 0 or float(y.mean()) == 0.0:
+    if x.size == 0 or not float(y.mean()) > 0.0:
         return Interval(math.nan, math.nan, math.nan)
     est = float((x.mean(axis=1) / y.mean()).mean())
     if y.size == 1 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or (

@@ -116,9 +116,10 @@ def check_same_env(controllers: list[Controller], env_id: str | None) -> str:
 
 
 def common_env_kwargs(controllers: list[Controller]) -> dict[str, Any]:
-    """The env keyword arguments the controllers were trained with; they must agree (a controller
-    without recorded kwargs agrees with any)."""
-    distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers if c.env_kwargs}
+    """The env keyword arguments the controllers were trained with; they must agree. An agent trained on
+    the task's defaults records ``{}``: a setting too, not a blank. Files that do not name their env (a
+    bare SB3 zip, a hand-made agent file) record no settings and agree with any."""
+    distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers if c.env_id}
     if len(distinct) > 1:
         raise PlasticRLError(f"the agents were trained with different env keyword arguments {sorted(distinct)}; "
                              "evaluate them separately so each keeps its own")

@@ -5,10 +5,24 @@ environment reset seeds here. Observation statistics are merged after each gener
 frozen during it. Together with the checkpoint (ES state, statistics, best solution, counters)
 this makes a resumed run continue exactly where the uninterrupted one would be: N generations
 straight equal k generations, a kill, a resume and N - k more.
+
+Extending a finished run (``--resume RUN train.generations=M``) equals a straight M-generation run
+too: the centre is evaluated in the loop only every ``train.eval_every`` generations, and only
+those evaluations enter the resumable state (``best`` in the checkpoint, ``metrics.jsonl``). The
+evaluation of a final centre that falls off that schedule is recorded in ``final_agent.pt`` and
+``summary.json``, and may make that centre the finished run's ``best_agent.pt``; a resume puts the
+scheduled best back into ``best_agent.pt`` before it continues.
+
+Test hook: with ``$PLASTICRL_TEST_SIGKILL_BEFORE_CHECKPOINT=G`` set, the trainer sends itself
+SIGKILL after writing the metrics row of generation G and before writing that generation's
+checkpoint (G must be a checkpointed generation). ``tests/test_trainer.py`` uses it to kill a
+real run at the one point where ``metrics.jsonl`` is ahead of ``checkpoint.pt``.
 """
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +45,13 @@ from plasticrl.rollouts.obs_norm import ObsNormalizer
 from plasticrl.trainers.runs import CHECKPOINT_FILE, write_run_files
 
 CHECKPOINT_FORMAT = 1
+KILL_HOOK_ENV = "PLASTICRL_TEST_SIGKILL_BEFORE_CHECKPOINT"
+
+
+def _kill_hook_generation() -> int | None:
+    """The generation at which a test asks this process to SIGKILL itself (see the module docstring)."""
+    value = os.environ.get(KILL_HOOK_ENV)
+    return int(value) if value else None
 
 
 def _default_evaluator(config: ExperimentConfig, rows: int):
@@ -162,10 +183,25 @@ class ESTrainer:
                           state["obs_norm"], training_metadata(self.config, self.run_dir, state["generation"],
                                                                state["env_steps"], eval_return))
 
+    def _restore_scheduled_best(self, state: dict[str, Any]) -> None:
+        """Put the checkpoint's best (scheduled evaluations only) back into ``best_agent.pt``: the
+        finished run may have replaced it with its final centre, evaluated off the schedule, which a
+        straight run of the extended length never evaluates. Checkpoints written before the best's
+        observation statistics were kept carry no ``obs_norm`` in ``best`` and are left as they are."""
+        best = state["best"]
+        if best["genome"] is None or "obs_norm" not in best:
+            return
+        obs_norm = ObsNormalizer.from_state_dict(best["obs_norm"]) if best["obs_norm"] is not None else None
+        save_agent(self.run_dir / "best_agent.pt", self.policy, config_to_dict(self.config)["policy"], best["genome"],
+                   obs_norm, training_metadata(self.config, self.run_dir, best["generation"], best["env_steps"],
+                                               best["eval_return"]))
+
     # -- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.config
         state = self._load_checkpoint() if resume else self._fresh_state()
+        if resume:
+            self._restore_scheduled_best(state)
         write_run_files(self.run_dir, cfg)
         logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
                                    resume_from_generation=state["generation"] if resume else -1)
@@ -179,6 +215,7 @@ class ESTrainer:
     def _loop(self, state: dict[str, Any], logger: RunLogger) -> TrainResult:
         cfg = self.config
         E = cfg.train.episodes_per_member
+        kill_at = _kill_hook_generation()
         last_eval = (float("nan"), float("nan"))
         while state["generation"] < cfg.train.generations:
             if cfg.train.max_env_steps is not None and state["env_steps"] >= cfg.train.max_env_steps:
@@ -206,29 +243,45 @@ class ESTrainer:
                 "env_steps_per_s": res.env_steps / max(rollout_seconds, 1e-9),
             }
             g = state["generation"]
-            if g % cfg.train.eval_every == 0 or g == cfg.train.generations:
+            # Only the scheduled evaluations enter the state: an extra one at a final generation off
+            # the schedule would make a run that is later extended differ from a straight run.
+            if g % cfg.train.eval_every == 0:
                 center = self.algo.center(state["es"])
                 mean, std, _ = self._evaluate_center(center, state["obs_norm"])
                 last_eval = (mean, std)
                 metrics.update({"eval_return_mean": mean, "eval_return_std": std})
                 if mean > state["best"]["eval_return"]:
-                    state["best"] = {"eval_return": mean, "generation": g, "genome": center.detach().cpu().clone()}
+                    state["best"] = {"eval_return": mean, "generation": g, "genome": center.detach().cpu().clone(),
+                                     "env_steps": state["env_steps"],
+                                     "obs_norm": state["obs_norm"].state_dict() if state["obs_norm"] else None}
                     self._save_agent("best_agent.pt", center, state, mean)
                 metrics["best_eval_return"] = state["best"]["eval_return"]
+            else:
+                last_eval = (float("nan"), float("nan"))
             state["elapsed"] += time.perf_counter() - t0
             metrics["generation_seconds"] = time.perf_counter() - t0
             metrics["wall_seconds"] = state["elapsed"]
-            if g % cfg.train.checkpoint_every == 0 or g == cfg.train.generations:
-                self._save_checkpoint(state)
+            # The row goes out before the checkpoint: a kill between the two leaves rows beyond the
+            # checkpoint, which a resume drops and writes again, never a checkpoint without its row.
             logger.log(metrics)
+            if g % cfg.train.checkpoint_every == 0 or g == cfg.train.generations:
+                if g == kill_at:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                self._save_checkpoint(state)
             if self.on_generation is not None:
                 self.on_generation(metrics)
         self._save_checkpoint(state)
         center = self.algo.center(state["es"])
+        best = {"eval_return": state["best"]["eval_return"], "generation": state["best"]["generation"]}
         if math.isnan(last_eval[0]):
-            # Nothing was evaluated in this call (a resume of a finished run, or a step budget that
-            # ended the loop first): evaluate now, so the final agent never records NaN.
+            # The final centre was not evaluated on schedule (a final generation off the schedule, a
+            # step budget that ended the loop, a resume of a finished run): evaluate it now, so the
+            # final agent never records NaN. It may become this run's best agent, but not the
+            # checkpoint's best, which an extension of the run continues from.
             last_eval = self._evaluate_center(center, state["obs_norm"])[:2]
+            if last_eval[0] > best["eval_return"]:
+                best = {"eval_return": last_eval[0], "generation": state["generation"]}
+                self._save_agent("best_agent.pt", center, state, last_eval[0])
         final_path = self._save_agent("final_agent.pt", center, state, last_eval[0])
         best_path = self.run_dir / "best_agent.pt"
         if cfg.logging.wandb.log_artifacts:
@@ -237,11 +290,11 @@ class ESTrainer:
                 logger.log_artifact(best_path, f"{self.run_dir.name}-best", aliases=["best"])
         summary = {
             "run_dir": str(self.run_dir), "generations": state["generation"], "env_steps": state["env_steps"],
-            "best_eval_return": state["best"]["eval_return"], "best_generation": state["best"]["generation"],
+            "best_eval_return": best["eval_return"], "best_generation": best["generation"],
             "final_eval_return": last_eval[0], "wall_seconds": state["elapsed"], "population": self.population,
             "genome_dim": self.dim,
         }
         logger.summary(summary)
         atomic_write_json(self.run_dir / "summary.json", summary)
-        return TrainResult(self.run_dir, state["generation"], state["env_steps"], state["best"]["eval_return"],
-                           state["best"]["generation"], last_eval[0], center.detach().cpu())
+        return TrainResult(self.run_dir, state["generation"], state["env_steps"], best["eval_return"],
+                           best["generation"], last_eval[0], center.detach().cpu())
