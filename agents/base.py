@@ -13,10 +13,17 @@ Control loop::
         obs, reward, term, trunc, _ = env.step(actions)
         policy.learn(reward)                            # within-lifetime plasticity
         policy.reset(term | trunc)                      # fresh episode for finished rows
+
+With ``reward_input`` the policy also sees the previous step's reward: ``learn(reward)`` stores
+it per row, the next ``act(obs)`` appends ``reward_input_scale * reward`` to the observation as
+one more input (``input_dim = obs_dim + 1``), and ``reset`` zeroes it for the reset rows, so the
+first step of every episode sees 0. Subclasses implement ``_act``/``_learn``/``_reset`` on the
+full input; this class does the validation and the reward bookkeeping once for every kind.
 """
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +32,9 @@ import torch
 from plasticrl.device import resolve_device, resolve_dtype
 from plasticrl.errors import PlasticRLError, check_shape
 from plasticrl.genome import GenomeSpec
+
+REWARD_STATE_KEY = "previous_reward"
+"""Key of the stored reward input in :meth:`BatchedPolicy.episode_state` (with ``reward_input``)."""
 
 
 class BatchedPolicy(abc.ABC):
@@ -38,11 +48,19 @@ class BatchedPolicy(abc.ABC):
         action_high: Sequence[float] | torch.Tensor,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
+        reward_input: bool = False,
+        reward_input_scale: float = 1.0,
     ):
         if obs_dim <= 0 or act_dim <= 0:
             raise PlasticRLError(f"obs_dim and act_dim must be positive; got obs_dim={obs_dim}, act_dim={act_dim}")
+        if not math.isfinite(reward_input_scale):
+            raise PlasticRLError(f"reward_input_scale must be finite; got {reward_input_scale!r}")
         self.obs_dim = int(obs_dim)
         self.act_dim = int(act_dim)
+        self.reward_input = bool(reward_input)
+        self.reward_input_scale = float(reward_input_scale)
+        # the network's input: the env observation, then the previous reward when it is an input
+        self.input_dim = self.obs_dim + (1 if self.reward_input else 0)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         low = torch.as_tensor(action_low, dtype=self.dtype, device=self.device).reshape(-1)
@@ -58,6 +76,8 @@ class BatchedPolicy(abc.ABC):
         self.population = 0
         self.episodes_per_member = 1
         self.invalid = torch.zeros(0, dtype=torch.bool, device=self.device)
+        # previous step's reward per row, the extra input (None without reward_input)
+        self._previous_reward: torch.Tensor | None = None
 
     # -- genome -----------------------------------------------------------------------
     @property
@@ -108,17 +128,33 @@ class BatchedPolicy(abc.ABC):
 
     # -- per-episode state ------------------------------------------------------------
     def episode_state(self) -> Any:
-        """The per-episode state (nested dicts/lists/NamedTuples of tensors); empty if stateless."""
-        return getattr(self, "_state", {})
+        """The per-episode state (nested dicts/lists/NamedTuples of tensors); empty if stateless.
+
+        With ``reward_input`` it includes the stored previous reward (key :data:`REWARD_STATE_KEY`),
+        so a state saved and set back replays the same inputs."""
+        state = getattr(self, "_state", {})
+        if not self.reward_input:
+            return state
+        if not isinstance(state, dict):
+            raise TypeError(f"{type(self).__name__}: reward_input needs a dict episode state; got {type(state)}")
+        return {**state, REWARD_STATE_KEY: self._previous_reward}
 
     def set_episode_state(self, state: Any) -> None:
         """Replace the per-episode state, e.g. with one saved at a sequence start."""
+        if self.reward_input:
+            if not isinstance(state, dict) or REWARD_STATE_KEY not in state:
+                raise PlasticRLError(f"this policy has reward_input: true; its episode state needs the stored "
+                                     f"reward {REWARD_STATE_KEY!r} (pass a state from episode_state())")
+            state = dict(state)
+            self._previous_reward = state.pop(REWARD_STATE_KEY)
         self._state = state
 
     def detach_state(self) -> None:
         """Cut the autograd graph through the per-episode state, keeping its values (truncated BPTT)."""
         if hasattr(self, "_state"):
             self._state = detach_tree(self._state)
+        if self._previous_reward is not None:
+            self._previous_reward = self._previous_reward.detach()
 
     @abc.abstractmethod
     def _set_parameters(self, params: dict[str, torch.Tensor]) -> None:
@@ -129,16 +165,51 @@ class BatchedPolicy(abc.ABC):
         return self.population * self.episodes_per_member
 
     # -- episode API ----------------------------------------------------------------
-    @abc.abstractmethod
     def reset(self, mask: torch.Tensor | None = None) -> None:
-        """Restore per-episode state for rows where ``mask`` is true (all rows if ``None``)."""
+        """Restore per-episode state for rows where ``mask`` is true (all rows if ``None``);
+        their reward input starts again at 0."""
+        mask = self._check_mask(mask)
+        if self.reward_input:
+            previous = self._previous_reward
+            if mask is None or previous is None or previous.shape[0] != self.num_rows:
+                self._previous_reward = torch.zeros(self.num_rows, device=self.device, dtype=self.dtype)
+            else:
+                self._previous_reward = previous.masked_fill(mask, 0.0)
+        self._reset(mask)
 
-    @abc.abstractmethod
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """``obs [N, obs_dim]`` -> ``actions [N, act_dim]`` inside the action bounds."""
+        """``obs [N, obs_dim]`` -> ``actions [N, act_dim]`` inside the action bounds.
+
+        With ``reward_input`` the network sees ``[obs, reward_input_scale * previous reward]``."""
+        x = self._check_obs(obs)
+        if self.reward_input:
+            x = torch.cat([x, (self.reward_input_scale * self._previous_reward).unsqueeze(1)], dim=1)
+        return self._act(x)
 
     def learn(self, reward: torch.Tensor) -> None:
-        """Within-lifetime learning from this step's reward ``[N]``; static policies ignore it."""
+        """Within-lifetime learning from this step's reward ``[N]`` (static policies learn nothing);
+        with ``reward_input`` the reward is also the next step's extra input."""
+        reward = self._check_reward(reward)
+        if self.reward_input:
+            # a copy: callers may hand in a view of a buffer they overwrite next step
+            self._previous_reward = reward.detach().clone()
+        self._learn(reward)
+
+    @property
+    def uses_reward(self) -> bool:
+        """Whether the actions depend on the rewards given to :meth:`learn` (here: reward input)."""
+        return self.reward_input
+
+    @abc.abstractmethod
+    def _reset(self, mask: torch.Tensor | None) -> None:
+        """Restore the subclass's per-episode state for the (checked) ``mask`` rows, all if ``None``."""
+
+    @abc.abstractmethod
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [N, input_dim]`` (observation, then the reward input if any) -> ``actions [N, act_dim]``."""
+
+    def _learn(self, reward: torch.Tensor) -> None:
+        """Plasticity from the checked reward ``[N]``; a static policy has none."""
 
     def member_invalid(self) -> torch.Tensor:
         """``[P]``: members with any row that produced non-finite weights or actions."""
@@ -151,6 +222,14 @@ class BatchedPolicy(abc.ABC):
         obs = torch.as_tensor(obs, device=self.device, dtype=self.dtype)
         check_shape("observation batch", obs, (self.num_rows, self.obs_dim))
         return obs
+
+    def _check_reward(self, reward: torch.Tensor) -> torch.Tensor:
+        if self.population == 0:
+            raise PlasticRLError("no genome loaded; call load_genome(flat, episodes_per_member) first")
+        reward = torch.as_tensor(reward, device=self.device, dtype=self.dtype).reshape(-1)
+        if reward.numel() != self.num_rows:
+            raise PlasticRLError(f"reward has {reward.numel()} entries; expected one per row (N={self.num_rows})")
+        return reward
 
     def _check_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
         if mask is None:

@@ -13,6 +13,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def _reward_input_field():
+    return Field(False, description="feed the previous step's reward to the policy as one more input after the "
+                 "(normalised) observation; 0 at an episode's first step (the memory-based baseline, as RL^2)")
+
+
+def _reward_input_scale_field():
+    return Field(1.0, allow_inf_nan=False, description="the reward input is reward x reward_input_scale")
+
+
 class GenomeConfig(_Strict):
     """Which parameter groups are searched (evolved or learned); glob patterns over group names.
 
@@ -161,6 +170,8 @@ class PlasticSpikingConfig(_Strict):
     plasticity: PlasticityConfig = Field(default_factory=PlasticityConfig)
     input_plasticity: InputPlasticityConfig = Field(default_factory=InputPlasticityConfig)
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
+    reward_input: bool = _reward_input_field()
+    reward_input_scale: float = _reward_input_scale_field()
     kernel: Literal["torch", "fused"] = Field(
         "torch",
         description="torch: one torch op per array operation (every option, CPU or CUDA, autograd); "
@@ -189,6 +200,8 @@ class LinearConfig(_Strict):
 
     kind: Literal["linear"] = "linear"
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
+    reward_input: bool = _reward_input_field()
+    reward_input_scale: float = _reward_input_scale_field()
 
 
 class MLPConfig(_Strict):
@@ -196,6 +209,8 @@ class MLPConfig(_Strict):
     hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [64, 64])
     activation: Literal["tanh", "relu"] = "tanh"
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
+    reward_input: bool = _reward_input_field()
+    reward_input_scale: float = _reward_input_scale_field()
 
 
 PolicyConfig = Annotated[

@@ -28,15 +28,16 @@ class MLPPolicy(BatchedPolicy):
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
     ):
-        super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype)
         if config is None:
             config = MLPConfig()
         elif isinstance(config, Mapping):
             kind = dict(config).get("kind", "mlp")
             config = (LinearConfig if kind == "linear" else MLPConfig).model_validate(dict(config))
+        super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype,
+                         config.reward_input, config.reward_input_scale)
         self.config = config
         hidden = list(config.hidden) if isinstance(config, MLPConfig) else []
-        self.sizes = [obs_dim, *hidden, act_dim]
+        self.sizes = [self.input_dim, *hidden, act_dim]
         self._activation = torch.relu if getattr(config, "activation", "tanh") == "relu" else torch.tanh
         groups = []
         for l in range(len(self.sizes) - 1):
@@ -56,11 +57,10 @@ class MLPPolicy(BatchedPolicy):
         self._w = [params[f"layers.{l}.w"] for l in range(n)]
         self._b = [params[f"layers.{l}.b"] for l in range(n)]
 
-    def reset(self, mask: torch.Tensor | None = None) -> None:
-        self._check_mask(mask)  # stateless: nothing to restore, but the mask is still validated
+    def _reset(self, mask: torch.Tensor | None) -> None:
+        pass  # stateless: nothing to restore (the base class keeps the reward input)
 
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        x = self._check_obs(obs)
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self._w) - 1
         for l, (w, b) in enumerate(zip(self._w, self._b)):
             x = torch.baddbmm(b.unsqueeze(-1), w, x.unsqueeze(-1)).squeeze(-1)

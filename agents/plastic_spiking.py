@@ -29,6 +29,11 @@ control step also runs the first hidden layer on a negative (corrupted) observat
 same starting state, and :meth:`learn` moves ``W_0`` by the contrastive signal of the two
 streams' goodness; the neuromodulated rule keeps the later layers.
 
+With ``reward_input: true`` the encoder's input is ``[obs, reward_input_scale * previous reward]``
+(:class:`~plasticrl.agents.base.BatchedPolicy` keeps the reward): every input-sized group
+(``encoder.*``, ``layers.0.w``, CSDP's negatives, the first layer's modulatory neurons) has one
+more input, and the fused kernel runs it unchanged.
+
 Everything is batched over rows ``N = P * E``; no Python loop runs over members.
 """
 from __future__ import annotations
@@ -106,11 +111,12 @@ class PlasticSpikingPolicy(BatchedPolicy):
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
     ):
-        super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype)
         if config is None:
             config = PlasticSpikingConfig()
         elif isinstance(config, Mapping):
             config = PlasticSpikingConfig.model_validate(dict(config))
+        super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype,
+                         config.reward_input, config.reward_input_scale)
         self.config = cfg = config
         self.rule = None if cfg.plasticity.rule == "none" else cfg.plasticity.rule
         if self.rule is not None:
@@ -118,7 +124,8 @@ class PlasticSpikingPolicy(BatchedPolicy):
         self.csdp = cfg.input_plasticity.rule == "csdp"
         if self.csdp and not cfg.hidden:
             raise PlasticRLError("input_plasticity.rule 'csdp' needs at least one hidden layer (policy.hidden)")
-        n_in = obs_dim * cfg.encoder.centres if cfg.encoder.kind == "population" else obs_dim
+        # the encoder sees the whole input: the observation, then the reward input if any
+        n_in = self.input_dim * cfg.encoder.centres if cfg.encoder.kind == "population" else self.input_dim
         self.sizes = [n_in, *cfg.hidden, act_dim]
         self.num_layers = len(self.sizes) - 1
         self.output_layer = self.num_layers - 1
@@ -144,7 +151,7 @@ class PlasticSpikingPolicy(BatchedPolicy):
         if self.csdp:
             ip = cfg.input_plasticity
             self._csdp_keep = math.exp(-cfg.dt / ip.tau_trace)
-            self._csdp_bank = (derangement_bank(obs_dim, ip.permutations, ip.seed).to(self.device)
+            self._csdp_bank = (derangement_bank(self.input_dim, ip.permutations, ip.seed).to(self.device)
                                if ip.negatives == "permute" else None)
         self._genome = self._build_genome().select(cfg.genome.search, cfg.genome.fix)
         # kernel "fused": act/learn run as one numba call each (plasticrl.agents.plastic_kernel);
@@ -340,12 +347,11 @@ class PlasticSpikingPolicy(BatchedPolicy):
                 "pre_trace": zeros(n_in),                       # input spike trace (spiking encoder)
                 "valid": torch.zeros(N, dtype=torch.bool, device=dev),
                 "step": torch.zeros(N, dtype=torch.long, device=dev),
-                "history": zeros(ip.lag, self.obs_dim) if ip.negatives == "lagged" else None,
+                "history": zeros(ip.lag, self.input_dim) if ip.negatives == "lagged" else None,
             }
         return state
 
-    def reset(self, mask: torch.Tensor | None = None) -> None:
-        mask = self._check_mask(mask)
+    def _reset(self, mask: torch.Tensor | None) -> None:
         fresh = self._fresh_state()
         if mask is None or not hasattr(self, "_state"):
             self._state = fresh
@@ -367,8 +373,14 @@ class PlasticSpikingPolicy(BatchedPolicy):
             return population_encode(obs, self._centres, self._sigma, self._enc_gain) + self._enc_bias
         return direct_encode(obs, self._enc_gain, self._enc_bias)
 
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        obs = self._check_obs(obs)
+    @property
+    def uses_reward(self) -> bool:
+        """Reward input, or plasticity gated by the reward, its prediction error or modulatory
+        neurons (which read the reward too)."""
+        return self.reward_input or self.modulation != "none"
+
+    def _act(self, obs: torch.Tensor) -> torch.Tensor:
+        # obs: the full input [N, input_dim] (the reward input, if any, is its last column)
         if self._fused is not None:
             return self._fused.act(obs)
         s = self._state
@@ -467,14 +479,11 @@ class PlasticSpikingPolicy(BatchedPolicy):
         csdp["pre"] = csdp["pre_trace"] if spiking_input else current_in
         csdp["pre_neg"] = pre_trace if spiking_input else current_neg
 
-    def learn(self, reward: torch.Tensor) -> None:
+    def _learn(self, reward: torch.Tensor) -> None:
         """Apply one control step of plasticity, gated by the configured modulator."""
         if not self.plastic_layers and not self.csdp:
             return
         s = self._state
-        reward = torch.as_tensor(reward, device=self.device, dtype=self.dtype).reshape(-1)
-        if reward.numel() != self.num_rows:
-            raise PlasticRLError(f"reward has {reward.numel()} entries; expected one per row (N={self.num_rows})")
         if self._fused is not None:
             self._fused.learn(reward)
             return

@@ -35,12 +35,19 @@ def metrics(run_dir):
     return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
-def test_replaying_a_stored_sequence_reproduces_the_recorded_actions_exactly(tmp_path):
-    trainer = PPOTrainer(cfg(*SMALL), tmp_path)
+@pytest.mark.parametrize("extra", [
+    [],
+    # the stored previous reward is per-row episode state: snapshots must carry it across sequences
+    # (Hopper: rewards that vary from step to step, unlike InvertedPendulum's constant 1)
+    ["env.id=Hopper-v5", "policy.reward_input=true", "policy.reward_input_scale=0.5", "policy.recurrent=true",
+     "policy.zero_output_init=false"],
+])
+def test_replaying_a_stored_sequence_reproduces_the_recorded_actions_exactly(tmp_path, extra):
+    trainer = PPOTrainer(cfg(*SMALL, *extra), tmp_path)
     ro = trainer.collect(0, None)
     assert bool(ro.reset_after.any()), "the rollout should cross episode boundaries"
     N, L = 4, 10
-    for c in range(4):
+    for c in (3, 0, 2, 1):
         rows = torch.tensor([2, 0, 3, 1])  # any order of rows: each replays its own sequence
         means = trainer.replay(ro, torch.full((N,), c), rows)
         recorded = ro.means[c * L:(c + 1) * L, rows]

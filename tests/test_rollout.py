@@ -30,6 +30,8 @@ def reference_episode(policy_cfg, genome_row, env_id, seed, max_steps):
 @pytest.mark.parametrize("policy_cfg", [
     {"kind": "linear"},
     {"kind": "plastic_spiking", "hidden": [16], "plasticity": {"rule": "bcm", "modulation": "reward"}},
+    {"kind": "linear", "reward_input": True, "reward_input_scale": 0.3},
+    {"kind": "static_spiking", "hidden": [16], "recurrent": True, "reward_input": True},
 ])
 def test_batched_rollout_matches_per_row_reference(policy_cfg):
     env_id, population, episodes, seed, max_steps = "Hopper-v5", 3, 2, 7, 120

@@ -233,7 +233,8 @@ def genome(
         policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
     except PlasticRLError as exc:
         _fail(str(exc))
-    table = Table(title=f"genome: D = {policy.genome.dim} searched scalars")
+    inputs = f"{policy.obs_dim} observations" + (" + the previous reward" if policy.reward_input else "")
+    table = Table(title=f"genome: D = {policy.genome.dim} searched scalars", caption=f"inputs: {inputs}")
     for col in ("group", "shape", "count", "searched", "init"):
         table.add_column(col)
     for row in policy.genome.describe():

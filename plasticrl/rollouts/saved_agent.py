@@ -13,7 +13,11 @@ load them back as an :class:`Agent` that drives any Gymnasium env with matching 
 
 ``act(obs, reward)`` applies the plasticity of the previous step (``learn(reward)``) before
 acting, the same order as the training rollout, so a loaded agent behaves exactly as it did
-during evaluation.
+during evaluation. ``reward=None`` is for the first step after ``reset()`` only: later, an agent
+whose actions depend on the reward (``policy.reward_input``, or plasticity modulated by reward,
+reward-prediction error or modulatory neurons) raises :class:`~plasticrl.errors.PlasticRLError`
+rather than silently skip a step of learning; an agent that ignores the reward (static, or
+plastic with unmodulated rules) still learns that step, from a reward it does not read.
 """
 from __future__ import annotations
 
@@ -124,6 +128,12 @@ class Agent:
                                      "normalisation (train.obs_norm: false); there is no std to bound")
             self.obs_norm.std_floor = float(obs_std_floor)
         self._batch = 0
+        self._episode_start = True  # no act since the last reset: the one step that has no reward yet
+
+    @property
+    def uses_reward(self) -> bool:
+        """Whether ``act`` needs the previous step's reward after an episode's first step."""
+        return self.policy.uses_reward
 
     def frozen_copy(self, device: str | torch.device | None = None) -> "Agent":
         """The same agent with its within-episode learning rates set to 0 (see :func:`frozen_policy_config`)."""
@@ -134,16 +144,28 @@ class Agent:
     def reset(self, batch_size: int = 1) -> None:
         """Start a new episode (``batch_size`` parallel copies for batched observations)."""
         self._batch = batch_size
+        self._episode_start = True
         self.policy.load_genome(self.genome.unsqueeze(0).expand(batch_size, -1).to(self.policy.device))
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, reward: float | np.ndarray | None = None) -> np.ndarray:
-        """Action for ``obs`` (``[obs_dim]`` or ``[B, obs_dim]``); ``reward``: the previous step's reward."""
+        """Action for ``obs`` (``[obs_dim]`` or ``[B, obs_dim]``); ``reward``: the previous step's reward.
+
+        ``reward=None`` only on the first step after :meth:`reset`; an agent that uses the reward
+        (:attr:`uses_reward`) raises :class:`PlasticRLError` if it is missing later."""
         obs_arr = np.asarray(obs, dtype=np.float64)
         single = obs_arr.ndim == 1
         batch = obs_arr.reshape(-1, self.policy.obs_dim) if obs_arr.size else obs_arr
         if self._batch != batch.shape[0]:
             self.reset(batch.shape[0])
+        if reward is None and not self._episode_start:
+            if self.uses_reward:
+                raise PlasticRLError(
+                    "this agent uses the reward (" + self._reward_use() + "): pass the previous step's reward, "
+                    "agent.act(obs, reward); reward=None is for the first step after agent.reset() only")
+            # the reward is not read: learn from zeros so that unmodulated plasticity keeps its step
+            reward = np.zeros(self._batch)
+        self._episode_start = False
         if reward is not None:
             r = torch.as_tensor(np.asarray(reward, dtype=np.float64).reshape(-1), dtype=self.policy.dtype)
             self.policy.learn(r.to(self.policy.device))
@@ -152,6 +174,15 @@ class Agent:
             x = self.obs_norm.normalise(x)
         action = self.policy.act(x.to(device=self.policy.device, dtype=self.policy.dtype)).cpu().numpy()
         return action[0].astype(np.float64) if single else action.astype(np.float64)
+
+
+    def _reward_use(self) -> str:
+        """How this agent's policy reads the reward, for error messages."""
+        uses = ["policy.reward_input: true"] if self.policy.reward_input else []
+        modulation = getattr(self.policy, "modulation", "none")
+        if modulation != "none":
+            uses.append(f"plasticity.modulation: {modulation}")
+        return ", ".join(uses)
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bool = False,
