@@ -1,47 +1,14 @@
-"""Command-line interface: ``plasticrl <command> --help`` documents each command."""
+"""``plasticrl demo`` (the main job) and ``plasticrl train`` (ES or recurrent PPO, with exact resume)."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from plasticrl.cli.common import app, console, fail
 from plasticrl.errors import PlasticRLError
-
-app = typer.Typer(
-    help="plasticrl: reinforcement learning with plastic spiking controllers.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-console = Console()
-
-
-def _fail(message: str) -> None:
-    # escape: a message quoting '[...]' must not be read as console markup; soft_wrap: one line, unfolded
-    from rich.markup import escape
-
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    raise typer.Exit(code=2)
-
-
-def _load_yaml(path: Path) -> dict:
-    from plasticrl.config import load_yaml
-
-    if not path.is_file():
-        _fail(f"config file {str(path)!r} does not exist")
-    try:
-        data = load_yaml(path.read_bytes(), f"config file {str(path)!r}") or {}
-    except PlasticRLError as exc:
-        _fail(str(exc))
-    if not isinstance(data, dict):
-        _fail(f"config file {str(path)!r} must hold a mapping at the top level, not {type(data).__name__}")
-    return data
 
 
 @app.command()
@@ -78,7 +45,7 @@ def demo(
             if progress:
                 progress.stop()
     except PlasticRLError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"trained: best centre return {result.best_eval_return:.1f} (generation {result.best_generation}), "
                   f"{result.env_steps} env steps; run directory {run_dir}")
     nominal = next((r.mean for r in robustness if r.perturbation is None), None)
@@ -126,11 +93,11 @@ def train(
     try:
         if resume is not None:
             if config_path is not None:
-                _fail(f"give either CONFIG ({str(config_path)!r}) or --resume RUN_DIR, not both (the run keeps "
+                fail(f"give either CONFIG ({str(config_path)!r}) or --resume RUN_DIR, not both (the run keeps "
                       f"its own config.yaml; change what may change with key=value overrides)")
             for key, _ in parse_overrides(overrides):
                 if not key.startswith(_RESUME_OVERRIDABLE):
-                    _fail(f"override {key!r} would change the run being resumed; allowed on resume: "
+                    fail(f"override {key!r} would change the run being resumed; allowed on resume: "
                           f"{', '.join(_RESUME_OVERRIDABLE)}*")
             from plasticrl.config import config_to_dict, config_from_dict, set_dotted
 
@@ -153,7 +120,7 @@ def train(
             if progress:
                 progress.stop()
     except PlasticRLError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
                   f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
                   f"final {result.final_eval_return:.1f}")
@@ -188,99 +155,3 @@ class _TrainProgress:
 
     def stop(self) -> None:
         self.progress.stop()
-
-
-@app.command()
-def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
-    """List environments, perturbations with their parameters, and suites."""
-    import plasticrl.envs as penvs
-
-    catalog = penvs.catalog()
-    if as_json:
-        print(json.dumps(catalog, indent=2, default=str))
-        return
-    envs_table = Table(title="environments (natively batched; other Gymnasium ids use Gymnasium's vector env)")
-    for col in ("id", "obs", "act", "limb segments", "novel conditions"):
-        envs_table.add_column(col)
-    env_rows = catalog["envs"].items() if isinstance(catalog["envs"], dict) else [(e["id"], e) for e in catalog["envs"]]
-    for env_id, e in env_rows:
-        novel = e.get("suites", {}).get("novel", [])
-        envs_table.add_row(env_id, str(e.get("obs_dim", "")), str(e.get("action_dim", "")),
-                           ", ".join(e.get("segments", [])) or "-", str(len(novel)))
-    console.print(envs_table)
-    pert_table = Table(title="perturbations (compose as a list; start_step switches one on mid-episode)")
-    for col in ("name", "kind", "parameters (default)", "what it does"):
-        pert_table.add_column(col)
-    for p in catalog["perturbations"]:
-        params = ", ".join(f"{q['name']}={q['default']!r}" for q in p["params"] if q["name"] != "start_step")
-        pert_table.add_row(p["name"], p["kind"], params, p["doc"])
-    console.print(pert_table)
-    console.print(f"suites: {', '.join(catalog['suites'])}   (plasticrl envs --json for everything)")
-
-
-@app.command()
-def genome(
-    config: Optional[Path] = typer.Argument(None, help="YAML file with a 'policy' mapping (default policy if omitted)."),
-    env: str = typer.Option("HalfCheetah-v5", help="Environment whose spaces size the policy."),
-) -> None:
-    """Show a policy's parameter groups: the names that genome.search / genome.fix patterns match."""
-    from plasticrl.agents import make_policy
-    from plasticrl.envs import make_vec
-
-    policy_cfg = _load_yaml(config).get("policy", {}) if config else {}
-    vec = make_vec(env, 1)
-    try:
-        policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
-    except PlasticRLError as exc:
-        _fail(str(exc))
-    inputs = f"{policy.obs_dim} observations" + (" + the previous reward" if policy.reward_input else "")
-    table = Table(title=f"genome: D = {policy.genome.dim} searched scalars", caption=f"inputs: {inputs}")
-    for col in ("group", "shape", "count", "searched", "init"):
-        table.add_column(col)
-    for row in policy.genome.describe():
-        table.add_row(row["name"], str(row["shape"]), str(row["count"]), "yes" if row["searched"] else "fixed",
-                      row["init"])
-    console.print(table)
-
-
-@app.command()
-def bench(
-    name: Optional[str] = typer.Argument(None, help="Benchmark to run (file stem in bench/); all if omitted."),
-) -> None:
-    """Run the benchmarks in the source checkout's bench/ directory (each prints JSON)."""
-    bench_dir = Path(__file__).resolve().parents[2] / "bench"  # plasticrl/cli/app.py -> repo root
-    scripts = sorted(bench_dir.glob("bench_*.py")) if bench_dir.is_dir() else []
-    if not scripts:
-        _fail(f"no benchmarks found in {bench_dir}; benchmarks live in a source checkout of plasticrl")
-    valid = [s.stem for s in scripts]
-    if name is not None:
-        if name not in valid and f"bench_{name}" not in valid:
-            _fail(f"unknown benchmark {name!r}; valid choices: {', '.join(valid)}")
-        scripts = [s for s in scripts if s.stem in (name, f"bench_{name}")]
-    for script in scripts:
-        console.print(f"[bold]{script.stem}[/]")
-        code = subprocess.call([sys.executable, str(script)])
-        if code != 0:
-            raise typer.Exit(code)
-
-
-def _register_plugins() -> None:
-    # Evaluation, reports, baselines and rendering live in their own module (issue 5).
-    import importlib.util
-
-    if importlib.util.find_spec("plasticrl.cli.evaluation") is None:
-        return
-    from plasticrl.cli.evaluation import register
-
-    register(app)
-
-
-_register_plugins()
-
-
-def main() -> None:  # pragma: no cover - console-script entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -1,0 +1,166 @@
+"""``plasticrl eval`` (agents x conditions, paired episodes, reports) and ``plasticrl report`` (rebuild reports, training curves)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from plasticrl.cli.common import app, console, fail, stamp
+from plasticrl.errors import PlasticRLError
+
+
+class EvalProgress:
+    """Rich progress bar over control steps, one task per agent."""
+
+    def __init__(self, names: list[str]):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("steps"), TimeElapsedColumn(), console=console)
+        self.names = names
+        self.tasks: dict[int, int] = {}
+
+    def __enter__(self) -> "EvalProgress":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, agent: int, _count: int, done: int, total: int) -> None:
+        if agent not in self.tasks:
+            self.tasks[agent] = self.progress.add_task(f"eval {self.names[agent]}", total=total)
+        self.progress.update(self.tasks[agent], completed=done, total=total)
+
+
+def print_summary(result: dict) -> None:
+    """The evaluation table (agent x condition) and the plasticity effect, on the console."""
+    table = Table(title=f"{result['env_id']} / {result['suite']}: {result['episodes']} paired episodes")
+    from plasticrl.eval.evaluate import has_beyond_survival
+
+    survival = has_beyond_survival(result)
+    cols = ["agent", "condition", "mean return", "95% CI", "retained", "time to recover"]
+    for col in cols + (["retained beyond survival"] if survival else []):
+        table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
+
+    def fraction(v) -> str:
+        return "-" if v is None or not math.isfinite(v) else f"{v:.3f}"
+
+    for r in result["rows"]:
+        ttr = "" if not r["mid_episode"] else ("never" if r["time_to_recover"] is None else str(r["time_to_recover"]))
+        cells = [r["agent"], r["condition"], f"{r['mean_return']:.1f}", f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
+                 fraction(r["retained"]), ttr]
+        table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []))
+    console.print(table)
+    from plasticrl.eval.plasticity_effect import HELD_OUT
+
+    print_goal_adaptation(result)
+    for e in result.get("plasticity_effect", []):
+        if e["condition"] == HELD_OUT:
+            console.print(f"within-episode plasticity adds, {e['agent']} minus {e['twin']} (paired, held-out mean): "
+                          f"{e['difference']:+.1f} [{e['low']:+.1f}, {e['high']:+.1f}] per episode")
+
+
+def print_goal_adaptation(result: dict) -> None:
+    """Goal-switching tasks: reward per step before/after the switch, adaptation ratio, time to adapt."""
+    entries = result.get("goal_adaptation") or []
+    if not entries:
+        return
+
+    def num(v, fmt: str) -> str:
+        return "-" if v is None or not math.isfinite(v) else format(v, fmt)
+
+    table = Table(title="adaptation to the goal switch (reward per step; ratio = after-switch rate / oracle's)")
+    for col in ("agent", "condition", "before", "after", "ratio", "95% CI", "time to adapt", "adapted",
+                "after - frozen twin"):
+        table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
+    for e in entries:
+        twin = "" if "after_minus_twin" not in e else (
+            f"{num(e['after_minus_twin'], '+.2f')} [{num(e['after_minus_twin_low'], '+.2f')}, "
+            f"{num(e['after_minus_twin_high'], '+.2f')}]")
+        table.add_row(e["agent"], e["condition"], num(e["reward_rate_before"], ".2f"),
+                      num(e["reward_rate_after"], ".2f"), num(e["adaptation_ratio"], ".2f"),
+                      f"[{num(e['adaptation_ratio_low'], '.2f')}, {num(e['adaptation_ratio_high'], '.2f')}]",
+                      num(e["time_to_adapt_median"], ".0f"), num(e["adapted_fraction"], ".0%"), twin)
+    console.print(table)
+
+
+def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,
+                     only: list[str], out: Path, names: list[str], max_rows: int, window: int,
+                     max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
+                     quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None,
+                     trust_pickle: bool = False, oracle: Optional[Path] = None) -> dict:
+    """Body of ``plasticrl eval``; returns the result dict."""
+    from plasticrl.experiments.evaluation import evaluate_agents
+
+    result, paths = evaluate_agents(
+        agents, out, names=names, env=env, suite=suite, episodes=episodes, seed=seed, only=only,
+        max_rows=max_rows, window=window, max_episode_steps=max_episode_steps, frozen=frozen,
+        obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else EvalProgress,
+        trust_pickle=trust_pickle, oracle=oracle)
+    if not quiet:
+        print_summary(result)
+    console.print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return result
+
+
+@app.command("eval")
+def eval_cmd(
+    agents: list[Path] = typer.Argument(..., help="Agent files (.pt or run directories) and SB3 models (.zip)."),
+    env: Optional[str] = typer.Option(None, help="Env id (default: the one the agents were trained on)."),
+    suite: str = typer.Option("novel", help="Suite of conditions: novel (held out, 3 severities) or nominal."),
+    episodes: int = typer.Option(10, help="Paired episodes per condition (seeds SEED..SEED+N-1)."),
+    seed: int = typer.Option(0, help="First episode seed."),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Glob on condition names (repeatable), "
+                                             "e.g. 'remove_limb_mid@*'."),
+    out: Optional[Path] = typer.Option(None, help="Output directory (default: runs/eval-<time>)."),
+    name: Optional[list[str]] = typer.Option(None, "--name", help="Label per agent (repeatable, in order)."),
+    max_rows: int = typer.Option(512, help="Most (condition x episode) rows stepped in one engine batch."),
+    window: int = typer.Option(20, help="Window (steps) of the adaptation curves."),
+    max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
+    wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress display or table."),
+    frozen_twins: bool = typer.Option(False, "--frozen-twins", help="Also evaluate each plastic agent with its "
+                                      "learning rates set to 0 (label NAME/frozen), on the same episodes."),
+    obs_std_floor: Optional[float] = typer.Option(
+        None, "--obs-std-floor", help="Divide each plasticrl agent's observations by at least this std (raw "
+        "units) instead of the floor it was trained with; SB3 models keep their own normalisation."),
+    oracle: Optional[Path] = typer.Option(
+        None, "--oracle", help="Goal-switching tasks: an agent trained with env.kwargs.goal_observed=true, run "
+        "first on the same episodes; adaptation ratio and time to adapt are measured against it."),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Let Stable-Baselines3 unpickle the parts of a .zip that plasticrl cannot "
+        "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
+) -> None:
+    """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
+    fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
+    try:
+        run_eval_command(agents, env, suite, episodes, seed, list(only or []),
+                         out or Path("runs") / f"eval-{stamp()}", list(name or []), max_rows, window,
+                         max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor,
+                         trust_pickle, oracle)
+    except PlasticRLError as exc:
+        fail(str(exc))
+
+
+@app.command("report")
+def report_cmd(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories (metrics.jsonl) and/or eval directories "
+                                          "(eval.json)."),
+    out: Optional[Path] = typer.Option(None, help="Where training.png/training.md go (default: the single "
+                                       "directory given, else runs/report-<time>)."),
+    no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+) -> None:
+    """Rebuild evaluation reports from saved eval.json files and draw training curves."""
+    from plasticrl.report.rebuild import rebuild
+
+    try:
+        target = out or (run_dirs[0] if len(run_dirs) == 1 else Path("runs") / f"report-{stamp()}")
+        written = rebuild(run_dirs, target, plots=not no_plots)
+    except PlasticRLError as exc:
+        fail(str(exc))
+    console.print(f"written: {', '.join(str(p) for p in written)}")

@@ -1,0 +1,48 @@
+"""``plasticrl render``: an offscreen video of one episode of an agent."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from plasticrl.cli.common import app, console, fail
+from plasticrl.errors import PlasticRLError
+
+
+@app.command("render")
+def render_cmd(
+    agent: Path = typer.Argument(..., help="Agent file (.pt or run directory) or SB3 model (.zip)."),
+    out: Path = typer.Option(Path("video.mp4"), help="Video file: .mp4 or .gif."),
+    condition: Optional[str] = typer.Option(None, help="A novel-suite condition name (e.g. remove_limb_mid@mild) "
+                                            "or a JSON perturbation; nominal if omitted."),
+    env: Optional[str] = typer.Option(None, help="Env id (default: the agent's)."),
+    steps: int = typer.Option(1000, help="Most steps rendered (the episode may end earlier)."),
+    width: int = typer.Option(480, help="Frame width in pixels."),
+    height: int = typer.Option(320, help="Frame height in pixels."),
+    seed: int = typer.Option(0, help="Episode seed."),
+    fps: int = typer.Option(30, help="Frames per second of the video."),
+    frames_dir: Optional[Path] = typer.Option(None, help="Also write every frame as PNG here."),
+    max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
+    wandb: bool = typer.Option(False, "--wandb", help="Log the video to a W&B run (mode from --wandb-mode)."),
+    wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="Let Stable-Baselines3 unpickle the parts of a .zip that plasticrl cannot "
+        "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
+) -> None:
+    """Render one episode offscreen (OSMesa on CPU, EGL with a GPU; $MUJOCO_GL overrides) to a video."""
+    from plasticrl.report.render import render_video
+
+    try:
+        kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+        summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs,
+                               trust_pickle=trust_pickle)
+        if wandb:
+            from plasticrl.report.wandb_log import log_video, resolve_mode
+
+            log_video(out, summary, resolve_mode(wandb_mode))
+    except PlasticRLError as exc:
+        fail(str(exc))
+    console.print(f"rendered {summary['length']} frames of {summary['width']}x{summary['height']} "
+                  f"({summary['condition']}, return {summary['return']:.1f}, MUJOCO_GL={summary['backend']}) "
+                  f"to {out}")
