@@ -13,7 +13,7 @@ from plasticrl.agents.base import BatchedPolicy
 from plasticrl.agents.config import POLICY_KINDS, LinearConfig, MLPConfig, PlasticSpikingConfig, PolicyConfig
 from plasticrl.agents.feedforward import LinearPolicy, MLPPolicy
 from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
-from plasticrl.errors import PlasticRLError, check_choice
+from plasticrl.errors import PlasticRLError, check_choice, validation_error
 
 _POLICY_ADAPTER: TypeAdapter = TypeAdapter(PolicyConfig)
 
@@ -28,11 +28,7 @@ def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | Linea
     try:
         return _POLICY_ADAPTER.validate_python(config)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"][1:])  # drop the union tag
-            lines.append(f"policy.{loc}: {err['msg']} (got {err.get('input')!r})")
-        raise PlasticRLError("invalid policy config:\n  " + "\n  ".join(lines)) from None
+        raise validation_error(exc, "policy config", prefix=["policy"], union_tags=POLICY_KINDS) from None
 
 
 def make_policy(

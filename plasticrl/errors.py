@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -42,3 +43,34 @@ def check_name(what: str, value: object) -> str:
     shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else \
         f"{value[:60]!r}... ({len(value)} characters)"
     raise PlasticRLError(f"{what} {shown} cannot name a directory; allowed: {NAME_RULE}")
+
+
+def validation_error(exc: Any, source: str, prefix: Sequence[str] = (), union_tags: Iterable[str] = (),
+                     valid_keys: Callable[[list[str]], list[str]] | None = None) -> PlasticRLError:
+    """The one way a pydantic ``ValidationError`` reaches a user: ``invalid SOURCE: key: message (got
+    value)``, one line for one problem, one line per problem otherwise.
+
+    ``prefix``: path components put before each location (``["ppo"]``); ``union_tags``: discriminator
+    values pydantic inserts into locations, dropped from them; ``valid_keys(parent)``: the keys valid
+    under ``parent``, named when a key is unknown.
+    """
+    tags = set(union_tags)
+    lines = []
+    for err in exc.errors():
+        loc = [*prefix, *(str(p) for p in err["loc"] if str(p) not in tags)]
+        msg = err["msg"]
+        got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
+        if err["type"] == "value_error":  # our validators' messages name the value already
+            msg, got = str(err.get("ctx", {}).get("error", msg)), ""
+        elif err["type"] == "union_tag_invalid":
+            tag = err.get("ctx", {}).get("discriminator", "kind").strip("'")
+            choices = err.get("ctx", {}).get("expected_tags", "")
+            value = err["input"].get(tag) if isinstance(err["input"], dict) else err["input"]
+            msg, got = f"unknown {tag} {value!r}; valid choices: {choices.replace(chr(39), '')}", ""
+        elif err["type"] == "extra_forbidden" and valid_keys is not None:
+            valid = valid_keys(loc[:-1])
+            msg = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
+        lines.append(f"{'.'.join(loc)}: {msg}{got}" if loc else f"{msg}{got}")
+    if len(lines) == 1:
+        return PlasticRLError(f"invalid {source}: {lines[0]}")
+    return PlasticRLError(f"invalid {source}:\n  " + "\n  ".join(lines))

@@ -243,3 +243,23 @@ def test_any_file_content_either_loads_or_is_one_line(tmp_path_factory, blob):
         load_config(path)
     except PlasticRLError as exc:  # YAML problems are one line; several bad keys are listed one per line
         assert "\n" not in str(exc) or str(exc).startswith(f"invalid config file {str(path)!r}:\n  ")
+
+
+def test_one_validation_error_formatter_for_every_model():
+    """Experiment, policy and PPO configs report pydantic errors the same way: one line per problem,
+    the dotted key, the message and the value; unknown keys name the valid ones."""
+    from plasticrl.agents import parse_policy_config
+    from plasticrl.config import parse_ppo_config
+
+    with pytest.raises(PlasticRLError) as policy_err:
+        parse_policy_config({"kind": "linear", "hiden": 3})
+    assert str(policy_err.value).startswith("invalid policy config: policy.hiden: Extra inputs")
+    with pytest.raises(PlasticRLError) as ppo_err:
+        parse_ppo_config({"num_envs": 8, "clip_range": 0.2})
+    message = str(ppo_err.value)
+    assert message.startswith("invalid ppo config: ppo.clip_range: unknown key; valid keys: ")
+    assert "num_envs" in message and "\n" not in message
+    with pytest.raises(PlasticRLError) as cfg_err:
+        load_config(None, ["policy.kind=snn"])
+    assert "policy: unknown kind 'snn'; valid choices:" in str(cfg_err.value)
+    assert "\n" not in str(cfg_err.value)

@@ -24,8 +24,8 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from plasticrl.agents.config import PolicyConfig
-from plasticrl.errors import PlasticRLError, check_name
+from plasticrl.agents.config import POLICY_KINDS, PolicyConfig
+from plasticrl.errors import PlasticRLError, check_name, validation_error
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -348,25 +348,8 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
     try:
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = [str(p) for p in err["loc"]]
-            if len(loc) >= 2 and loc[0] == "policy" and loc[1] in ("plastic_spiking", "static_spiking", "linear", "mlp"):
-                loc = [loc[0]] + loc[2:]  # drop pydantic's union tag from the path
-            msg = err["msg"]
-            got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
-            if err["type"] == "value_error":  # our validators' messages name the value already
-                msg, got = str(err.get("ctx", {}).get("error", msg)), ""
-            elif err["type"] == "union_tag_invalid":
-                msg = (f"unknown policy kind {err['input'].get('kind')!r}; valid choices: "
-                       "linear, mlp, plastic_spiking, static_spiking")
-            elif err["type"] == "extra_forbidden":
-                valid = _valid_keys(data, loc[:-1])
-                msg = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
-            lines.append(f"{'.'.join(loc)}: {msg}{got}" if loc else f"{msg}{got}")
-        if len(lines) == 1:
-            raise PlasticRLError(f"invalid {source}: {lines[0]}") from None
-        raise PlasticRLError(f"invalid {source}:\n  " + "\n  ".join(lines)) from None
+        raise validation_error(exc, source, union_tags=POLICY_KINDS,
+                               valid_keys=lambda parent: _valid_keys(data, parent)) from None
 
 
 def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from plasticrl.errors import PlasticRLError
+from plasticrl.errors import validation_error
 
 
 class PPOConfig(BaseModel):
@@ -57,11 +57,5 @@ def parse_ppo_config(data: Mapping[str, Any] | PPOConfig | None) -> PPOConfig:
     try:
         return PPOConfig.model_validate(dict(data or {}))
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "ppo"
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = f"unknown key; valid keys: {', '.join(sorted(PPOConfig.model_fields))}"
-            lines.append(f"ppo.{key}: {msg} (got {err.get('input')!r})")
-        raise PlasticRLError("invalid ppo config:\n  " + "\n  ".join(lines)) from None
+        raise validation_error(exc, "ppo config", prefix=["ppo"],
+                               valid_keys=lambda parent: sorted(PPOConfig.model_fields)) from None
