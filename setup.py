@@ -17,5 +17,5 @@ setup(
                            exclude=["plasticrl.envs", "plasticrl.envs.*", "plasticrl.agents", "plasticrl.agents.*"])
     + _mapped("envs", "plasticrl.envs")
     + _mapped("agents", "plasticrl.agents"),
-    package_data={"plasticrl.envs": ["assets/*.xml"], "plasticrl": ["py.typed"]},
+    package_data={"plasticrl.envs": ["assets/*.xml"], "plasticrl": ["py.typed", "pretrained/*.json", "pretrained/*.pt"]},
 )

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from plasticrl.cli import app
@@ -20,26 +21,49 @@ def test_one_import_namespace_no_bare_envs_or_agents(tmp_path):
     assert json.loads(out.stdout) == [True, True, "plasticrl.envs", "plasticrl.agents"]
 
 
-def test_demo_trains_then_evaluates_robustness(tmp_path):
+def test_demo_trains_both_stages_then_compares_with_the_frozen_twin(tmp_path):
     result = runner.invoke(app, [
         "demo", "train.generations=2", "es.params={population_size: 4, stdev_init: 0.1}",
-        "env.max_episode_steps=30", "train.eval_episodes=2", "logging.progress=false",
-        "--episodes", "2", "--out", str(tmp_path), "--wandb-mode", "disabled",
+        "env.max_episode_steps=30", "env.kwargs.switch_step=[10, 20]", "train.eval_episodes=2",
+        "logging.progress=false", "--episodes", "3", "--out", str(tmp_path), "--wandb-mode", "disabled",
     ])
     assert result.exit_code == 0, result.output
     (run_dir,) = tmp_path.iterdir()
-    for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "best_agent.pt", "final_agent.pt"):
-        assert (run_dir / name).is_file(), name
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["generation"] for r in rows] == [1, 2] and rows[-1]["env_steps"] >= 2 * 4 * 30
+    for stage in ("1-run", "2-adapt"):
+        for name in ("config.yaml", "metrics.jsonl", "checkpoint.pt", "best_agent.pt", "final_agent.pt"):
+            assert (run_dir / stage / name).is_file(), (stage, name)
+        rows = [json.loads(line) for line in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
+        assert [r["generation"] for r in rows] == [1, 2]
+    # stage 2 starts from stage 1's best agent
+    assert str(run_dir / "1-run" / "best_agent.pt") in (run_dir / "2-adapt" / "config.yaml").read_text()
+    evaluation = json.loads((run_dir / "eval" / "eval.json").read_text())
+    assert evaluation["agents"] == ["plastic", "plastic/frozen"]
+    rows = {r["agent"]: r for r in evaluation["rows"]}
+    # the paired difference is the mean of the per-episode differences, on the same held-out seeds
+    diffs = [a - b for a, b in zip(rows["plastic"]["returns"], rows["plastic/frozen"]["returns"])]
+    (effect,) = [e for e in evaluation["plasticity_effect"] if e["condition"] == "nominal"]
+    assert effect["difference"] == pytest.approx(sum(diffs) / len(diffs))
+    assert evaluation["seed"] == 10_000
+    # every episode switches its goal at its drawn step in [10, 20], echoed per episode
+    for row in rows.values():
+        assert all(10 <= s <= 20 for s in row["goal_switch_steps"]) and len(row["goal_switch_steps"]) == 3
+    assert {g["agent"] for g in evaluation["goal_adaptation"]} == {"plastic", "plastic/frozen"}
+    assert "within-episode plasticity adds" in result.output and "next: plasticrl eval" in result.output
     report = json.loads((run_dir / "robustness.json").read_text())
     by_name = {r["condition"]: r for r in report["results"]}
     assert set(by_name) == {"nominal", "mass x1.5", "friction x0.5", "obs noise 0.1", "dead back-thigh motor",
                             "front shin x0.5"}
     # HalfCheetah never terminates: every paired episode runs to the 30-step cap
-    assert all(r["lengths"] == [30, 30] for r in report["results"])
+    assert all(r["lengths"] == [30, 30, 30] for r in report["results"])
     nominal = by_name["nominal"]["returns"]
     assert by_name["front shin x0.5"]["returns"] != nominal and by_name["mass x1.5"]["returns"] != nominal
+    assert by_name["nominal"]["returns"] == rows["plastic"]["returns"]  # the same episodes, the same agent
+
+
+def test_demo_refuses_zero_episodes_before_training(tmp_path):
+    result = runner.invoke(app, ["demo", "--episodes", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--episodes must be >= 1; got 0" in result.output
+    assert not any(tmp_path.iterdir())
 
 
 def test_demo_config_errors_name_key_and_choices(tmp_path):

@@ -86,3 +86,25 @@ def bench(
         code = subprocess.call([sys.executable, str(script)])
         if code != 0:
             raise typer.Exit(code)
+
+
+@app.command()
+def pretrained(as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON.")) -> None:
+    """List the agents shipped with plasticrl (load them as pretrained:NAME): task, budget, scores."""
+    from plasticrl.rollouts.pretrained import pretrained_index
+
+    index = pretrained_index()
+    if as_json:
+        print(json.dumps(index, indent=2))
+        return
+    table = Table(title="shipped agents: plasticrl eval pretrained:NAME ..., plasticrl.load('pretrained:NAME')")
+    for col in ("name", "env", "env steps", "recorded score", "what it is"):
+        table.add_column(col, justify="right" if col in ("env steps",) else "left")
+    for name, entry in sorted(index.items()):
+        scores = entry.get("scores", {})
+        score = (f"{scores['mean_return']:.1f} ({scores['episodes']} episodes from seed {scores['seed']})"
+                 if "mean_return" in scores else "-")
+        kwargs = entry.get("env_kwargs") or {}
+        env = entry["env_id"] + (f" {kwargs}" if kwargs else "")
+        table.add_row(name, env, f"{entry.get('env_steps', 0):,}", score, entry.get("note", ""))
+    console.print(table)

@@ -14,49 +14,88 @@ from plasticrl.errors import PlasticRLError
 @app.command()
 def demo(
     args: Optional[list[str]] = typer.Argument(
-        None, help="Optional CONFIG.yaml (default: the embedded demo) and key=value overrides."),
+        None, help="Optional CONFIG.yaml (one stage instead of the embedded two) and key=value overrides."),
     out: Path = typer.Option(Path("runs"), help="Base directory for the run directory."),
-    episodes: int = typer.Option(5, help="Paired episodes per robustness condition."),
+    episodes: int = typer.Option(10, help="Held-out paired episodes per evaluated condition."),
     wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online or disabled."),
 ) -> None:
-    """The main job: train a plastic spiking controller briefly, then test it under perturbations."""
+    """The main job: train a plastic spiking controller on a task whose goal flips mid-episode, then
+    measure what its within-episode learning adds against its frozen twin, and its robustness."""
     from plasticrl.config import load_config
-    from plasticrl.experiments.demo import demo_config, run_demo
+    from plasticrl.experiments.demo import demo_configs, run_demo
 
     args = list(args or [])
     if wandb_mode is not None:
         args.append(f"logging.wandb.mode={wandb_mode}")
     try:
+        if episodes < 1:
+            raise PlasticRLError(f"--episodes must be >= 1; got {episodes}")
         if args and "=" not in args[0]:
-            path = Path(args.pop(0))
-            cfg = load_config(path, args)
+            configs = [load_config(Path(args.pop(0)), args)]
         else:
-            cfg = demo_config(args)
-        console.print(f"[bold]demo[/]: {cfg.env.id}, {cfg.policy.kind} "
-                      f"({getattr(getattr(cfg.policy, 'plasticity', None), 'rule', '-')}), "
-                      f"{cfg.es.algorithm}, {cfg.train.generations} generations")
-        progress = _TrainProgress(cfg.train.generations) if cfg.logging.progress else None
-        if progress:
-            progress.start(None)
+            configs = list(demo_configs(args))
+        for cfg in configs:
+            rule = getattr(getattr(cfg.policy, "plasticity", None), "rule", "-")
+            console.print(f"[bold]demo[/] stage {cfg.name}: {cfg.env.id} {dict(cfg.env.kwargs)}, {cfg.policy.kind} "
+                          f"({rule}), {cfg.es.algorithm}, {cfg.train.generations} generations")
+        bars = {cfg.name: _TrainProgress(cfg.train.generations) for cfg in configs if cfg.logging.progress}
+        started: list[str] = []
+
+        def on_generation(stage: str, metrics: dict) -> None:
+            if stage not in bars:
+                return
+            if stage not in started:
+                for name in started:
+                    bars[name].stop()
+                bars[stage].start(None)
+                started.append(stage)
+            bars[stage].update(metrics)
+
         try:
-            result, robustness, run_dir = run_demo(cfg, out, episodes=episodes,
-                                                   on_generation=progress.update if progress else None)
+            result = run_demo(configs, out, episodes=episodes, on_generation=on_generation)
         finally:
-            if progress:
-                progress.stop()
+            for name in started:
+                bars[name].stop()
     except PlasticRLError as exc:
         fail(str(exc))
-    console.print(f"trained: best centre return {result.best_eval_return:.1f} (generation {result.best_generation}), "
-                  f"{result.env_steps} env steps; run directory {run_dir}")
-    nominal = next((r.mean for r in robustness if r.perturbation is None), None)
-    table = Table(title=f"robustness of the best agent ({episodes} paired episodes per condition)")
+    for cfg, stage in zip(configs, result.stages):
+        console.print(f"stage {cfg.name}: best centre return {stage.best_eval_return:.1f} (generation "
+                      f"{stage.best_generation}), {stage.env_steps} env steps")
+    _print_demo_effect(result, episodes)
+    nominal = next((r.mean for r in result.robustness if r.perturbation is None), None)
+    table = Table(title=f"robustness of the plastic agent ({episodes} paired episodes per condition)")
     for col in ("condition", "mean return", "std", "change vs nominal"):
         table.add_column(col, justify="left" if col == "condition" else "right")
-    for r in robustness:
+    for r in result.robustness:
         rel = "-" if nominal is None else f"{r.mean - nominal:+.1f}"
         table.add_row(r.name, f"{r.mean:.1f}", f"{r.std:.1f}", rel)
     console.print(table)
-    console.print(f"written: {run_dir / 'robustness.json'}, {run_dir / 'metrics.jsonl'}, agents and W&B run")
+    run_dir = result.run_dir
+    console.print(f"written: {run_dir} (stage runs, robustness.json, eval/report.md and plots, W&B offline runs)")
+    final_dir = run_dir / (f"{len(configs)}-{configs[-1].name}" if len(configs) > 1 else "train")
+    console.print(f"next: plasticrl eval {final_dir} --frozen-twins --suite novel   (the held-out damage suite)\n"
+                  f"      plasticrl render {final_dir}   (a video)   |   plasticrl report {run_dir / 'eval'}")
+
+
+def _print_demo_effect(result, episodes: int) -> None:
+    """Plastic vs frozen twin: return and reward per step after the flip, paired, with intervals."""
+    effect = result.plasticity_effect()
+    table = Table(title=f"plastic agent vs its frozen twin ({episodes} held-out paired episodes)")
+    for col in ("agent", "mean return", "95% CI", "reward/step before flip", "after flip"):
+        table.add_column(col, justify="left" if col == "agent" else "right")
+    for row in result.evaluation["rows"]:
+        rates = result.goal_adaptation(row["agent"]) or {}
+        table.add_row(row["agent"], f"{row['mean_return']:.1f}", f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}]",
+                      f"{rates.get('reward_rate_before', float('nan')):.2f}",
+                      f"{rates.get('reward_rate_after', float('nan')):.2f}")
+    console.print(table)
+    if effect is not None:
+        console.print(f"within-episode plasticity adds {effect['difference']:+.1f} per episode "
+                      f"[{effect['low']:+.1f}, {effect['high']:+.1f}] (plastic minus frozen twin, paired, 95% CI)")
+    after = result.goal_adaptation("plastic") or {}
+    if "after_minus_twin" in after:
+        console.print(f"after the flip: {after['after_minus_twin']:+.2f} reward per step "
+                      f"[{after['after_minus_twin_low']:+.2f}, {after['after_minus_twin_high']:+.2f}]")
 
 
 _RESUME_OVERRIDABLE = ("train.generations", "train.max_env_steps", "train.eval_every", "train.checkpoint_every",

@@ -44,6 +44,9 @@ class ESAgent(_Strict):
                                  "applied after the experiment's env and seed (so e.g. seed=1 or "
                                  "env.train_perturbation=null set this agent's own)")
     agent_file: str = Field("best_agent.pt", description="which saved agent is evaluated")
+    init_from: Optional[str] = Field(None, description="label of an agent listed earlier: training starts from its "
+                                     "agent_file (train.init_agent; a curriculum stage, e.g. learn to run, then adapt)")
+    evaluate: bool = Field(True, description="false: train only (e.g. a curriculum stage another agent starts from)")
 
 
 class Baseline(_Strict):
@@ -70,6 +73,8 @@ class ExpEval(_Strict):
                                                   "to 0 (label NAME/frozen): what within-episode learning adds")
     obs_std_floor: Optional[float] = Field(None, ge=0, description="replaces each plasticrl agent's floor on the "
                                                                    "observation std (raw units; as --obs-std-floor)")
+    oracle: Optional[str] = Field(None, description="goal-switching tasks: label of the agent trained with "
+                                  "env.kwargs.goal_observed=true; evaluated as the oracle (as eval --oracle)")
 
 
 class ExperimentSpec(_Strict):
@@ -109,6 +114,14 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
         check_name("agent label", label)
     if len(set(labels)) != len(labels):
         raise PlasticRLError(f"agent and baseline labels must differ; got {labels}")
+    order = list(spec.agents)
+    for i, (label, agent) in enumerate(spec.agents.items()):
+        if agent.init_from is not None and agent.init_from not in order[:i]:
+            raise PlasticRLError(f"agents.{label}.init_from {agent.init_from!r} must name an agent listed before it; "
+                                 f"valid choices: {', '.join(order[:i]) or '(none)'}")
+    if spec.eval.oracle is not None and spec.eval.oracle not in spec.agents:
+        raise PlasticRLError(f"eval.oracle {spec.eval.oracle!r} is not an agent label; valid choices: "
+                             f"{', '.join(order)}")
     for label, agent in spec.agents.items():
         if not agent.config.is_absolute() and not agent.config.is_file():
             agent.config = path.parent / agent.config  # relative to the experiment file, as a fallback
@@ -118,7 +131,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
 
 
 def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, wandb_mode: str,
-              log: Callable[[str], None]) -> Path:
+              log: Callable[[str], None], init_agent: Path | None = None) -> Path:
     from plasticrl.config import load_config
     from plasticrl.trainers.es import ESTrainer
 
@@ -133,6 +146,8 @@ def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, w
     if spec.env.train_perturbation:
         overrides.append(f"env.train_perturbation={spec.env.train_perturbation}")
         overrides.append(f"env.train_perturbation_draw={spec.env.train_perturbation_draw}")
+    if init_agent is not None:
+        overrides.append(f"train.init_agent={init_agent}")
     overrides += agent.overrides  # last, so an agent may set its own seed or training distribution
     cfg = load_config(agent.config, overrides)
     resume = (run_dir / "checkpoint.pt").is_file()
@@ -179,19 +194,25 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     exp_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(exp_dir / "experiment_config.json", spec.model_dump(mode="json"))
     files: dict[str, Path] = {}
+    trained: dict[str, Path] = {}
     for label, agent in spec.agents.items():
-        files[label] = _train_es(label, agent, spec, exp_dir / label, mode, log)
+        init = trained[agent.init_from] if agent.init_from is not None else None
+        trained[label] = _train_es(label, agent, spec, exp_dir / label, mode, log, init_agent=init)
     for label, b in spec.baselines.items():
-        files[label] = _train_sb3(label, b, spec, exp_dir / label, mode, log)
-    log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}")
+        trained[label] = _train_sb3(label, b, spec, exp_dir / label, mode, log)
     e = spec.eval
+    files = {label: path for label, path in trained.items()
+             if label != e.oracle and (label not in spec.agents or spec.agents[label].evaluate)}
+    log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}"
+        + (f" against the oracle {e.oracle}" if e.oracle else ""))
     result, paths = evaluate_agents(
         list(files.values()), exp_dir / "eval", names=list(files), env=spec.env.id, env_kwargs=spec.env.kwargs,
         suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only, max_rows=e.max_rows, window=e.window,
         frozen=e.frozen_twins, obs_std_floor=e.obs_std_floor, wandb_mode=mode, run_name=f"experiment-{spec.name}",
-        progress=progress)
-    rebuild([exp_dir / label for label in files], exp_dir)
+        progress=progress, oracle=trained[e.oracle] if e.oracle else None)
+    rebuild([exp_dir / label for label in trained], exp_dir)
     summary = {"name": spec.name, "env_id": spec.env.id, "dir": str(exp_dir),
-               "agents": {label: str(p) for label, p in files.items()}, "report": str(paths["markdown"])}
+               "agents": {label: str(p) for label, p in trained.items()}, "evaluated": list(files),
+               "oracle": e.oracle, "report": str(paths["markdown"])}
     atomic_write_json(exp_dir / "experiment.json", summary)
     return {**summary, "result": result}

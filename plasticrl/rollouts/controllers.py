@@ -98,7 +98,10 @@ def frozen_twins(controllers: list[Controller], device: str | None = None) -> li
 
 
 def _default_name(path: Path) -> str:
-    # "runs/ant-bcm-2026.../best_agent.pt" -> "ant-bcm-2026.../best_agent"; a bare file keeps its stem.
+    # "runs/ant-bcm-2026.../best_agent.pt" -> "ant-bcm-2026.../best_agent"; a bare file keeps its stem;
+    # "pretrained:NAME" -> "NAME"
+    if str(path).startswith("pretrained:"):
+        return str(path)[len("pretrained:"):]
     if path.is_dir():
         return path.name
     return f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem

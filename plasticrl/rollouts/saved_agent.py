@@ -189,8 +189,11 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bo
          obs_std_floor: float | None = None) -> Agent:
     """Load an agent file written by training (``best_agent.pt`` / ``final_agent.pt``);
     ``frozen=True``: with its within-episode learning rates set to 0; ``obs_std_floor``: divide
-    observations by at least this std (raw units) instead of the floor it was trained with."""
-    path = Path(path)
+    observations by at least this std (raw units) instead of the floor it was trained with.
+    ``pretrained:NAME`` loads an agent shipped with plasticrl (``plasticrl pretrained`` lists them)."""
+    from plasticrl.rollouts.pretrained import is_pretrained, resolve_pretrained
+
+    path = resolve_pretrained(path) if is_pretrained(path) else Path(path)
     if path.is_dir():
         names = ("best_agent.pt", "final_agent.pt")
         found = [path / name for name in names if (path / name).is_file()]

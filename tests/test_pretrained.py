@@ -1,0 +1,46 @@
+"""Shipped agents: loaded by name, listed, and still earning the scores recorded when they were shipped."""
+import json
+
+import pytest
+
+import plasticrl
+from plasticrl.config import load_config
+from plasticrl.errors import PlasticRLError
+from plasticrl.rollouts.pretrained import nominal_score, pretrained_index, resolve_pretrained, ship_agent
+from plasticrl.trainers.es import ESTrainer
+
+
+def test_every_shipped_agent_reproduces_its_recorded_nominal_score():
+    index = pretrained_index()
+    for name, entry in index.items():
+        scores = entry["scores"]
+        agent = plasticrl.load(f"pretrained:{name}")
+        assert agent.metadata["env_id"] == entry["env_id"]
+        got = nominal_score(resolve_pretrained(f"pretrained:{name}"), scores["episodes"], scores["seed"])
+        # same machine, same seeds: the physics and the policy are deterministic
+        assert got == pytest.approx(scores["mean_return"], rel=1e-6, abs=1e-6), name
+
+
+def test_unknown_pretrained_name_lists_the_valid_ones():
+    with pytest.raises(PlasticRLError, match="unknown pretrained agent 'nope'; valid choices"):
+        plasticrl.load("pretrained:nope")
+
+
+def test_ship_agent_records_a_score_that_reloads(tmp_path):
+    cfg = load_config(None, ["env.id=HalfCheetahDir-v5", "env.kwargs={direction: 1, switch_step: 10}",
+                             "policy.kind=linear", "env.max_episode_steps=20", "train.generations=1",
+                             "es.params={population_size: 4}", "train.eval_episodes=1",
+                             "logging.wandb.mode=disabled", "logging.progress=false"])
+    ESTrainer(cfg, tmp_path / "run").train()
+    entry = ship_agent(tmp_path / "run", "tiny", "a test agent", episodes=3, seed=5, folder=tmp_path / "shipped")
+    index = json.loads((tmp_path / "shipped" / "index.json").read_text())["agents"]
+    assert index["tiny"] == json.loads(json.dumps(entry))
+    assert entry["env_id"] == "HalfCheetahDir-v5" and entry["env_kwargs"]["switch_step"] == 10
+    assert entry["policy"]["kind"] == "linear"
+    # the recorded score is the mean over the named seeds: recomputed episode by episode here
+    again = nominal_score(tmp_path / "shipped" / "tiny.pt", 3, 5)
+    assert again == entry["scores"]["mean_return"]
+    one_by_one = [nominal_score(tmp_path / "shipped" / "tiny.pt", 1, s) for s in (5, 6, 7)]
+    assert again == pytest.approx(sum(one_by_one) / 3, rel=1e-12)
+    with pytest.raises(PlasticRLError, match="cannot name a directory"):
+        ship_agent(tmp_path / "run", "../x", "bad", folder=tmp_path / "shipped")
