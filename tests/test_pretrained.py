@@ -6,7 +6,8 @@ import pytest
 import plasticrl
 from plasticrl.config import load_config
 from plasticrl.errors import PlasticRLError
-from plasticrl.rollouts.pretrained import nominal_score, pretrained_index, resolve_pretrained, ship_agent
+from plasticrl.experiments.shipping import nominal_score, ship_agent
+from plasticrl.rollouts.pretrained import pretrained_index, resolve_pretrained
 from plasticrl.trainers.es import ESTrainer
 
 

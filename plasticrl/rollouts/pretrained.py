@@ -17,14 +17,15 @@ from plasticrl.errors import PlasticRLError
 PREFIX = "pretrained:"
 
 
-def _folder() -> Path:
+def pretrained_folder() -> Path:
+    """The package folder that holds the shipped agents and their index.json."""
     return Path(str(resources.files("plasticrl") / "pretrained"))
 
 
 def pretrained_index() -> dict[str, dict[str, Any]]:
     """Name -> entry (``file``, ``env_id``, ``env_kwargs``, ``config_name``, ``policy``, ``env_steps``,
     ``scores``, ``note``)."""
-    index = _folder() / "index.json"
+    index = pretrained_folder() / "index.json"
     if not index.is_file():
         return {}
     return json.loads(index.read_text())["agents"]
@@ -42,52 +43,5 @@ def resolve_pretrained(path: str | Path) -> Path:
     if name not in index:
         raise PlasticRLError(f"unknown pretrained agent {name!r}; valid choices: "
                              f"{', '.join(sorted(index)) or '(none shipped)'} (plasticrl pretrained lists them)")
-    return _folder() / index[name]["file"]
+    return pretrained_folder() / index[name]["file"]
 
-
-def nominal_score(path: str | Path, episodes: int, seed: int) -> float:
-    """Mean return of an agent on its own task (the env id and keyword arguments it was trained
-    with), nominal condition, over the paired episodes ``seed .. seed + episodes - 1``."""
-    from plasticrl.rollouts.batch import run_batch
-    from plasticrl.rollouts.controllers import load_controller
-
-    controller = load_controller(path)
-    batches = run_batch(controller, controller.env_id, [("nominal", None)], episodes, seed,
-                        env_kwargs=controller.env_kwargs)
-    nominal = batches["nominal"]
-    if nominal.invalid.any():
-        raise PlasticRLError(f"{str(path)!r} produced {int(nominal.invalid.sum())} invalid episodes; not shippable")
-    return float(nominal.returns.mean())
-
-
-def ship_agent(path: str | Path, name: str, note: str, episodes: int = 5, seed: int = 10_000,
-               folder: Path | None = None) -> dict[str, Any]:
-    """Copy an agent file into the shipped folder (``folder``, default the package's) under ``name``
-    and record its entry: env, training config and budget (from the file's metadata), and its nominal
-    score on ``episodes`` paired episodes from ``seed``. For maintainers; returns the entry."""
-    import shutil
-
-    from plasticrl.errors import check_name
-    from plasticrl.io import atomic_write_json
-    from plasticrl.rollouts.saved_agent import load
-
-    check_name("pretrained agent name", name)
-    agent = load(path)
-    meta = agent.metadata
-    folder = _folder() if folder is None else Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    source = Path(path) if not Path(path).is_dir() else Path(path) / "best_agent.pt"
-    shutil.copyfile(source, folder / f"{name}.pt")
-    entry = {
-        "file": f"{name}.pt", "env_id": meta.get("env_id"), "env_kwargs": meta.get("env_kwargs") or {},
-        "config_name": meta.get("config_name"), "env_steps": meta.get("env_steps"), "note": note,
-        "policy": agent.policy_config.model_dump(mode="json") if hasattr(agent.policy_config, "model_dump")
-        else dict(agent.policy_config),
-        "scores": {"mean_return": nominal_score(folder / f"{name}.pt", episodes, seed), "episodes": episodes,
-                   "seed": seed, "condition": "nominal"},
-    }
-    index_path = folder / "index.json"
-    data = json.loads(index_path.read_text()) if index_path.is_file() else {"format": 1, "agents": {}}
-    data["agents"][name] = entry
-    atomic_write_json(index_path, data)
-    return entry
