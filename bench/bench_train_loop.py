@@ -43,7 +43,7 @@ from plasticrl.trainers.es import ESTrainer  # noqa: E402
 
 POLICIES = {
     "plastic_bcm_reward": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",
-                           "policy.plasticity.modulation=reward"],
+                           "policy.plasticity.modulation=reward", "policy.kernel=torch"],
     "plastic_bcm_reward_fused": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",
                                  "policy.plasticity.modulation=reward", "policy.kernel=fused"],
     "linear": ["policy.kind=linear"],
