@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -215,6 +216,7 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "whole_es_loop_vs_physics_ceiling", "env": args.env, "population": args.population,
         "device": args.device, "load_average": os.getloadavg(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(), "repeats": args.repeats,
         "ceiling_backend": ceiling_backend(),
         "target": "whole_loop_over_ceiling >= 0.7 (plastic policy)", "results": results,
