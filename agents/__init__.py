@@ -15,11 +15,12 @@ from plasticrl.agents.feedforward import LinearPolicy, MLPPolicy
 from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
 
 
-def StaticSpikingPolicy(obs_dim, act_dim, action_low, action_high, config=None, device="cpu", dtype="float32"):
+def StaticSpikingPolicy(obs_dim, act_dim, action_low, action_high, config=None, device="cpu", dtype="float32",
+                        autograd=False):
     """The plastic spiking policy with plasticity off: same network, fixed weights."""
     base = config if isinstance(config, PlasticSpikingConfig) else PlasticSpikingConfig.model_validate(dict(config or {}))
     static = PlasticSpikingConfig.model_validate({**base.model_dump(), "kind": "static_spiking"})
-    return PlasticSpikingPolicy(obs_dim, act_dim, action_low, action_high, static, device, dtype)
+    return PlasticSpikingPolicy(obs_dim, act_dim, action_low, action_high, static, device, dtype, autograd)
 
 
 __all__ = [

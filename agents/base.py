@@ -40,6 +40,9 @@ REWARD_STATE_KEY = "previous_reward"
 class BatchedPolicy(abc.ABC):
     """Base class: genome bookkeeping, shapes, bounds and the invalid-row mask."""
 
+    #: the implementation of act/learn in use: "torch" (torch ops) or "fused" (numba kernels)
+    kernel: str = "torch"
+
     def __init__(
         self,
         obs_dim: int,

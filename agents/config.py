@@ -172,9 +172,11 @@ class PlasticSpikingConfig(_Strict):
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()
-    kernel: Literal["torch", "fused"] = Field(
-        "torch",
-        description="torch: one torch op per array operation (every option, CPU or CUDA, autograd); "
+    kernel: Literal["auto", "torch", "fused"] = Field(
+        "auto",
+        description="auto: fused where it covers the policy (CPU, no autograd, numba installed, supported "
+        "options), else torch; the policy's `kernel` attribute says which; "
+        "torch: one torch op per array operation (every option, CPU or CUDA, autograd); "
         "fused: one numba CPU kernel per act/learn for gradient-free rollouts (needs plasticrl[fast]; "
         "options it does not cover are rejected at construction)",
     )

@@ -37,8 +37,11 @@ def make_policy(
     action_space: gym.spaces.Box,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype = "float32",
+    autograd: bool = False,
 ) -> BatchedPolicy:
-    """Policy for single-env Box spaces (use ``single_observation_space`` of a vector env)."""
+    """Policy for single-env Box spaces (use ``single_observation_space`` of a vector env).
+
+    ``autograd``: the policy will be differentiated (BPTT), so ``kernel: auto`` picks torch."""
     if not isinstance(observation_space, gym.spaces.Box) or not isinstance(action_space, gym.spaces.Box):
         raise PlasticRLError(
             f"plasticrl policies need Box observation and action spaces; got {observation_space} and {action_space}"
@@ -48,7 +51,7 @@ def make_policy(
     act_dim = int(np.prod(action_space.shape))
     low, high = action_space.low.reshape(-1), action_space.high.reshape(-1)
     if isinstance(cfg, PlasticSpikingConfig):
-        return PlasticSpikingPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
+        return PlasticSpikingPolicy(obs_dim, act_dim, low, high, cfg, device, dtype, autograd)
     if isinstance(cfg, LinearConfig):
         return LinearPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
     return MLPPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)

@@ -86,6 +86,34 @@ def fused_unsupported(config, device: str | torch.device = "cpu", genome=None) -
     return out
 
 
+def numba_available() -> bool:
+    """Whether the fused kernels can run here (numba imports)."""
+    try:
+        require_numba()
+    except PlasticRLError:
+        return False
+    return True
+
+
+def pick_kernel(config, device: str | torch.device = "cpu", genome=None, autograd: bool = False) -> tuple[str, str]:
+    """The kernel ``config.kernel`` resolves to, and why: ``("fused" | "torch", reason)``.
+
+    ``auto`` picks ``fused`` where it covers the policy (no autograd, numba installed, nothing in
+    :func:`fused_unsupported`) and ``torch`` otherwise; ``torch`` and ``fused`` are taken as asked
+    (``fused`` is checked when the policy builds it).
+    """
+    if config.kernel != "auto":
+        return config.kernel, f"kernel: {config.kernel} asked for"
+    if autograd:
+        return "torch", "kernel: auto; the policy is built for autograd, which the fused kernel does not run"
+    problems = fused_unsupported(config, device, genome)
+    if problems:
+        return "torch", "kernel: auto; the fused kernel does not cover " + "; ".join(problems)
+    if not numba_available():
+        return "torch", "kernel: auto; numba is not installed (pip install \"plasticrl[fast]\")"
+    return "fused", "kernel: auto; the fused kernel covers this policy"
+
+
 def check_supported(config, device, genome=None) -> None:
     """Raise :class:`PlasticRLError` listing :func:`fused_unsupported`, then check numba."""
     problems = fused_unsupported(config, device, genome)
@@ -611,7 +639,8 @@ class FusedStep:
         if torch.is_grad_enabled() and (self.params_require_grad or any(t.requires_grad for t in tensors)):
             raise PlasticRLError(
                 "policy.kernel 'fused' runs gradient-free rollouts only: call act/learn under "
-                "torch.no_grad() or torch.inference_mode(), or use kernel: torch for autograd (BPTT)"
+                "torch.no_grad() or torch.inference_mode(), or use kernel: torch for autograd (BPTT) "
+                "(kernel: auto picks torch when the policy is built with autograd=True)"
             )
 
     # -- control step ------------------------------------------------------------------------

@@ -110,7 +110,9 @@ class PlasticSpikingPolicy(BatchedPolicy):
         config: PlasticSpikingConfig | Mapping[str, Any] | None = None,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
+        autograd: bool = False,
     ):
+        """``autograd``: the policy will be differentiated (BPTT); ``kernel: auto`` then picks torch."""
         if config is None:
             config = PlasticSpikingConfig()
         elif isinstance(config, Mapping):
@@ -155,12 +157,12 @@ class PlasticSpikingPolicy(BatchedPolicy):
                                if ip.negatives == "permute" else None)
         self._genome = self._build_genome().select(cfg.genome.search, cfg.genome.fix)
         # kernel "fused": act/learn run as one numba call each (plasticrl.agents.plastic_kernel);
-        # options it does not cover, or a missing numba, are rejected here
-        self._fused = None
-        if cfg.kernel == "fused":
-            from plasticrl.agents.plastic_kernel import FusedStep
+        # options it does not cover, or a missing numba, are rejected here; "auto" picks it where
+        # it covers the policy (self.kernel and self.kernel_reason say what was picked and why)
+        from plasticrl.agents.plastic_kernel import FusedStep, pick_kernel
 
-            self._fused = FusedStep(self)
+        self.kernel, self.kernel_reason = pick_kernel(cfg, self.device, self._genome, autograd)
+        self._fused = FusedStep(self) if self.kernel == "fused" else None
 
     # -- structure ------------------------------------------------------------------
     def _choose_plastic_layers(self) -> list[int]:

@@ -102,10 +102,15 @@ def time_physics(population: int, steps: int, threads: int) -> dict:
     return result
 
 
-def run_one(population: int, steps: int, device: str, torch_threads: int, kernels: list[str]) -> dict:
+def run_one(population: int, steps: int, device: str, torch_threads: int, kernels: list[str],
+            physics: bool = True) -> dict:
+    """One P: the policy kernels timed, and (unless ``physics`` is False) Ant-v5 physics beside them."""
     out = {"population": population, "torch_threads": torch_threads}
     timed = {k: time_policy(population, steps, device, torch_threads, k) for k in kernels}
     out.update(timed[kernels[0]])
+    if not physics:
+        out["kernels"] = timed
+        return out
     physics_steps = max(20, steps // max(1, population // 64))
     out.update(time_physics(population, physics_steps, os.cpu_count() or 1))
     out["policy_over_physics_serial"] = out["policy_ms_per_control_step"] / out["physics_serial_ms_per_control_step"]
@@ -130,12 +135,15 @@ def main() -> None:
                         help="intra-op threads for the policy (the trainer's default is 1)")
     parser.add_argument("--kernel", choices=("torch", "fused", "both"), default="both",
                         help="policy kernel(s) to time (policy.kernel)")
+    parser.add_argument("--skip-physics", action="store_true",
+                        help="time the policy only (no Ant-v5 physics beside it: quick at large P)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         (population,) = args.population
         kernels = ["torch", "fused"] if args.kernel == "both" else [args.kernel]
-        print(json.dumps(run_one(population, args.steps, args.device, args.torch_threads, kernels)))
+        print(json.dumps(run_one(population, args.steps, args.device, args.torch_threads, kernels,
+                                 physics=not args.skip_physics)))
         return
     import torch
 
@@ -144,7 +152,8 @@ def main() -> None:
         steps = max(30, args.steps * 64 // population)
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", "--population", str(population), "--steps", str(steps),
-             "--device", args.device, "--torch-threads", str(args.torch_threads), "--kernel", args.kernel],
+             "--device", args.device, "--torch-threads", str(args.torch_threads), "--kernel", args.kernel,
+             *(["--skip-physics"] if args.skip_physics else [])],
             check=False, capture_output=True, text=True,
         )
         if proc.returncode != 0:

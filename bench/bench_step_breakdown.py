@@ -54,7 +54,13 @@ def main() -> None:
     parser.add_argument("--population", type=int, default=64)
     parser.add_argument("--kernel", default="fused", choices=["fused", "torch"])
     parser.add_argument("--repeats", type=int, default=3, help="rollouts after one warm-up rollout")
+    parser.add_argument("--bookkeeping", default="compiled", choices=["compiled", "numpy"],
+                        help="the rollout's per-step bookkeeping: compiled loops (default, needs numba) or numpy")
     args = parser.parse_args()
+    if args.bookkeeping == "numpy":
+        from plasticrl.rollouts import compiled
+
+        compiled.available = lambda: False
     overrides = POLICIES["plastic_bcm_reward_fused" if args.kernel == "fused" else "plastic_bcm_reward"]
     config = load_config(None, [f"env.id={args.env}", *overrides, "logging.wandb.mode=disabled"])
     evaluator = LocalEvaluator(config, args.population)
@@ -88,11 +94,14 @@ def main() -> None:
             per_repeat.append(row)
     median = {k: round(float(np.median([r[k] for r in per_repeat])), 1) for k in per_repeat[0]}
     median["outside_physics"] = round(median["step_total"] - median["physics"], 1)
+    # on a loaded machine the minimum over repeats is the steadier figure (other jobs only add time)
+    minimum = {k: round(float(np.min([r[k] for r in per_repeat])), 1) for k in per_repeat[0]}
     evaluator.close()
     print(json.dumps({
         "benchmark": "rollout_step_breakdown_us", "env": args.env, "population": args.population,
         "kernel": args.kernel, "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(),
-        "repeats": args.repeats, "median_us_per_step": median,
+        "repeats": args.repeats, "bookkeeping": args.bookkeeping, "load_average": os.getloadavg(),
+        "median_us_per_step": median, "min_us_per_step": minimum,
     }, indent=2))
 
 

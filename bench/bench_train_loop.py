@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -43,7 +44,7 @@ from plasticrl.trainers.es import ESTrainer  # noqa: E402
 
 POLICIES = {
     "plastic_bcm_reward": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",
-                           "policy.plasticity.modulation=reward"],
+                           "policy.plasticity.modulation=reward", "policy.kernel=torch"],
     "plastic_bcm_reward_fused": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",
                                  "policy.plasticity.modulation=reward", "policy.kernel=fused"],
     "linear": ["policy.kind=linear"],
@@ -128,8 +129,9 @@ def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.nda
     return rec.rows * len(rec.controls) / elapsed
 
 
-def loop_steps_per_s(env_id: str, population: int, generations: int, policy: list[str]) -> dict:
-    overrides = [f"env.id={env_id}", "es.algorithm=pgpe",
+def loop_steps_per_s(env_id: str, population: int, generations: int, policy: list[str],
+                     device: str = "cpu") -> dict:
+    overrides = [f"env.id={env_id}", f"device={device}", "es.algorithm=pgpe",
                  f"es.params={{population_size: {population}, stdev_init: 0.1}}",
                  f"train.generations={generations}", f"train.eval_every={generations + 1}",
                  f"train.checkpoint_every={generations + 1}", "logging.wandb.mode=disabled"] + policy
@@ -160,6 +162,8 @@ def common_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--generations", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--ceiling-steps", type=int, default=500)
+    parser.add_argument("--device", default="cpu", help="the policy's device (cuda: policy on the GPU, physics "
+                        "on every CPU core; use a policy the torch kernel runs)")
     return parser
 
 
@@ -185,7 +189,7 @@ def main() -> None:
         repeats = []
         for _ in range(args.repeats):
             row = between_ceilings(args.env, args.population, args.ceiling_steps, lambda: loop_steps_per_s(
-                args.env, args.population, args.generations, POLICIES[name]), "whole_loop_steps_per_s")
+                args.env, args.population, args.generations, POLICIES[name], args.device), "whole_loop_steps_per_s")
             repeats.append({**row, "whole_loop_over_ceiling": row["over_ceiling"],
                             "whole_loop_over_thread_loop_ceiling": row["over_thread_loop_ceiling"],
                             "whole_loop_over_replayed_physics":
@@ -211,6 +215,8 @@ def main() -> None:
         }
     print(json.dumps({
         "benchmark": "whole_es_loop_vs_physics_ceiling", "env": args.env, "population": args.population,
+        "device": args.device, "load_average": os.getloadavg(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(), "repeats": args.repeats,
         "ceiling_backend": ceiling_backend(),
         "target": "whole_loop_over_ceiling >= 0.7 (plastic policy)", "results": results,

@@ -199,9 +199,54 @@ def test_grad_enabled_raises():
         assert pol.act(torch.zeros(2, OBS)).shape == (2, ACT)
 
 
-def test_default_kernel_is_torch():
+def _actions_after(policy, steps=5):
+    flat = _genome(policy, population=2)
+    policy.load_genome(flat)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for _ in range(steps):
+            actions = policy.act(torch.randn(2, OBS, generator=g))
+            policy.learn(torch.randn(2, generator=g))
+    return actions
+
+
+def test_default_kernel_auto_picks_fused_and_runs_it_bit_for_bit():
     pol = PlasticSpikingPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"hidden": [8]})
-    assert pol.config.kernel == "torch" and pol._fused is None
+    assert pol.config.kernel == "auto" and pol.kernel == "fused" and pol._fused is not None
+    assert "covers" in pol.kernel_reason
+    fused = PlasticSpikingPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"hidden": [8], "kernel": "fused"})
+    torch_pol = PlasticSpikingPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"hidden": [8], "kernel": "torch"})
+    assert torch_pol.kernel == "torch" and torch_pol._fused is None
+    auto_actions = _actions_after(pol)
+    assert torch.equal(auto_actions, _actions_after(fused))
+    for w_auto, w_fused in zip(pol.fast_weights, fused.fast_weights):
+        assert torch.equal(w_auto, w_fused)
+
+
+@pytest.mark.parametrize("option, fragment", [({"recurrent": True}, "recurrent"),
+                                              ({"synapse": "stp"}, "synapse")])
+def test_auto_falls_back_to_torch_and_says_why(option, fragment):
+    pol = PlasticSpikingPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"hidden": [8], **option})
+    assert pol.kernel == "torch" and pol._fused is None
+    assert fragment in pol.kernel_reason
+
+
+def test_auto_picks_torch_for_autograd_and_without_numba(monkeypatch):
+    from plasticrl.agents import make_policy
+
+    import gymnasium as gym
+    obs_space = gym.spaces.Box(-1.0, 1.0, (OBS,))
+    act_space = gym.spaces.Box(-1.0, 1.0, (ACT,))
+    differentiable = make_policy({"hidden": [8]}, obs_space, act_space, autograd=True)
+    assert differentiable.kernel == "torch" and "autograd" in differentiable.kernel_reason
+    flat = differentiable.initial_genome(2).requires_grad_(True)
+    differentiable.load_genome(flat)
+    differentiable.act(torch.ones(2, OBS)).sum().backward()  # the torch path differentiates
+    assert flat.grad is not None
+    assert make_policy({"kind": "linear"}, obs_space, act_space).kernel == "torch"
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` fail
+    pol = PlasticSpikingPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"hidden": [8]})
+    assert pol.kernel == "torch" and "numba" in pol.kernel_reason
 
 
 def test_rollout_returns_match():

@@ -161,7 +161,7 @@ def test_gradients_reach_rule_coefficients_and_initial_weights_through_substeps(
     policy = PlasticSpikingPolicy(OBS, ACT, LOW, HIGH, {
         "hidden": [12], "substeps": 4, "neuron": {"model": neuron},
         "plasticity": {"rule": "hebbian_abcd", "sharing": "layer", "modulation": "reward"},
-    })
+    }, autograd=True)
     flat = (policy.initial_genome(2) + 0.1 * torch.randn(2, policy.genome.dim,
                                                          generator=torch.Generator().manual_seed(0)))
     flat.requires_grad_(True)
@@ -236,7 +236,8 @@ def test_errors_name_bad_values_and_valid_choices():
 
 
 def test_truncated_bptt_state_api_keeps_values_and_cuts_the_graph():
-    policy = PlasticSpikingPolicy(OBS, ACT, LOW, HIGH, {"hidden": [12], "plasticity": {"rule": "oja"}})
+    policy = PlasticSpikingPolicy(OBS, ACT, LOW, HIGH, {"hidden": [12], "plasticity": {"rule": "oja"}},
+                                  autograd=True)
     flat = perturbed_genome(policy, 2, scale=0.1).float().requires_grad_(True)
     policy.load_genome(flat)
     g = torch.Generator().manual_seed(3)

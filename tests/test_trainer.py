@@ -61,6 +61,22 @@ def test_resuming_a_finished_run_records_the_same_final_evaluation(tmp_path):
     assert summary["final_eval_return"] == first.final_eval_return
 
 
+def test_run_files_record_the_kernel_auto_picked(tmp_path):
+    plastic = ESTrainer(tiny("policy.kind=plastic_spiking", "policy.hidden=[4]", "train.generations=1"),
+                        tmp_path / "plastic")
+    import importlib.util
+    expected = "fused" if importlib.util.find_spec("numba") is not None else "torch"
+    plastic.train()
+    torch_run = ESTrainer(tiny("policy.kind=plastic_spiking", "policy.hidden=[4]", "policy.kernel=torch",
+                               "train.generations=1"), tmp_path / "torch")
+    torch_run.train()
+    for run, kernel in (("plastic", expected), ("torch", "torch")):
+        assert json.loads((tmp_path / run / "versions.json").read_text())["policy_kernel"] == kernel
+        assert json.loads((tmp_path / run / "summary.json").read_text())["policy_kernel"] == kernel
+    # the config keeps what was asked for
+    assert "kernel: auto" in (tmp_path / "plastic" / "config.yaml").read_text()
+
+
 def test_init_agent_starts_the_search_from_a_saved_agent(tmp_path):
     ESTrainer(tiny("train.generations=2"), tmp_path / "first").train()
     saved = torch_load(tmp_path / "first" / "final_agent.pt")

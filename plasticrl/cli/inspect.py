@@ -58,7 +58,8 @@ def genome(
     except PlasticRLError as exc:
         fail(str(exc))
     inputs = f"{policy.obs_dim} observations" + (" + the previous reward" if policy.reward_input else "")
-    table = Table(title=f"genome: D = {policy.genome.dim} searched scalars", caption=f"inputs: {inputs}")
+    kernel = f"kernel: {policy.kernel}" + (f" ({policy.kernel_reason})" if hasattr(policy, "kernel_reason") else "")
+    table = Table(title=f"genome: D = {policy.genome.dim} searched scalars", caption=f"inputs: {inputs}; {kernel}")
     for col in ("group", "shape", "count", "searched", "init"):
         table.add_column(col)
     for row in policy.genome.describe():

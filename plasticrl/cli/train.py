@@ -151,6 +151,9 @@ def train(
         console.print(f"run directory: {run_dir}")
         progress = None if quiet or not cfg.logging.progress else _TrainProgress(cfg.train.generations)
         trainer = make_trainer(cfg, run_dir, on_generation=progress.update if progress else None)
+        policy = getattr(trainer, "policy", None) or getattr(trainer, "actor", None)  # ES / PPO; SB3 has none
+        if getattr(policy, "kernel_reason", None):  # what policy.kernel: auto picked on this machine
+            console.print(f"policy kernel: {policy.kernel} ({policy.kernel_reason})")
         if progress:
             progress.start(trainer)
         try:

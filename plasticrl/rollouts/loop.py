@@ -13,7 +13,10 @@ import torch
 
 from plasticrl.agents.base import BatchedPolicy
 from plasticrl.errors import PlasticRLError, check_choice
+from plasticrl.rollouts import compiled
 from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
+
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 #: ``train.fitness`` choices: how a member's ``[E]`` episode returns become one fitness
@@ -100,6 +103,9 @@ def rollout(
     # With a split step (step_async / step_wait) the observation statistics of this step are
     # summed while the physics of the next one runs on the worker threads.
     split_step = hasattr(env, "step_async") and hasattr(env, "step_wait")
+    if compiled.available() and device.type == "cpu" and dtype in _NUMPY_DTYPES:
+        return _rollout_compiled(policy, env, obs, population, episodes_per_member, max_steps, affine, clip,
+                                 collect_obs_moments, split_step)
     with torch.inference_mode():
         while active.any() and (max_steps is None or steps < max_steps):
             # A copy: with a split step, a vector env may refill its observation buffer while the
@@ -127,6 +133,56 @@ def rollout(
             lengths += active
             policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
             active &= ~np.logical_or(terminated, truncated)
+            steps += 1
+            env_steps += rows
+    return RolloutResult(
+        returns=torch.from_numpy(returns).view(population, episodes_per_member),
+        lengths=torch.from_numpy(lengths).view(population, episodes_per_member),
+        invalid=policy.member_invalid().cpu(),
+        env_steps=env_steps,
+        obs_rows=(tuple(torch.from_numpy(a) for a in (row_count, row_sum, row_sumsq))
+                  if collect_obs_moments else None),
+    )
+
+
+def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes_per_member: int,
+                      max_steps: int | None, affine: tuple[np.ndarray, np.ndarray] | None, clip: float,
+                      collect_obs_moments: bool, split_step: bool) -> RolloutResult:
+    """:func:`rollout`'s loop with its per-step bookkeeping in the compiled loops of
+    :mod:`plasticrl.rollouts.compiled`: the same operations in the same order, so the same bits, with
+    preallocated buffers instead of a dozen numpy temporaries per step."""
+    rows = population * episodes_per_member
+    obs_dim = policy.obs_dim
+    returns = np.zeros(rows)
+    lengths = np.zeros(rows, dtype=np.int64)
+    active = np.ones(rows, dtype=bool)
+    row_count = np.zeros(rows)
+    row_sum = np.zeros((rows, obs_dim))
+    row_sumsq = np.zeros((rows, obs_dim))
+    raw = np.zeros((rows, obs_dim))  # this step's observations (the env may refill its buffer meanwhile)
+    normalise = affine is not None
+    mean, std = affine if normalise else (np.zeros(obs_dim), np.ones(obs_dim))
+    clip = float(clip)
+    steps = env_steps = 0
+    with torch.inference_mode():
+        while active.any() and (max_steps is None or steps < max_steps):
+            # fresh tensors each step: a policy may keep references to its inputs
+            policy_obs = torch.empty((rows, obs_dim), dtype=policy.dtype)
+            compiled.prepare_obs(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
+                                 normalise, raw, policy_obs.numpy())
+            actions = policy.act(policy_obs).numpy().astype(np.float64)
+            if split_step:
+                env.step_async(actions)
+            if collect_obs_moments:
+                compiled.accumulate_moments(raw, active, row_count, row_sum, row_sumsq)
+            if split_step:
+                obs, reward, terminated, truncated, _ = env.step_wait()
+            else:
+                obs, reward, terminated, truncated, _ = env.step(actions)
+            policy_reward = torch.empty(rows, dtype=policy.dtype)
+            compiled.after_step(np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
+                                compiled.as_bool(truncated), active, returns, lengths, policy_reward.numpy())
+            policy.learn(policy_reward)
             steps += 1
             env_steps += rows
     return RolloutResult(

@@ -202,7 +202,7 @@ class ESTrainer:
         state = self._load_checkpoint() if resume else self._fresh_state()
         if resume:
             self._restore_scheduled_best(state)
-        write_run_files(self.run_dir, cfg)
+        write_run_files(self.run_dir, cfg, self.policy.kernel)
         logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
                                    resume_from_generation=state["generation"] if resume else -1)
         try:
@@ -292,7 +292,7 @@ class ESTrainer:
             "run_dir": str(self.run_dir), "generations": state["generation"], "env_steps": state["env_steps"],
             "best_eval_return": best["eval_return"], "best_generation": best["generation"],
             "final_eval_return": last_eval[0], "wall_seconds": state["elapsed"], "population": self.population,
-            "genome_dim": self.dim,
+            "genome_dim": self.dim, "policy_kernel": self.policy.kernel,
         }
         logger.summary(summary)
         atomic_write_json(self.run_dir / "summary.json", summary)

@@ -56,9 +56,14 @@ def package_versions() -> dict[str, Any]:
             "cpu_count": os.cpu_count()}
 
 
-def write_run_files(run_dir: Path, config: ExperimentConfig) -> None:
+def write_run_files(run_dir: Path, config: ExperimentConfig, policy_kernel: str | None = None) -> None:
+    """Write ``config.yaml`` and ``versions.json``; ``policy_kernel`` (what ``policy.kernel: auto``
+    resolved to on this machine: "fused" or "torch") goes into ``versions.json``."""
     atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(config_to_dict(config), sort_keys=False))
-    atomic_write_json(run_dir / "versions.json", package_versions())
+    versions = package_versions()
+    if policy_kernel is not None:
+        versions["policy_kernel"] = policy_kernel
+    atomic_write_json(run_dir / "versions.json", versions)
 
 
 def read_run_config(run_dir: Path) -> ExperimentConfig:

@@ -78,7 +78,7 @@ def build_policy(task: TemporalTask, config: Mapping[str, Any], dtype: str | tor
     """A plastic spiking policy shaped for ``task``: readout bounds ``[-1, 1]`` (tanh of the
     output potentials with membrane decoding)."""
     return PlasticSpikingPolicy(task.obs_dim, task.out_dim, [-1.0] * task.out_dim, [1.0] * task.out_dim,
-                                dict(config), device=device, dtype=dtype)
+                                dict(config), device=device, dtype=dtype, autograd=True)
 
 
 def initial_genome_with(policy: PlasticSpikingPolicy, values: Mapping[str, float]) -> torch.Tensor:

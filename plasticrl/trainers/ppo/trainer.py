@@ -103,7 +103,9 @@ class PPOTrainer:
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
 
         def build():
-            return make_policy(config.policy, obs_space, act_space, device=self.device, dtype=config.dtype)
+            # autograd: the learner is differentiated, so kernel: auto picks torch (one kernel for all three)
+            return make_policy(config.policy, obs_space, act_space, device=self.device, dtype=config.dtype,
+                               autograd=True)
 
         self.actor = build()  # rollouts: N rows, no graph
         self.learner = build()  # replay: one row per sequence of a minibatch, with graph
@@ -379,7 +381,7 @@ class PPOTrainer:
     def train(self, resume: bool = False) -> TrainResult:
         cfg = self.config
         state = self._load_checkpoint() if resume else self._fresh_state()
-        write_run_files(self.run_dir, cfg)
+        write_run_files(self.run_dir, cfg, self.actor.kernel)
         logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
                                    resume_from_generation=state["generation"] if resume else -1)
         try:

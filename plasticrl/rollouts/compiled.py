@@ -1,0 +1,82 @@
+"""Compiled per-step bookkeeping of the rollout loop (numba, GIL released), bit-identical to numpy's.
+
+The rollout loop does a dozen tiny array operations per control step around the policy and the env:
+copy and normalise the observations, convert them to the policy's dtype, sum the observation
+statistics of the active rows, add the rewards to the returns, count the lengths, convert the
+rewards and update the active mask. In numpy each is a separate call with its own temporaries; here
+they are three compiled loops over rows. Each loop performs the numpy path's IEEE operations in the
+same order on the same operands (no fastmath, no reassociation), so every result is bit for bit the
+numpy path's; ``tests/test_rollout_compiled.py`` checks that on every task, with resets, terminations
+and perturbations.
+
+Used by :func:`plasticrl.rollouts.loop.rollout` when numba is installed (the ``fast`` extra) and the
+policy runs on the CPU in float32 or float64; otherwise the loop keeps its numpy path.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import numba as _numba
+except ImportError:  # pragma: no cover - the loop then keeps its numpy path
+    _numba = None
+
+
+def _prepare_obs(obs, mean, std, clip, normalise, raw, policy_obs):
+    # raw = float64 copy of obs; policy_obs = policy dtype of clip((raw - mean) / std, -clip, clip)
+    # (np.clip keeps NaN: both comparisons are false for it, as here)
+    rows, dim = raw.shape
+    neg_clip = -clip
+    for r in range(rows):
+        for j in range(dim):
+            x = obs[r, j]
+            raw[r, j] = x
+            if normalise:
+                x = (x - mean[j]) / std[j]
+                if x < neg_clip:
+                    x = neg_clip
+                if x > clip:
+                    x = clip
+            policy_obs[r, j] = x
+
+
+def _accumulate_moments(raw, active, row_count, row_sum, row_sumsq):
+    # live = where(active, raw, 0); row_count += active; row_sum += live; row_sumsq += live * live
+    rows, dim = raw.shape
+    for r in range(rows):
+        on = active[r]
+        row_count[r] = row_count[r] + (1.0 if on else 0.0)
+        for j in range(dim):
+            live = raw[r, j] if on else 0.0
+            row_sum[r, j] = row_sum[r, j] + live
+            row_sumsq[r, j] = row_sumsq[r, j] + live * live
+
+
+def _after_step(reward, terminated, truncated, active, returns, lengths, policy_reward):
+    # returns += where(active, reward, 0); lengths += active; policy_reward = reward in the policy's
+    # dtype; active &= ~(terminated | truncated)
+    for r in range(reward.shape[0]):
+        on = active[r]
+        x = reward[r]
+        returns[r] = returns[r] + (x if on else 0.0)
+        lengths[r] = lengths[r] + (1 if on else 0)
+        policy_reward[r] = x
+        active[r] = on and not (terminated[r] or truncated[r])
+
+
+if _numba is not None:
+    prepare_obs = _numba.njit(nogil=True, cache=True, error_model="numpy")(_prepare_obs)
+    accumulate_moments = _numba.njit(nogil=True, cache=True, error_model="numpy")(_accumulate_moments)
+    after_step = _numba.njit(nogil=True, cache=True, error_model="numpy")(_after_step)
+else:  # pragma: no cover
+    prepare_obs = accumulate_moments = after_step = None
+
+
+def available() -> bool:
+    """Whether the compiled bookkeeping can run here (numba imports)."""
+    return _numba is not None
+
+
+def as_bool(flags) -> np.ndarray:
+    """``flags`` as a contiguous bool array (the env's ``terminated``/``truncated``), copied only if needed."""
+    return np.ascontiguousarray(flags, dtype=np.bool_)
