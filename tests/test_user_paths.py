@@ -64,7 +64,7 @@ def test_resume_refuses_a_config_file_and_overrides_that_change_the_run(finished
     assert _snapshot(finished_run) == before  # refused before anything was written
 
 
-def test_resume_refuses_a_directory_that_is_not_a_run_and_a_run_without_checkpoint(finished_run, tmp_path):
+def test_resume_refuses_a_directory_that_is_not_a_run_and_restarts_a_run_without_checkpoint(finished_run, tmp_path):
     runner = CliRunner()
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -73,12 +73,22 @@ def test_resume_refuses_a_directory_that_is_not_a_run_and_a_run_without_checkpoi
     assert list(empty.iterdir()) == []
     line = error_line(runner.invoke(app, ["train", "--resume", str(tmp_path / "missing")]))
     assert "missing" in line and not (tmp_path / "missing").exists()
+    # A run killed before its first checkpoint (config.yaml and a torn row only) restarts from generation 0
+    # and ends as the uninterrupted run did.
     no_checkpoint = tmp_path / "no-checkpoint"
     no_checkpoint.mkdir()
     (no_checkpoint / "config.yaml").write_text((finished_run / "config.yaml").read_text())
-    line = error_line(runner.invoke(app, ["train", "--resume", str(no_checkpoint), "--quiet"]))
-    assert "cannot resume" in line and str(no_checkpoint) in line and "checkpoint.pt" in line
-    assert [p.name for p in no_checkpoint.iterdir()] == ["config.yaml"]
+    (no_checkpoint / "metrics.jsonl").write_text('{"generation": 1, "fitness_mean": 12')
+    result = runner.invoke(app, ["train", "--resume", str(no_checkpoint), "--quiet"])
+    assert result.exit_code == 0, result.output
+    timing = ("generation_seconds", "wall_seconds", "env_steps_per_s")
+
+    def rows(run):
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert [r["generation"] for r in rows(no_checkpoint)] == [1, 2]
+    assert rows(no_checkpoint) == rows(finished_run)
 
 
 def test_resume_accepts_the_overrides_it_lists(finished_run, tmp_path):

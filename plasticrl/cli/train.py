@@ -1,6 +1,7 @@
 """``plasticrl demo`` (the main job) and ``plasticrl train`` (ES or recurrent PPO, with exact resume)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
@@ -76,7 +77,7 @@ def train(
 ) -> None:
     """Train with evolution strategies (or recurrent PPO: trainer=ppo); --resume continues a killed run exactly."""
     from plasticrl.config import load_config, parse_overrides
-    from plasticrl.trainers.runs import new_run_dir, read_run_config
+    from plasticrl.trainers.runs import hold_run, new_run_dir, read_run_config
     from plasticrl.trainers.train import make_trainer
 
     args = list(args or [])
@@ -90,6 +91,7 @@ def train(
         overrides += ["distributed.backend=ray", f"distributed.address={ray_address}"]
     elif backend is not None:
         overrides.append(f"distributed.backend={backend}")
+    held = contextlib.ExitStack()
     try:
         if resume is not None:
             if config_path is not None:
@@ -102,6 +104,8 @@ def train(
             from plasticrl.config import config_to_dict, config_from_dict, set_dotted
 
             data = config_to_dict(read_run_config(resume))
+            # Held from here to the end, so a second process is refused before it builds anything.
+            held.enter_context(hold_run(resume))
             for key, value in parse_overrides(overrides):
                 set_dotted(data, key, value)
             cfg = config_from_dict(data, "resumed config")
@@ -109,7 +113,8 @@ def train(
         else:
             cfg = load_config(config_path, overrides)
             run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
-        console.print(f"run directory: {run_dir}")
+        if resume is None:  # a resume's errors (e.g. too few generations) stay one line
+            console.print(f"run directory: {run_dir}")
         progress = None if quiet or not cfg.logging.progress else _TrainProgress(cfg.train.generations)
         trainer = make_trainer(cfg, run_dir, on_generation=progress.update if progress else None)
         if progress:
@@ -121,6 +126,8 @@ def train(
                 progress.stop()
     except PlasticRLError as exc:
         fail(str(exc))
+    finally:
+        held.close()
     console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
                   f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
                   f"final {result.final_eval_return:.1f}")
