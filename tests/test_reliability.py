@@ -164,3 +164,175 @@ def test_atomically_written_files_get_the_umask_mode(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640 == (tmp_path / "b.json").stat().st_mode & 0o777
+
+
+# -- non-finite numbers ----------------------------------------------------------------------------------
+class _PoisonedEvaluator:
+    """A LocalEvaluator whose env returns +inf in row 0's observation at step 3 of generation 2 only."""
+
+    def __init__(self, config, rows):
+        from plasticrl.trainers.evaluator import LocalEvaluator
+
+        self.inner = LocalEvaluator(config, rows)
+        self.calls = 0
+        self.steps = 0
+        env = self.inner.env
+        step_wait = env.step_wait
+
+        def poisoned_step_wait():
+            obs, reward, terminated, truncated, info = step_wait()
+            self.steps += 1
+            if self.calls == 2 and self.steps == 3:
+                obs = obs.copy()
+                obs[0, 0] = float("inf")
+            return obs, reward, terminated, truncated, info
+
+        env.step_wait = poisoned_step_wait
+
+    def evaluate(self, *args, **kwargs):
+        self.calls += 1
+        self.steps = 0
+        return self.inner.evaluate(*args, **kwargs)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_one_generation_of_infinite_observations_does_not_poison_the_normaliser(tmp_path):
+    """Generation 2 meets one +inf observation (member 0). Before: the observation sums went inf, m2 NaN,
+    and every later member was invalid. Now member 0 of generation 2 is invalid, its rows stay out of the
+    statistics, and every other generation has all 8 members valid. With no termination each generation
+    simulates 8 members x 20 steps, so the statistics count 4 x 160 observations less member 0's 20."""
+    from plasticrl.io import torch_load
+
+    run = tmp_path / "run"
+    ESTrainer(tiny("train.generations=4"), run, evaluator_factory=_PoisonedEvaluator).train()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["invalid_members"] for r in rows] == [0, 1, 0, 0]
+    norm = torch_load(run / "final_agent.pt")["obs_norm"]
+    assert norm["count"] == 4 * 8 * 20 - 20
+    assert bool(norm["m2"].isfinite().all()) and bool(norm["mean"].isfinite().all())
+
+
+def _unstable_cheetah(tmp_path: Path) -> Path:
+    """Gymnasium's half_cheetah.xml with gravity 1e30 times Earth's: MuJoCo warns "simulation is unstable"
+    and resets the state, after which the episode earned a 'return' of about 1.6e12."""
+    import gymnasium
+
+    xml = Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets" / "half_cheetah.xml"
+    text = xml.read_text().replace('gravity="0 0 -9.81"', 'gravity="0 0 -9.81e30"')
+    assert "9.81e30" in text
+    out = tmp_path / "unstable_cheetah.xml"
+    out.write_text(text)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["batch", "threads"])
+def test_unstable_simulation_marks_its_rows_invalid(tmp_path, backend):
+    """The engine reports MuJoCo's instability per instance (info['unstable']) and a rollout marks the
+    members whose episodes met it invalid, instead of ranking them by a return of 1.6e12."""
+    import warnings
+
+    import numpy as np
+    import torch
+
+    from plasticrl.agents import make_policy
+    from plasticrl.config import config_to_dict
+    from plasticrl.envs import make_vec
+    from plasticrl.rollouts.loop import rollout
+
+    env = make_vec("HalfCheetah-v5", 4, num_threads=1, physics_backend=backend, max_episode_steps=10)
+    policy = make_policy(tiny().policy, env.single_observation_space, env.single_action_space)
+    genome = policy.initial_genome(2)
+    # members x episodes = 2 x 2: row 3 (member 1, episode 1) falls under gravity x 1e30
+    options = {"perturbations": [None, None, None, {"name": "gravity", "scale": 1e30}]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = env.reset(seed=0, options=options)
+        _, _, _, _, info = env.step(np.zeros((4, 6)))
+        assert info["unstable"].tolist() == [False, False, False, True]
+        res = rollout(policy, env, genome, episodes_per_member=2, seed=0, reset_options=options,
+                      collect_obs_moments=True)
+    assert res.returns[1, 1] > 1e9  # what the unstable physics paid
+    assert res.invalid.tolist() == [False, True]
+    assert res.member_fitness().tolist()[1] == -float("inf")
+    # the statistics hold member 0's two episodes only (10 observations each)
+    assert res.obs_moments.count == 20
+
+
+def test_a_run_without_any_valid_evaluation_says_so_and_fails(tmp_path):
+    """Every member and every centre evaluation of this run is invalid (unstable physics). The CLI printed
+    "done", exited 0 and pointed to a best_agent.pt that was never written; now it is one error line, a
+    non-zero exit, and summary.json is strict JSON (null, not -Infinity)."""
+    xml = _unstable_cheetah(tmp_path)
+    result = CliRunner().invoke(app, ["train", *TINY, "train.generations=2", f"env.kwargs.xml_file={xml}",
+                                      "--out", str(tmp_path / "runs"), "--quiet"])
+    assert result.exit_code != 0
+    line = result.output.splitlines()[-1]
+    assert line.startswith("error: ") and "has no valid evaluation" in line, result.output
+    assert "done" not in result.output and "best_agent.pt" not in result.output
+    (run,) = (tmp_path / "runs").iterdir()
+    assert not (run / "best_agent.pt").exists()
+    text = (run / "summary.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text)["best_eval_return"] is None
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["invalid_members"] for r in rows] == [8, 8]
+    assert all(r["best_eval_return"] is None for r in rows if "best_eval_return" in r)
+
+
+def _linear_agent(path: Path, fill: float | None = None) -> Path:
+    """A linear HalfCheetah agent; ``fill`` sets every weight (NaN: an agent whose actions are all NaN)."""
+    import torch
+
+    from plasticrl.agents import make_policy
+    from plasticrl.envs import make_vec
+    from plasticrl.rollouts.saved_agent import save_agent
+
+    env = make_vec("HalfCheetah-v5", 1)
+    policy = make_policy(tiny().policy, env.single_observation_space, env.single_action_space)
+    env.close()
+    genome = policy.initial_genome(1)[0]
+    if fill is not None:
+        genome = torch.full_like(genome, fill)
+    return save_agent(path, policy, {"kind": "linear"}, genome, None, {"env_id": "HalfCheetah-v5", "env_kwargs": {}})
+
+
+def test_eval_of_a_nan_agent_reports_no_return_and_warns(tmp_path):
+    """An agent whose weights are all NaN was scored 0.1 with retained 1.000 (MuJoCo zeroes NaN controls),
+    its invalid episodes visible only inside eval.json. Now its episodes are left out of every statistic
+    (mean return and retained: null, shown as '-'), counted in the table and the report, and a warning
+    line says so, even with --quiet."""
+    agent = _linear_agent(tmp_path / "nan.pt", float("nan"))
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["eval", str(agent), "--suite", "nominal", "--episodes", "3",
+                                      "--max-episode-steps", "20", "--out", str(out), "--no-plots",
+                                      "--wandb-mode", "disabled"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((out / "eval.json").read_text())["rows"]
+    assert row["invalid_episodes"] == 3 and row["invalid"] == [True, True, True]
+    assert row["mean_return"] is None and row["retained"] is None and row["returns"] == [None, None, None]
+    assert "3/3" in result.output  # the table's invalid-episodes column
+    assert "warning:" in result.output and "3 of 3 episodes invalid" in result.output
+    assert "Warning: invalid episodes" in (out / "report.md").read_text()
+    quiet = CliRunner().invoke(app, ["eval", str(agent), "--suite", "nominal", "--episodes", "3", "--quiet",
+                                     "--max-episode-steps", "20", "--out", str(tmp_path / "q"), "--no-plots",
+                                     "--wandb-mode", "disabled"])
+    assert "warning:" in quiet.output and "3 of 3 episodes invalid" in quiet.output
+
+
+def test_every_json_writer_writes_strict_json(tmp_path):
+    """summary.json held -Infinity (not JSON) while metrics.jsonl wrote -1e308: one helper now writes
+    every non-finite number as null, nested and as numpy or torch scalars too."""
+    import numpy as np
+    import torch
+
+    from plasticrl.io import atomic_write_json, json_dumps, json_safe
+
+    value = {"a": -float("inf"), "b": [float("nan"), 1.5, np.float32("inf")], "c": torch.tensor(float("inf")),
+             "d": np.float64(2.0), "e": (float("inf"),)}
+    assert json_safe(value) == {"a": None, "b": [None, 1.5, None], "c": None, "d": 2.0, "e": [None]}
+    assert json.loads(json_dumps(value)) == json_safe(value)
+    path = atomic_write_json(tmp_path / "x.json", value)
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == \
+        json_safe(value)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from plasticrl.cli.common import app, console, fail, stamp
@@ -42,18 +43,23 @@ def print_summary(result: dict) -> None:
     from plasticrl.eval.evaluate import has_beyond_survival
 
     survival = has_beyond_survival(result)
+    invalid = any(r.get("invalid_episodes") for r in result["rows"])
     cols = ["agent", "condition", "mean return", "95% CI", "retained", "time to recover"]
-    for col in cols + (["retained beyond survival"] if survival else []):
+    for col in cols + (["retained beyond survival"] if survival else []) + (["invalid episodes"] if invalid else []):
         table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
 
     def fraction(v) -> str:
         return "-" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
+    def ret(v) -> str:
+        return "-" if v is None or not math.isfinite(v) else f"{v:.1f}"
+
     for r in result["rows"]:
         ttr = "" if not r["mid_episode"] else ("never" if r["time_to_recover"] is None else str(r["time_to_recover"]))
-        cells = [r["agent"], r["condition"], f"{r['mean_return']:.1f}", f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
+        cells = [r["agent"], r["condition"], ret(r["mean_return"]), f"[{ret(r['ci_low'])}, {ret(r['ci_high'])}]",
                  fraction(r["retained"]), ttr]
-        table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []))
+        table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []),
+                      *([f"{r.get('invalid_episodes', 0)}/{result['episodes']}"] if invalid else []))
     console.print(table)
     from plasticrl.eval.plasticity_effect import HELD_OUT
 
@@ -103,6 +109,10 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
         trust_pickle=trust_pickle, oracle=oracle)
     if not quiet:
         print_summary(result)
+    from plasticrl.report.writer import invalid_episode_warnings
+
+    for warning in invalid_episode_warnings(result):  # loud even with --quiet: these are no results
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
     return result
 

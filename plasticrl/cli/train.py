@@ -131,7 +131,8 @@ def train(
     console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
                   f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
                   f"final {result.final_eval_return:.1f}")
-    console.print(f"agents: {run_dir / 'best_agent.pt'}, {run_dir / 'final_agent.pt'}")
+    agents = [str(run_dir / name) for name in ("best_agent.pt", "final_agent.pt") if (run_dir / name).is_file()]
+    console.print(f"agents: {', '.join(agents) or 'none written'}")
 
 
 class _TrainProgress:

@@ -311,5 +311,12 @@ class ESTrainer:
         }
         logger.summary(summary)
         atomic_write_json(self.run_dir / "summary.json", summary)
+        if not math.isfinite(best["eval_return"]):
+            # Every evaluation of the centre was invalid: there is no agent to point to (no
+            # best_agent.pt), and "done" would hide it.
+            raise PlasticRLError(
+                f"run {str(self.run_dir)!r} has no valid evaluation: in {state['generation']} generations every "
+                f"evaluation of the centre went invalid (non-finite observations, rewards, weights or actions, "
+                f"or unstable physics); metrics.jsonl counts the invalid members of each generation")
         return TrainResult(self.run_dir, state["generation"], state["env_steps"], best["eval_return"],
                            best["generation"], last_eval[0], center.detach().cpu())
