@@ -336,3 +336,62 @@ def test_every_json_writer_writes_strict_json(tmp_path):
     path = atomic_write_json(tmp_path / "x.json", value)
     assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == \
         json_safe(value)
+
+
+# -- validate before side effects ------------------------------------------------------------------------
+@pytest.mark.parametrize("override,named", [
+    ("env.train_perturbation=weird", "unknown training perturbation 'weird'"),
+    ("env.id=Nope-v0", "unknown env id 'Nope-v0'"),
+    ("env.kwargs.bogus=1", "['bogus']"),
+    ("device=gpu", "unknown device 'gpu'"),
+])
+def test_train_refuses_a_bad_setting_before_making_the_run_directory(tmp_path, override, named):
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["train", *TINY, override, "--out", str(out), "--quiet"])
+    assert_one_line_error(result, named)
+    assert entries(out) == []
+
+
+def test_demo_refuses_zero_episodes_before_training(tmp_path):
+    """``demo --episodes 0`` trained for minutes, then raised ZeroDivisionError."""
+    out = tmp_path / "runs"
+    assert_one_line_error(CliRunner().invoke(app, ["demo", "--episodes", "0", "--out", str(out)]),
+                          "--episodes must be >= 1", "0")
+    assert entries(out) == []
+    from plasticrl.experiments.demo import demo_config, run_demo
+
+    with pytest.raises(Exception, match="episodes must be an integer >= 1"):
+        run_demo(demo_config(), out, episodes=0)
+    assert entries(out) == []
+
+
+def test_shipped_experiment_with_a_bad_suite_fails_at_once_from_any_directory(tmp_path, monkeypatch):
+    """``experiment configs/experiments/halfcheetah.yaml eval.suite=weird`` trained for 10 minutes before it
+    said the suite is unknown. Now it is refused before the experiment directory exists, also when run from
+    another working directory (the agents' configs resolve against the spec file)."""
+    spec = REPO / "configs" / "experiments" / "halfcheetah.yaml"
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "exp"
+    result = CliRunner().invoke(app, ["experiment", str(spec), "eval.suite=weird", "--out", str(out)])
+    assert_one_line_error(result, "unknown suite 'weird'", "nominal, novel")
+    assert entries(out) == [] and entries(tmp_path) == []
+    result = CliRunner().invoke(app, ["experiment", str(spec), "eval.only=[no_such_condition*]", "--out", str(out)])
+    assert_one_line_error(result, "no_such_condition*", "matches no condition")
+    assert entries(tmp_path) == []
+
+
+@pytest.mark.parametrize("override,named", [
+    ("eval.episodes=0", "eval.episodes: Input should be greater than 0 (got 0)"),
+    ("baselines.sac.algo=sacc", "baselines.sac: unknown algorithm 'sacc'"),
+    ("baselines.sac.hp.bogus=1", "baselines.sac"),
+    ("agents.plastic.overrides=[device=gpu]", "agents.plastic: unknown device 'gpu'"),
+    ("wandb_mode=weird", "unknown wandb mode 'weird'"),
+])
+def test_experiment_errors_are_one_line_and_come_first(tmp_path, override, named):
+    """Pydantic's multi-line dumps and errors found only when a stage ran are now one line, before anything."""
+    spec = REPO / "configs" / "experiments" / "halfcheetah.yaml"
+    out = tmp_path / "exp"
+    result = CliRunner().invoke(app, ["experiment", str(spec), "baselines={sac: {algo: sac, steps: 10}}", override,
+                                      "--out", str(out)])
+    assert_one_line_error(result, named)
+    assert entries(out) == []

@@ -27,6 +27,8 @@ def demo(
     args = list(args or [])
     if wandb_mode is not None:
         args.append(f"logging.wandb.mode={wandb_mode}")
+    if episodes < 1:
+        fail(f"--episodes must be >= 1; got {episodes}")
     try:
         if args and "=" not in args[0]:
             path = Path(args.pop(0))
@@ -77,6 +79,7 @@ def train(
 ) -> None:
     """Train with evolution strategies (or recurrent PPO: trainer=ppo); --resume continues a killed run exactly."""
     from plasticrl.config import load_config, parse_overrides
+    from plasticrl.rollouts.env_setup import check_config
     from plasticrl.trainers.runs import hold_run, new_run_dir, read_run_config
     from plasticrl.trainers.train import make_trainer
 
@@ -112,6 +115,7 @@ def train(
             run_dir = resume
         else:
             cfg = load_config(config_path, overrides)
+            check_config(cfg)  # every setting, before the run directory exists
             run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
         if resume is None:  # a resume's errors (e.g. too few generations) stay one line
             console.print(f"run directory: {run_dir}")

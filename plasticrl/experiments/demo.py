@@ -21,7 +21,8 @@ from plasticrl.rollouts.controllers import PlasticController
 from plasticrl.eval.robustness import ConditionResult
 from plasticrl.io import atomic_write_json
 from plasticrl.seeding import HELD_OUT_SEED_OFFSET
-from plasticrl.rollouts.env_setup import env_kwargs
+from plasticrl.errors import PlasticRLError
+from plasticrl.rollouts.env_setup import check_config, env_kwargs
 from plasticrl.trainers.runs import new_run_dir
 from plasticrl.trainers.es import ESTrainer, TrainResult
 
@@ -63,6 +64,9 @@ def run_demo(
 ) -> tuple[TrainResult, list[ConditionResult], Path]:
     """Train, then evaluate the best agent under ``conditions``; returns the results and run dir."""
     conditions = DEMO_CONDITIONS if conditions is None else conditions
+    if not isinstance(episodes, int) or episodes < 1:  # checked before training, not after it
+        raise PlasticRLError(f"episodes must be an integer >= 1; got {episodes!r}")
+    check_config(config)
     run_dir = new_run_dir(out, config.name)
     result = ESTrainer(config, run_dir, on_generation=on_generation).train()
     agent = load(run_dir / "best_agent.pt", device=config.device)

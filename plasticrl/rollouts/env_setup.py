@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from plasticrl.config import ExperimentConfig
+from plasticrl.errors import PlasticRLError
 
 
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
@@ -46,3 +47,41 @@ def make_env(config: ExperimentConfig, num_envs: int):
     from plasticrl.envs import make_vec
 
     return make_vec(config.env.id, num_envs, physics_backend=config.env.physics_backend, **env_kwargs(config))
+
+
+def check_training_condition(env_id: str, spec: Any) -> None:
+    """Raise, naming the bad value, if ``spec`` is neither a training distribution that ``env_id``
+    has (``damage`` needs a damage table) nor one perturbation spec."""
+    from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
+
+    if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
+        TRAINING_DISTRIBUTIONS[spec](env_id, 1, np.random.default_rng(0))
+        return
+    try:
+        parse(spec)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
+                             f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
+
+
+def check_config(config: ExperimentConfig) -> None:
+    """Raise :class:`~plasticrl.errors.PlasticRLError` for any setting that would otherwise fail only
+    once used: device, env id and keyword arguments, the policy on that env's spaces, the ES
+    hyper-parameters for that genome, the training perturbation. Call it before a run directory is
+    made or anything trains (it builds one env instance and one policy, well under a second)."""
+    from plasticrl.agents import make_policy
+    from plasticrl.device import resolve_device
+
+    device = resolve_device(config.device)
+    env = make_env(config, 1)
+    try:
+        policy = make_policy(config.policy, env.single_observation_space, env.single_action_space,
+                             device=device, dtype=config.dtype)
+    finally:
+        env.close()
+    if config.trainer == "es":
+        from plasticrl.es import make_es
+
+        make_es(config.es.algorithm, policy.genome.dim, **config.es.params)
+    if config.env.train_perturbation is not None:
+        check_training_condition(config.env.id, config.env.train_perturbation)

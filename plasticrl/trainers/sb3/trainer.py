@@ -22,25 +22,11 @@ import numpy as np
 from plasticrl.trainers.sb3.hyperparams import ALGOS, hyperparams, sb3_kwargs
 from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
+from plasticrl.rollouts.env_setup import check_training_condition
 from plasticrl.seeding import SB3_EVAL_SEED_OFFSET
 from plasticrl.trainers.runs import hold_run, stamp_run
 
 #: eval episodes use seeds far from the training seeds so the score is on unseen initial states
-
-
-def check_training_condition(env_id: str, spec: Any) -> None:
-    """Raise, naming the bad value, if ``spec`` is neither a training distribution that ``env_id``
-    has (``damage`` needs a damage table) nor one perturbation spec."""
-    from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
-
-    if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
-        TRAINING_DISTRIBUTIONS[spec](env_id, 1, np.random.default_rng(0))
-        return
-    try:
-        parse(spec)
-    except PlasticRLError as exc:
-        raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
-                             f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
 
 
 def check_settings(algo: str, env_id: str, env_kwargs: dict[str, Any] | None = None,
