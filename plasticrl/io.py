@@ -121,7 +121,17 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def torch_load(path: str | os.PathLike) -> Any:
-    """Load a file written by :func:`atomic_torch_save` (plain data only: no code runs)."""
+    """Load a file written by :func:`atomic_torch_save` (plain data only: no code runs). A file that is
+    missing, empty, truncated, not a torch file or holds more than plain data raises
+    :class:`~plasticrl.errors.PlasticRLError` naming it and the cause (one line)."""
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from plasticrl.errors import PlasticRLError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever the file holds: one line, no traceback
+        size = os.path.getsize(path) if os.path.isfile(path) else None
+        why = "it is empty" if size == 0 else "it is truncated, corrupt or not a plasticrl file"
+        detail = " ".join(str(exc).split())[:200]
+        raise PlasticRLError(f"cannot read {str(path)!r}: {why} ({type(exc).__name__}: {detail})") from None

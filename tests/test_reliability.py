@@ -395,3 +395,65 @@ def test_experiment_errors_are_one_line_and_come_first(tmp_path, override, named
                                       "--out", str(out)])
     assert_one_line_error(result, named)
     assert entries(out) == []
+
+
+# -- no tracebacks ---------------------------------------------------------------------------------------
+def test_out_that_is_a_file_is_one_line(tmp_path):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(app, ["train", *TINY, "train.generations=1", "--out", str(blocker), "--quiet"])
+    assert_one_line_error(result, "cannot create the output directory", str(blocker))
+    assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize("content,named", [
+    (b"", "it is empty"),  # printed only "Aborted." (click's answer to EOFError)
+    (b"PK\x03\x04 truncated zip", "truncated, corrupt or not a plasticrl file"),
+])
+def test_empty_or_corrupt_agent_and_checkpoint_files_are_one_line(five_generations, tmp_path, content, named):
+    import shutil
+
+    agent = tmp_path / "agent.pt"
+    agent.write_bytes(content)
+    result = CliRunner().invoke(app, ["eval", str(agent), "--suite", "nominal", "--episodes", "1",
+                                      "--out", str(tmp_path / "eval"), "--wandb-mode", "disabled"])
+    assert_one_line_error(result, str(agent), named)
+    run = tmp_path / "run"
+    shutil.copytree(five_generations, run)
+    (run / "checkpoint.pt").write_bytes(content)
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--quiet"])
+    assert_one_line_error(result, str(run / "checkpoint.pt"), named)
+
+
+def test_structurally_wrong_agent_and_checkpoint_files_are_one_line(five_generations, tmp_path):
+    import shutil
+
+    import torch
+
+    from plasticrl.io import atomic_torch_save, torch_load
+
+    agent = tmp_path / "agent.pt"
+    payload = torch_load(five_generations / "best_agent.pt")
+    del payload["policy_config"]
+    atomic_torch_save(agent, payload)
+    result = CliRunner().invoke(app, ["eval", str(agent), "--suite", "nominal", "--episodes", "1",
+                                      "--out", str(tmp_path / "eval"), "--wandb-mode", "disabled"])
+    assert_one_line_error(result, str(agent), "not a valid plasticrl agent", "policy_config")
+    atomic_torch_save(agent, [torch.zeros(3)])
+    result = CliRunner().invoke(app, ["eval", str(agent), "--suite", "nominal", "--episodes", "1",
+                                      "--out", str(tmp_path / "eval"), "--wandb-mode", "disabled"])
+    assert_one_line_error(result, str(agent), "holds a list, not a plasticrl agent")
+    run = tmp_path / "run"
+    shutil.copytree(five_generations, run)
+    checkpoint = torch_load(run / "checkpoint.pt")
+    del checkpoint["es"]
+    atomic_torch_save(run / "checkpoint.pt", checkpoint)
+    result = CliRunner().invoke(app, ["train", "--resume", str(run), "--quiet"])
+    assert_one_line_error(result, "is not a checkpoint of this run", "KeyError")
+
+
+def test_eval_on_an_env_with_another_observation_size_is_one_line(five_generations, tmp_path):
+    result = CliRunner().invoke(app, ["eval", str(five_generations / "best_agent.pt"), "--env", "Hopper-v5",
+                                      "--suite", "nominal", "--episodes", "1", "--out", str(tmp_path / "eval"),
+                                      "--wandb-mode", "disabled"])
+    assert_one_line_error(result, "reads 17 observations; Hopper-v5 gives 11")

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from plasticrl.cli.common import app, console, fail, stamp
+from plasticrl.cli.common import app, console, fail, os_error, stamp
 from plasticrl.errors import PlasticRLError
 
 
@@ -155,6 +155,8 @@ def eval_cmd(
                          trust_pickle, oracle)
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
 
 
 @app.command("report")
@@ -173,4 +175,6 @@ def report_cmd(
         written = rebuild(run_dirs, target, plots=not no_plots)
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     console.print(f"written: {', '.join(str(p) for p in written)}")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from plasticrl.cli.common import app, console, fail
+from plasticrl.cli.common import app, console, fail, os_error
 from plasticrl.errors import PlasticRLError
 
 
@@ -49,6 +49,8 @@ def demo(
                 progress.stop()
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     console.print(f"trained: best centre return {result.best_eval_return:.1f} (generation {result.best_generation}), "
                   f"{result.env_steps} env steps; run directory {run_dir}")
     nominal = next((r.mean for r in robustness if r.perturbation is None), None)
@@ -130,6 +132,8 @@ def train(
                 progress.stop()
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     finally:
         held.close()
     console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "

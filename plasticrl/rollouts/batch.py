@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.controllers import Controller
 
 DEFAULT_MAX_ROWS = 512
@@ -65,6 +66,11 @@ def run_batch(
     for start in range(0, len(conditions), per_chunk):
         chunk = list(conditions[start:start + per_chunk])
         env = make_vec(env_id, len(chunk) * episodes, **dict(env_kwargs or {}))
+        given, wanted = int(np.prod(env.single_observation_space.shape)), getattr(controller, "obs_dim", None)
+        if wanted is not None and wanted != given:
+            env.close()
+            raise PlasticRLError(f"agent {controller.name!r} reads {wanted} observations; {env_id} gives {given} "
+                                 f"(evaluate it on the env it was trained on, or one with the same observation)")
         try:
             out.update(_run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps))
         finally:

@@ -211,7 +211,14 @@ class ESTrainer:
     def _train_held(self, resume: bool) -> TrainResult:
         cfg = self.config
         started = resume and (self.run_dir / CHECKPOINT_FILE).is_file()
-        state = self._load_checkpoint() if started else self._fresh_state()
+        try:
+            state = self._load_checkpoint() if started else self._fresh_state()
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            if isinstance(exc, PlasticRLError) or not started:
+                raise
+            # loadable plain data of the wrong shape (a hand-edited or foreign checkpoint.pt)
+            raise PlasticRLError(f"{str(self.run_dir / CHECKPOINT_FILE)!r} is not a checkpoint of this run: "
+                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
         if started and state["generation"] > cfg.train.generations:
             raise PlasticRLError(f"run {str(self.run_dir)!r} has done {state['generation']} generations; "
                                  f"train.generations={cfg.train.generations} would end it before that (give "

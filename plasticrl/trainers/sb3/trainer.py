@@ -184,6 +184,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
     try:
         state = torch_load(path)
+    except PlasticRLError:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line and no traceback
         detail = " ".join(str(exc).split())[:200]
         raise PlasticRLError(f"cannot read baseline checkpoint {str(path)!r}: not a plasticrl checkpoint of "
