@@ -457,3 +457,22 @@ def test_eval_on_an_env_with_another_observation_size_is_one_line(five_generatio
                                       "--suite", "nominal", "--episodes", "1", "--out", str(tmp_path / "eval"),
                                       "--wandb-mode", "disabled"])
     assert_one_line_error(result, "reads 17 observations; Hopper-v5 gives 11")
+
+
+# -- resource guards and hangs ---------------------------------------------------------------------------
+def test_a_ray_address_where_nobody_listens_fails_within_seconds(tmp_path):
+    """``--ray-address`` to a port nobody listens on kept retrying past 120 s; now it is one line, well
+    within 30 s, before the run directory exists."""
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port that was free a moment ago: nobody listens there now
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "runs"
+    start = time.monotonic()
+    result = CliRunner().invoke(app, ["train", *TINY, "train.generations=1", "--ray-address", f"127.0.0.1:{port}",
+                                      "--out", str(out), "--quiet"])
+    assert time.monotonic() - start < 30
+    assert_one_line_error(result, f"no Ray cluster at '127.0.0.1:{port}'", "ray start --head")
+    assert entries(out) == []

@@ -114,6 +114,7 @@ def train(
             for key, value in parse_overrides(overrides):
                 set_dotted(data, key, value)
             cfg = config_from_dict(data, "resumed config")
+            check_config(cfg)  # e.g. a --ray-address where nobody listens, before anything is written
             run_dir = resume
         else:
             cfg = load_config(config_path, overrides)

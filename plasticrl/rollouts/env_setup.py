@@ -85,3 +85,30 @@ def check_config(config: ExperimentConfig) -> None:
         make_es(config.es.algorithm, policy.genome.dim, **config.es.params)
     if config.env.train_perturbation is not None:
         check_training_condition(config.env.id, config.env.train_perturbation)
+    if config.distributed.backend == "ray" and config.distributed.address:
+        check_ray_address(config.distributed.address)
+
+
+#: seconds to wait for a Ray head to accept a connection (Ray itself retries for minutes)
+RAY_CONNECT_TIMEOUT = 10.0
+
+
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Raise within ``timeout`` seconds if nothing accepts TCP connections at a Ray address
+    (``HOST:PORT`` or ``ray://HOST:PORT``; ``auto`` and ``local`` are left to Ray): ``ray.init`` would
+    otherwise keep retrying for minutes before it says the cluster is not there."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, sep, port_text = target.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise PlasticRLError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, auto)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port_text)), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise PlasticRLError(f"no Ray cluster at {address!r} ({why} within {timeout:g} s); start one with "
+                             f"'ray start --head' or leave out --ray-address for a local Ray") from None
