@@ -299,38 +299,42 @@ def train_baseline(
     config = {"kind": "sb3-baseline", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "steps": steps,
               "seed": seed, "train_perturbation": train_perturbation, "hyperparams": params,
               "eval_every": eval_every, "eval_episodes": eval_episodes}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PlasticRLError(f"cannot create the run directory {str(out)!r}: {exc.strerror or exc}") from None
-    with hold_run(out):
-        return _train_baseline_held(algo, env_id, steps, out, seed, env_kwargs, train_perturbation, params, config,
-                                    eval_every, eval_episodes, wandb_mode, device, resume)
-
-
-def _train_baseline_held(algo: str, env_id: str, steps: int, out: Path, seed: int, env_kwargs: dict[str, Any],
-                         train_perturbation: Any, params: dict[str, Any], config: dict[str, Any], eval_every: int,
-                         eval_episodes: int, wandb_mode: str, device: str, resume: bool) -> Path:
-    """:func:`train_baseline` once its settings are checked and its run directory is held."""
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    from plasticrl.agents.sb3 import algo_class
-    from plasticrl.trainers.logger import RunLogger
-
+    # Read-only checks first, so that a refused resume leaves the run directory as it was (the writes
+    # that could race with this read are atomic renames).
     if resume and not (out / CHECKPOINT).is_file() and (out / LEGACY_CHECKPOINT).is_file():
         raise PlasticRLError(f"{str(out / LEGACY_CHECKPOINT)!r} is a pickled checkpoint of an older plasticrl; it is "
                              f"not read, as unpickling can run code (start the run afresh to get {CHECKPOINT})")
     checkpoint = read_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None
     if resume and checkpoint is None and not (out / "config.yaml").is_file():
         raise PlasticRLError(f"nothing to resume in {str(out)!r}: no {CHECKPOINT} there")
-    # A run killed before its first checkpoint (config.yaml only) starts again from step 0.
     if checkpoint is not None:
         saved = saved_settings(out)
         changed = [k for k in config if k != "steps" and saved.get(k) != config[k]]
         if changed:
             raise PlasticRLError(f"cannot resume {str(out)!r} with different settings: {', '.join(changed)} "
                                  f"(only steps may change)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlasticRLError(f"cannot create the run directory {str(out)!r}: {exc.strerror or exc}") from None
+    with hold_run(out):
+        return _train_baseline_held(algo, env_id, steps, out, seed, env_kwargs, train_perturbation, params, config,
+                                    eval_every, eval_episodes, wandb_mode, device, checkpoint)
+
+
+def _train_baseline_held(algo: str, env_id: str, steps: int, out: Path, seed: int, env_kwargs: dict[str, Any],
+                         train_perturbation: Any, params: dict[str, Any], config: dict[str, Any], eval_every: int,
+                         eval_episodes: int, wandb_mode: str, device: str, checkpoint: dict[str, Any] | None
+                         ) -> Path:
+    """:func:`train_baseline` once its settings (and checkpoint, to resume from) are checked and its run
+    directory is held."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from plasticrl.agents.sb3 import algo_class
+    from plasticrl.trainers.logger import RunLogger
+
+    # A run killed before its first checkpoint (config.yaml only) starts again from step 0.
     stamp_run(out, config, resume=checkpoint is not None)
     meta = {"algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "train_perturbation": train_perturbation}
 
