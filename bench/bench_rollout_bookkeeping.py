@@ -27,11 +27,14 @@ def numpy_step(obs, mean, std, clip, active, returns, lengths, row_count, row_su
     """The numpy path's per-step operations (plasticrl/rollouts/loop.py)."""
     raw = np.array(obs, dtype=np.float64)
     policy_obs = torch.from_numpy(np.clip((raw - mean) / std, -clip, clip)).to(dtype=torch.float32)
-    live = np.where(active[:, None], raw, 0.0)
-    row_count += active
+    bad = active & ~np.isfinite(raw).all(axis=1)
+    counted = active & ~bad
+    live = np.where(counted[:, None], raw, 0.0)
+    row_count += counted
     row_sum += live
     row_sumsq += live * live
     r = np.asarray(reward, dtype=np.float64)
+    bad |= active & ~np.isfinite(r)
     returns += np.where(active, r, 0.0)
     lengths += active
     policy_reward = torch.from_numpy(r).to(dtype=torch.float32)
@@ -44,11 +47,12 @@ def compiled_step(obs, mean, std, clip, active, returns, lengths, row_count, row
     """The compiled path's per-step operations (plasticrl/rollouts/loop.py, _rollout_compiled)."""
     rows, dim = raw.shape
     policy_obs = torch.empty((rows, dim), dtype=torch.float32)
-    compiled.prepare_obs(obs, mean, std, clip, True, raw, policy_obs.numpy())
-    compiled.accumulate_moments(raw, active, row_count, row_sum, row_sumsq)
+    bad = np.zeros(rows, dtype=bool)
+    compiled.prepare_obs(obs, mean, std, clip, True, active, bad, raw, policy_obs.numpy())
+    compiled.accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq)
     policy_reward = torch.empty(rows, dtype=torch.float32)
     compiled.after_step(np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(done),
-                        compiled.as_bool(done), active, returns, lengths, policy_reward.numpy())
+                        compiled.as_bool(done), active, bad, returns, lengths, policy_reward.numpy())
     return policy_obs, policy_reward
 
 

@@ -30,6 +30,11 @@ from .errors import EnvError, unknown
 
 
 PHYSICS_BACKENDS = ("auto", "batch", "threads")
+#: MuJoCo's "Nan, Inf or huge value in QACC/QPOS/QVEL ... The simulation is unstable" (it then resets
+#: that instance's state mid-step) and "... in CTRL" (it zeroes the controls): each is counted in
+#: ``MjData.warning`` until the instance's next reset; an episode that met one is not physics
+_UNSTABLE_WARNINGS = tuple(int(getattr(mujoco.mjtWarning, w)) for w in
+                           ("mjWARN_BADQACC", "mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADCTRL"))
 try:
     from mujoco.batch import Batch as _Batch
 
@@ -98,6 +103,8 @@ class PhysicsPool:
         # MjData attribute access builds a new view each time; build them once (they alias
         # the instance's memory for its whole life).
         self._views = {f: [getattr(d, f) for d in self.datas] for f in self.fields}
+        # live counters, cleared by mj_resetData
+        self._unstable_counters = [[d.warning[w] for w in _UNSTABLE_WARNINGS] for d in self.datas]
         self._ctrl_views = [d.ctrl for d in self.datas]
         self._xfrc_views = [d.xfrc_applied for d in self.datas]
         self.arrays = {f: np.zeros((self.n, *self._views[f][0].shape)) for f in self.fields}
@@ -165,6 +172,11 @@ class PhysicsPool:
                 fut.result()
         finally:
             self._pending = None
+
+    def unstable(self) -> np.ndarray:
+        """``[n]`` bool: instances MuJoCo found unstable (non-finite or huge accelerations, positions or
+        velocities, after which it resets their state; or such controls) since their last reset."""
+        return np.fromiter((any(w.number for w in ws) for ws in self._unstable_counters), dtype=bool, count=self.n)
 
     # --- resets and direct access ------------------------------------------------------------
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
@@ -274,6 +286,11 @@ class BatchPhysicsPool:
                 return
             self._ctrl[ids] = self.ctrl[ids]
         self._batch.step(ids, nstep=self.frame_skip)
+
+    def unstable(self) -> np.ndarray:
+        """``[n]`` bool: instances MuJoCo found unstable since their last reset (the batch's live
+        warning counters, ``[n, mjNWARNING, (lastinfo, number)]``)."""
+        return (self._batch.warning[:, _UNSTABLE_WARNINGS, 1] > 0).any(axis=1)
 
     # --- resets and direct access ------------------------------------------------------------
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:

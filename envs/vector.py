@@ -36,7 +36,9 @@ class MujocoVectorEnv(VectorEnv):
     (``x_position``, ``reward_forward``, ...) as arrays with ``_key`` masks marking the
     instances that stepped (not those being autoreset), plus ``perturbation`` (per instance,
     the list of perturbation dicts of its condition) and ``perturbation_active`` (bool per
-    instance: has any of its perturbations started by the returned observation).
+    instance: has any of its perturbations started by the returned observation) and, after a
+    step, ``unstable`` (bool per instance: MuJoCo found the simulation unstable this episode, warned
+    ``mjWARN_BADQACC`` and reset its state, so the episode's returns are not physics).
 
     Perturbations: ``perturbation=`` at construction sets the default condition of every
     instance. ``reset(options={"perturbation": spec})`` gives the reset instances ``spec``
@@ -346,6 +348,10 @@ class MujocoVectorEnv(VectorEnv):
         for key, value in info.items():
             infos[key] = value
             infos["_" + key] = stepping
+        # MuJoCo's instability flag (it reset the state mid-episode, so observations and reward of
+        # the episode are no longer physics): rollouts mark such episodes invalid.
+        infos["unstable"] = self.pool.unstable() & stepping
+        infos["_unstable"] = stepping
         self._perturbation_infos(infos)
         if self.has_goal:
             self._goal_infos(infos)

@@ -83,8 +83,30 @@ def test_kernels_reproduce_numpy_edge_values():
     mean, std = np.zeros(6), np.ones(6)
     for normalise in (False, True):
         raw, out = np.zeros_like(obs), np.zeros(obs.shape, dtype=np.float32)
-        compiled.prepare_obs(obs, mean, std, 2.5, normalise, raw, out)
+        bad = np.zeros(1, dtype=bool)
+        compiled.prepare_obs(obs, mean, std, 2.5, normalise, np.ones(1, dtype=bool), bad, raw, out)
+        assert bad[0]  # the NaN marks its (active) row's episode invalid, as the numpy path does
         expected = np.clip((obs - mean) / std, -2.5, 2.5) if normalise else obs
         torch_expected = torch.from_numpy(expected).to(torch.float32).numpy()
         assert np.array_equal(raw, obs, equal_nan=True)
         assert np.array_equal(out.view(np.uint32), torch_expected.view(np.uint32))
+
+
+def test_non_finite_rows_are_marked_and_left_out_of_the_statistics():
+    """Row 0 has an infinite observation, row 1 a NaN reward, row 2 is finite, row 3 is inactive with a NaN:
+    rows 0 and 1 become invalid, row 0's observation is not summed, the inactive row is neither."""
+    obs = np.array([[np.inf, 1.0], [2.0, 3.0], [4.0, 5.0], [np.nan, 0.0]])
+    active = np.array([True, True, True, False])
+    bad = np.zeros(4, dtype=bool)
+    raw, out = np.zeros_like(obs), np.zeros(obs.shape, dtype=np.float32)
+    compiled.prepare_obs(obs, np.zeros(2), np.ones(2), 5.0, False, active, bad, raw, out)
+    count, total, squares = np.zeros(4), np.zeros((4, 2)), np.zeros((4, 2))
+    compiled.accumulate_moments(raw, active, bad, count, total, squares)
+    assert bad.tolist() == [True, False, False, False]
+    assert count.tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert total.tolist() == [[0.0, 0.0], [2.0, 3.0], [4.0, 5.0], [0.0, 0.0]]
+    returns, lengths, reward_out = np.zeros(4), np.zeros(4, dtype=np.int64), np.zeros(4, dtype=np.float32)
+    no = np.zeros(4, dtype=bool)
+    compiled.after_step(np.array([1.0, np.nan, 2.0, 7.0]), no, no, active, bad, returns, lengths, reward_out)
+    assert bad.tolist() == [True, True, False, False]
+    assert lengths.tolist() == [1, 1, 1, 0] and returns[2] == 2.0 and returns[3] == 0.0

@@ -64,7 +64,7 @@ def test_resume_refuses_a_config_file_and_overrides_that_change_the_run(finished
     assert _snapshot(finished_run) == before  # refused before anything was written
 
 
-def test_resume_refuses_a_directory_that_is_not_a_run_and_a_run_without_checkpoint(finished_run, tmp_path):
+def test_resume_refuses_a_directory_that_is_not_a_run_and_restarts_a_run_without_checkpoint(finished_run, tmp_path):
     runner = CliRunner()
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -73,12 +73,22 @@ def test_resume_refuses_a_directory_that_is_not_a_run_and_a_run_without_checkpoi
     assert list(empty.iterdir()) == []
     line = error_line(runner.invoke(app, ["train", "--resume", str(tmp_path / "missing")]))
     assert "missing" in line and not (tmp_path / "missing").exists()
+    # A run killed before its first checkpoint (config.yaml and a torn row only) restarts from generation 0
+    # and ends as the uninterrupted run did.
     no_checkpoint = tmp_path / "no-checkpoint"
     no_checkpoint.mkdir()
     (no_checkpoint / "config.yaml").write_text((finished_run / "config.yaml").read_text())
-    line = error_line(runner.invoke(app, ["train", "--resume", str(no_checkpoint), "--quiet"]))
-    assert "cannot resume" in line and str(no_checkpoint) in line and "checkpoint.pt" in line
-    assert [p.name for p in no_checkpoint.iterdir()] == ["config.yaml"]
+    (no_checkpoint / "metrics.jsonl").write_text('{"generation": 1, "fitness_mean": 12')
+    result = runner.invoke(app, ["train", "--resume", str(no_checkpoint), "--quiet"])
+    assert result.exit_code == 0, result.output
+    timing = ("generation_seconds", "wall_seconds", "env_steps_per_s")
+
+    def rows(run):
+        return [{k: v for k, v in json.loads(line).items() if k not in timing}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert [r["generation"] for r in rows(no_checkpoint)] == [1, 2]
+    assert rows(no_checkpoint) == rows(finished_run)
 
 
 def test_resume_accepts_the_overrides_it_lists(finished_run, tmp_path):
@@ -267,3 +277,36 @@ def test_loaded_ppo_agent_reproduces_its_logged_evaluation_return(tmp_path):
     env.close()
     assert returns[0] != returns[1]
     assert np.mean(returns) == pytest.approx(logged, rel=1e-4, abs=1e-4)
+
+
+# -- eval with an oracle ------------------------------------------------------------------------------
+def test_eval_cli_with_an_oracle_shows_every_agent_and_pairs_the_ratio(tmp_path):
+    """The oracle (trained with goal_observed) is evaluated first on the same episodes; its progress line
+    and the agents' both show (the progress bar once indexed the agents list with the oracle's index).
+    The ratio is the after-switch reward rate over the oracle's when the oracle's is positive, and
+    undefined (null) otherwise: these random linear agents lose reward after the switch, so it is null."""
+    kwargs = {"switch_step": 10}
+    paths = {}
+    for name, extra, seed in (("agent", {}, 0), ("oracle", {"goal_observed": True}, 1)):
+        env = make_vec("HalfCheetahDir-v5", 1, **kwargs, **extra)
+        policy = make_policy({"kind": "linear"}, env.single_observation_space, env.single_action_space)
+        env.close()
+        genome = policy.initial_genome(1)[0] + 0.5 * torch.randn(
+            policy.genome.dim, generator=torch.Generator().manual_seed(seed), dtype=policy.dtype)
+        paths[name] = save_agent(tmp_path / f"{name}.pt", policy, {"kind": "linear"}, genome, None,
+                                 {"env_id": "HalfCheetahDir-v5", "env_kwargs": {**kwargs, **extra}})
+    out = tmp_path / "ev"
+    result = CliRunner().invoke(app, ["eval", str(paths["agent"]), "--name", "agent", "--oracle", str(paths["oracle"]),
+                                      "--suite", "nominal", "--episodes", "3", "--max-episode-steps", "30",
+                                      "--out", str(out), "--wandb-mode", "disabled"])
+    assert result.exit_code == 0, result.output
+    assert "eval agent" in result.output and "eval oracle (oracle)" in result.output
+    data = json.loads((out / "eval.json").read_text())
+    assert data["oracle"] == "oracle (oracle)"
+    rows = {r["agent"]: r for r in data["rows"]}
+    summary = {s["agent"]: s for s in data["goal_adaptation"]}
+    mine, oracle = (np.mean(rows[k]["reward_rates_after"]) for k in ("agent", "oracle (oracle)"))
+    assert summary["agent"]["reward_rate_after"] == pytest.approx(mine, rel=1e-6)
+    assert oracle < 0 and summary["agent"]["adaptation_ratio"] is None
+    assert summary["oracle (oracle)"]["is_oracle"] and not summary["agent"]["is_oracle"]
+    assert len(rows["agent"]["reward_rates_after"]) == len(rows["oracle (oracle)"]["reward_rates_after"]) == 3

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from plasticrl.cli.common import app, console, fail, stamp
+from plasticrl.cli.common import app, console, fail, os_error, stamp
 from plasticrl.errors import PlasticRLError
 
 
@@ -80,4 +80,6 @@ def baseline_cmd(
                               wandb_mode=resolve_mode(wandb_mode))
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     console.print(f"saved {path} (evaluate with: plasticrl eval {path.parent / 'best_model.zip'})")

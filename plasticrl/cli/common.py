@@ -42,6 +42,12 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def os_error(exc: OSError) -> str:
+    """One line for a file-system error (read-only or full disk, a file where a directory should be)."""
+    where = f" {str(exc.filename)!r}" if exc.filename else ""
+    return f"cannot write or read{where}: {exc.strerror or exc}"
+
+
 def stamp() -> str:
     """A timestamp for default output directories (``runs/eval-<stamp>``)."""
     return time.strftime("%Y%m%d-%H%M%S")

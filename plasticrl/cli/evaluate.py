@@ -6,14 +6,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from plasticrl.cli.common import app, console, fail, stamp
+from plasticrl.cli.common import app, console, fail, os_error, stamp
 from plasticrl.errors import PlasticRLError
 
 
 class EvalProgress:
-    """Rich progress bar over control steps, one task per agent."""
+    """Rich progress bar over control steps, one task per agent (the oracle, when given, included)."""
 
     def __init__(self, names: list[str]):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,7 +22,7 @@ class EvalProgress:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("steps"), TimeElapsedColumn(), console=console)
         self.names = names
-        self.tasks: dict[int, int] = {}
+        self.tasks: dict[str, int] = {}
 
     def __enter__(self) -> "EvalProgress":
         self.progress.start()
@@ -30,9 +31,9 @@ class EvalProgress:
     def __exit__(self, *exc) -> None:
         self.progress.stop()
 
-    def __call__(self, agent: int, _count: int, done: int, total: int) -> None:
+    def __call__(self, agent: str, _count: int, done: int, total: int) -> None:
         if agent not in self.tasks:
-            self.tasks[agent] = self.progress.add_task(f"eval {self.names[agent]}", total=total)
+            self.tasks[agent] = self.progress.add_task(f"eval {agent}", total=total)
         self.progress.update(self.tasks[agent], completed=done, total=total)
 
 
@@ -42,18 +43,23 @@ def print_summary(result: dict) -> None:
     from plasticrl.eval.evaluate import has_beyond_survival
 
     survival = has_beyond_survival(result)
+    invalid = any(r.get("invalid_episodes") for r in result["rows"])
     cols = ["agent", "condition", "mean return", "95% CI", "retained", "time to recover"]
-    for col in cols + (["retained beyond survival"] if survival else []):
+    for col in cols + (["retained beyond survival"] if survival else []) + (["invalid episodes"] if invalid else []):
         table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
 
     def fraction(v) -> str:
         return "-" if v is None or not math.isfinite(v) else f"{v:.3f}"
 
+    def ret(v) -> str:
+        return "-" if v is None or not math.isfinite(v) else f"{v:.1f}"
+
     for r in result["rows"]:
         ttr = "" if not r["mid_episode"] else ("never" if r["time_to_recover"] is None else str(r["time_to_recover"]))
-        cells = [r["agent"], r["condition"], f"{r['mean_return']:.1f}", f"[{r['ci_low']:.1f}, {r['ci_high']:.1f}]",
+        cells = [r["agent"], r["condition"], ret(r["mean_return"]), f"[{ret(r['ci_low'])}, {ret(r['ci_high'])}]",
                  fraction(r["retained"]), ttr]
-        table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []))
+        table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []),
+                      *([f"{r.get('invalid_episodes', 0)}/{result['episodes']}"] if invalid else []))
     console.print(table)
     from plasticrl.eval.plasticity_effect import HELD_OUT
 
@@ -103,6 +109,10 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
         trust_pickle=trust_pickle, oracle=oracle)
     if not quiet:
         print_summary(result)
+    from plasticrl.report.writer import invalid_episode_warnings
+
+    for warning in invalid_episode_warnings(result):  # loud even with --quiet: these are no results
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     console.print(f"written: {', '.join(str(p) for p in paths.values())}")
     return result
 
@@ -145,6 +155,8 @@ def eval_cmd(
                          trust_pickle, oracle)
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
 
 
 @app.command("report")
@@ -163,4 +175,6 @@ def report_cmd(
         written = rebuild(run_dirs, target, plots=not no_plots)
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     console.print(f"written: {', '.join(str(p) for p in written)}")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from plasticrl.cli.common import app, console, fail
+from plasticrl.cli.common import app, console, fail, os_error
 from plasticrl.cli.evaluate import EvalProgress, print_summary
 from plasticrl.errors import PlasticRLError
 
@@ -30,5 +30,7 @@ def experiment_cmd(
                                  progress=EvalProgress)
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     print_summary(summary["result"])
     console.print(f"report: {summary['report']}")

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from plasticrl.cli.common import app, console, fail, load_yaml_file
+from plasticrl.cli.common import app, console, fail, load_yaml_file, os_error
 from plasticrl.errors import PlasticRLError
 
 
@@ -57,6 +57,8 @@ def genome(
         policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     inputs = f"{policy.obs_dim} observations" + (" + the previous reward" if policy.reward_input else "")
     kernel = f"kernel: {policy.kernel}" + (f" ({policy.kernel_reason})" if hasattr(policy, "kernel_reason") else "")
     table = Table(title=f"genome: D = {policy.genome.dim} searched scalars", caption=f"inputs: {inputs}; {kernel}")

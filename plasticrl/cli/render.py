@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from plasticrl.cli.common import app, console, fail
+from plasticrl.cli.common import app, console, fail, os_error
 from plasticrl.errors import PlasticRLError
 
 
@@ -43,6 +43,8 @@ def render_cmd(
             log_video(out, summary, resolve_mode(wandb_mode))
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     console.print(f"rendered {summary['length']} frames of {summary['width']}x{summary['height']} "
                   f"({summary['condition']}, return {summary['return']:.1f}, MUJOCO_GL={summary['backend']}) "
                   f"to {out}")

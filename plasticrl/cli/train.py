@@ -1,13 +1,14 @@
 """``plasticrl demo`` (the main job) and ``plasticrl train`` (ES or recurrent PPO, with exact resume)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
-from plasticrl.cli.common import app, console, fail
+from plasticrl.cli.common import app, console, fail, os_error
 from plasticrl.errors import PlasticRLError
 
 
@@ -27,9 +28,9 @@ def demo(
     args = list(args or [])
     if wandb_mode is not None:
         args.append(f"logging.wandb.mode={wandb_mode}")
+    if episodes < 1:
+        fail(f"--episodes must be >= 1; got {episodes}")
     try:
-        if episodes < 1:
-            raise PlasticRLError(f"--episodes must be >= 1; got {episodes}")
         if args and "=" not in args[0]:
             configs = [load_config(Path(args.pop(0)), args)]
         else:
@@ -58,6 +59,8 @@ def demo(
                 bars[name].stop()
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
     for cfg, stage in zip(configs, result.stages):
         console.print(f"stage {cfg.name}: best centre return {stage.best_eval_return:.1f} (generation "
                       f"{stage.best_generation}), {stage.env_steps} env steps")
@@ -115,7 +118,8 @@ def train(
 ) -> None:
     """Train with evolution strategies (or recurrent PPO: trainer=ppo); --resume continues a killed run exactly."""
     from plasticrl.config import load_config, parse_overrides
-    from plasticrl.trainers.runs import new_run_dir, read_run_config
+    from plasticrl.rollouts.env_setup import check_config
+    from plasticrl.trainers.runs import hold_run, new_run_dir, read_run_config
     from plasticrl.trainers.train import make_trainer
 
     args = list(args or [])
@@ -129,6 +133,7 @@ def train(
         overrides += ["distributed.backend=ray", f"distributed.address={ray_address}"]
     elif backend is not None:
         overrides.append(f"distributed.backend={backend}")
+    held = contextlib.ExitStack()
     try:
         if resume is not None:
             if config_path is not None:
@@ -141,14 +146,19 @@ def train(
             from plasticrl.config import config_to_dict, config_from_dict, set_dotted
 
             data = config_to_dict(read_run_config(resume))
+            # Held from here to the end, so a second process is refused before it builds anything.
+            held.enter_context(hold_run(resume))
             for key, value in parse_overrides(overrides):
                 set_dotted(data, key, value)
             cfg = config_from_dict(data, "resumed config")
+            check_config(cfg)  # e.g. a --ray-address where nobody listens, before anything is written
             run_dir = resume
         else:
             cfg = load_config(config_path, overrides)
+            check_config(cfg)  # every setting, before the run directory exists
             run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
-        console.print(f"run directory: {run_dir}")
+        if resume is None:  # a resume's errors (e.g. too few generations) stay one line
+            console.print(f"run directory: {run_dir}")
         progress = None if quiet or not cfg.logging.progress else _TrainProgress(cfg.train.generations)
         trainer = make_trainer(cfg, run_dir, on_generation=progress.update if progress else None)
         policy = getattr(trainer, "policy", None) or getattr(trainer, "actor", None)  # ES / PPO; SB3 has none
@@ -163,10 +173,15 @@ def train(
                 progress.stop()
     except PlasticRLError as exc:
         fail(str(exc))
+    except OSError as exc:  # read-only or full disk, a file where a directory goes
+        fail(os_error(exc))
+    finally:
+        held.close()
     console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
                   f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
                   f"final {result.final_eval_return:.1f}")
-    console.print(f"agents: {run_dir / 'best_agent.pt'}, {run_dir / 'final_agent.pt'}")
+    agents = [str(run_dir / name) for name in ("best_agent.pt", "final_agent.pt") if (run_dir / name).is_file()]
+    console.print(f"agents: {', '.join(agents) or 'none written'}")
 
 
 class _TrainProgress:

@@ -43,8 +43,9 @@ NOMINAL = "nominal"
 EVAL_SUITES = ("nominal", "novel")
 RESULT_FORMAT = 1
 
-#: progress(agent_index, agent_count, steps_done_in_agent, steps_total_in_agent)
-Progress = Callable[[int, int, int, int], None]
+#: progress(agent_name, agent_count, steps_done_in_agent, steps_total_in_agent); the oracle, when
+#: given, is reported first under its own name
+Progress = Callable[[str, int, int, int], None]
 
 
 def suite_conditions(env_id: str, suite: str, only: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -104,21 +105,27 @@ def evaluate(
         ctrl_kwargs = {**kwargs, "goal_observed": True} if is_oracle else kwargs
         done = [0]
 
-        def on_steps(_rows: int, a: int = a) -> None:
+        def on_steps(_rows: int, name: str = ctrl.name) -> None:
             done[0] += 1
             if progress is not None:
-                progress(a, len(controllers), done[0], steps_total)
+                progress(name, len(controllers), done[0], steps_total)
 
         batches = run_batch(ctrl, env_id, pairs, episodes, seed, ctrl_kwargs, max_rows, on_steps=on_steps)
         if progress is not None:
-            progress(a, len(controllers), steps_total, steps_total)
+            progress(ctrl.name, len(controllers), steps_total, steps_total)
         nominal = batches[NOMINAL]
         for cond in conditions:
             b = batches[cond["name"]]
-            mean = bootstrap_mean(b.returns, confidence, seed=seed)
-            ret = bootstrap_ratio(b.returns, nominal.returns, confidence, seed=seed)
+            # Invalid episodes (non-finite controller, observations or rewards, unstable physics) are
+            # no results: statistics use the valid ones (retained: the pairs valid in both), the row
+            # counts them, and their returns are written as null.
+            valid = ~b.invalid
+            paired = valid & ~nominal.invalid
+            mean = bootstrap_mean(b.returns[valid], confidence, seed=seed)
+            ret = bootstrap_ratio(b.returns[paired], nominal.returns[paired], confidence, seed=seed)
             start = switch_step(cond["perturbation"])
-            curve = adaptation_curve(b.rewards, b.lengths, start, window) if start is not None else None
+            curve = (adaptation_curve(b.rewards[:, valid], b.lengths[valid], start, window)
+                     if start is not None and valid.any() else None)
             if curve is not None:
                 curves.append({"agent": ctrl.name, "condition": cond["name"], **curve.as_dict()})
             rows.append({
@@ -126,11 +133,12 @@ def evaluate(
                 "severity": cond["severity"], "perturbation": cond["perturbation"],
                 "mid_episode": start is not None, "switch_step": start,
                 "mean_return": mean.estimate, "ci_low": mean.low, "ci_high": mean.high,
-                "std_return": float(np.std(b.returns)),
+                "std_return": float(np.std(b.returns[valid])) if valid.any() else math.nan,
                 "retained": ret.estimate, "retained_low": ret.low, "retained_high": ret.high,
                 "mean_length": float(np.mean(b.lengths)), "invalid_episodes": int(b.invalid.sum()),
                 "time_to_recover": curve.time_to_recover if curve is not None else None,
-                "returns": [float(r) for r in b.returns],
+                "returns": [None if bad else float(r) for r, bad in zip(b.returns, b.invalid)],
+                "invalid": [bool(x) for x in b.invalid],
                 **_after_switch(b, start, horizon),
                 **_beyond_survival(b, nominal, confidence, seed),
                 **_goal_switch(b, cond["name"], oracle_rates, is_oracle, window),
@@ -199,7 +207,8 @@ def _after_switch(b, start: int | None, horizon: int) -> dict[str, Any]:
     return before it, this tells a drop at the switch from a difference over the whole episode."""
     if start is None:
         return {}
-    return {"returns_after_switch": [float(x) for x in b.rewards[start:].sum(axis=0)],
+    return {"returns_after_switch": [None if bad else float(x) for x, bad in zip(b.rewards[start:].sum(axis=0),
+                                                                                  b.invalid)],
             "steps_after_switch": max(horizon - start, 0)}
 
 
@@ -208,9 +217,11 @@ def _beyond_survival(b, nominal, confidence: float, seed: int) -> dict[str, Any]
     if b.survival is None or nominal.survival is None:
         return {}
     beyond = b.returns - b.survival
-    mean = bootstrap_mean(beyond, confidence, seed=seed)
-    ret = bootstrap_ratio(beyond, nominal.returns - nominal.survival, confidence, seed=seed)
-    return {"mean_survival_bonus": float(np.mean(b.survival)), "survival_bonus": [float(x) for x in b.survival],
+    valid, paired = ~b.invalid, ~b.invalid & ~nominal.invalid  # invalid episodes are no results
+    mean = bootstrap_mean(beyond[valid], confidence, seed=seed)
+    ret = bootstrap_ratio(beyond[paired], (nominal.returns - nominal.survival)[paired], confidence, seed=seed)
+    return {"mean_survival_bonus": float(np.mean(b.survival[valid])) if valid.any() else math.nan,
+            "survival_bonus": [float(x) for x in b.survival],
             "mean_return_beyond_survival": mean.estimate, "beyond_survival_ci_low": mean.low,
             "beyond_survival_ci_high": mean.high, "retained_beyond_survival": ret.estimate,
             "retained_beyond_survival_low": ret.low, "retained_beyond_survival_high": ret.high}

@@ -33,7 +33,9 @@ def plasticity_effect(result: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         mine = {r["condition"]: r for r in result["rows"] if r["agent"] == agent}
         theirs = {r["condition"]: r for r in result["rows"] if r["agent"] == twin}
-        if any(r.get("returns") is None for r in [*mine.values(), *theirs.values()]):
+        # Invalid episodes (returns written as null) have no pair: no effect is claimed for such agents.
+        if any(r.get("returns") is None or None in r["returns"] or None in (r.get("returns_after_switch") or [])
+               for r in [*mine.values(), *theirs.values()]):
             continue
         scale = float(np.mean(theirs["nominal"]["returns"]))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from plasticrl.errors import PlasticRLError, check_name
+from plasticrl.errors import PlasticRLError, check_name, validation_error
 from plasticrl.io import atomic_write_json
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
         check_finite(data)
         spec = ExperimentSpec.model_validate(data)
     except ValidationError as exc:
-        raise PlasticRLError(f"invalid experiment config {str(path)!r}:\n{exc}") from exc
+        raise validation_error(exc, f"experiment config {str(path)!r}") from None
     except PlasticRLError as exc:
         raise PlasticRLError(f"invalid experiment config {str(path)!r}: {exc}") from None
     labels = list(spec.agents) + list(spec.baselines)
@@ -123,22 +123,60 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
         raise PlasticRLError(f"eval.oracle {spec.eval.oracle!r} is not an agent label; valid choices: "
                              f"{', '.join(order)}")
     for label, agent in spec.agents.items():
-        if not agent.config.is_absolute() and not agent.config.is_file():
-            agent.config = path.parent / agent.config  # relative to the experiment file, as a fallback
+        agent.config = _resolve_agent_config(agent.config, path)
         if not agent.config.is_file():
-            raise PlasticRLError(f"agents.{label}.config {str(agent.config)!r} does not exist")
+            raise PlasticRLError(f"agents.{label}.config {str(agent.config)!r} does not exist (looked next to "
+                                 f"{str(path)!r}, in the directories above it and in the working directory)")
     return spec
 
 
-def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, wandb_mode: str,
-              log: Callable[[str], None], init_agent: Path | None = None) -> Path:
-    from plasticrl.config import load_config
-    from plasticrl.trainers.es import ESTrainer
+def _resolve_agent_config(config: Path, spec_path: Path) -> Path:
+    """An agent's trainer config: absolute as given; a relative path is looked up next to the spec file,
+    then in each directory above it (the shipped specs name ``configs/...`` from the repository root),
+    then in the working directory, so a spec works from anywhere."""
+    if config.is_absolute():
+        return config
+    spec_dir = spec_path.resolve().parent
+    for base in (spec_dir, *spec_dir.parents):
+        if (base / config).is_file():
+            return base / config
+    return config
 
-    target = run_dir / agent.agent_file
-    if (run_dir / "final_agent.pt").is_file() and target.is_file():
-        log(f"{label}: already trained ({run_dir}), skipped")
-        return target
+
+def check_spec(spec: ExperimentSpec) -> None:
+    """Raise :class:`~plasticrl.errors.PlasticRLError` for any setting of ``spec`` that would fail only
+    once used (every ES agent's config with the experiment's env, the baselines' algorithms,
+    settings and hyperparameters, the evaluation suite and ``only`` globs, the W&B mode), before an
+    experiment directory is made or anything trains."""
+    from plasticrl.eval.evaluate import suite_conditions
+    from plasticrl.report.wandb_log import resolve_mode
+    from plasticrl.rollouts.env_setup import check_config
+    from plasticrl.trainers.sb3.hyperparams import hyperparams
+    from plasticrl.trainers.sb3.trainer import check_settings
+
+    resolve_mode(spec.wandb_mode)
+    try:
+        suite_conditions(spec.env.id, spec.eval.suite, spec.eval.only)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"eval: {exc}") from None
+    for label, agent in spec.agents.items():
+        try:
+            check_config(_es_config(agent, spec, "disabled"))
+        except PlasticRLError as exc:
+            raise PlasticRLError(f"agents.{label}: {exc}") from None
+    for label, b in spec.baselines.items():
+        try:
+            check_settings(b.algo, spec.env.id, spec.env.kwargs, _baseline_perturbation(b, spec))
+            hyperparams(b.algo, spec.env.id, b.hp)
+        except PlasticRLError as exc:
+            raise PlasticRLError(f"baselines.{label}: {exc}") from None
+
+
+def _es_config(agent: ESAgent, spec: ExperimentSpec, wandb_mode: str, init_agent: Path | None = None):
+    """The trainer config of an ES agent: its YAML with the experiment's env, seed and W&B mode (and the
+    agent it starts from, for ``init_from``), then its own overrides."""
+    from plasticrl.config import load_config
+
     overrides = [f"env.id={spec.env.id}", f"seed={spec.seed}", f"logging.wandb.mode={wandb_mode}",
                  "logging.progress=false"]
     for key, value in spec.env.kwargs.items():
@@ -149,7 +187,22 @@ def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, w
     if init_agent is not None:
         overrides.append(f"train.init_agent={init_agent}")
     overrides += agent.overrides  # last, so an agent may set its own seed or training distribution
-    cfg = load_config(agent.config, overrides)
+    return load_config(agent.config, overrides)
+
+
+def _baseline_perturbation(b: Baseline, spec: ExperimentSpec) -> Any:
+    return b.train_perturbation if "train_perturbation" in b.model_fields_set else spec.env.train_perturbation
+
+
+def _train_es(label: str, agent: ESAgent, spec: ExperimentSpec, run_dir: Path, wandb_mode: str,
+              log: Callable[[str], None], init_agent: Path | None = None) -> Path:
+    from plasticrl.trainers.es import ESTrainer
+
+    target = run_dir / agent.agent_file
+    if (run_dir / "final_agent.pt").is_file() and target.is_file():
+        log(f"{label}: already trained ({run_dir}), skipped")
+        return target
+    cfg = _es_config(agent, spec, wandb_mode, init_agent)
     resume = (run_dir / "checkpoint.pt").is_file()
     log(f"{label}: training {cfg.policy.kind} with {cfg.es.algorithm} for {cfg.train.generations} generations "
         f"({'resumed' if resume else 'new'}) in {run_dir}")
@@ -171,8 +224,7 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
         resume = (run_dir / CHECKPOINT).is_file() or (run_dir / LEGACY_CHECKPOINT).is_file()
         log(f"{label}: training SB3 {b.algo} for {b.steps} steps ({'resumed' if resume else 'new'}) in {run_dir}")
         train_baseline(b.algo, spec.env.id, b.steps, run_dir, seed=spec.seed, env_kwargs=spec.env.kwargs,
-                       train_perturbation=b.train_perturbation if "train_perturbation" in b.model_fields_set
-                       else spec.env.train_perturbation, overrides=b.hp,
+                       train_perturbation=_baseline_perturbation(b, spec), overrides=b.hp,
                        eval_every=b.eval_every, eval_episodes=b.eval_episodes, wandb_mode=wandb_mode, resume=resume)
     if not target.is_file():
         raise PlasticRLError(f"{label}: {str(target)!r} does not exist (model_file: {b.model_file}; a run from "
@@ -190,8 +242,13 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     from plasticrl.report.wandb_log import resolve_mode
 
     mode = resolve_mode(spec.wandb_mode)
+    check_spec(spec)  # every setting, before the directory exists or anything trains
     exp_dir = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    exp_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlasticRLError(f"cannot create the experiment directory {str(exp_dir)!r}: "
+                             f"{exc.strerror or exc}") from None
     atomic_write_json(exp_dir / "experiment_config.json", spec.model_dump(mode="json"))
     files: dict[str, Path] = {}
     trained: dict[str, Path] = {}

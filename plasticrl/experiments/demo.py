@@ -35,7 +35,7 @@ from plasticrl.io import atomic_write_json
 from plasticrl.report.writer import write_reports
 from plasticrl.rollouts.batch import run_batch
 from plasticrl.rollouts.controllers import PlasticController
-from plasticrl.rollouts.env_setup import env_kwargs
+from plasticrl.rollouts.env_setup import check_config, env_kwargs
 from plasticrl.rollouts.saved_agent import load
 from plasticrl.seeding import HELD_OUT_SEED_OFFSET
 from plasticrl.trainers.es import ESTrainer, TrainResult
@@ -124,9 +124,11 @@ def run_demo(
     """Train the stages in order (each stage after the first starts from the previous stage's best
     agent), then evaluate the last stage's best agent beside its frozen twin on ``episodes`` held-out
     paired episodes, and under ``conditions``. ``on_generation(stage_name, metrics)`` reports progress."""
-    if episodes < 1:
-        raise PlasticRLError(f"--episodes must be >= 1; got {episodes}")
+    if not isinstance(episodes, int) or episodes < 1:  # checked before training, not after it
+        raise PlasticRLError(f"episodes must be an integer >= 1; got {episodes!r}")
     conditions = DEMO_CONDITIONS if conditions is None else conditions
+    for config in configs:  # every stage's settings, before the run directory exists
+        check_config(config)
     run_dir = new_run_dir(out, DEMO_NAME if len(configs) > 1 else configs[0].name)
     results: list[TrainResult] = []
     previous: Path | None = None

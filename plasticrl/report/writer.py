@@ -16,7 +16,7 @@ from plasticrl.errors import PlasticRLError
 from plasticrl.eval.evaluate import goal_adaptation, has_beyond_survival
 from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
 from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
-from plasticrl.io import atomic_write_json
+from plasticrl.io import atomic_write_json, json_safe
 
 RESULT_FILE = "eval.json"
 CSV_COLUMNS = ("agent", "condition", "family", "severity", "mid_episode", "switch_step", "mean_return",
@@ -36,14 +36,32 @@ def _num(v: Any, digits: int = 3) -> str:
 
 
 def json_ready(value: Any) -> Any:
-    """``value`` with NaN and infinities as ``None`` (strict JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
+    """``value`` with NaN and infinities as ``None`` (strict JSON has no such numbers): the one
+    convention of :func:`plasticrl.io.json_safe`."""
+    return json_safe(value)
+
+
+def invalid_episode_warnings(result: dict[str, Any]) -> list[str]:
+    """One sentence per agent with invalid episodes (non-finite controller, observations or rewards,
+    or unstable physics): how many, in which conditions. Empty when every episode was valid."""
+    out = []
+    for agent in result["agents"]:
+        rows = [r for r in result["rows"] if r["agent"] == agent and r.get("invalid_episodes")]
+        if rows:
+            total = sum(int(r["invalid_episodes"]) for r in rows)
+            of = len(result["conditions"]) * int(result["episodes"])
+            where = ", ".join(f"{r['condition']} ({r['invalid_episodes']})" for r in rows)
+            out.append(f"{agent}: {total} of {of} episodes invalid (non-finite controller, observations or "
+                       f"rewards, or unstable physics), left out of its statistics: {where}")
+    return out
+
+
+def invalid_episode_lines(result: dict[str, Any]) -> list[str]:
+    """The report's warning section on invalid episodes (none when every episode was valid)."""
+    warnings = invalid_episode_warnings(result)
+    if not warnings:
+        return []
+    return ["## Warning: invalid episodes", "", *[f"- **{w}**" for w in warnings], ""]
 
 
 def load_result(path: str | Path) -> dict[str, Any]:
@@ -102,7 +120,7 @@ def _mean_held_out_return(others: list[dict[str, Any]], result: dict[str, Any]) 
     if not others:
         return "-"
     samples = [r.get("returns") for r in others]
-    if any(x is None for x in samples):
+    if any(x is None or None in x for x in samples):  # null: an invalid episode, left out of the means
         return _num(_finite_mean(r["mean_return"] for r in others), 1)
     iv = bootstrap_mean_over_conditions(samples, result["confidence"], seed=result["seed"])
     return f"{_num(iv.estimate, 1)} [{_num(iv.low, 1)}, {_num(iv.high, 1)}]"
@@ -145,6 +163,7 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
                   "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
                   "this is the part of the return its gait earns.", ""]
     extra_head, extra_rule = (f" mean retained beyond survival [{conf}% CI] |", " --- |") if survival else ("", "")
+    lines += invalid_episode_lines(result)
     lines += ["## Summary", "", "Mean return and mean retained (held-out): the mean over held-out conditions, its "
               "interval from resampling episodes jointly across conditions.", "",
               f"| agent | nominal return | mean return (held-out) [{conf}% CI] | mean retained (held-out) "

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.controllers import Controller
 
 DEFAULT_MAX_ROWS = 512
@@ -22,6 +23,9 @@ DEFAULT_MAX_ROWS = 512
 @dataclass
 class EpisodeBatch:
     """The episodes of one condition: ``returns/lengths/invalid [E]``, ``rewards [T, E]``.
+
+    ``invalid[e]``: the controller went non-finite, or the episode met a non-finite observation or
+    reward or unstable physics; its return is not a result (evaluations leave it out and count it).
 
     ``rewards[t, e]`` is the reward of step ``t`` of episode ``e``, 0 after the episode ended
     (a robot that fell earns nothing from then on, which is what the adaptation curve shows).
@@ -62,6 +66,11 @@ def run_batch(
     for start in range(0, len(conditions), per_chunk):
         chunk = list(conditions[start:start + per_chunk])
         env = make_vec(env_id, len(chunk) * episodes, **dict(env_kwargs or {}))
+        given, wanted = int(np.prod(env.single_observation_space.shape)), getattr(controller, "obs_dim", None)
+        if wanted is not None and wanted != given:
+            env.close()
+            raise PlasticRLError(f"agent {controller.name!r} reads {wanted} observations; {env_id} gives {given} "
+                                 f"(evaluate it on the env it was trained on, or one with the same observation)")
         try:
             out.update(_run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps))
         finally:
@@ -77,13 +86,19 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
     controller.start(rows)
     active = np.ones(rows, dtype=bool)
     lengths = np.zeros(rows, dtype=np.int64)
+    bad = np.zeros(rows, dtype=bool)  # non-finite observation or reward, or unstable physics (info["unstable"])
     trace: list[np.ndarray] = []
     survival: np.ndarray | None = None
     goal_switch: np.ndarray | None = None
     while active.any() and (max_steps is None or len(trace) < max_steps):
-        actions = controller.act(np.asarray(obs, dtype=np.float64).reshape(rows, -1))
+        raw = np.asarray(obs, dtype=np.float64).reshape(rows, -1)
+        bad |= active & ~np.isfinite(raw).all(axis=1)
+        actions = controller.act(raw)
         obs, reward, terminated, truncated, info = env.step(actions)
         reward = np.asarray(reward, dtype=np.float64)
+        bad |= active & ~np.isfinite(reward)
+        if "unstable" in info:
+            bad |= active & np.asarray(info["unstable"], dtype=bool)
         trace.append(np.where(active, reward, 0.0))
         if not lengths.any() and "goal_switch_step" in info:  # the first step echoes each episode's draw
             goal_switch = np.asarray(info["goal_switch_step"], dtype=np.int64).copy()
@@ -98,7 +113,7 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
             on_steps(rows)
     rewards = np.stack(trace) if trace else np.zeros((0, rows))
     returns = rewards.sum(axis=0)
-    invalid = controller.invalid()
+    invalid = controller.invalid() | bad
     out = {}
     for c, (name, _) in enumerate(chunk):
         cols = slice(c * episodes, (c + 1) * episodes)

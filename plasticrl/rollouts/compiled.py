@@ -14,6 +14,8 @@ policy runs on the CPU in float32 or float64; otherwise the loop keeps its numpy
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 try:
@@ -22,15 +24,18 @@ except ImportError:  # pragma: no cover - the loop then keeps its numpy path
     _numba = None
 
 
-def _prepare_obs(obs, mean, std, clip, normalise, raw, policy_obs):
+def _prepare_obs(obs, mean, std, clip, normalise, active, bad, raw, policy_obs):
     # raw = float64 copy of obs; policy_obs = policy dtype of clip((raw - mean) / std, -clip, clip)
-    # (np.clip keeps NaN: both comparisons are false for it, as here)
+    # (np.clip keeps NaN: both comparisons are false for it, as here); bad |= active & ~isfinite(raw).all(1)
     rows, dim = raw.shape
     neg_clip = -clip
     for r in range(rows):
+        finite = True
         for j in range(dim):
             x = obs[r, j]
             raw[r, j] = x
+            if not math.isfinite(x):
+                finite = False
             if normalise:
                 x = (x - mean[j]) / std[j]
                 if x < neg_clip:
@@ -38,13 +43,16 @@ def _prepare_obs(obs, mean, std, clip, normalise, raw, policy_obs):
                 if x > clip:
                     x = clip
             policy_obs[r, j] = x
+        if active[r] and not finite:
+            bad[r] = True
 
 
-def _accumulate_moments(raw, active, row_count, row_sum, row_sumsq):
-    # live = where(active, raw, 0); row_count += active; row_sum += live; row_sumsq += live * live
+def _accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq):
+    # counted = active & ~bad; live = where(counted, raw, 0); row_count += counted; row_sum += live;
+    # row_sumsq += live * live
     rows, dim = raw.shape
     for r in range(rows):
-        on = active[r]
+        on = active[r] and not bad[r]
         row_count[r] = row_count[r] + (1.0 if on else 0.0)
         for j in range(dim):
             live = raw[r, j] if on else 0.0
@@ -52,12 +60,14 @@ def _accumulate_moments(raw, active, row_count, row_sum, row_sumsq):
             row_sumsq[r, j] = row_sumsq[r, j] + live * live
 
 
-def _after_step(reward, terminated, truncated, active, returns, lengths, policy_reward):
-    # returns += where(active, reward, 0); lengths += active; policy_reward = reward in the policy's
-    # dtype; active &= ~(terminated | truncated)
+def _after_step(reward, terminated, truncated, active, bad, returns, lengths, policy_reward):
+    # bad |= active & ~isfinite(reward); returns += where(active, reward, 0); lengths += active;
+    # policy_reward = reward in the policy's dtype; active &= ~(terminated | truncated)
     for r in range(reward.shape[0]):
         on = active[r]
         x = reward[r]
+        if on and not math.isfinite(x):
+            bad[r] = True
         returns[r] = returns[r] + (x if on else 0.0)
         lengths[r] = lengths[r] + (1 if on else 0)
         policy_reward[r] = x

@@ -45,6 +45,7 @@ class PlasticController:
         self.env_id = agent.metadata.get("env_id")
         self.env_kwargs = dict(agent.metadata.get("env_kwargs") or {})
         self.policy = agent.policy
+        self.obs_dim = int(agent.policy.obs_dim)  # what the agent reads; run_batch checks the env gives it
 
     def start(self, rows: int) -> None:
         # One member per row (P = rows, E = 1) so that invalid flags come back per row.

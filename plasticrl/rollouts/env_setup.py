@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from plasticrl.config import ExperimentConfig
+from plasticrl.errors import PlasticRLError
 
 
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
@@ -46,3 +47,68 @@ def make_env(config: ExperimentConfig, num_envs: int):
     from plasticrl.envs import make_vec
 
     return make_vec(config.env.id, num_envs, physics_backend=config.env.physics_backend, **env_kwargs(config))
+
+
+def check_training_condition(env_id: str, spec: Any) -> None:
+    """Raise, naming the bad value, if ``spec`` is neither a training distribution that ``env_id``
+    has (``damage`` needs a damage table) nor one perturbation spec."""
+    from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
+
+    if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
+        TRAINING_DISTRIBUTIONS[spec](env_id, 1, np.random.default_rng(0))
+        return
+    try:
+        parse(spec)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
+                             f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
+
+
+def check_config(config: ExperimentConfig) -> None:
+    """Raise :class:`~plasticrl.errors.PlasticRLError` for any setting that would otherwise fail only
+    once used: device, env id and keyword arguments, the policy on that env's spaces, the ES
+    hyper-parameters for that genome, the training perturbation. Call it before a run directory is
+    made or anything trains (it builds one env instance and one policy, well under a second)."""
+    from plasticrl.agents import make_policy
+    from plasticrl.device import resolve_device
+
+    device = resolve_device(config.device)
+    env = make_env(config, 1)
+    try:
+        policy = make_policy(config.policy, env.single_observation_space, env.single_action_space,
+                             device=device, dtype=config.dtype)
+    finally:
+        env.close()
+    if config.trainer == "es":
+        from plasticrl.es import make_es
+
+        make_es(config.es.algorithm, policy.genome.dim, **config.es.params)
+    if config.env.train_perturbation is not None:
+        check_training_condition(config.env.id, config.env.train_perturbation)
+    if config.distributed.backend == "ray" and config.distributed.address:
+        check_ray_address(config.distributed.address)
+
+
+#: seconds to wait for a Ray head to accept a connection (Ray itself retries for minutes)
+RAY_CONNECT_TIMEOUT = 10.0
+
+
+def check_ray_address(address: str, timeout: float = RAY_CONNECT_TIMEOUT) -> None:
+    """Raise within ``timeout`` seconds if nothing accepts TCP connections at a Ray address
+    (``HOST:PORT`` or ``ray://HOST:PORT``; ``auto`` and ``local`` are left to Ray): ``ray.init`` would
+    otherwise keep retrying for minutes before it says the cluster is not there."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, sep, port_text = target.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise PlasticRLError(f"Ray address {address!r} is not HOST:PORT (or ray://HOST:PORT, auto)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port_text)), timeout=timeout):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise PlasticRLError(f"no Ray cluster at {address!r} ({why} within {timeout:g} s); start one with "
+                             f"'ray start --head' or leave out --ray-address for a local Ray") from None

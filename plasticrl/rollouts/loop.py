@@ -27,7 +27,7 @@ _EPISODE_AGGREGATES = {"mean": lambda returns: returns.mean(dim=1), "min": lambd
 class RolloutResult:
     returns: torch.Tensor  # [P, E] episode return per member and episode
     lengths: torch.Tensor  # [P, E] control steps until termination/truncation (or the step cap)
-    invalid: torch.Tensor  # [P] members whose weights or actions went non-finite
+    invalid: torch.Tensor  # [P] members whose weights or actions went non-finite, or with an invalid episode
     env_steps: int  # transitions simulated, finished rows included
     obs_rows: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # per-row count, sum, sum of squares
 
@@ -37,7 +37,12 @@ class RolloutResult:
         if self.obs_rows is None:
             return None
         count, total, total_sq = self.obs_rows
-        return ObsBatchMoments(float(count.sum()), total.sum(0), total_sq.sum(0))
+        # Only valid members' rows: one member that met a non-finite observation or an unstable
+        # simulation must not poison the statistics every later generation is normalised with.
+        keep = ~self.invalid.repeat_interleave(self.returns.shape[1])
+        if bool(keep.all()):
+            return ObsBatchMoments(float(count.sum()), total.sum(0), total_sq.sum(0))
+        return ObsBatchMoments(float(count[keep].sum()), total[keep].sum(0), total_sq[keep].sum(0))
 
     def return_stats(self, member: int = 0) -> tuple[float, float]:
         """Mean (``-inf`` if the member went invalid) and population std of one member's returns."""
@@ -76,6 +81,8 @@ def rollout(
     Stops when every row has finished an episode, or after ``max_steps`` control steps.
     Observations pass through the (frozen) ``obs_norm``; with ``collect_obs_moments`` the raw
     observations of active rows are summed so the caller can update the statistics afterwards.
+    An episode that meets a non-finite observation or reward, or that the env reports
+    ``unstable`` (MuJoCo's instability warning), makes its member invalid.
     """
     population = genome.shape[0]
     rows = population * episodes_per_member
@@ -90,6 +97,7 @@ def rollout(
     returns = np.zeros(rows)
     lengths = np.zeros(rows, dtype=np.int64)
     active = np.ones(rows, dtype=bool)
+    bad = np.zeros(rows, dtype=bool)  # episodes with a non-finite observation or reward, or unstable physics
     steps = 0
     env_steps = 0
     obs_dim = policy.obs_dim
@@ -119,16 +127,22 @@ def rollout(
             actions = actions.cpu().numpy().astype(np.float64)
             if split_step:
                 env.step_async(actions)
+            bad |= active & ~np.isfinite(raw).all(axis=1)
             if collect_obs_moments:
-                live = np.where(active[:, None], raw, 0.0)
-                row_count += active
+                counted = active & ~bad
+                live = np.where(counted[:, None], raw, 0.0)
+                row_count += counted
                 row_sum += live
                 row_sumsq += live * live
             if split_step:
-                obs, reward, terminated, truncated, _ = env.step_wait()
+                obs, reward, terminated, truncated, info = env.step_wait()
             else:
-                obs, reward, terminated, truncated, _ = env.step(actions)
+                obs, reward, terminated, truncated, info = env.step(actions)
             reward = np.asarray(reward, dtype=np.float64)
+            bad |= active & ~np.isfinite(reward)
+            unstable = info.get("unstable") if isinstance(info, dict) else None
+            if unstable is not None:
+                bad |= active & np.asarray(unstable, dtype=bool)
             returns += np.where(active, reward, 0.0)
             lengths += active
             policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
@@ -138,7 +152,7 @@ def rollout(
     return RolloutResult(
         returns=torch.from_numpy(returns).view(population, episodes_per_member),
         lengths=torch.from_numpy(lengths).view(population, episodes_per_member),
-        invalid=policy.member_invalid().cpu(),
+        invalid=policy.member_invalid().cpu() | torch.from_numpy(bad.reshape(population, episodes_per_member).any(1)),
         env_steps=env_steps,
         obs_rows=(tuple(torch.from_numpy(a) for a in (row_count, row_sum, row_sumsq))
                   if collect_obs_moments else None),
@@ -160,6 +174,7 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
     row_sum = np.zeros((rows, obs_dim))
     row_sumsq = np.zeros((rows, obs_dim))
     raw = np.zeros((rows, obs_dim))  # this step's observations (the env may refill its buffer meanwhile)
+    bad = np.zeros(rows, dtype=bool)  # episodes with a non-finite observation or reward, or unstable physics
     normalise = affine is not None
     mean, std = affine if normalise else (np.zeros(obs_dim), np.ones(obs_dim))
     clip = float(clip)
@@ -169,26 +184,29 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
             # fresh tensors each step: a policy may keep references to its inputs
             policy_obs = torch.empty((rows, obs_dim), dtype=policy.dtype)
             compiled.prepare_obs(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
-                                 normalise, raw, policy_obs.numpy())
+                                 normalise, active, bad, raw, policy_obs.numpy())
             actions = policy.act(policy_obs).numpy().astype(np.float64)
             if split_step:
                 env.step_async(actions)
             if collect_obs_moments:
-                compiled.accumulate_moments(raw, active, row_count, row_sum, row_sumsq)
+                compiled.accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq)
             if split_step:
-                obs, reward, terminated, truncated, _ = env.step_wait()
+                obs, reward, terminated, truncated, info = env.step_wait()
             else:
-                obs, reward, terminated, truncated, _ = env.step(actions)
+                obs, reward, terminated, truncated, info = env.step(actions)
+            unstable = info.get("unstable") if isinstance(info, dict) else None
+            if unstable is not None:
+                bad |= active & np.asarray(unstable, dtype=bool)
             policy_reward = torch.empty(rows, dtype=policy.dtype)
             compiled.after_step(np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
-                                compiled.as_bool(truncated), active, returns, lengths, policy_reward.numpy())
+                                compiled.as_bool(truncated), active, bad, returns, lengths, policy_reward.numpy())
             policy.learn(policy_reward)
             steps += 1
             env_steps += rows
     return RolloutResult(
         returns=torch.from_numpy(returns).view(population, episodes_per_member),
         lengths=torch.from_numpy(lengths).view(population, episodes_per_member),
-        invalid=policy.member_invalid().cpu(),
+        invalid=policy.member_invalid().cpu() | torch.from_numpy(bad.reshape(population, episodes_per_member).any(1)),
         env_steps=env_steps,
         obs_rows=(tuple(torch.from_numpy(a) for a in (row_count, row_sum, row_sumsq))
                   if collect_obs_moments else None),

@@ -50,8 +50,11 @@ class ObsNormalizer:
         return std.clamp_min(self.std_floor) if self.std_floor > 0 else std
 
     def update(self, batch: ObsBatchMoments) -> None:
-        """Merge a batch's moments into the running ones."""
+        """Merge a batch's moments into the running ones. A batch with a non-finite sum is not
+        merged (it would make every later statistic NaN); rollouts leave such rows out already."""
         if batch.count <= 0:
+            return
+        if not (bool(torch.isfinite(batch.total).all()) and bool(torch.isfinite(batch.total_sq).all())):
             return
         b_mean = batch.total / batch.count
         b_m2 = (batch.total_sq - batch.count * b_mean * b_mean).clamp_min(0.0)

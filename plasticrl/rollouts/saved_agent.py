@@ -203,4 +203,15 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bo
         path = found[0]
     if not path.is_file():
         raise PlasticRLError(f"agent file {str(path)!r} does not exist")
-    return Agent(torch_load(path), device=device, frozen=frozen, obs_std_floor=obs_std_floor)
+    payload = torch_load(path)
+    if not isinstance(payload, dict):
+        raise PlasticRLError(f"agent file {str(path)!r} holds a {type(payload).__name__}, not a plasticrl agent")
+    try:
+        return Agent(payload, device=device, frozen=frozen, obs_std_floor=obs_std_floor)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"agent file {str(path)!r}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        # a file of the right kind with missing or mistyped entries (hand-edited, or from another tool)
+        detail = " ".join(str(exc).split())[:200]
+        raise PlasticRLError(f"agent file {str(path)!r} is not a valid plasticrl agent: "
+                             f"{type(exc).__name__}: {detail}") from None

@@ -42,7 +42,7 @@ from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import training_reset_options
 from plasticrl.trainers.evaluator import LocalEvaluator
 from plasticrl.rollouts.obs_norm import ObsNormalizer
-from plasticrl.trainers.runs import CHECKPOINT_FILE, write_run_files
+from plasticrl.trainers.runs import CHECKPOINT_FILE, hold_run, stamp_run
 
 CHECKPOINT_FORMAT = 1
 KILL_HOOK_ENV = "PLASTICRL_TEST_SIGKILL_BEFORE_CHECKPOINT"
@@ -198,19 +198,41 @@ class ESTrainer:
 
     # -- the loop -----------------------------------------------------------------------
     def train(self, resume: bool = False) -> TrainResult:
+        """Run the loop to ``train.generations`` while holding the run directory (one process per run).
+        ``resume=True`` continues from ``checkpoint.pt``; a run killed before its first checkpoint
+        restarts from generation 0 in the same directory."""
+        try:
+            with hold_run(self.run_dir):
+                return self._train_held(resume)
+        finally:
+            self.evaluator.close()
+            self.eval_evaluator.close()
+
+    def _train_held(self, resume: bool) -> TrainResult:
         cfg = self.config
-        state = self._load_checkpoint() if resume else self._fresh_state()
-        if resume:
+        started = resume and (self.run_dir / CHECKPOINT_FILE).is_file()
+        try:
+            state = self._load_checkpoint() if started else self._fresh_state()
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            if isinstance(exc, PlasticRLError) or not started:
+                raise
+            # loadable plain data of the wrong shape (a hand-edited or foreign checkpoint.pt)
+            raise PlasticRLError(f"{str(self.run_dir / CHECKPOINT_FILE)!r} is not a checkpoint of this run: "
+                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        if started and state["generation"] > cfg.train.generations:
+            raise PlasticRLError(f"run {str(self.run_dir)!r} has done {state['generation']} generations; "
+                                 f"train.generations={cfg.train.generations} would end it before that (give "
+                                 f"at least {state['generation']})")
+        if started:
             self._restore_scheduled_best(state)
-        write_run_files(self.run_dir, cfg, self.policy.kernel)
+        stamp_run(self.run_dir, cfg, resume=resume, policy_kernel=self.policy.kernel)
+        # A fresh start (also a resume with no checkpoint yet) drops every row a killed attempt left.
         logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
                                    resume_from_generation=state["generation"] if resume else -1)
         try:
             return self._loop(state, logger)
         finally:
             logger.finish()
-            self.evaluator.close()
-            self.eval_evaluator.close()
 
     def _loop(self, state: dict[str, Any], logger: RunLogger) -> TrainResult:
         cfg = self.config
@@ -296,5 +318,12 @@ class ESTrainer:
         }
         logger.summary(summary)
         atomic_write_json(self.run_dir / "summary.json", summary)
+        if not math.isfinite(best["eval_return"]):
+            # Every evaluation of the centre was invalid: there is no agent to point to (no
+            # best_agent.pt), and "done" would hide it.
+            raise PlasticRLError(
+                f"run {str(self.run_dir)!r} has no valid evaluation: in {state['generation']} generations every "
+                f"evaluation of the centre went invalid (non-finite observations, rewards, weights or actions, "
+                f"or unstable physics); metrics.jsonl counts the invalid members of each generation")
         return TrainResult(self.run_dir, state["generation"], state["env_steps"], best["eval_return"],
                            best["generation"], last_eval[0], center.detach().cpu())

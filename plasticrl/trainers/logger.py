@@ -8,21 +8,12 @@ blocks training.
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else (1e308 if value > 0 else -1e308)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+from plasticrl.io import atomic_write_text, json_dumps
 
 
 class RunLogger:
@@ -73,7 +64,8 @@ class RunLogger:
                 continue  # a line torn by a kill
             if row.get("generation", -1) <= generation:
                 kept.append(line)
-        self.metrics_path.write_text("".join(k + "\n" for k in kept))
+        # Atomic: a kill during the rewrite leaves the old file whole, never a truncated history.
+        atomic_write_text(self.metrics_path, "".join(k + "\n" for k in kept))
 
     def _start_wandb(self, config, mode, project, entity, group, tags, run_id, run_name):
         try:
@@ -98,7 +90,7 @@ class RunLogger:
         """Append one row to metrics.jsonl and W&B (``generation`` is the W&B step)."""
         if self.write_jsonl:
             with self.metrics_path.open("a") as fh:
-                fh.write(json.dumps(_json_safe(metrics)) + "\n")
+                fh.write(json_dumps(metrics) + "\n")
                 fh.flush()
         if self._wandb is not None:
             try:

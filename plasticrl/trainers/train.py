@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.config import ExperimentConfig, load_config
+from plasticrl.rollouts.env_setup import check_config
 from plasticrl.trainers.es import ESTrainer, TrainResult
 from plasticrl.trainers.runs import new_run_dir
 
@@ -39,5 +40,6 @@ def train(config: ExperimentConfig | str | os.PathLike, overrides: Sequence[str]
         for key, value in parse_overrides(overrides):
             set_dotted(data, key, value)
         config = config_from_dict(data, "config with overrides")
+    check_config(config)  # every setting, before the run directory exists
     run_dir = new_run_dir(Path(out) if out is not None else Path(config.logging.dir), config.name)
     return make_trainer(config, run_dir, on_generation).train()

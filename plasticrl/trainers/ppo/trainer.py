@@ -56,7 +56,7 @@ from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import make_env, training_reset_options
 from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.rollouts.loop import rollout
-from plasticrl.trainers.runs import CHECKPOINT_FILE, write_run_files
+from plasticrl.trainers.runs import CHECKPOINT_FILE, hold_run, stamp_run
 from plasticrl.trainers.es import TrainResult
 
 __all__ = ["PPOConfig", "PPOTrainer", "Rollout", "parse_ppo_config"]
@@ -379,17 +379,38 @@ class PPOTrainer:
 
     # -- the loop --------------------------------------------------------------------------------
     def train(self, resume: bool = False) -> TrainResult:
+        """Run to ``train.generations`` updates while holding the run directory (one process per run).
+        ``resume=True`` continues from ``checkpoint.pt``; a run killed before its first checkpoint
+        restarts from update 0 in the same directory."""
+        try:
+            with hold_run(self.run_dir):
+                return self._train_held(resume)
+        finally:
+            self.env.close()
+            self.eval_env.close()
+
+    def _train_held(self, resume: bool) -> TrainResult:
         cfg = self.config
-        state = self._load_checkpoint() if resume else self._fresh_state()
-        write_run_files(self.run_dir, cfg, self.actor.kernel)
+        started = resume and (self.run_dir / CHECKPOINT_FILE).is_file()
+        try:
+            state = self._load_checkpoint() if started else self._fresh_state()
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            if isinstance(exc, PlasticRLError) or not started:
+                raise
+            # loadable plain data of the wrong shape (a hand-edited or foreign checkpoint.pt)
+            raise PlasticRLError(f"{str(self.run_dir / CHECKPOINT_FILE)!r} is not a checkpoint of this run: "
+                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
+        if started and state["generation"] > cfg.train.generations:
+            raise PlasticRLError(f"run {str(self.run_dir)!r} has done {state['generation']} updates; "
+                                 f"train.generations={cfg.train.generations} would end it before that (give "
+                                 f"at least {state['generation']})")
+        stamp_run(self.run_dir, cfg, resume=resume, policy_kernel=self.actor.kernel)
         logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
                                    resume_from_generation=state["generation"] if resume else -1)
         try:
             return self._loop(state, logger)
         finally:
             logger.finish()
-            self.env.close()
-            self.eval_env.close()
 
     def _loop(self, state: dict[str, Any], logger: RunLogger) -> TrainResult:
         cfg, p = self.config, self.ppo

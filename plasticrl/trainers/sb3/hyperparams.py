@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from plasticrl.errors import check_choice
+from plasticrl.errors import PlasticRLError, check_choice
 
 ALGOS = ("ppo", "sac", "td3")
 
@@ -47,7 +47,27 @@ def hyperparams(algo: str, env_id: str, overrides: dict[str, Any] | None = None)
     params = copy.deepcopy(table.get(env_id, table["default"]))
     for key, value in (overrides or {}).items():
         params[key] = value
+    if overrides:
+        check_hyperparams(algo, params)
     return params
+
+
+def check_hyperparams(algo: str, params: dict[str, Any]) -> None:
+    """Raise, naming the key and the valid ones, for a hyperparameter the SB3 algorithm's constructor does
+    not take (plus plasticrl's ``normalize`` and ``action_noise_std``), or an unknown activation function:
+    checked when the settings are read, not when training starts."""
+    import inspect
+
+    from plasticrl.agents.sb3 import algo_class
+
+    taken = set(inspect.signature(algo_class(algo).__init__).parameters) - {"self", "policy", "env", "kwargs"}
+    valid = taken | {"normalize", "action_noise_std"}
+    unknown = sorted(k for k in params if k not in valid)
+    if unknown:
+        raise PlasticRLError(f"unknown {algo} hyperparameter(s) {unknown}; valid keys: {', '.join(sorted(valid))}")
+    activation = (params.get("policy_kwargs") or {}).get("activation_fn")
+    if activation is not None:
+        check_choice("activation_fn", activation, ("relu", "tanh", "elu"))
 
 
 def sb3_kwargs(algo: str, params: dict[str, Any], action_dim: int) -> dict[str, Any]:

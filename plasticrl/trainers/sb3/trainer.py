@@ -18,29 +18,15 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import yaml
 
 from plasticrl.trainers.sb3.hyperparams import ALGOS, hyperparams, sb3_kwargs
 from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
+from plasticrl.rollouts.env_setup import check_training_condition
 from plasticrl.seeding import SB3_EVAL_SEED_OFFSET
+from plasticrl.trainers.runs import hold_run, stamp_run
 
 #: eval episodes use seeds far from the training seeds so the score is on unseen initial states
-
-
-def check_training_condition(env_id: str, spec: Any) -> None:
-    """Raise, naming the bad value, if ``spec`` is neither a training distribution that ``env_id``
-    has (``damage`` needs a damage table) nor one perturbation spec."""
-    from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
-
-    if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
-        TRAINING_DISTRIBUTIONS[spec](env_id, 1, np.random.default_rng(0))
-        return
-    try:
-        parse(spec)
-    except PlasticRLError as exc:
-        raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
-                             f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
 
 
 def check_settings(algo: str, env_id: str, env_kwargs: dict[str, Any] | None = None,
@@ -175,12 +161,12 @@ def write_checkpoint(path: Path, model, vec_normalize, progress: dict[str, Any])
 def saved_settings(run_dir: Path) -> dict[str, Any]:
     """A baseline run's ``config.yaml``; runs from before ``train_perturbation`` took a distribution
     name saved the boolean ``train_perturbations`` (True = the ``train`` distribution)."""
-    from plasticrl.config import load_yaml
+    from plasticrl.trainers.runs import read_run_config_dict
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise PlasticRLError(f"{str(run_dir)!r}: no config.yaml there (not a baseline run)")
-    saved = load_yaml(path.read_bytes(), f"baseline config {str(path)!r}")
+    saved = read_run_config_dict(run_dir)  # config.yaml and what each resume changed (overrides.jsonl)
     needed = ("algo", "env_id", "env_kwargs", "steps", "seed", "hyperparams", "eval_every", "eval_episodes")
     if not isinstance(saved, dict) or saved.get("kind") != "sb3-baseline" or any(k not in saved for k in needed):
         raise PlasticRLError(f"{str(path)!r} is not the config of a plasticrl baseline run (needs kind: sb3-baseline "
@@ -198,6 +184,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
     try:
         state = torch_load(path)
+    except PlasticRLError:
+        raise
     except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line and no traceback
         detail = " ".join(str(exc).split())[:200]
         raise PlasticRLError(f"cannot read baseline checkpoint {str(path)!r}: not a plasticrl checkpoint of "
@@ -300,12 +288,6 @@ def train_baseline(
     count; the episode that was running when it stopped starts afresh, so unlike the ES trainer
     the continuation is not bit-identical to an uninterrupted run.
     """
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    from plasticrl.agents.sb3 import algo_class
-    from plasticrl.trainers.logger import RunLogger
-
     if steps < 1:
         raise PlasticRLError(f"steps must be >= 1; got {steps}")
     if eval_every < 1:
@@ -317,11 +299,13 @@ def train_baseline(
     config = {"kind": "sb3-baseline", "algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "steps": steps,
               "seed": seed, "train_perturbation": train_perturbation, "hyperparams": params,
               "eval_every": eval_every, "eval_episodes": eval_episodes}
+    # Read-only checks first, so that a refused resume leaves the run directory as it was (the writes
+    # that could race with this read are atomic renames).
     if resume and not (out / CHECKPOINT).is_file() and (out / LEGACY_CHECKPOINT).is_file():
         raise PlasticRLError(f"{str(out / LEGACY_CHECKPOINT)!r} is a pickled checkpoint of an older plasticrl; it is "
                              f"not read, as unpickling can run code (start the run afresh to get {CHECKPOINT})")
     checkpoint = read_checkpoint(out / CHECKPOINT) if resume and (out / CHECKPOINT).is_file() else None
-    if resume and checkpoint is None:
+    if resume and checkpoint is None and not (out / "config.yaml").is_file():
         raise PlasticRLError(f"nothing to resume in {str(out)!r}: no {CHECKPOINT} there")
     if checkpoint is not None:
         saved = saved_settings(out)
@@ -329,8 +313,29 @@ def train_baseline(
         if changed:
             raise PlasticRLError(f"cannot resume {str(out)!r} with different settings: {', '.join(changed)} "
                                  f"(only steps may change)")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlasticRLError(f"cannot create the run directory {str(out)!r}: {exc.strerror or exc}") from None
+    with hold_run(out):
+        return _train_baseline_held(algo, env_id, steps, out, seed, env_kwargs, train_perturbation, params, config,
+                                    eval_every, eval_episodes, wandb_mode, device, checkpoint)
+
+
+def _train_baseline_held(algo: str, env_id: str, steps: int, out: Path, seed: int, env_kwargs: dict[str, Any],
+                         train_perturbation: Any, params: dict[str, Any], config: dict[str, Any], eval_every: int,
+                         eval_episodes: int, wandb_mode: str, device: str, checkpoint: dict[str, Any] | None
+                         ) -> Path:
+    """:func:`train_baseline` once its settings (and checkpoint, to resume from) are checked and its run
+    directory is held."""
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from plasticrl.agents.sb3 import algo_class
+    from plasticrl.trainers.logger import RunLogger
+
+    # A run killed before its first checkpoint (config.yaml only) starts again from step 0.
+    stamp_run(out, config, resume=checkpoint is not None)
     meta = {"algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "train_perturbation": train_perturbation}
 
     venv = DummyVecEnv([lambda: make_env(env_id, env_kwargs, seed, train_perturbation)])
