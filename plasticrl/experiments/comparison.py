@@ -39,7 +39,9 @@ class ExpEnv(_Strict):
 
 
 class ESAgent(_Strict):
-    config: Path = Field(description="trainer YAML (configs/...); env is replaced by the experiment's")
+    config: Path = Field(description="trainer YAML: a path (as given, else relative to the experiment file) or "
+                                     "a bundled config name (halfcheetah/bcm_modulated); env is replaced by the "
+                                     "experiment's")
     overrides: list[str] = Field(default_factory=list, description="key=value overrides for the trainer config, "
                                  "applied after the experiment's env and seed (so e.g. seed=1 or "
                                  "env.train_perturbation=null set this agent's own)")
@@ -84,11 +86,12 @@ class ExperimentSpec(_Strict):
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
     """Read and validate an experiment YAML; ``key=value`` overrides use dotted paths."""
-    from plasticrl.config import check_finite, load_yaml, parse_overrides, set_dotted
+    from plasticrl.config import check_finite, load_yaml, parse_overrides, resolve_config, set_dotted
 
-    path = Path(path)
-    if not path.is_file():
-        raise PlasticRLError(f"experiment config {str(path)!r} does not exist")
+    try:
+        path = resolve_config(path)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"experiment {exc}") from None
     data = load_yaml(path.read_bytes(), f"experiment config {str(path)!r}")
     data = {} if data is None else data
     if not isinstance(data, dict):
@@ -110,10 +113,12 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
     if len(set(labels)) != len(labels):
         raise PlasticRLError(f"agent and baseline labels must differ; got {labels}")
     for label, agent in spec.agents.items():
-        if not agent.config.is_absolute() and not agent.config.is_file():
-            agent.config = path.parent / agent.config  # relative to the experiment file, as a fallback
-        if not agent.config.is_file():
-            raise PlasticRLError(f"agents.{label}.config {str(agent.config)!r} does not exist")
+        # a path (as given, or relative to the experiment file) or a bundled config name, so the bundled
+        # experiments run from any directory after an install
+        try:
+            agent.config = resolve_config(agent.config, relative_to=path.parent)
+        except PlasticRLError as exc:
+            raise PlasticRLError(f"agents.{label}.config: {exc}") from None
     return spec
 
 
