@@ -1,10 +1,12 @@
 """``plasticrl demo`` (the main job) and ``plasticrl train`` (ES or recurrent PPO, with exact resume)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from plasticrl.cli.common import app, console, fail
@@ -123,35 +125,81 @@ def train(
         fail(str(exc))
     console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
                   f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
-                  f"final {result.final_eval_return:.1f}")
-    console.print(f"agents: {run_dir / 'best_agent.pt'}, {run_dir / 'final_agent.pt'}")
+                  f"final {result.final_eval_return:.1f}", soft_wrap=True)
+    console.print(f"agents: {run_dir / 'best_agent.pt'}, {run_dir / 'final_agent.pt'}", soft_wrap=True)
 
 
 class _TrainProgress:
-    """Progress bar with generation, best and mean fitness, env steps/s and ETA."""
+    """Training progress: a live bar on a terminal (fits 80 columns), plain lines otherwise.
 
-    def __init__(self, generations: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    Shown per generation: the generation's mean fitness, the best centre evaluation so far (what
+    ``best_agent.pt`` holds), env steps per second and the time left. When the output is not a
+    terminal (``nohup``, SLURM, a pipe) a live bar would only appear at the end, so one line is
+    printed every ``every`` generations instead (default: about 50 lines per run), plus the last.
+    """
 
-        self.progress = Progress(
-            TextColumn("gen"), MofNCompleteColumn(), BarColumn(),
-            TextColumn("best {task.fields[best]:>9}  mean {task.fields[mean]:>9}  eval {task.fields[eval]:>9}"),
-            TextColumn("{task.fields[sps]:>7} steps/s"), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, transient=False,
-        )
+    def __init__(self, generations: int, out: Console | None = None, every: int | None = None):
+        self.console = out or console
         self.generations = generations
+        self.every = every or max(1, generations // 50)
+        self.best: float | None = None
+        self.started = 0.0
+        self._before: int | None = None  # generations done before this process started
+        self.progress = None
         self.task = None
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("gen"), MofNCompleteColumn(), BarColumn(bar_width=12),
+                TextColumn("mean {task.fields[mean]:>8}  best {task.fields[best]:>8}"),
+                TextColumn("{task.fields[sps]:>6} st/s"), TimeRemainingColumn(compact=True),
+                console=self.console, transient=False,
+            )
 
     def start(self, trainer=None) -> None:
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=self.generations, best="-", mean="-", eval="-", sps="-")
+        """Show the bar (terminal) or note the start time (lines)."""
+        import time
+
+        self.started = time.monotonic()
+        if self.progress is not None:
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=self.generations, mean="-", best="-", sps="-")
 
     def update(self, m: dict) -> None:
-        fields = {"best": f"{m['fitness_max']:.1f}", "mean": f"{m['fitness_mean']:.1f}",
-                  "sps": f"{m['env_steps_per_s']:.0f}"}
-        if "eval_return_mean" in m:
-            fields["eval"] = f"{m['eval_return_mean']:.1f}"
-        self.progress.update(self.task, completed=m["generation"], **fields)
+        """One generation's metrics row (``metrics.jsonl``)."""
+        if m.get("best_eval_return") is not None and math.isfinite(m["best_eval_return"]):
+            self.best = m["best_eval_return"]
+        mean, best, sps = _fmt(m.get("fitness_mean")), _fmt(self.best), f"{m.get('env_steps_per_s', 0):.0f}"
+        g = m["generation"]
+        if self._before is None:
+            self._before = g - 1
+        if self.progress is not None:
+            self.progress.update(self.task, completed=g, mean=mean, best=best, sps=sps)
+        elif g % self.every == 0 or g >= self.generations or g == self._before + 1:
+            import time
+
+            elapsed = time.monotonic() - self.started
+            # the rate of this process's generations (a resumed run starts part way)
+            done = g - self._before
+            left = _clock(elapsed / done * (self.generations - g)) if done > 0 else "-"
+            width = len(str(self.generations))
+            self.console.print(f"gen {g:>{width}}/{self.generations}  mean {mean}  best {best}  {sps} steps/s  "
+                               f"elapsed {_clock(elapsed)}  left {left}", highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
-        self.progress.stop()
+        """Close the bar."""
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _fmt(value: float | None) -> str:
+    """A fitness or return for the progress display; ``nan``/``inf`` shown as such, never hidden."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if math.isfinite(value) else str(value)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
