@@ -40,6 +40,11 @@ def test_demo_trains_then_evaluates_robustness(tmp_path):
     assert all(r["lengths"] == [30, 30] for r in report["results"])
     nominal = by_name["nominal"]["returns"]
     assert by_name["front shin x0.5"]["returns"] != nominal and by_name["mass x1.5"]["returns"] != nominal
+    # it ends with its report, its plots and the next commands
+    lines = result.output.splitlines()
+    assert f"report: {run_dir / 'report.md'}" in lines and (run_dir / "report.md").is_file()
+    assert f"plots: {run_dir / 'training.png'}, {run_dir / 'robustness.png'}" in lines
+    assert lines[lines.index("next:") + 1].startswith(f"  plasticrl eval {run_dir / 'best_agent.pt'}")
 
 
 def test_demo_config_errors_name_key_and_choices(tmp_path):

@@ -58,7 +58,30 @@ def demo(
         rel = "-" if nominal is None else f"{r.mean - nominal:+.1f}"
         table.add_row(r.name, f"{r.mean:.1f}", f"{r.std:.1f}", rel)
     console.print(table)
-    console.print(f"written: {run_dir / 'robustness.json'}, {run_dir / 'metrics.jsonl'}, agents and W&B run")
+    _demo_ending(cfg, run_dir, robustness, episodes)
+
+
+def _demo_ending(cfg, run_dir: Path, robustness: list, episodes: int) -> None:
+    """The demo's last words: its report and plots (also in W&B), then the commands to run next."""
+    from plasticrl.report.demo_report import write_demo_report
+
+    paths = write_demo_report(run_dir, [r.as_dict() for r in robustness], cfg.env.id, episodes,
+                              wandb_mode=cfg.wandb_mode())
+    agent = run_dir / "best_agent.pt"
+    say = lambda text: console.print(text, highlight=False, soft_wrap=True)  # noqa: E731 - paths unwrapped
+    say(f"report: {paths['report']}")
+    say(f"plots: {paths['training']}, {paths['robustness']}")
+    say(f"also written: {run_dir / 'robustness.json'}, {run_dir / 'metrics.jsonl'}, {agent}, "
+        f"{run_dir / 'final_agent.pt'}" + ("" if cfg.wandb_mode() == "disabled" else f", W&B runs in {run_dir / 'wandb'}"))
+    say("next:")
+    say(f"  plasticrl eval {agent} --frozen-twins --episodes 10   # the whole held-out suite, with the "
+        "agent's frozen twin: report.md and plots")
+    say(f"  plasticrl render {agent} --condition dead_actuator_mid@mild --out {run_dir / 'video.mp4'}")
+    from plasticrl.config import list_configs
+
+    full = f"{cfg.env.id.split('-')[0].lower()}/bcm_modulated"
+    say(f"  plasticrl train {full}   # a full training run (plasticrl configs lists the configs)"
+        if full in list_configs() else "  plasticrl configs   # the bundled configs, for a full training run")
 
 
 _RESUME_OVERRIDABLE = ("train.generations", "train.max_env_steps", "train.eval_every", "train.checkpoint_every",
