@@ -22,7 +22,7 @@ from . import mujoco_warnings
 from .catalog import catalog
 from .errors import EnvError
 from .gym_env import PerturbedMujocoEnv, register_envs
-from .perturb import Perturbation, make, parse
+from .perturb import Param, Perturbation, PerturbationType, make, parse, register_model_edit
 from .perturb.suites import TRAINING_DISTRIBUTIONS, condition, expand_condition_names, sample_damage, sample_train, suite
 
 mujoco_warnings.install()
@@ -68,5 +68,6 @@ def make_vec(env_id: str, num_envs: int = 1, *, num_threads: int | None = None,
 register_envs()
 
 __all__ = ["EnvError", "MujocoVectorEnv", "Perturbation", "PerturbedMujocoEnv", "TRAINING_DISTRIBUTIONS", "catalog",
-           "condition", "expand_condition_names", "make", "make_vec", "parse", "sample_damage", "sample_train", "suite",
+           "Param", "PerturbationType", "condition", "expand_condition_names", "make", "make_vec", "parse",
+           "register_model_edit", "sample_damage", "sample_train", "suite",
            "supported_ids"]
