@@ -75,6 +75,23 @@ def run_tutorial(page: str, cwd: Path) -> None:
         os.chdir(old_cwd)
 
 
+@pytest.fixture
+def restore_registries():
+    """The tutorials register a rule and a perturbation in this process: undone afterwards, so no other
+    test sees them."""
+    from plasticrl.envs.perturb import dynamics
+    from plasticrl.envs.perturb.spec import TYPES
+    from plasticrl.plasticity import rules
+
+    saved = (dict(rules.RULES), dict(rules._REGISTERED), dict(TYPES), dict(dynamics.REGISTERED_EDITS),
+             dynamics.MODEL_EDITS)
+    yield
+    for live, kept in zip((rules.RULES, rules._REGISTERED, TYPES, dynamics.REGISTERED_EDITS), saved):
+        live.clear()
+        live.update(kept)
+    dynamics.MODEL_EDITS = saved[-1]
+
+
 def test_every_tutorial_is_tested_and_in_the_nav():
     pages = sorted(p.name for p in TUTORIALS.glob("*.md"))
     assert pages == sorted(BUDGETS)
@@ -101,7 +118,7 @@ def test_train_evaluate_report_render(tmp_path):
     assert iio.imread(run / "dead_motors.mp4").shape == (12, 48, 64, 3)
 
 
-def test_new_plasticity_rule(tmp_path):
+def test_new_plasticity_rule(tmp_path, restore_registries):
     from plasticrl.plasticity.rules import RULES
 
     run_tutorial("new-plasticity-rule.md", tmp_path)
@@ -110,7 +127,7 @@ def test_new_plasticity_rule(tmp_path):
     assert "rule: decaying_hebb" in (run / "config.yaml").read_text()
 
 
-def test_new_perturbation(tmp_path):
+def test_new_perturbation(tmp_path, restore_registries):
     run_tutorial("new-perturbation.md", tmp_path)
     (run,) = (tmp_path / "runs" / "perturbations").iterdir()
     assert "heavy_feet" in (run / "config.yaml").read_text()
