@@ -8,10 +8,12 @@ get ``training.png`` and a ``training.md`` table in the output directory.
 """
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from pathlib import Path
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.report.aggregate import write_aggregate
+from plasticrl.report.aggregate import seed_groups, write_aggregate
 from plasticrl.report.writer import RESULT_FILE, load_result, write_reports
 from plasticrl.report.training_curves import curve_summary, plot_training, read_metrics
 
@@ -34,8 +36,13 @@ def rebuild(paths: list[Path], out: Path, plots: bool = True) -> list[Path]:
         for d in evals:
             result = load_result(d)
             written += list(write_reports(result, d, plots=plots).values())
-            # runs of one setting with several seeds: IQM, intervals and profiles with rliable
-            written += list(write_aggregate(result, d, plots=plots).values())
+            # runs of one setting with several seeds: IQM, intervals and profiles with rliable (an
+            # optional extra: without it the reports are still rebuilt, and a warning says what is missing)
+            if seed_groups(result["agents"]) and importlib.util.find_spec("rliable") is None:
+                warnings.warn(f"{d}: agents with several seeds, not aggregated: install the stats extra "
+                              "(pip install \"plasticrl[stats]\") for seeds.md and profiles.png", stacklevel=2)
+            else:
+                written += list(write_aggregate(result, d, plots=plots).values())
         if (path / "metrics.jsonl").is_file():
             runs[path.name] = read_metrics(path)
         elif not evals:
