@@ -8,7 +8,9 @@
 - Adaptation tasks (``HalfCheetahDir-v5``, ``AntDir-v5``, ``HalfCheetahVel-v5``) draw a goal per
   episode from the reset seed and may switch it mid-episode (:mod:`plasticrl.envs.tasks.adaptation`).
 - :func:`catalog` lists envs, perturbations with their parameters, and suites as JSON-ready data.
-- Importing this package registers ``plasticrl/<Task>-v5`` ids with Gymnasium.
+- Importing this package (or just ``import plasticrl``) registers ``plasticrl/<Task>-v5`` ids with Gymnasium.
+- A condition of the ``novel`` suite by name (``dead_actuator_mid@mild``) is accepted wherever a
+  perturbation is (:func:`~plasticrl.envs.perturb.suites.condition`).
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from . import mujoco_warnings
 from .catalog import catalog
 from .errors import EnvError
 from .gym_env import PerturbedMujocoEnv, register_envs
-from .perturb import Perturbation, make, parse
-from .perturb.suites import TRAINING_DISTRIBUTIONS, sample_damage, sample_train, suite
+from .perturb import Param, Perturbation, PerturbationType, make, parse, register_model_edit
+from .perturb.suites import TRAINING_DISTRIBUTIONS, condition, expand_condition_names, sample_damage, sample_train, suite
 
 mujoco_warnings.install()
 from .registry import canonical_id, make_config, supported_ids
@@ -66,4 +68,6 @@ def make_vec(env_id: str, num_envs: int = 1, *, num_threads: int | None = None,
 register_envs()
 
 __all__ = ["EnvError", "MujocoVectorEnv", "Perturbation", "PerturbedMujocoEnv", "TRAINING_DISTRIBUTIONS", "catalog",
-           "make", "make_vec", "parse", "sample_damage", "sample_train", "suite", "supported_ids"]
+           "Param", "PerturbationType", "condition", "expand_condition_names", "make", "make_vec", "parse",
+           "register_model_edit", "sample_damage", "sample_train", "suite",
+           "supported_ids"]

@@ -23,6 +23,7 @@ from .errors import EnvError
 from .perturb import dynamics, morphology
 from .perturb.runtime import Runtime
 from .perturb.spec import Perturbation, parse
+from .perturb.suites import expand_condition_names
 from .registry import EnvConfig
 from .tasks.adaptation import GoalTask, goal_generator
 
@@ -105,7 +106,7 @@ class MujocoVectorEnv(VectorEnv):
         self._echo[:] = [[] for _ in range(num_envs)]
         self._morph_cache: dict[tuple[Perturbation, ...], mujoco.MjModel] = {}
         self._scratch = mujoco.MjData(base)
-        self._default = parse(perturbation)
+        self._default = self._parse(perturbation)
         self._validate(self._default)
 
         self.has_goal = isinstance(self.task, GoalTask)
@@ -116,6 +117,10 @@ class MujocoVectorEnv(VectorEnv):
             self._goal_switch = np.full(num_envs, -1, dtype=np.int64)
 
     # --- perturbations ------------------------------------------------------------------------
+    def _parse(self, spec: Any) -> tuple[Perturbation, ...]:
+        """A perturbation spec, suite condition names (``dead_actuator_mid@mild``) included."""
+        return parse(expand_condition_names(self.config.env_id, spec))
+
     def _validate(self, condition: tuple[Perturbation, ...]) -> None:
         """Fail early (at construction/reset, naming the problem) rather than mid-run."""
         morph = [p for p in condition if p.kind == "morphology"]
@@ -169,9 +174,9 @@ class MujocoVectorEnv(VectorEnv):
             if len(specs) != self.num_envs:
                 raise EnvError(f"options['perturbations'] has {len(specs)} entries; expected "
                                f"num_envs={self.num_envs}")
-            parsed = [parse(x) for x in specs]
+            parsed = [self._parse(x) for x in specs]
         else:
-            one = parse(options.pop("perturbation")) if "perturbation" in options else self._default
+            one = self._parse(options.pop("perturbation")) if "perturbation" in options else self._default
             parsed = [one] * self.num_envs
         checked: set[tuple[Perturbation, ...]] = set()
         for i in np.flatnonzero(mask):

@@ -17,6 +17,35 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+#: The Gymnasium ids registered as ``plasticrl/<id>`` on ``import plasticrl``, each with the Gymnasium id
+#: whose TimeLimit it keeps (an adaptation task, its robot's). The same list as
+#: ``plasticrl.envs.supported_ids()`` (a test holds them equal); written out so that registering
+#: needs Gymnasium only, not the engine (torch, MuJoCo), which loads when an env is made.
+GYM_IDS: dict[str, str] = {
+    "Ant-v5": "Ant-v5", "AntDir-v5": "Ant-v5", "HalfCheetah-v5": "HalfCheetah-v5",
+    "HalfCheetahDir-v5": "HalfCheetah-v5", "HalfCheetahVel-v5": "HalfCheetah-v5", "Hopper-v5": "Hopper-v5",
+    "Humanoid-v5": "Humanoid-v5", "InvertedDoublePendulum-v5": "InvertedDoublePendulum-v5",
+    "InvertedPendulum-v5": "InvertedPendulum-v5", "Swimmer-v5": "Swimmer-v5", "Walker2d-v5": "Walker2d-v5",
+}
+
+
+def _register_gym_ids() -> None:
+    """Register ``plasticrl/<id>`` with Gymnasium by entry-point strings (idempotent; the same specs as
+    :func:`plasticrl.envs.gym_env.register_envs`), so ``gymnasium.make("plasticrl/HalfCheetah-v5")``
+    works after ``import plasticrl`` and the engine is imported only when an env is made."""
+    import gymnasium
+
+    for env_id, robot in GYM_IDS.items():
+        name = f"plasticrl/{env_id}"
+        if name not in gymnasium.registry:
+            gymnasium.register(id=name, entry_point="plasticrl.envs.gym_env:PerturbedMujocoEnv",
+                               vector_entry_point="plasticrl.envs.gym_env:_make_vector",
+                               max_episode_steps=gymnasium.spec(robot).max_episode_steps,
+                               kwargs={"env_id": env_id})
+
+
+_register_gym_ids()
+
 if TYPE_CHECKING:  # for type checkers and the API reference only; the imports below stay lazy
     import torch
 

@@ -7,13 +7,13 @@ the one MuJoCo compiles for those masses.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import mujoco
 import numpy as np
 
 from ..errors import EnvError
-from .spec import Perturbation
+from .spec import TYPES, Perturbation, PerturbationType
 
 #: Perturbations applied by :func:`apply` (others are morphology or runtime effects).
 MODEL_EDITS = frozenset({"mass_scale", "friction_scale", "gravity", "joint_damping_scale",
@@ -74,6 +74,33 @@ def actuators(model: mujoco.MjModel, value: object) -> np.ndarray:
     return np.array(sorted(set(out)), dtype=int)
 
 
+#: Model edits added with :func:`register_model_edit`, by perturbation name.
+REGISTERED_EDITS: dict[str, Callable[[mujoco.MjModel, Perturbation], None]] = {}
+
+
+def register_model_edit(ptype: PerturbationType, edit: Callable[[mujoco.MjModel, Perturbation], None]) -> None:
+    """Add a perturbation type that edits the compiled model, usable by name wherever a perturbation is
+    (``make_vec(..., perturbation=...)``, reset options, ``gym.make``, ``env.train_perturbation``) in this
+    process, from reset or switched on mid-episode with ``start_step``.
+
+    ``edit(model, perturbation)`` changes ``model`` (the instance's own copy) in place, reading the
+    validated parameters as ``perturbation["name"]``; an edit of masses must also call
+    ``mujoco.mj_setConst``. ``ptype.kind`` must be ``"dynamics"``. Re-registering the same name
+    replaces it; a built-in name is refused.
+    """
+    global MODEL_EDITS
+    if ptype.kind != "dynamics":
+        raise EnvError(f"register_model_edit: perturbation {ptype.name!r} has kind {ptype.kind!r}; a model "
+                       "edit has kind 'dynamics'")
+    if ptype.name in TYPES and ptype.name not in REGISTERED_EDITS:
+        raise EnvError(f"perturbation {ptype.name!r} is built in; choose another name")
+    if not callable(edit):
+        raise EnvError(f"register_model_edit: the edit of {ptype.name!r} must be callable")
+    TYPES[ptype.name] = ptype
+    REGISTERED_EDITS[ptype.name] = edit
+    MODEL_EDITS = MODEL_EDITS | {ptype.name}
+
+
 def apply(model: mujoco.MjModel, perturbations: Iterable[Perturbation],
           scratch: mujoco.MjData | None = None) -> None:
     """Apply the model-edit perturbations among ``perturbations`` to ``model`` in place.
@@ -104,5 +131,7 @@ def apply(model: mujoco.MjModel, perturbations: Iterable[Perturbation],
             model.actuator_gainprm[actuators(model, p["actuator"]), 0] *= p["scale"]
         elif p.name == "dead_actuator":
             model.actuator_gainprm[actuators(model, p["actuator"]), 0] = 0.0
+        elif p.name in REGISTERED_EDITS:
+            REGISTERED_EDITS[p.name](model, p)
     if set_const:
         mujoco.mj_setConst(model, scratch if scratch is not None else mujoco.MjData(model))

@@ -8,6 +8,8 @@ severity means the same shove for a 1 kg swimmer and a 40 kg humanoid.
 """
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any
 
 import numpy as np
@@ -142,6 +144,38 @@ def suite(env_id: str, name: str) -> list[dict[str, Any]]:
     if name == "novel":
         return novel(env_id)
     raise unknown("suite", name, SUITES)
+
+
+def condition(env_id: str, name: str) -> list[dict[str, Any]]:
+    """The perturbation (a list of perturbation dicts) of the ``novel`` suite's condition ``name``
+    (``NAME@severity``, e.g. ``dead_actuator_mid@mild``) for ``env_id``."""
+    if robot_id(env_id) not in TASKS:
+        raise unknown("env id", env_id, TASKS)
+    known = _novel_by_name(env_id)
+    if name not in known:
+        raise unknown(f"suite condition of {env_id}", name, known)
+    return copy.deepcopy(known[name])
+
+
+@functools.lru_cache(maxsize=None)
+def _novel_by_name(env_id: str) -> dict[str, list[dict[str, Any]]]:
+    # cached: the suite loads the model once per env id, not once per reset (callers get copies)
+    return {c["name"]: c["perturbation"] for c in novel(env_id)}
+
+
+def expand_condition_names(env_id: str, spec: Any) -> Any:
+    """``spec`` with every suite condition name (a string ``NAME@severity``, alone or in a list)
+    replaced by that condition's perturbations, so a suite condition is accepted wherever a
+    perturbation is (``make_vec(..., perturbation=...)``, ``reset`` options, ``env.train_perturbation``).
+    Anything else is returned unchanged (for :func:`~plasticrl.envs.perturb.spec.parse` to check)."""
+    if isinstance(spec, str) and "@" in spec:
+        return condition(env_id, spec)
+    if isinstance(spec, (list, tuple)) and any(isinstance(x, str) and "@" in x for x in spec):
+        out: list[Any] = []
+        for item in spec:
+            out.extend(condition(env_id, item) if isinstance(item, str) and "@" in item else [item])
+        return out
+    return spec
 
 
 def sample_train(env_id: str, num: int, rng: np.random.Generator) -> list[list[dict[str, Any]]]:

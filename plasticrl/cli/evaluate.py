@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
+from rich.console import Console
 from rich.table import Table
 
 from plasticrl.cli.common import app, console, fail, os_error, stamp
@@ -14,27 +15,48 @@ from plasticrl.errors import PlasticRLError
 
 
 class EvalProgress:
-    """Rich progress bar over control steps, one task per agent (the oracle, when given, included)."""
+    """Progress over control steps, one bar per agent on a terminal (the oracle, when given, included);
+    when the output is not a terminal (``nohup``, SLURM, a pipe), one line per agent at every tenth of
+    its steps."""
 
-    def __init__(self, names: list[str]):
+    def __init__(self, names: list[str], out: Console | None = None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("steps"), TimeElapsedColumn(), console=console)
+        self.console = out or console
+        self.progress = None
+        if self.console.is_terminal:
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                     TextColumn("steps"), TimeElapsedColumn(), console=self.console)
         self.names = names
         self.tasks: dict[str, int] = {}
+        self.shown: dict[str, int] = {}  # agent -> tenths already printed (lines mode)
+        self.started = 0.0
 
     def __enter__(self) -> "EvalProgress":
-        self.progress.start()
+        import time
+
+        self.started = time.monotonic()
+        if self.progress is not None:
+            self.progress.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.progress is not None:
+            self.progress.stop()
 
     def __call__(self, agent: str, _count: int, done: int, total: int) -> None:
-        if agent not in self.tasks:
-            self.tasks[agent] = self.progress.add_task(f"eval {agent}", total=total)
-        self.progress.update(self.tasks[agent], completed=done, total=total)
+        if self.progress is not None:
+            if agent not in self.tasks:
+                self.tasks[agent] = self.progress.add_task(f"eval {agent}", total=total)
+            self.progress.update(self.tasks[agent], completed=done, total=total)
+            return
+        import time
+
+        tenths = 10 * done // max(total, 1)
+        if tenths > self.shown.get(agent, 0):
+            self.shown[agent] = tenths
+            self.console.print(f"eval {agent}: {done}/{total} steps ({100 * done // max(total, 1)}%), "
+                               f"elapsed {time.monotonic() - self.started:.0f} s", highlight=False, soft_wrap=True)
 
 
 def print_summary(result: dict) -> None:

@@ -31,12 +31,15 @@ def render_cmd(
         "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
 ) -> None:
     """Render one episode offscreen (OSMesa on CPU, EGL with a GPU; $MUJOCO_GL overrides) to a video."""
-    from plasticrl.report.render import render_video
+    from plasticrl.report.render import gl_backend, render_video
 
     try:
         kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
-        summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs,
-                               trust_pickle=trust_pickle)
+        header = (f"rendering {agent} ({condition or 'nominal'}, at most {steps} steps, {width}x{height}, "
+                  f"MUJOCO_GL={gl_backend()}) to {out}")
+        with _RenderProgress(header) as progress:
+            summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs,
+                                   trust_pickle=trust_pickle, progress=progress)
         if wandb:
             from plasticrl.report.wandb_log import log_video, resolve_mode
 
@@ -48,3 +51,45 @@ def render_cmd(
     console.print(f"rendered {summary['length']} frames of {summary['width']}x{summary['height']} "
                   f"({summary['condition']}, return {summary['return']:.1f}, MUJOCO_GL={summary['backend']}) "
                   f"to {out}")
+
+
+class _RenderProgress:
+    """``header`` once the inputs are valid, then the rendered steps: a bar on a terminal, a line at every
+    tenth otherwise; then 'encoding'."""
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        self.progress = None
+        self.task = None
+        self.shown = 0
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("render"), BarColumn(bar_width=30), MofNCompleteColumn(),
+                                     TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
+
+    def __enter__(self) -> "_RenderProgress":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, done: int, steps: int) -> None:
+        if done == 0:  # the inputs are valid: said at once, as the render process takes seconds to start
+            console.print(self.header, highlight=False, soft_wrap=True)
+            return
+        if done < 0:  # the episode is over; frames are being encoded
+            if self.progress is not None:
+                self.progress.stop()
+            console.print("encoding the video", highlight=False)
+            return
+        if self.progress is not None:
+            if self.task is None:
+                self.task = self.progress.add_task("render", total=steps)
+            self.progress.update(self.task, completed=done)
+        elif 10 * done // max(steps, 1) > self.shown:
+            self.shown = 10 * done // max(steps, 1)
+            console.print(f"render: {done}/{steps} steps", highlight=False)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from plasticrl.cli.common import app, console, fail, os_error
@@ -73,11 +75,7 @@ def demo(
         rel = "-" if nominal is None else f"{r.mean - nominal:+.1f}"
         table.add_row(r.name, f"{r.mean:.1f}", f"{r.std:.1f}", rel)
     console.print(table)
-    run_dir = result.run_dir
-    console.print(f"written: {run_dir} (stage runs, robustness.json, eval/report.md and plots, W&B offline runs)")
-    final_dir = run_dir / (f"{len(configs)}-{configs[-1].name}" if len(configs) > 1 else "train")
-    console.print(f"next: plasticrl eval {final_dir} --frozen-twins --suite novel   (the held-out damage suite)\n"
-                  f"      plasticrl render {final_dir}   (a video)   |   plasticrl report {run_dir / 'eval'}")
+    _demo_ending(configs, result, episodes)
 
 
 def _print_demo_effect(result, episodes: int) -> None:
@@ -99,6 +97,31 @@ def _print_demo_effect(result, episodes: int) -> None:
     if "after_minus_twin" in after:
         console.print(f"after the flip: {after['after_minus_twin']:+.2f} reward per step "
                       f"[{after['after_minus_twin_low']:+.2f}, {after['after_minus_twin_high']:+.2f}]")
+
+
+def _demo_ending(configs: list, result, episodes: int) -> None:
+    """The demo's last words: its report and plots (also in W&B), then the commands to run next."""
+    from plasticrl.report.demo_report import write_demo_report
+
+    run_dir = result.run_dir
+    final = configs[-1]
+    stages = {cfg.name: run_dir / (f"{i + 1}-{cfg.name}" if len(configs) > 1 else "train")
+              for i, cfg in enumerate(configs)}
+    paths = write_demo_report(run_dir, [r.as_dict() for r in result.robustness], final.env.id, episodes,
+                              wandb_mode=final.wandb_mode(), stages=stages)
+    agent = stages[final.name] / "best_agent.pt"
+    say = lambda text: console.print(text, highlight=False, soft_wrap=True)  # noqa: E731 - paths unwrapped
+    say(f"report: {paths['report']}")
+    say(f"plots: {paths['training']}, {paths['robustness']}")
+    say(f"also written: {run_dir / 'eval' / 'report.md'} (plastic vs frozen twin, with plots), "
+        f"{run_dir / 'robustness.json'}, {agent}"
+        + ("" if final.wandb_mode() == "disabled" else f", W&B runs under {run_dir}"))
+    say("next:")
+    say(f"  plasticrl eval {agent} --frozen-twins --suite novel --episodes 10   # the held-out damage suite, "
+        "with the agent's frozen twin")
+    say(f"  plasticrl render {agent} --out {run_dir / 'video.mp4'}   # watch it turn round after the flip")
+    say("  plasticrl experiment configs/experiments/adaptation.yaml   # the full study: plastic vs recurrent "
+        "memory vs an oracle that sees the goal (plasticrl configs lists the bundled configs)")
 
 
 _RESUME_OVERRIDABLE = ("train.generations", "train.max_env_steps", "train.eval_every", "train.checkpoint_every",
@@ -179,36 +202,82 @@ def train(
         held.close()
     console.print(f"done: {result.generations} generations, {result.env_steps} env steps; best evaluation "
                   f"return {result.best_eval_return:.1f} (generation {result.best_generation}); "
-                  f"final {result.final_eval_return:.1f}")
+                  f"final {result.final_eval_return:.1f}", soft_wrap=True)
     agents = [str(run_dir / name) for name in ("best_agent.pt", "final_agent.pt") if (run_dir / name).is_file()]
-    console.print(f"agents: {', '.join(agents) or 'none written'}")
+    console.print(f"agents: {', '.join(agents) or 'none written'}", soft_wrap=True)
 
 
 class _TrainProgress:
-    """Progress bar with generation, best and mean fitness, env steps/s and ETA."""
+    """Training progress: a live bar on a terminal (fits 80 columns), plain lines otherwise.
 
-    def __init__(self, generations: int):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    Shown per generation: the generation's mean fitness, the best centre evaluation so far (what
+    ``best_agent.pt`` holds), env steps per second and the time left. When the output is not a
+    terminal (``nohup``, SLURM, a pipe) a live bar would only appear at the end, so one line is
+    printed every ``every`` generations instead (default: about 50 lines per run), plus the last.
+    """
 
-        self.progress = Progress(
-            TextColumn("gen"), MofNCompleteColumn(), BarColumn(),
-            TextColumn("best {task.fields[best]:>9}  mean {task.fields[mean]:>9}  eval {task.fields[eval]:>9}"),
-            TextColumn("{task.fields[sps]:>7} steps/s"), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, transient=False,
-        )
+    def __init__(self, generations: int, out: Console | None = None, every: int | None = None):
+        self.console = out or console
         self.generations = generations
+        self.every = every or max(1, generations // 50)
+        self.best: float | None = None
+        self.started = 0.0
+        self._before: int | None = None  # generations done before this process started
+        self.progress = None
         self.task = None
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("gen"), MofNCompleteColumn(), BarColumn(bar_width=12),
+                TextColumn("mean {task.fields[mean]:>8}  best {task.fields[best]:>8}"),
+                TextColumn("{task.fields[sps]:>6} st/s"), TimeRemainingColumn(compact=True),
+                console=self.console, transient=False,
+            )
 
     def start(self, trainer=None) -> None:
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=self.generations, best="-", mean="-", eval="-", sps="-")
+        """Show the bar (terminal) or note the start time (lines)."""
+        import time
+
+        self.started = time.monotonic()
+        if self.progress is not None:
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=self.generations, mean="-", best="-", sps="-")
 
     def update(self, m: dict) -> None:
-        fields = {"best": f"{m['fitness_max']:.1f}", "mean": f"{m['fitness_mean']:.1f}",
-                  "sps": f"{m['env_steps_per_s']:.0f}"}
-        if "eval_return_mean" in m:
-            fields["eval"] = f"{m['eval_return_mean']:.1f}"
-        self.progress.update(self.task, completed=m["generation"], **fields)
+        """One generation's metrics row (``metrics.jsonl``)."""
+        if m.get("best_eval_return") is not None and math.isfinite(m["best_eval_return"]):
+            self.best = m["best_eval_return"]
+        mean, best, sps = _fmt(m.get("fitness_mean")), _fmt(self.best), f"{m.get('env_steps_per_s', 0):.0f}"
+        g = m["generation"]
+        if self._before is None:
+            self._before = g - 1
+        if self.progress is not None:
+            self.progress.update(self.task, completed=g, mean=mean, best=best, sps=sps)
+        elif g % self.every == 0 or g >= self.generations or g == self._before + 1:
+            import time
+
+            elapsed = time.monotonic() - self.started
+            # the rate of this process's generations (a resumed run starts part way)
+            done = g - self._before
+            left = _clock(elapsed / done * (self.generations - g)) if done > 0 else "-"
+            width = len(str(self.generations))
+            self.console.print(f"gen {g:>{width}}/{self.generations}  mean {mean}  best {best}  {sps} steps/s  "
+                               f"elapsed {_clock(elapsed)}  left {left}", highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
-        self.progress.stop()
+        """Close the bar."""
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _fmt(value: float | None) -> str:
+    """A fitness or return for the progress display; ``nan``/``inf`` shown as such, never hidden."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if math.isfinite(value) else str(value)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

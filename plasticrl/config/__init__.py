@@ -1,7 +1,8 @@
 """Validated run configuration: the experiment config (env, policy, ES, train, logging) and PPO's.
 
 ``load_config(path, overrides)`` reads a YAML file and ``key=value`` overrides into an
-:class:`ExperimentConfig`; ``config_to_dict`` / ``config_from_dict`` round-trip it.
+:class:`ExperimentConfig`; ``config_to_dict`` / ``config_from_dict`` round-trip it. ``path`` may name a bundled config
+(``halfcheetah/bcm_modulated``): ``list_configs`` lists them, ``resolve_config`` finds one.
 """
 from plasticrl.config.experiment import (
     WANDB_MODES,
@@ -21,9 +22,10 @@ from plasticrl.config.experiment import (
     set_dotted,
 )
 from plasticrl.config.ppo import PPOConfig, parse_ppo_config
+from plasticrl.config.bundled import list_configs, resolve_config
 
 __all__ = [
     "WANDB_MODES", "DistributedConfig", "check_finite", "load_yaml", "ESConfig", "EnvConfig", "ExperimentConfig", "LoggingConfig",
     "PPOConfig", "TrainConfig", "WandbConfig", "config_from_dict", "config_to_dict", "load_config",
-    "parse_overrides", "parse_ppo_config", "set_dotted",
+    "list_configs", "parse_overrides", "parse_ppo_config", "resolve_config", "set_dotted",
 ]

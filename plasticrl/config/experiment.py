@@ -374,13 +374,16 @@ def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Read a YAML config (or start from defaults), apply ``key=value`` overrides, validate."""
+    """Read a YAML config (or start from defaults), apply ``key=value`` overrides, validate.
+
+    ``path`` is a file or the name of a bundled config (``halfcheetah/bcm_modulated``; see
+    :mod:`plasticrl.config.bundled`)."""
+    from plasticrl.config.bundled import resolve_config
+
     data: dict[str, Any] = {}
     source = "config"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise PlasticRLError(f"config file {str(path)!r} does not exist")
+        path = resolve_config(path)
         loaded = load_yaml(path.read_bytes(), f"config file {str(path)!r}")
         loaded = {} if loaded is None else loaded
         if not isinstance(loaded, dict):

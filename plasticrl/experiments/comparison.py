@@ -39,7 +39,9 @@ class ExpEnv(_Strict):
 
 
 class ESAgent(_Strict):
-    config: Path = Field(description="trainer YAML (configs/...); env is replaced by the experiment's")
+    config: Path = Field(description="trainer YAML: a path (as given, else relative to the experiment file) or "
+                                     "a bundled config name (halfcheetah/bcm_modulated); env is replaced by the "
+                                     "experiment's")
     overrides: list[str] = Field(default_factory=list, description="key=value overrides for the trainer config, "
                                  "applied after the experiment's env and seed (so e.g. seed=1 or "
                                  "env.train_perturbation=null set this agent's own)")
@@ -89,11 +91,12 @@ class ExperimentSpec(_Strict):
 
 def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
     """Read and validate an experiment YAML; ``key=value`` overrides use dotted paths."""
-    from plasticrl.config import check_finite, load_yaml, parse_overrides, set_dotted
+    from plasticrl.config import check_finite, load_yaml, parse_overrides, resolve_config, set_dotted
 
-    path = Path(path)
-    if not path.is_file():
-        raise PlasticRLError(f"experiment config {str(path)!r} does not exist")
+    try:
+        path = resolve_config(path)
+    except PlasticRLError as exc:
+        raise PlasticRLError(f"experiment {exc}") from None
     data = load_yaml(path.read_bytes(), f"experiment config {str(path)!r}")
     data = {} if data is None else data
     if not isinstance(data, dict):
@@ -123,24 +126,13 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
         raise PlasticRLError(f"eval.oracle {spec.eval.oracle!r} is not an agent label; valid choices: "
                              f"{', '.join(order)}")
     for label, agent in spec.agents.items():
-        agent.config = _resolve_agent_config(agent.config, path)
-        if not agent.config.is_file():
-            raise PlasticRLError(f"agents.{label}.config {str(agent.config)!r} does not exist (looked next to "
-                                 f"{str(path)!r}, in the directories above it and in the working directory)")
+        # a path (as given, or relative to the experiment file) or a bundled config name, so the bundled
+        # experiments run from any directory after an install
+        try:
+            agent.config = resolve_config(agent.config, relative_to=path.parent)
+        except PlasticRLError as exc:
+            raise PlasticRLError(f"agents.{label}.config: {exc}") from None
     return spec
-
-
-def _resolve_agent_config(config: Path, spec_path: Path) -> Path:
-    """An agent's trainer config: absolute as given; a relative path is looked up next to the spec file,
-    then in each directory above it (the shipped specs name ``configs/...`` from the repository root),
-    then in the working directory, so a spec works from anywhere."""
-    if config.is_absolute():
-        return config
-    spec_dir = spec_path.resolve().parent
-    for base in (spec_dir, *spec_dir.parents):
-        if (base / config).is_file():
-            return base / config
-    return config
 
 
 def check_spec(spec: ExperimentSpec) -> None:

@@ -18,13 +18,13 @@ from plasticrl.plasticity.modulation import (
     rpe_step,
 )
 from plasticrl.plasticity.oja import oja_update
-from plasticrl.plasticity.rules import RULES, RuleSpec, get_rule, rule_delta
+from plasticrl.plasticity.rules import RULES, RuleSpec, get_rule, register_rule, rule_delta
 from plasticrl.plasticity.sharing import SHARING_LEVELS, coefficient_shape
 
 __all__ = [
     "contrastive_signal", "csdp_update", "goodness", "goodness_probability",
     "readout_update",
-    "BOUND_KINDS", "MODULATION_SOURCES", "MODULATOR_SCOPES", "RULES", "RuleSpec", "SHARING_LEVELS",
+    "BOUND_KINDS", "MODULATION_SOURCES", "MODULATOR_SCOPES", "RULES", "RuleSpec", "register_rule", "SHARING_LEVELS",
     "bcm_threshold_step", "bcm_update", "bound_weights", "clip_weights", "coefficient_shape",
     "eligibility_step", "get_rule", "hebbian_abcd_update", "modulate", "modulatory_neurons",
     "normalise_by_max", "oja_update", "rpe_step", "rule_delta",

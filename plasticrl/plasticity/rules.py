@@ -1,12 +1,12 @@
 """Registry of plasticity rules by name, with their coefficients and a common dispatch."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 
-from plasticrl.errors import check_choice
+from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.plasticity.bcm import bcm_update
 from plasticrl.plasticity.hebbian import hebbian_abcd_update
 from plasticrl.plasticity.oja import oja_update
@@ -32,6 +32,34 @@ RULES: dict[str, RuleSpec] = {
     "oja": RuleSpec("oja", (), init_std=0.0, eta_init=1.0, uses_threshold=False),
     "bcm": RuleSpec("bcm", (), init_std=0.0, eta_init=1.0, uses_threshold=True),
 }
+
+
+#: Update functions of the rules added with :func:`register_rule`, by name.
+_REGISTERED: dict[str, Callable[..., torch.Tensor]] = {}
+
+
+def register_rule(spec: RuleSpec, update: Callable[..., torch.Tensor]) -> None:
+    """Add a plasticity rule, usable as ``policy.plasticity.rule: <spec.name>`` in this process.
+
+    ``update(pre [N, in], post [N, out], weights [N, out, in], coefficients, modulator)`` returns the
+    weight change ``[N, out, in]``; ``coefficients`` maps ``eta`` (already times ``eta_scale``) and each
+    name in ``spec.coefficients`` (searched by ES, initial spread ``spec.init_std``) to tensors that
+    broadcast against it; ``modulator`` is ``None``, ``[N]`` or ``[N, out]``
+    (:func:`plasticrl.plasticity.modulation.modulate` applies it). Registered rules run on the torch
+    kernel (``policy.kernel: torch``); BCM's threshold state is BCM's own. Re-registering the same name
+    replaces the rule; a built-in name is refused. A saved agent that uses the rule loads after the
+    rule is registered again (registration is per process, like any Python definition).
+    """
+    if spec.name in RULES and spec.name not in _REGISTERED:
+        raise PlasticRLError(f"plasticity rule {spec.name!r} is built in; choose another name (built in: "
+                             f"{', '.join(sorted(set(RULES) - set(_REGISTERED)))})")
+    if spec.uses_threshold:
+        raise PlasticRLError(f"plasticity rule {spec.name!r}: uses_threshold (the sliding threshold) is BCM's "
+                             "state only; keep any state of a new rule in its coefficients")
+    if spec.name == "none" or not callable(update):
+        raise PlasticRLError(f"plasticity rule {spec.name!r} needs a name other than 'none' and a callable update")
+    RULES[spec.name] = spec
+    _REGISTERED[spec.name] = update
 
 
 def get_rule(name: str) -> RuleSpec:
@@ -60,5 +88,7 @@ def rule_delta(
         if theta is None:
             raise ValueError("the bcm rule needs its threshold state 'theta' [N, out]")
         return bcm_update(pre, post, theta, eta, modulator)
+    if name in _REGISTERED:
+        return _REGISTERED[name](pre, post, weights, coefficients, modulator)
     get_rule(name)
     raise AssertionError("unreachable")

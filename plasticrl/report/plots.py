@@ -97,25 +97,58 @@ def severity_plot(result: dict[str, Any], path: Path) -> Path | None:
 
 
 def adaptation_plot(result: dict[str, Any], path: Path) -> Path | None:
+    """Reward per window around each mid-episode switch: a grid with one row per condition family and one
+    column per severity (mild, moderate, severe) when the names are ``family@severity``, else panels
+    wrapped four to a row; rows share their y axis, one legend for the figure."""
     plt = pyplot()
     conds = sorted({c["condition"] for c in result["curves"]})
     if not conds:
         return None
-    fig, axes = plt.subplots(1, len(conds), figsize=(3.6 * len(conds), 3.0), squeeze=False)
-    for ax, cond in zip(axes.flat, conds):
+    cells = _adaptation_cells(conds)
+    nrows = max(r for r, _ in cells.values()) + 1
+    ncols = max(c for _, c in cells.values()) + 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols + 0.6, 2.3 * nrows + 1.0), squeeze=False,
+                             sharex=True, sharey="row", layout="constrained")
+    colors: dict[str, Any] = {}
+    for cond, (row, col) in cells.items():
+        ax = axes[row, col]
         for c in (c for c in result["curves"] if c["condition"] == cond):
-            line, = ax.plot(c["offsets"], c["reward"], marker=".", label=c["agent"])
+            line, = ax.plot(c["offsets"], c["reward"], marker=".", ms=3, color=colors.get(c["agent"]),
+                            label=c["agent"])
+            colors[c["agent"]] = line.get_color()
             # the recovery threshold of this agent, dotted in its colour
             ax.axhline(recover_threshold(c["pre_switch_reward"]), color=line.get_color(), ls=":", lw=0.8)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_title(cond, fontsize=8)
-        ax.set_xlabel("steps from switch")
-    axes.flat[0].set_ylabel(f"reward / step ({result['window']}-step windows)")
-    axes.flat[0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    used = set(cells.values())
+    for r in range(nrows):
+        for c in range(ncols):
+            if (r, c) not in used:
+                axes[r, c].set_visible(False)
+        axes[r, 0].set_ylabel("reward / step", fontsize=8)
+    for c in range(ncols):
+        axes[nrows - 1, c].set_xlabel("steps from switch", fontsize=8)
+    handles = [plt.Line2D([], [], color=col, marker=".", label=agent) for agent, col in colors.items()]
+    handles += [plt.Line2D([], [], color="grey", ls=":", label="recovered: 80% of pre-switch reward"),
+                plt.Line2D([], [], color="k", lw=0.8, label="switch")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), fontsize=7, frameon=False)
+    fig.suptitle(f"{result['env_id']}: reward per step around the mid-episode switch "
+                 f"({result['window']}-step windows)", fontsize=9)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _adaptation_cells(conds: list[str]) -> dict[str, tuple[int, int]]:
+    """Grid position per condition: (family row, severity column) when every name is ``family@severity``
+    with a known severity, else reading order four to a row."""
+    parts = [c.split("@", 1) for c in conds]
+    if all(len(p) == 2 and p[1] in SEVERITY_ORDER for p in parts):
+        families = sorted({p[0] for p in parts})
+        return {c: (families.index(p[0]), SEVERITY_ORDER.index(p[1])) for c, p in zip(conds, parts)}
+    return {c: (i // 4, i % 4) for i, c in enumerate(conds)}
 
 
 def draw_all(result: dict[str, Any], out_dir: Path) -> list[Path]:

@@ -1,14 +1,19 @@
 """``plasticrl report``: rebuild evaluation reports and draw training curves from saved files.
 
 An evaluation directory (``eval.json``, also found one level down, e.g. ``RUN/eval/``) gets its
-CSV, Markdown and PNGs rewritten from the JSON; run directories (``metrics.jsonl``) together
+CSV, Markdown and PNGs rewritten from the JSON, and where its agents include several seeds of one
+setting (``NAME_s0``, ``NAME_s1``, ...) ``seeds.md``, ``seeds.json`` and ``profiles.png`` aggregated
+over seeds with rliable (:mod:`plasticrl.report.aggregate`); run directories (``metrics.jsonl``) together
 get ``training.png`` and a ``training.md`` table in the output directory.
 """
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from pathlib import Path
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.report.aggregate import seed_groups, write_aggregate
 from plasticrl.report.writer import RESULT_FILE, load_result, write_reports
 from plasticrl.report.training_curves import curve_summary, plot_training, read_metrics
 
@@ -29,7 +34,15 @@ def rebuild(paths: list[Path], out: Path, plots: bool = True) -> list[Path]:
             raise PlasticRLError(f"{str(path)!r} is not a directory")
         evals = _eval_dirs(path)
         for d in evals:
-            written += list(write_reports(load_result(d), d, plots=plots).values())
+            result = load_result(d)
+            written += list(write_reports(result, d, plots=plots).values())
+            # runs of one setting with several seeds: IQM, intervals and profiles with rliable (an
+            # optional extra: without it the reports are still rebuilt, and a warning says what is missing)
+            if seed_groups(result["agents"]) and importlib.util.find_spec("rliable") is None:
+                warnings.warn(f"{d}: agents with several seeds, not aggregated: install the stats extra "
+                              "(pip install \"plasticrl[stats]\") for seeds.md and profiles.png", stacklevel=2)
+            else:
+                written += list(write_aggregate(result, d, plots=plots).values())
         if (path / "metrics.jsonl").is_file():
             runs[path.name] = read_metrics(path)
         elif not evals:

@@ -13,13 +13,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from plasticrl.errors import PlasticRLError
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
+#: lines of the render process's stderr that report progress to render_video
+PROGRESS, ENCODING, PROGRESS_EVERY = "plasticrl-render-progress", "plasticrl-render-encoding", 25
 
 
 def gl_backend() -> str:
@@ -46,9 +48,11 @@ def _condition(env_id: str, name: str | None) -> Any:
 
 def render_frames(agent_path: str, env_id: str | None, condition: str | None, steps: int, width: int,
                   height: int, seed: int, env_kwargs: dict[str, Any] | None = None,
-                  trust_pickle: bool = False) -> tuple[np.ndarray, dict]:
+                  trust_pickle: bool = False,
+                  on_step: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict]:
     """Run one episode (at most ``steps`` steps) and return ``frames [T, height, width, 3]`` uint8 and
-    a summary (return, length). Needs ``MUJOCO_GL`` set before MuJoCo was imported."""
+    a summary (return, length). Needs ``MUJOCO_GL`` set before MuJoCo was imported. ``on_step(done, steps)``
+    is called after every rendered step."""
     import mujoco
 
     from plasticrl.envs import make_vec
@@ -75,11 +79,14 @@ def render_frames(agent_path: str, env_id: str | None, condition: str | None, st
                 # stat.extent includes the floor plane, so a fixed distance frames the robot better
                 camera.distance, camera.elevation, camera.azimuth = 3.5, -20.0, 90.0
             renderer.update_scene(data, camera)
+            _floor_follows(renderer.scene, model, camera)
             frames.append(renderer.render().copy())
             action = ctrl.act(np.asarray(obs).reshape(1, -1))
             obs, reward, terminated, truncated, _ = env.step(action)
             ctrl.learn(np.asarray(reward))
             total += float(reward[0])
+            if on_step is not None:
+                on_step(len(frames), steps)
             if terminated[0] or truncated[0]:
                 break
     finally:
@@ -88,6 +95,31 @@ def render_frames(agent_path: str, env_id: str | None, condition: str | None, st
         env.close()
     return np.stack(frames), {"env_id": env_id, "condition": condition or "nominal", "return": total,
                               "length": len(frames), "width": width, "height": height}
+
+
+def _floor_follows(scene: Any, model: Any, camera: Any) -> None:
+    """Move every drawn floor plane under the tracked robot, so the floor never ends in the picture.
+
+    The tasks' floors are finite planes (HalfCheetah's 80 m across), which a fast runner leaves within an
+    episode. Collisions with a plane do not depend on its drawn size, so only the drawing is moved (the
+    scene, after ``update_scene``; the simulated model is untouched), by a whole number of texture
+    periods, so the checker pattern stays fixed to the ground and motion stays visible against it."""
+    import mujoco
+
+    for i in range(scene.ngeom):
+        geom = scene.geoms[i]
+        if geom.objtype != mujoco.mjtObj.mjOBJ_GEOM or model.geom_type[geom.objid] != mujoco.mjtGeom.mjGEOM_PLANE:
+            continue
+        g = geom.objid
+        size = model.geom_size[g, :2]
+        mat = model.geom_matid[g]
+        if mat >= 0 and model.mat_texrepeat[mat].min() > 0:
+            rep = model.mat_texrepeat[mat]
+            period = 1.0 / rep if model.mat_texuniform[mat] else 2.0 * size / rep
+        else:
+            period = np.ones(2)
+        shift = np.round((np.asarray(camera.lookat[:2]) - model.geom_pos[g, :2]) / period) * period
+        geom.pos[:2] = model.geom_pos[g, :2] + shift
 
 
 def write_video(frames: np.ndarray, out: Path, fps: int) -> Path:
@@ -105,9 +137,11 @@ def write_video(frames: np.ndarray, out: Path, fps: int) -> Path:
 def render_video(agent: str | Path, out: str | Path, env_id: str | None = None, condition: str | None = None,
                  steps: int = 1000, width: int = 480, height: int = 320, seed: int = 0, fps: int = 30,
                  frames_dir: str | Path | None = None, env_kwargs: dict[str, Any] | None = None,
-                 trust_pickle: bool = False) -> dict:
+                 trust_pickle: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
     """Render in a fresh interpreter with the right GL backend; returns the summary dict.
-    ``trust_pickle``: as for :func:`plasticrl.rollouts.controllers.load_controller`."""
+    ``trust_pickle``: as for :func:`plasticrl.rollouts.controllers.load_controller`. ``progress(done,
+    steps)`` is called once the inputs are checked (``done = 0``), as the episode runs (every few steps)
+    and with ``done = -1`` when the video is being encoded."""
     from plasticrl.rollouts.controllers import load_controller
 
     out = Path(out)
@@ -121,24 +155,47 @@ def render_video(agent: str | Path, out: str | Path, env_id: str | None = None, 
             "frames_dir": None if frames_dir is None else str(frames_dir), "env_kwargs": env_kwargs or {},
             "trust_pickle": trust_pickle}
     backend = gl_backend()
+    if progress is not None:
+        progress(0, steps)  # the inputs are valid; the render process takes seconds to start
     env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", backend)}
-    proc = subprocess.run([sys.executable, "-m", "plasticrl.report.render", json.dumps(args)], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+    proc = subprocess.Popen([sys.executable, "-m", "plasticrl.report.render", json.dumps(args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child reports its progress on stderr as it goes ("progress DONE TOTAL", "encoding"); the rest
+    # of stderr is kept for the error message
+    other: list[str] = []
+    assert proc.stderr is not None and proc.stdout is not None
+    for line in proc.stderr:
+        parts = line.split()
+        if parts[:1] == [PROGRESS] and len(parts) == 3 and progress is not None:
+            progress(int(parts[1]), int(parts[2]))
+        elif parts[:1] == [ENCODING] and progress is not None:
+            progress(-1, steps)
+        elif parts[:1] not in ([PROGRESS], [ENCODING]):
+            other.append(line.rstrip())
+    stdout = proc.stdout.read()
+    if proc.wait() != 0:
+        tail = "\n".join((other or stdout.strip().splitlines())[-5:])
         raise PlasticRLError(f"rendering with MUJOCO_GL={backend} failed (on CPU install Debian's libosmesa6):\n"
                              f"{tail}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _report_progress(done: int, steps: int) -> None:
+    # to the parent process (render_video), every PROGRESS_EVERY steps
+    if done % PROGRESS_EVERY == 0 or done == steps:
+        print(f"{PROGRESS} {done} {steps}", file=sys.stderr, flush=True)
 
 
 def _main(raw: str) -> None:
     a = json.loads(raw)
     try:
         frames, summary = render_frames(a["agent"], a["env_id"], a["condition"], a["steps"], a["width"],
-                                        a["height"], a["seed"], a["env_kwargs"], a.get("trust_pickle", False))
+                                        a["height"], a["seed"], a["env_kwargs"], a.get("trust_pickle", False),
+                                        on_step=_report_progress)
     except PlasticRLError as exc:
         print(str(exc), file=sys.stderr)
         raise SystemExit(2) from exc
+    print(ENCODING, file=sys.stderr, flush=True)
     write_video(frames, Path(a["out"]), a["fps"])
     if a["frames_dir"]:
         import imageio.v3 as iio

@@ -35,29 +35,43 @@ def curve_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def plot_training(runs: dict[str, list[dict[str, Any]]], path: Path) -> Path:
-    """One PNG: per run, mean (solid) and max (faint) fitness and centre evaluations (markers)."""
+    """One PNG: per run, population mean fitness (solid), best member's fitness (faint) and centre
+    evaluations (markers), every line named in the legend (outside the axes when there are many)."""
+    from plasticrl.report.plots import pyplot
+
+    fig = training_figure(runs)
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return path
+
+
+def training_figure(runs: dict[str, list[dict[str, Any]]]) -> Any:
+    """The matplotlib figure of :func:`plot_training`."""
     from plasticrl.report.plots import pyplot
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    many = len(runs) > 3
+    fig, ax = plt.subplots(figsize=(9.5 if many else 7, 4.2))
     for name, rows in runs.items():
-        steps = [r.get("env_steps") for r in rows if r.get("fitness_mean") is not None]
-        if steps:
-            line, = ax.plot(steps, [r["fitness_mean"] for r in rows if r.get("fitness_mean") is not None],
-                            label=f"{name} fitness mean")
+        fit = [r for r in rows if r.get("fitness_mean") is not None]
+        color = None
+        if fit:
+            line, = ax.plot([r.get("env_steps") for r in fit], [r["fitness_mean"] for r in fit],
+                            label=f"{name}: population mean fitness")
             color = line.get_color()
-            if any(r.get("fitness_max") is not None for r in rows):
-                ax.plot(steps, [r.get("fitness_max") for r in rows if r.get("fitness_mean") is not None],
-                        color=color, alpha=0.3)
-        else:
-            color = None
+            top = [r for r in fit if r.get("fitness_max") is not None]
+            if top:
+                ax.plot([r.get("env_steps") for r in top], [r["fitness_max"] for r in top], color=color, alpha=0.3,
+                        label=f"{name}: best member's fitness")
         ev = [(r["env_steps"], r["eval_return_mean"]) for r in rows if r.get("eval_return_mean") is not None]
         if ev:
-            ax.plot(*zip(*ev), "o", ms=3, color=color, label=f"{name} evaluation")
+            ax.plot(*zip(*ev), "o", ms=3, color=color, label=f"{name}: centre evaluation")
     ax.set_xlabel("env steps")
-    ax.set_ylabel("return")
-    ax.legend(fontsize=7)
+    ax.set_ylabel("return per episode")
+    ax.grid(alpha=0.3)
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig

@@ -38,14 +38,16 @@ def log_evaluation(result: dict[str, Any], out_dir: Path, images: list[Path], mo
             import wandb
 
             rows = [[r.get(k) for k in CSV_COLUMNS] for r in result["rows"]]
-            payload: dict[str, Any] = {"eval/conditions": wandb.Table(columns=list(CSV_COLUMNS), data=rows)}
+            payload: dict[str, Any] = {"eval/conditions_table": wandb.Table(columns=list(CSV_COLUMNS), data=rows)}
             curve_rows = [[c["agent"], c["condition"], off, rew, c["pre_switch_reward"], c["time_to_recover"]]
                           for c in result["curves"] for off, rew in zip(c["offsets"], c["reward"])]
             if curve_rows:
-                payload["eval/adaptation"] = wandb.Table(columns=list(CURVE_COLUMNS), data=curve_rows)
+                payload["eval/adaptation_table"] = wandb.Table(columns=list(CURVE_COLUMNS), data=curve_rows)
             for img in images:
-                payload[f"eval/{img.stem}"] = wandb.Image(str(img))
-            run.log(payload)
+                # "_plot": adaptation.png must not replace the adaptation table under one key
+                payload[f"eval/{img.stem}_plot"] = wandb.Image(str(img))
+            with logger.staging():  # W&B stores tables as artifacts: staged in the run directory
+                run.log(payload)
     except Exception as exc:  # noqa: BLE001 - W&B must never fail an evaluation
         warnings.warn(f"W&B logging of the evaluation failed: {exc}", stacklevel=2)
     finally:
@@ -64,7 +66,8 @@ def log_video(path: Path, summary: dict[str, Any], mode: str, project: str = "pl
         if logger.wandb_run is not None:
             import wandb
 
-            logger.wandb_run.log({"render/video": wandb.Video(str(path), format=Path(path).suffix[1:])})
+            with logger.staging():
+                logger.wandb_run.log({"render/video": wandb.Video(str(path), format=Path(path).suffix[1:])})
     except Exception as exc:  # noqa: BLE001 - W&B must never fail a render
         warnings.warn(f"W&B logging of the video failed: {exc}", stacklevel=2)
     finally:

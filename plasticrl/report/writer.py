@@ -197,6 +197,7 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
                          f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |{extra}")
     lines += _plasticity_effect_lines(result, conf)
     lines += _goal_adaptation_lines(result, conf)
+    lines += _conditions_lines(result)
     if result["curves"]:
         lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result['window']} steps; "
                   "time to recover = steps after the switch until the window from which every window stays at or "
@@ -210,6 +211,42 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
     if images:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in images]
     return "\n".join(lines) + "\n"
+
+
+def _perturbation_text(spec: Any) -> str:
+    """A perturbation spec in a table cell: ``name(param=value, ...)`` per part, ``from step N`` when it
+    starts mid-episode."""
+    if not spec:
+        return "-"
+    parts = spec if isinstance(spec, list) else [spec]
+    out = []
+    for p in parts:
+        if not isinstance(p, dict):
+            out.append(str(p))
+            continue
+        params = ", ".join(f"{k}={v}" for k, v in p.items() if k not in ("name", "start_step"))
+        start = f" from step {p['start_step']}" if p.get("start_step") else ""
+        out.append(f"{p.get('name')}({params}){start}")
+    return "; ".join(out)
+
+
+def _conditions_lines(result: dict[str, Any]) -> list[str]:
+    """What each condition is: severity defined, then every condition with its exact perturbation."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in result["rows"]:
+        seen.setdefault(r["condition"], r)
+    if len(seen) <= 1:
+        return []
+    lines = ["", "## Conditions", "",
+             "Severity: each held-out family (the name before `@`) is tested at three strengths of the same "
+             "perturbation, `mild` < `moderate` < `severe`, e.g. a limb shortened to 0.75, 0.5 and 0.25 of its "
+             "length, or 1, 2 and 3 motors failing; the levels are fixed per family (not calibrated to any agent's "
+             "return), so a row compares agents under the same physical change. Conditions applied `from step N` "
+             "switch on mid-episode (time to recover, adaptation plot); the others hold from the first step.", "",
+             "| condition | severity | perturbation |", "| --- | --- | --- |"]
+    for name, r in seen.items():
+        lines.append(f"| {name} | {r.get('severity') or '-'} | {_perturbation_text(r.get('perturbation'))} |")
+    return lines
 
 
 def _goal_adaptation_lines(result: dict[str, Any], conf: int) -> list[str]:

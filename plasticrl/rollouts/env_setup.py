@@ -52,13 +52,13 @@ def make_env(config: ExperimentConfig, num_envs: int):
 def check_training_condition(env_id: str, spec: Any) -> None:
     """Raise, naming the bad value, if ``spec`` is neither a training distribution that ``env_id``
     has (``damage`` needs a damage table) nor one perturbation spec."""
-    from plasticrl.envs import TRAINING_DISTRIBUTIONS, parse
+    from plasticrl.envs import TRAINING_DISTRIBUTIONS, expand_condition_names, parse
 
     if isinstance(spec, str) and spec in TRAINING_DISTRIBUTIONS:
         TRAINING_DISTRIBUTIONS[spec](env_id, 1, np.random.default_rng(0))
         return
     try:
-        parse(spec)
+        parse(expand_condition_names(env_id, spec))  # suite condition names (NAME@severity) included
     except PlasticRLError as exc:
         raise PlasticRLError(f"unknown training perturbation {spec!r}; valid choices: "
                              f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None

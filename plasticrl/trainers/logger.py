@@ -7,13 +7,29 @@ blocks training.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from plasticrl.io import atomic_write_text, json_dumps
+
+
+@contextlib.contextmanager
+def _staged_in(directory: Path) -> Iterator[None]:
+    """``$WANDB_DATA_DIR`` (where W&B stages artifact files) set to ``directory`` for the duration,
+    unless the user set it; W&B reads it when a file is added and when the artifact is logged."""
+    if os.environ.get("WANDB_DATA_DIR"):
+        yield
+        return
+    os.environ["WANDB_DATA_DIR"] = str(directory)
+    try:
+        yield
+    finally:
+        os.environ.pop("WANDB_DATA_DIR", None)
 
 
 class RunLogger:
@@ -101,16 +117,26 @@ class RunLogger:
                 self._wandb = None
 
     def log_artifact(self, path: Path, name: str, kind: str = "model", aliases: list[str] | None = None) -> None:
+        """Log ``path`` as a W&B artifact. W&B copies the file to a staging folder first (kept until an
+        offline run is synced); it is staged inside the run directory (``wandb/artifact-staging``), not in
+        the user's home, unless ``$WANDB_DATA_DIR`` says where."""
         if self._wandb is None:
             return
         try:
             import wandb
 
-            artifact = wandb.Artifact(name=name, type=kind)
-            artifact.add_file(str(path))
-            self._wandb.log_artifact(artifact, aliases=aliases)
+            with self.staging():
+                artifact = wandb.Artifact(name=name, type=kind)
+                artifact.add_file(str(path))
+                self._wandb.log_artifact(artifact, aliases=aliases)
         except Exception as exc:  # noqa: BLE001
             warnings.warn(f"W&B artifact upload failed: {exc}", stacklevel=2)
+
+    def staging(self) -> contextlib.AbstractContextManager[None]:
+        """Context in which W&B stages files (artifacts, and the tables ``log`` turns into artifacts) in
+        this run directory's ``wandb/artifact-staging`` instead of the user's home (unless
+        ``$WANDB_DATA_DIR`` is set)."""
+        return _staged_in(self.run_dir / "wandb" / "artifact-staging")
 
     def summary(self, values: dict[str, Any]) -> None:
         if self._wandb is not None:
