@@ -24,7 +24,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from plasticrl.agents.config import PolicyConfig
+from plasticrl.agents.config import POLICY_KINDS, PolicyConfig
 from plasticrl.errors import PlasticRLError, check_name
 
 WANDB_MODES = ("offline", "online", "disabled")
@@ -286,6 +286,11 @@ class ExperimentConfig(_Strict):
         if self.trainer != "es" and self.train.fitness == "min":
             raise ValueError(f"train.fitness='min' ranks ES members by their worst episode; trainer "
                              f"{self.trainer!r} has no members (valid choices there: mean)")
+        initial = getattr(self.policy, "initial_weights", None)
+        if self.trainer != "es" and initial is not None and initial.kind == "random":
+            raise ValueError(f"policy.initial_weights.kind='random' draws the weights at every episode reset; "
+                             f"trainer {self.trainer!r} replays sequences from snapshots and would redraw them "
+                             "(valid choices there: evolved)")
         if self.train.fitness == "min" and self.train.episodes_per_member < 2:
             raise ValueError("train.fitness='min' takes the worst of a member's episodes; with "
                              "train.episodes_per_member=1 it is the mean (give episodes_per_member >= 2)")
@@ -351,7 +356,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
         lines = []
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
-            if len(loc) >= 2 and loc[0] == "policy" and loc[1] in ("plastic_spiking", "static_spiking", "linear", "mlp"):
+            if len(loc) >= 2 and loc[0] == "policy" and loc[1] in POLICY_KINDS:
                 loc = [loc[0]] + loc[2:]  # drop pydantic's union tag from the path
             msg = err["msg"]
             got = "" if err["type"] == "missing" else f" (got {err.get('input')!r})"
@@ -359,7 +364,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
                 msg, got = str(err.get("ctx", {}).get("error", msg)), ""
             elif err["type"] == "union_tag_invalid":
                 msg = (f"unknown policy kind {err['input'].get('kind')!r}; valid choices: "
-                       "linear, mlp, plastic_spiking, static_spiking")
+                       f"{', '.join(sorted(POLICY_KINDS))}")
             elif err["type"] == "extra_forbidden":
                 valid = _valid_keys(data, loc[:-1])
                 msg = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
@@ -371,7 +376,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
 
 def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
     """Field names of the config section at ``parent`` (for 'unknown key' messages)."""
-    from plasticrl.agents.config import LinearConfig, MLPConfig, PlasticSpikingConfig
+    from plasticrl.agents.config import HebbianMLPConfig, LinearConfig, MLPConfig, PlasticSpikingConfig
 
     model: Any = ExperimentConfig
     node: Any = data
@@ -382,7 +387,8 @@ def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
             return []
         if key == "policy" and model is ExperimentConfig:
             kind = node.get("kind", "plastic_spiking") if isinstance(node, dict) else "plastic_spiking"
-            model = {"linear": LinearConfig, "mlp": MLPConfig}.get(kind, PlasticSpikingConfig)
+            model = {"linear": LinearConfig, "mlp": MLPConfig,
+                     "hebbian_mlp": HebbianMLPConfig}.get(kind, PlasticSpikingConfig)
             continue
         model = field.annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
