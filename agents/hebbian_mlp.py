@@ -48,6 +48,11 @@ from plasticrl.plasticity import (
     rule_delta,
 )
 
+#: Najarro & Risi (2020)'s Ant network (AntBulletEnv-v0: 28 observations, 8 actions): 28 -> 128 -> 64 -> 8
+NAJARRO_ANT_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
+#: ... with A, B, C, D and eta per synapse: the number of parameters their ES searched
+NAJARRO_ANT_SEARCHED = 5 * NAJARRO_ANT_SYNAPSES
+
 
 class HebbianMLPPolicy(BatchedPolicy):
     """Population-batched Hebbian MLP (see module docstring); rows ``N = P * E``."""
@@ -124,6 +129,11 @@ class HebbianMLPPolicy(BatchedPolicy):
     @property
     def genome(self) -> GenomeSpec:
         return self._genome
+
+    @property
+    def plastic_synapses(self) -> int:
+        """Synapses of the plastic layers (each has its own coefficients with ``sharing: synapse``)."""
+        return sum(self.sizes[l] * self.sizes[l + 1] for l in self.plastic_layers)
 
     def _coefficient_key(self, layer: int, coefficient: str) -> str:
         prefix = "plasticity" if self.config.plasticity.sharing == "global" else f"layers.{layer}"
