@@ -161,6 +161,9 @@ class PlasticSpikingPolicy(BatchedPolicy):
                                           self.device, self.dtype)
                        if cfg.initial_weights.kind == "random" else None)
         self._genome = self._build_genome().select(cfg.genome.search, cfg.genome.fix)
+        if self._draws is not None and self._genome.dim == 0:
+            raise PlasticRLError("initial_weights.kind 'random' leaves nothing to search here (no plasticity rule, "
+                                 "every other group fixed); give plasticity.rule or search a group (genome.search)")
         # kernel "fused": act/learn run as one numba call each (plasticrl.agents.plastic_kernel);
         # options it does not cover, or a missing numba, are rejected here
         self._fused = None

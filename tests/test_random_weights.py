@@ -132,6 +132,8 @@ def test_random_weights_are_not_in_the_genome():
     assert not [n for n in spiking.genome.names if n.endswith((".w", ".w_scale"))]
     with pytest.raises(PlasticRLError, match="'layers.0.w' matches no parameter group"):
         _policy({**SPIKING, "genome": {"search": ["layers.0.w"]}})
+    with pytest.raises(PlasticRLError, match="leaves nothing to search"):
+        _policy({**SPIKING, "plasticity": {"rule": "none"}, "genome": {"fix": ["encoder.*"]}})
 
 
 def test_evolved_default_is_unchanged():
