@@ -4,6 +4,8 @@ from plasticrl.agents.config import (
     DecoderConfig,
     EncoderConfig,
     GenomeConfig,
+    HebbianMLPConfig,
+    InitialWeightsConfig,
     LinearConfig,
     MLPConfig,
     NeuronConfig,
@@ -12,6 +14,7 @@ from plasticrl.agents.config import (
 )
 from plasticrl.agents.factory import make_policy, parse_policy_config
 from plasticrl.agents.feedforward import LinearPolicy, MLPPolicy
+from plasticrl.agents.hebbian_mlp import HebbianMLPPolicy
 from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
 
 
@@ -24,7 +27,8 @@ def StaticSpikingPolicy(obs_dim, act_dim, action_low, action_high, config=None, 
 
 
 __all__ = [
-    "BatchedPolicy", "DecoderConfig", "EncoderConfig", "GenomeConfig", "LinearConfig", "LinearPolicy",
+    "BatchedPolicy", "DecoderConfig", "EncoderConfig", "GenomeConfig", "HebbianMLPConfig", "HebbianMLPPolicy",
+    "InitialWeightsConfig", "LinearConfig", "LinearPolicy",
     "MLPConfig", "MLPPolicy", "NeuronConfig", "PlasticSpikingConfig", "PlasticSpikingPolicy", "PlasticityConfig",
     "StaticSpikingPolicy", "make_policy", "parse_policy_config",
 ]

@@ -6,13 +6,21 @@ per-episode state (potentials, traces, fast weights) lives per row.
 
 Control loop::
 
-    policy.load_genome(flat, episodes_per_member=E)   # also resets every row
-    obs = env.reset()
+    policy.load_genome(flat, episodes_per_member=E, seeds=s)   # also resets every row
+    obs = env.reset(seed=s)
     while ...:
         actions = policy.act(obs)                       # [N, act_dim]
         obs, reward, term, trunc, _ = env.step(actions)
         policy.learn(reward)                            # within-lifetime plasticity
         policy.reset(term | trunc)                      # fresh episode for finished rows
+
+Episode seeds: every row knows which episode it runs, as ``(reset seed, episodes since)``, the
+way a Gymnasium env does: ``seeds`` given to ``load_genome``/``reset`` as the env's reset got
+them (an int ``s``: row ``i`` gets ``s + i``; or one seed per row, ``None`` entries continuing)
+start the rows at ``(seed, 0)``; a reset without a seed moves a row on to its next episode;
+rows never seeded start at ``(row index, 0)``. :attr:`BatchedPolicy.episode_seeds` hashes the
+pair (:func:`plasticrl.seeding.derive_episode_seed`); policies with random initial weights draw
+them from it, so the same episode gets the same weights in training, evaluation and deployment.
 
 With ``reward_input`` the policy also sees the previous step's reward: ``learn(reward)`` stores
 it per row, the next ``act(obs)`` appends ``reward_input_scale * reward`` to the observation as
@@ -27,11 +35,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from plasticrl.device import resolve_device, resolve_dtype
 from plasticrl.errors import PlasticRLError, check_shape
 from plasticrl.genome import GenomeSpec
+from plasticrl.seeding import derive_episode_seed
 
 REWARD_STATE_KEY = "previous_reward"
 """Key of the stored reward input in :meth:`BatchedPolicy.episode_state` (with ``reward_input``)."""
@@ -81,6 +91,9 @@ class BatchedPolicy(abc.ABC):
         self.invalid = torch.zeros(0, dtype=torch.bool, device=self.device)
         # previous step's reward per row, the extra input (None without reward_input)
         self._previous_reward: torch.Tensor | None = None
+        # per-row episode identity: the env reset seed and the episodes run since (see module doc)
+        self._reset_seeds = torch.zeros(0, dtype=torch.int64, device=self.device)
+        self._episode_counts = torch.zeros(0, dtype=torch.int64, device=self.device)
 
     # -- genome -----------------------------------------------------------------------
     @property
@@ -92,16 +105,23 @@ class BatchedPolicy(abc.ABC):
         """``[population, D]`` flat genome at the spec's initial values."""
         return self.genome.initial_flat(population, device=self.device, dtype=self.dtype)
 
-    def load_genome(self, flat: torch.Tensor, episodes_per_member: int = 1) -> None:
-        """Set the parameters of ``P`` members, each running ``E`` episodes; resets every row."""
+    def load_genome(self, flat: torch.Tensor, episodes_per_member: int = 1,
+                    seeds: int | Sequence[int | None] | None = None) -> None:
+        """Set the parameters of ``P`` members, each running ``E`` episodes; resets every row.
+
+        ``seeds``: the env reset seeds of the rows' episodes (see the module docstring); rows
+        without one start at ``(row index, 0)``."""
         flat = self._check_flat(flat)
         if episodes_per_member < 1:
             raise PlasticRLError(f"episodes_per_member must be >= 1; got {episodes_per_member}")
         self.population = flat.shape[0]
         self.episodes_per_member = int(episodes_per_member)
         self.invalid = torch.zeros(self.num_rows, dtype=torch.bool, device=self.device)
+        self._reset_seeds = torch.arange(self.num_rows, dtype=torch.int64, device=self.device)
+        self._episode_counts = torch.zeros(self.num_rows, dtype=torch.int64, device=self.device)
+        self._start_episodes(None, seeds, advance=False)
         self._apply_genome(flat)
-        self.reset()
+        self._reset_rows(None)
 
     def reload_parameters(self, flat: torch.Tensor) -> None:
         """Re-derive the per-row parameters from ``flat`` without touching the running episodes.
@@ -167,11 +187,54 @@ class BatchedPolicy(abc.ABC):
     def num_rows(self) -> int:
         return self.population * self.episodes_per_member
 
+    # -- episode seeds --------------------------------------------------------------
+    def _start_episodes(self, mask: torch.Tensor | None, seeds: int | Sequence[int | None] | None,
+                        advance: bool = True) -> None:
+        """Move the ``mask`` rows to their next episode: ``(seed, 0)`` where a seed is given, else
+        (``advance``) one episode further from their last seed."""
+        n = self.num_rows
+        if seeds is None:  # the common case, once per control step in PPO: no per-row work, no sync
+            if advance:
+                self._episode_counts = self._episode_counts + (1 if mask is None else mask.to(torch.int64))
+            return
+        if isinstance(seeds, (int, np.integer)):
+            per_row: list[int | None] = [int(seeds) + i for i in range(n)]
+        else:
+            per_row = [None if s is None else int(s) for s in seeds]
+            if len(per_row) != n:
+                raise PlasticRLError(f"seeds has {len(per_row)} entries; expected one per row (N={n})")
+        if any(s is not None and s < 0 for s in per_row):
+            raise PlasticRLError(f"episode seeds must be >= 0 (as env reset seeds); got {seeds!r}")
+        rows = torch.ones(n, dtype=torch.bool, device=self.device) if mask is None else mask
+        given = torch.tensor([s is not None for s in per_row], dtype=torch.bool, device=self.device) & rows
+        values = torch.tensor([0 if s is None else s for s in per_row], dtype=torch.int64, device=self.device)
+        if advance:
+            self._episode_counts = self._episode_counts + (rows & ~given).to(torch.int64)
+        self._reset_seeds = torch.where(given, values, self._reset_seeds)
+        self._episode_counts = torch.where(given, torch.zeros_like(self._episode_counts), self._episode_counts)
+
+    @property
+    def episode_seeds(self) -> np.ndarray:
+        """``[N]`` int64: each row's episode seed, :func:`plasticrl.seeding.derive_episode_seed` of
+        its ``(reset seed, episodes since)``."""
+        return self.episode_seeds_of(None)
+
+    def episode_seeds_of(self, mask: torch.Tensor | None) -> np.ndarray:
+        """The episode seeds of the ``mask`` rows (all if ``None``), in row order."""
+        seeds, counts = self._reset_seeds.cpu().numpy(), self._episode_counts.cpu().numpy()
+        rows = np.arange(self.num_rows) if mask is None else np.flatnonzero(mask.detach().cpu().numpy())
+        return np.array([derive_episode_seed(seeds[i], counts[i]) for i in rows], dtype=np.int64)
+
     # -- episode API ----------------------------------------------------------------
-    def reset(self, mask: torch.Tensor | None = None) -> None:
+    def reset(self, mask: torch.Tensor | None = None, seeds: int | Sequence[int | None] | None = None) -> None:
         """Restore per-episode state for rows where ``mask`` is true (all rows if ``None``);
-        their reward input starts again at 0."""
+        their reward input starts again at 0. ``seeds``: as the env's reset got them (see the
+        module docstring); without one a row moves on to the next episode of its last seed."""
         mask = self._check_mask(mask)
+        self._start_episodes(mask, seeds)
+        self._reset_rows(mask)
+
+    def _reset_rows(self, mask: torch.Tensor | None) -> None:
         if self.reward_input:
             previous = self._previous_reward
             if mask is None or previous is None or previous.shape[0] != self.num_rows:
@@ -270,3 +333,18 @@ def detach_tree(value: Any) -> Any:
     if isinstance(value, tuple):
         return tuple(detach_tree(v) for v in value)
     return value
+
+
+def merge_rows(mask: torch.Tensor, fresh: Any, old: Any) -> Any:
+    """Take ``fresh`` for rows where ``mask`` is true, ``old`` elsewhere, through nested state."""
+    if old is None:
+        return None
+    if isinstance(old, torch.Tensor):
+        return torch.where(mask.view(-1, *([1] * (old.dim() - 1))), fresh, old)
+    if isinstance(old, dict):
+        return {k: merge_rows(mask, fresh[k], v) for k, v in old.items()}
+    if isinstance(old, list):
+        return [merge_rows(mask, f, o) for f, o in zip(fresh, old)]
+    if isinstance(old, tuple) and hasattr(old, "_fields"):
+        return type(old)(*(merge_rows(mask, f, o) for f, o in zip(fresh, old)))
+    raise TypeError(f"cannot merge state of type {type(old).__name__}")

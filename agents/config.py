@@ -34,6 +34,29 @@ class GenomeConfig(_Strict):
     seed: int = 0
 
 
+INITIAL_WEIGHT_KINDS = ("evolved", "random")
+
+
+class InitialWeightsConfig(_Strict):
+    """Where each episode's fast weights start.
+
+    ``evolved`` (the default): the weights are genome groups (``layers.{l}.w``), searched by ES
+    like any parameter. ``random``: no weight is in the genome; every layer starts from a fresh
+    draw of ``distribution`` (``uniform``: U[-scale, scale]; ``normal``: N(0, scale^2)) and only the
+    rule's coefficients (and whatever else is searched) are evolved, as in Najarro & Risi (2020).
+    ``draw: per_episode`` draws anew for every episode, a pure function of the episode's seed
+    (:func:`plasticrl.seeding.derive_episode_seed`: the env reset seed and the episodes since);
+    ``per_member`` draws once per member, a pure function of the member's genome, so the member
+    starts every episode from the same weights. ``seed`` is mixed into every draw.
+    """
+
+    kind: Literal["evolved", "random"] = "evolved"
+    distribution: Literal["uniform", "normal"] = "uniform"
+    scale: float = Field(0.1, gt=0, description="uniform half-width, or normal std, of the random weights")
+    draw: Literal["per_episode", "per_member"] = "per_episode"
+    seed: int = Field(0, ge=0, description="mixed into every random draw")
+
+
 class NeuronConfig(_Strict):
     model: Literal["lif", "alif"] = "lif"
     tau_mem: float = Field(0.02, gt=0, description="membrane time constant, seconds")
@@ -170,6 +193,7 @@ class PlasticSpikingConfig(_Strict):
     plasticity: PlasticityConfig = Field(default_factory=PlasticityConfig)
     input_plasticity: InputPlasticityConfig = Field(default_factory=InputPlasticityConfig)
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
+    initial_weights: InitialWeightsConfig = Field(default_factory=InitialWeightsConfig)
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()
     kernel: Literal["auto", "torch", "fused"] = Field(
@@ -215,7 +239,67 @@ class MLPConfig(_Strict):
     reward_input_scale: float = _reward_input_scale_field()
 
 
+HEBBIAN_MLP_RULES = ("hebbian_abcd", "oja", "none")
+
+
+class HebbianMLPPlasticityConfig(PlasticityConfig):
+    """The plasticity of a Hebbian MLP: the spiking policy's options, with Najarro & Risi's
+    defaults (ABCD rule per synapse, no modulator, per-layer max-norm to 1 after every update).
+    The rule sees the layer's input as ``pre`` and its tanh output as ``post``, once per control
+    step; the trace time constants (``tau_pre``, ``tau_post``, ``tau_theta``) play no part."""
+
+    rule: str = "hebbian_abcd"
+    modulation: Literal["none", "reward", "rpe", "neurons"] = "none"
+    bounds: Literal["none", "clip", "normalise"] = "normalise"
+    weight_limit: float = Field(1.0, gt=0, description="clip limit, or the max magnitude after normalising")
+    eta_scale: float = Field(
+        0.1, ge=0, description="learning rate = searched eta (unit scale, starts at 1) x eta_scale; "
+        "0 freezes the fast weights (the frozen-plasticity control)"
+    )
+    eligibility_tau: Optional[float] = Field(None, gt=0, description="eligibility-trace time constant, "
+                                             "control steps (not seconds: the network has no clock)")
+
+    @field_validator("rule")
+    @classmethod
+    def _mlp_rule(cls, value: str) -> str:
+        if value not in HEBBIAN_MLP_RULES:
+            raise ValueError(f"plasticity rule {value!r} is not available for kind hebbian_mlp; valid choices: "
+                             f"{', '.join(HEBBIAN_MLP_RULES)} (bcm needs spike-rate traces: use plastic_spiking)")
+        return value
+
+
+class HebbianMLPConfig(_Strict):
+    """Non-spiking Hebbian network (Najarro & Risi 2020): ``obs -> hidden... -> act``, tanh units, no
+    biases, every synapse plastic by the ABCD rule with its own learning rate."""
+
+    kind: Literal["hebbian_mlp"] = "hebbian_mlp"
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [128, 64])
+    plasticity: HebbianMLPPlasticityConfig = Field(default_factory=HebbianMLPPlasticityConfig)
+    initial_weights: InitialWeightsConfig = Field(default_factory=InitialWeightsConfig)
+    genome: GenomeConfig = Field(default_factory=GenomeConfig)
+    reward_input: bool = _reward_input_field()
+    reward_input_scale: float = _reward_input_scale_field()
+    kernel: Literal["auto", "torch", "fused"] = Field(
+        "auto", description="auto (the default) and torch run the torch path: the fused numba kernel covers "
+        "plastic_spiking, not hebbian_mlp"
+    )
+
+    @model_validator(mode="after")
+    def _no_fused_kernel(self) -> "HebbianMLPConfig":
+        if self.kernel == "fused":
+            raise ValueError("policy.kernel 'fused' has no kernel for kind hebbian_mlp (it covers plastic_spiking "
+                             "only); valid choices here: torch")
+        return self
+
+    @model_validator(mode="after")
+    def _something_to_search(self) -> "HebbianMLPConfig":
+        if self.plasticity.rule == "none" and self.initial_weights.kind == "random":
+            raise ValueError("kind hebbian_mlp with plasticity.rule 'none' and initial_weights.kind 'random' has "
+                             "nothing to search (no weights, no rule); give a rule or initial_weights.kind: evolved")
+        return self
+
+
 PolicyConfig = Annotated[
-    Union[PlasticSpikingConfig, LinearConfig, MLPConfig], Field(discriminator="kind")
+    Union[PlasticSpikingConfig, LinearConfig, MLPConfig, HebbianMLPConfig], Field(discriminator="kind")
 ]
-POLICY_KINDS = ("plastic_spiking", "static_spiking", "linear", "mlp")
+POLICY_KINDS = ("plastic_spiking", "static_spiking", "linear", "mlp", "hebbian_mlp")

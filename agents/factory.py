@@ -10,17 +10,28 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from plasticrl.agents.base import BatchedPolicy
-from plasticrl.agents.config import POLICY_KINDS, LinearConfig, MLPConfig, PlasticSpikingConfig, PolicyConfig
+from plasticrl.agents.config import (
+    POLICY_KINDS,
+    HebbianMLPConfig,
+    LinearConfig,
+    MLPConfig,
+    PlasticSpikingConfig,
+    PolicyConfig,
+)
 from plasticrl.agents.feedforward import LinearPolicy, MLPPolicy
+from plasticrl.agents.hebbian_mlp import HebbianMLPPolicy
 from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
 from plasticrl.errors import PlasticRLError, check_choice, validation_error
 
 _POLICY_ADAPTER: TypeAdapter = TypeAdapter(PolicyConfig)
 
 
-def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig):
+_CONFIG_TYPES = (PlasticSpikingConfig, LinearConfig, MLPConfig, HebbianMLPConfig)
+
+
+def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig | HebbianMLPConfig):
     """Validate a policy config dict; errors name the offending key and value."""
-    if isinstance(config, (PlasticSpikingConfig, LinearConfig, MLPConfig)):
+    if isinstance(config, _CONFIG_TYPES):
         return config
     config = dict(config)
     kind = config.setdefault("kind", "plastic_spiking")
@@ -32,7 +43,7 @@ def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | Linea
 
 
 def make_policy(
-    config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig,
+    config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig | HebbianMLPConfig,
     observation_space: gym.spaces.Box,
     action_space: gym.spaces.Box,
     device: str | torch.device = "cpu",
@@ -52,6 +63,8 @@ def make_policy(
     low, high = action_space.low.reshape(-1), action_space.high.reshape(-1)
     if isinstance(cfg, PlasticSpikingConfig):
         return PlasticSpikingPolicy(obs_dim, act_dim, low, high, cfg, device, dtype, autograd)
+    if isinstance(cfg, HebbianMLPConfig):
+        return HebbianMLPPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
     if isinstance(cfg, LinearConfig):
         return LinearPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
     return MLPPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)

@@ -559,8 +559,8 @@ class FusedStep:
         self.params_require_grad = any(v.requires_grad for v in params.values())
         self.gain = _np(pol._enc_gain)
         self.bias = _np(pol._enc_bias)
-        self.w_init = tuple(_np(w) for w in pol._w_init)
-        self.dense = not all(bool(np.isfinite(w).all()) for w in self.w_init)
+        if hasattr(pol, "_w_init"):  # random per-episode weights: drawn at the reset that follows
+            self.set_initial_weights()
         lif_w, th = [], []
         for l in range(pol.output_layer):
             tau = float(params[f"layers.{l}.tau_mem"].reshape(-1)[0])
@@ -581,6 +581,12 @@ class FusedStep:
         self.eta = coeff("eta")
         self.cA, self.cB, self.cC, self.cD = (coeff(c) for c in "ABCD")
         self._leaves = None
+
+    def set_initial_weights(self) -> None:
+        """Take the policy's current initial weights (the finite guard restores them); called again
+        whenever the policy draws new ones (``initial_weights.kind: random``)."""
+        self.w_init = tuple(_np(w) for w in self.policy._w_init)
+        self.dense = not all(bool(np.isfinite(w).all()) for w in self.w_init)
 
     # -- state views (rebuilt only when the state's tensors were replaced) --------------------
     def _current_leaves(self) -> list[torch.Tensor]:

@@ -17,8 +17,10 @@ raw presynaptic spikes. U, tau_rec and tau_fac are genome groups (``layers.{l}.s
 per presynaptic neuron, fixed unless searched, clamped to valid ranges when used); a reset
 restores the state of a synapse that has not spiked (its first spike transmits U).
 
-Fast weights ``W_l [N, out, in]`` start each episode at the member's initial weights and
-change by the configured rule in :meth:`learn`, once per control step, from pre/post spike
+Fast weights ``W_l [N, out, in]`` start each episode at the member's initial weights (the
+evolved genome groups ``layers.{l}.w``, or with ``initial_weights.kind: random`` a fresh random
+draw per episode or per member, see :mod:`plasticrl.agents.initial_weights`) and change by the
+configured rule in :meth:`learn`, once per control step, from pre/post spike
 traces (traces low-pass the K sub-steps' spikes, so the rule sees rates in [0, 1]). For the
 output layer with membrane decoding the postsynaptic activity is ``tanh(v)`` (it has no
 spikes). Recurrent weights are searched but static.
@@ -44,8 +46,9 @@ from typing import Any
 
 import torch
 
-from plasticrl.agents.base import BatchedPolicy
+from plasticrl.agents.base import BatchedPolicy, merge_rows
 from plasticrl.agents.config import PlasticSpikingConfig
+from plasticrl.agents.initial_weights import InitialWeightDraws
 from plasticrl.errors import PlasticRLError
 from plasticrl.genome import GenomeSpec, ParamGroup
 from plasticrl.plasticity import (
@@ -155,7 +158,14 @@ class PlasticSpikingPolicy(BatchedPolicy):
             self._csdp_keep = math.exp(-cfg.dt / ip.tau_trace)
             self._csdp_bank = (derangement_bank(self.input_dim, ip.permutations, ip.seed).to(self.device)
                                if ip.negatives == "permute" else None)
+        # initial_weights "random": the weights are drawn per row, not searched (no layers.{l}.w groups)
+        self._draws = (InitialWeightDraws(cfg.initial_weights, list(zip(self.sizes[1:], self.sizes[:-1])),
+                                          self.device, self.dtype)
+                       if cfg.initial_weights.kind == "random" else None)
         self._genome = self._build_genome().select(cfg.genome.search, cfg.genome.fix)
+        if self._draws is not None and self._genome.dim == 0:
+            raise PlasticRLError("initial_weights.kind 'random' leaves nothing to search here (no plasticity rule, "
+                                 "every other group fixed); give plasticity.rule or search a group (genome.search)")
         # kernel "fused": act/learn run as one numba call each (plasticrl.agents.plastic_kernel);
         # options it does not cover, or a missing numba, are rejected here; "auto" picks it where
         # it covers the policy (self.kernel and self.kernel_reason say what was picked and why)
@@ -208,9 +218,11 @@ class PlasticSpikingPolicy(BatchedPolicy):
             else:
                 gain = cfg.weight_init_gain
             zero = l == self.output_layer and cfg.zero_output_init
-            groups.append(ParamGroup(f"layers.{l}.w", (fan_out, fan_in), "constant" if zero else "normal", 0.0, 1.0))
-            groups.append(ParamGroup(f"layers.{l}.w_scale", (1, 1), "constant", gain / math.sqrt(fan_in),
-                                     searched=False))
+            if self._draws is None:
+                groups.append(ParamGroup(f"layers.{l}.w", (fan_out, fan_in), "constant" if zero else "normal",
+                                         0.0, 1.0))
+                groups.append(ParamGroup(f"layers.{l}.w_scale", (1, 1), "constant", gain / math.sqrt(fan_in),
+                                         searched=False))
             if l < self.output_layer:
                 if cfg.recurrent:
                     groups.append(ParamGroup(f"layers.{l}.w_rec", (fan_out, fan_out), "normal", 0.0,
@@ -259,6 +271,13 @@ class PlasticSpikingPolicy(BatchedPolicy):
         return f"{prefix}.{coefficient}"
 
     # -- parameters -----------------------------------------------------------------
+    def _apply_genome(self, flat: torch.Tensor) -> None:
+        if self._draws is not None and not self._draws.per_episode:
+            # per_member: one draw per member, repeated over its episodes
+            draws = self._draws.draw(self._draws.member_draw_seeds(flat))
+            self._member_draws = [w.repeat_interleave(self.episodes_per_member, dim=0) for w in draws]
+        super()._apply_genome(flat)
+
     def _constant(self, name: str, value: torch.Tensor) -> float | torch.Tensor:
         # Fixed neuron constants stay Python floats: it keeps the sub-step loop free of
         # broadcasting work that would be identical for every row.
@@ -272,7 +291,11 @@ class PlasticSpikingPolicy(BatchedPolicy):
         n = cfg.neuron
         self._enc_gain = params["encoder.gain"]
         self._enc_bias = params["encoder.bias"]
-        self._w_init = [params[f"layers.{l}.w"] * params[f"layers.{l}.w_scale"] for l in range(self.num_layers)]
+        if self._draws is None:
+            self._w_init = [params[f"layers.{l}.w"] * params[f"layers.{l}.w_scale"] for l in range(self.num_layers)]
+        elif not self._draws.per_episode:
+            self._w_init = self._member_draws
+        # per_episode draws: made in _reset, from each row's episode seed
         self._w_rec = [params[f"layers.{l}.w_rec"] for l in range(self.output_layer)] if cfg.recurrent else []
         self._hidden_params = []
         for l in range(self.output_layer):
@@ -354,11 +377,15 @@ class PlasticSpikingPolicy(BatchedPolicy):
         return state
 
     def _reset(self, mask: torch.Tensor | None) -> None:
+        if self._draws is not None and self._draws.per_episode:
+            self._w_init = self._draws.episode_rows(self, mask, getattr(self, "_w_init", None))
+            if self._fused is not None:
+                self._fused.set_initial_weights()
         fresh = self._fresh_state()
         if mask is None or not hasattr(self, "_state"):
             self._state = fresh
             return
-        self._state = _merge(mask, fresh, self._state)
+        self._state = merge_rows(mask, fresh, self._state)
 
     @property
     def fast_weights(self) -> list[torch.Tensor]:
@@ -485,19 +512,25 @@ class PlasticSpikingPolicy(BatchedPolicy):
         """Apply one control step of plasticity, gated by the configured modulator."""
         if not self.plastic_layers and not self.csdp:
             return
+        # A learning rate scale of 0 (the frozen twin) freezes those fast weights exactly where they
+        # started: running the rule would still apply the bound (normalise rescales every step).
+        rule_on = bool(self.plastic_layers) and self.config.plasticity.eta_scale > 0
+        csdp_on = self.csdp and self.config.input_plasticity.eta_scale > 0
+        if not rule_on and not csdp_on:
+            return
         s = self._state
         if self._fused is not None:
             self._fused.learn(reward)
             return
         p = self.config.plasticity
-        if self.csdp:
+        if csdp_on:
             # self-supervised: the reward and the modulator play no part in the input layer's rule
             c = s["csdp"]
             delta = online_csdp_delta(c["pre"], c["pre_neg"], c["z"], c["z_neg"], c["valid"], self._csdp_theta,
                                       self._csdp_eta, s["weights"][0], self._w_init[0],
                                       self.config.input_plasticity.decay)
             s["weights"][0] = self._guard_finite(bound_weights(s["weights"][0] + delta, p.bounds, p.weight_limit), 0)
-        if not self.plastic_layers:
+        if not rule_on:
             return
         m = None
         if self.modulation == "reward":
@@ -528,18 +561,3 @@ class PlasticSpikingPolicy(BatchedPolicy):
             self.invalid |= bad
             w = torch.where(bad.view(-1, 1, 1), self._w_init[layer], w)
         return w
-
-
-def _merge(mask: torch.Tensor, fresh: Any, old: Any) -> Any:
-    """Take ``fresh`` for rows where ``mask`` is true, ``old`` elsewhere, through nested state."""
-    if old is None:
-        return None
-    if isinstance(old, torch.Tensor):
-        return torch.where(mask.view(-1, *([1] * (old.dim() - 1))), fresh, old)
-    if isinstance(old, dict):
-        return {k: _merge(mask, fresh[k], v) for k, v in old.items()}
-    if isinstance(old, list):
-        return [_merge(mask, f, o) for f, o in zip(fresh, old)]
-    if isinstance(old, tuple) and hasattr(old, "_fields"):
-        return type(old)(*(_merge(mask, f, o) for f, o in zip(fresh, old)))
-    raise TypeError(f"cannot merge state of type {type(old).__name__}")

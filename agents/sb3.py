@@ -280,7 +280,8 @@ class SB3Controller:
         model = load_sb3_model(path, meta["algo"], spaces, device=device, trust_pickle=trust_pickle)
         return cls(model, name or path.stem, meta)
 
-    def start(self, rows: int) -> None:
+    def start(self, rows: int, seeds: list[int] | None = None) -> None:
+        """Fresh episodes for ``rows`` rows; an SB3 model has no per-episode state (``seeds`` unused)."""
         self._invalid = np.zeros(rows, dtype=bool)
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -34,6 +34,12 @@ class Stream(IntEnum):
     PPO_TRAIN_PERTURBATION = 405
     #: PPO: initial genome noise
     PPO_INIT = 406
+    #: policies: an episode's identity from its env reset seed and the episodes run since that seed
+    POLICY_EPISODE = 501
+    #: policies: random initial fast weights of one episode (``policy.initial_weights.draw: per_episode``)
+    POLICY_EPISODE_WEIGHTS = 502
+    #: policies: random initial fast weights of one member (``policy.initial_weights.draw: per_member``)
+    POLICY_MEMBER_WEIGHTS = 503
 
 
 #: The demo's robustness evaluation uses reset seeds ``HELD_OUT_SEED_OFFSET + config.seed``: episodes
@@ -53,6 +59,17 @@ def derive_env_seed(seed: int, generation: int, stream: int) -> int:
     """A seed for ``env.reset`` from ``(seed, generation, stream)``: Gymnasium's sub-env ``i``
     gets ``seed + i``, so it is kept well below 2**32."""
     return derive_seed(seed, generation, stream) % (2**31 - 1)
+
+
+def derive_episode_seed(reset_seed: int, episode: int) -> int:
+    """The identity of an episode: the seed its env was reset with and how many episodes that env
+    has started since (0 for the seeded reset itself, 1 for the next unseeded reset, ...).
+
+    Gymnasium's envs work the same way (``reset(seed=s)`` then ``reset()`` continues the generator
+    seeded with ``s``), so a policy that derives per-episode draws from this seed sees the same
+    draw wherever the same episode is run: in training, in a batched evaluation, in a plain
+    Gymnasium loop."""
+    return derive_seed(int(reset_seed), int(episode), Stream.POLICY_EPISODE)
 
 
 def derive_generator(seed: int, generation: int, device: torch.device | str, stream: int = 0) -> torch.Generator:

@@ -45,21 +45,34 @@ def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-reada
 @app.command()
 def genome(
     config: Optional[Path] = typer.Argument(None, help="YAML file with a 'policy' mapping (default policy if omitted)."),
-    env: str = typer.Option("HalfCheetah-v5", help="Environment whose spaces size the policy."),
+    env: Optional[str] = typer.Option(None, help="Environment whose spaces size the policy (default: the "
+                                      "config's env.id, else HalfCheetah-v5); the config's env.kwargs apply "
+                                      "when it is the config's env."),
 ) -> None:
     """Show a policy's parameter groups: the names that genome.search / genome.fix patterns match."""
     from plasticrl.agents import make_policy
     from plasticrl.envs import make_vec
 
-    policy_cfg = load_yaml_file(config).get("policy", {}) if config else {}
-    vec = make_vec(env, 1)
+    data = load_yaml_file(config) if config else {}
+    policy_cfg = data.get("policy", {})
+    env_section = data.get("env") if isinstance(data.get("env"), dict) else {}
+    env_id = env or env_section.get("id") or "HalfCheetah-v5"
+    env_kwargs = dict(env_section.get("kwargs") or {}) if env_section.get("id") == env_id else {}
     try:
-        policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
+        vec = make_vec(env_id, 1, **env_kwargs)
+        try:
+            policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
+        finally:
+            vec.close()
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes
         fail(os_error(exc))
     inputs = f"{policy.obs_dim} observations" + (" + the previous reward" if policy.reward_input else "")
+    initial = getattr(policy.config, "initial_weights", None)
+    if initial is not None and initial.kind == "random":
+        inputs += (f"; initial weights random ({initial.distribution}, scale {initial.scale}, "
+                   f"drawn {initial.draw.replace('_', ' ')}), not in the genome")
     kernel = f"kernel: {policy.kernel}" + (f" ({policy.kernel_reason})" if hasattr(policy, "kernel_reason") else "")
     table = Table(title=f"genome: D = {policy.genome.dim} searched scalars", caption=f"inputs: {inputs}; {kernel}")
     for col in ("group", "shape", "count", "searched", "init"):
@@ -68,6 +81,22 @@ def genome(
         table.add_row(row["name"], str(row["shape"]), str(row["count"]), "yes" if row["searched"] else "fixed",
                       row["init"])
     console.print(table)
+    if getattr(policy.config, "kind", None) == "hebbian_mlp" and env_id.split("-")[0] == "Ant":
+        console.print(_najarro_comparison(policy, env_id, env_kwargs))
+
+
+def _najarro_comparison(policy, env_id: str, env_kwargs: dict) -> str:
+    """Our searched count next to Najarro & Risi's Ant network (AntBulletEnv-v0, 28 observations)."""
+    from plasticrl.agents.hebbian_mlp import NAJARRO_ANT_SEARCHED, NAJARRO_ANT_SYNAPSES
+
+    synapses = policy.plastic_synapses
+    contact = env_kwargs.get("include_cfrc_ext_in_observation", True)
+    obs_note = ("contact forces included (Ant-v5's default; include_cfrc_ext_in_observation=false gives 27)"
+                if contact else "include_cfrc_ext_in_observation=false (105 with the contact forces)")
+    return (f"{env_id}: {policy.obs_dim} observations, {obs_note}; network {' -> '.join(map(str, policy.sizes))}, "
+            f"{synapses:,} plastic synapses, D = {policy.genome.dim:,} searched.\n"
+            f"Najarro & Risi (2020), AntBulletEnv-v0 (28 observations): 28 -> 128 -> 64 -> 8, "
+            f"{NAJARRO_ANT_SYNAPSES:,} synapses x 5 coefficients = {NAJARRO_ANT_SEARCHED:,} searched.")
 
 
 @app.command()

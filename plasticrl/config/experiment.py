@@ -286,6 +286,11 @@ class ExperimentConfig(_Strict):
         if self.trainer != "es" and self.train.fitness == "min":
             raise ValueError(f"train.fitness='min' ranks ES members by their worst episode; trainer "
                              f"{self.trainer!r} has no members (valid choices there: mean)")
+        initial = getattr(self.policy, "initial_weights", None)
+        if self.trainer != "es" and initial is not None and initial.kind == "random":
+            raise ValueError(f"policy.initial_weights.kind='random' draws the weights at every episode reset; "
+                             f"trainer {self.trainer!r} replays sequences from snapshots and would redraw them "
+                             "(valid choices there: evolved)")
         if self.train.fitness == "min" and self.train.episodes_per_member < 2:
             raise ValueError("train.fitness='min' takes the worst of a member's episodes; with "
                              "train.episodes_per_member=1 it is the mean (give episodes_per_member >= 2)")
@@ -354,7 +359,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
 
 def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
     """Field names of the config section at ``parent`` (for 'unknown key' messages)."""
-    from plasticrl.agents.config import LinearConfig, MLPConfig, PlasticSpikingConfig
+    from plasticrl.agents.config import HebbianMLPConfig, LinearConfig, MLPConfig, PlasticSpikingConfig
 
     model: Any = ExperimentConfig
     node: Any = data
@@ -365,7 +370,8 @@ def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
             return []
         if key == "policy" and model is ExperimentConfig:
             kind = node.get("kind", "plastic_spiking") if isinstance(node, dict) else "plastic_spiking"
-            model = {"linear": LinearConfig, "mlp": MLPConfig}.get(kind, PlasticSpikingConfig)
+            model = {"linear": LinearConfig, "mlp": MLPConfig,
+                     "hebbian_mlp": HebbianMLPConfig}.get(kind, PlasticSpikingConfig)
             continue
         model = field.annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):

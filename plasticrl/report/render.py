@@ -67,7 +67,7 @@ def render_frames(agent_path: str, env_id: str | None, condition: str | None, st
     try:
         pert = _condition(env_id, condition)
         obs, _ = env.reset(seed=seed, options={"perturbation": pert} if pert is not None else None)
-        ctrl.start(1)
+        ctrl.start(1, [seed])
         for _ in range(steps):
             model, data = env.pool.models[0], env.pool.datas[0]
             if model is not shown:  # morphology conditions swap the compiled model

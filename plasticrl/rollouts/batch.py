@@ -83,7 +83,7 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
     seeds = [seed + e for _ in chunk for e in range(episodes)]
     perturbations = [p for _, p in chunk for _ in range(episodes)]
     obs, _ = env.reset(seed=seeds, options={"perturbations": perturbations})
-    controller.start(rows)
+    controller.start(rows, seeds)
     active = np.ones(rows, dtype=bool)
     lengths = np.zeros(rows, dtype=np.int64)
     bad = np.zeros(rows, dtype=bool)  # non-finite observation or reward, or unstable physics (info["unstable"])

@@ -23,8 +23,9 @@ class Controller(Protocol):
     env_id: str | None  # the env it was trained on, when its file says so
     env_kwargs: dict[str, Any]
 
-    def start(self, rows: int) -> None:
-        """Prepare ``rows`` fresh episodes (weights and per-episode state reset)."""
+    def start(self, rows: int, seeds: list[int] | None = None) -> None:
+        """Prepare ``rows`` fresh episodes (weights and per-episode state reset); ``seeds``: the
+        env reset seed of each row, which a policy with random initial weights draws them from."""
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """``obs [rows, obs_dim]`` (raw) -> ``actions [rows, act_dim]``."""
@@ -47,10 +48,10 @@ class PlasticController:
         self.policy = agent.policy
         self.obs_dim = int(agent.policy.obs_dim)  # what the agent reads; run_batch checks the env gives it
 
-    def start(self, rows: int) -> None:
+    def start(self, rows: int, seeds: list[int] | None = None) -> None:
         # One member per row (P = rows, E = 1) so that invalid flags come back per row.
         genome = self.agent.genome.unsqueeze(0).expand(rows, -1).to(self.policy.device)
-        self.policy.load_genome(genome, episodes_per_member=1)
+        self.policy.load_genome(genome, episodes_per_member=1, seeds=seeds)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray) -> np.ndarray:

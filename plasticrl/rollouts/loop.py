@@ -89,7 +89,8 @@ def rollout(
     if env.num_envs != rows:
         raise PlasticRLError(f"env has {env.num_envs} sub-envs; expected population x episodes = "
                              f"{population} x {episodes_per_member} = {rows}")
-    policy.load_genome(genome, episodes_per_member)
+    # the policy learns each row's episode seed as the env gets it (random initial weights follow it)
+    policy.load_genome(genome, episodes_per_member, seeds=seed)
     obs, _ = env.reset(seed=seed, options=reset_options) if reset_options else env.reset(seed=seed)
     device, dtype = policy.device, policy.dtype
     # Bookkeeping runs in numpy float64: per control step it is a dozen tiny array ops, where

@@ -3,7 +3,7 @@ load them back as an :class:`Agent` that drives any Gymnasium env with matching 
 
     agent = plasticrl.load("runs/my-run/best_agent.pt")
     obs, _ = env.reset(seed=0)
-    agent.reset()
+    agent.reset(seed=0)                        # the env's reset seed: random initial weights follow it
     reward = None
     while True:
         action = agent.act(obs, reward)        # reward of the previous step drives plasticity
@@ -79,14 +79,15 @@ def has_plasticity(policy_config) -> bool:
 
 def frozen_policy_config(policy_config):
     """The same policy with every within-episode learning rate set to 0 (``eta_scale: 0``): its fast
-    weights stay the evolved initial ones, the control that shows what plasticity itself adds.
+    weights stay the initial ones (evolved, or the episode's random draw), the control that shows what plasticity itself adds.
     Short-term synaptic dynamics (``synapse: stp``) are part of the neuron model and stay on."""
     if not has_plasticity(policy_config):
         raise PlasticRLError(f"a {policy_config.kind!r} policy without a plasticity rule has no learning rate "
-                             "to freeze; frozen twins exist for plastic_spiking policies with plasticity.rule "
-                             "or input_plasticity.rule set")
+                             "to freeze; frozen twins exist for plastic_spiking and hebbian_mlp policies with "
+                             "plasticity.rule (or input_plasticity.rule) set")
     update = {"plasticity": policy_config.plasticity.model_copy(update={"eta_scale": 0.0})}
-    if policy_config.input_plasticity.rule != "none":
+    input_plasticity = getattr(policy_config, "input_plasticity", None)  # hebbian_mlp has none
+    if input_plasticity is not None and input_plasticity.rule != "none":
         update["input_plasticity"] = policy_config.input_plasticity.model_copy(update={"eta_scale": 0.0})
     return policy_config.model_copy(update=update)
 
@@ -141,11 +142,24 @@ class Agent:
         return Agent(self._payload, device=device if device is not None else self.policy.device, frozen=True,
                      obs_std_floor=floor)
 
-    def reset(self, batch_size: int = 1) -> None:
-        """Start a new episode (``batch_size`` parallel copies for batched observations)."""
-        self._batch = batch_size
+    def reset(self, batch_size: int = 1, seed: int | list[int] | None = None) -> None:
+        """Start a new episode (``batch_size`` parallel copies for batched observations).
+
+        ``seed``: the seed the env was reset with (an int ``s``: copy ``i`` gets ``s + i``, as a
+        vector env; or one per copy). Without one the agent moves on to the next episode of the
+        last seed, as an env reset without a seed does; the first episodes of an agent never seeded
+        count as seeded with 0. Random initial weights (``policy.initial_weights.kind: random``)
+        are drawn from it, so a loaded agent starts from the weights training and evaluation gave
+        the same episode."""
         self._episode_start = True
-        self.policy.load_genome(self.genome.unsqueeze(0).expand(batch_size, -1).to(self.policy.device))
+        if batch_size != self._batch or self.policy.population == 0:
+            self._batch = batch_size
+            self.policy.load_genome(self.genome.unsqueeze(0).expand(batch_size, -1).to(self.policy.device),
+                                    seeds=seed)
+        else:
+            # the same genome on the same rows: clear the invalid flags and start the next episodes
+            self.policy.invalid = torch.zeros_like(self.policy.invalid)
+            self.policy.reset(seeds=seed)
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, reward: float | np.ndarray | None = None) -> np.ndarray:
