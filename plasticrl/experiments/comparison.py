@@ -258,7 +258,7 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
         list(files.values()), exp_dir / "eval", names=list(files), env=spec.env.id, env_kwargs=spec.env.kwargs,
         suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only, max_rows=e.max_rows, window=e.window,
         frozen=e.frozen_twins, obs_std_floor=e.obs_std_floor, wandb_mode=mode, run_name=f"experiment-{spec.name}",
-        progress=progress, oracle=trained[e.oracle] if e.oracle else None)
+        progress=progress, oracle=trained[e.oracle] if e.oracle else None, oracle_name=e.oracle)
     rebuild([exp_dir / label for label in trained], exp_dir)
     summary = {"name": spec.name, "env_id": spec.env.id, "dir": str(exp_dir),
                "agents": {label: str(p) for label, p in trained.items()}, "evaluated": list(files),

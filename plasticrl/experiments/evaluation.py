@@ -34,6 +34,7 @@ def evaluate_agents(
     run_name: Optional[str] = None,
     progress: Optional[ProgressFactory] = None,
     oracle: Optional[str | Path] = None,
+    oracle_name: Optional[str] = None,
     trust_pickle: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate agent files (plasticrl ``.pt`` / run directories, SB3 ``.zip``) on the nominal
@@ -43,9 +44,9 @@ def evaluate_agents(
     ``frozen`` adds each plastic agent again with its learning rates at 0 (``NAME/frozen``);
     ``obs_std_floor`` replaces the plasticrl agents' floor on the observation std and is recorded.
     ``env_kwargs`` default to those the agents were trained with (they must agree).
-    ``oracle``: an agent trained with the goal in its observation (``goal_observed=True``) on the same
-    goal-switching task; it runs first on the same episodes and is the yardstick of the adaptation
-    ratio and the time to adapt.
+    ``oracle`` (shown as ``oracle_name``, default the run's name): an agent trained with the goal in
+    its observation (``goal_observed=True``) on the same goal-switching task; it runs first on the
+    same episodes and is the yardstick of the adaptation ratio and the time to adapt.
     ``trust_pickle`` lets SB3 unpickle what plasticrl cannot rebuild of a model zip (unsafe for
     files of unknown origin; see :mod:`plasticrl.agents.sb3`).
     """
@@ -70,7 +71,7 @@ def evaluate_agents(
     env_id = check_same_env(controllers, env)
     oracle_ctrl = None
     if oracle is not None:
-        oracle_ctrl = load_controller(oracle, f"{_oracle_name(oracle)} (oracle)", obs_std_floor=obs_std_floor)
+        oracle_ctrl = load_controller(oracle, _oracle_name(oracle, oracle_name), obs_std_floor=obs_std_floor)
         if oracle_ctrl.env_id and oracle_ctrl.env_id != env_id:
             raise PlasticRLError(f"the oracle was trained on {oracle_ctrl.env_id!r}, the agents on {env_id!r}")
         if not (oracle_ctrl.env_kwargs or {}).get("goal_observed"):
@@ -91,6 +92,14 @@ def evaluate_agents(
     return result, paths
 
 
-def _oracle_name(path: str | Path) -> str:
+def _oracle_name(path: str | Path, label: str | None = None) -> str:
+    """How the oracle is shown: ``label`` (an experiment's agent label) or the run it comes from (a run
+    directory's name; for ``RUN/best_agent.pt`` the run's name, not "best_agent"), marked "(oracle)"
+    unless the name says so already."""
+    if label is None and str(path).startswith("pretrained:"):
+        label = str(path)[len("pretrained:"):]
     path = Path(path)
-    return path.name if path.is_dir() else path.stem
+    if label is None:
+        label = path.name if path.is_dir() else (
+            path.parent.name if path.stem in ("best_agent", "final_agent") and path.parent.name else path.stem)
+    return label if "oracle" in label else f"{label} (oracle)"
