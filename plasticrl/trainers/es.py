@@ -13,19 +13,15 @@ evaluation of a final centre that falls off that schedule is recorded in ``final
 ``summary.json``, and may make that centre the finished run's ``best_agent.pt``; a resume puts the
 scheduled best back into ``best_agent.pt`` before it continues.
 
-Test hook: with ``$PLASTICRL_TEST_SIGKILL_BEFORE_CHECKPOINT=G`` set, the trainer sends itself
-SIGKILL after writing the metrics row of generation G and before writing that generation's
-checkpoint (G must be a checkpointed generation). ``tests/test_trainer.py`` uses it to kill a
-real run at the one point where ``metrics.jsonl`` is ahead of ``checkpoint.pt``.
+The run's lifecycle (lock, stamp, logger, evaluation schedule, best and final agents, checkpoint
+order, summary) is :class:`plasticrl.trainers.lifecycle.RunLoop`'s; this module implements one
+generation (ask, evaluate the population, tell) and the ES state.
 """
 from __future__ import annotations
 
 import math
-import os
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,23 +31,18 @@ from plasticrl.rollouts.saved_agent import load as load_agent
 from plasticrl.rollouts.saved_agent import save_agent, training_metadata
 from plasticrl.config import ExperimentConfig, config_to_dict
 from plasticrl.errors import PlasticRLError
-from plasticrl.io import atomic_torch_save, atomic_write_json, torch_load
-from plasticrl.trainers.logger import RunLogger
+from plasticrl.io import atomic_torch_save, torch_load
 from plasticrl.es import make_es
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import training_reset_options
 from plasticrl.trainers.evaluator import LocalEvaluator
 from plasticrl.rollouts.obs_norm import ObsNormalizer
-from plasticrl.trainers.runs import CHECKPOINT_FILE, hold_run, stamp_run
+from plasticrl.trainers.lifecycle import KILL_HOOK_ENV, RunLoop, TrainResult
+from plasticrl.trainers.runs import CHECKPOINT_FILE
+
+__all__ = ["ESTrainer", "KILL_HOOK_ENV", "TrainResult"]
 
 CHECKPOINT_FORMAT = 1
-KILL_HOOK_ENV = "PLASTICRL_TEST_SIGKILL_BEFORE_CHECKPOINT"
-
-
-def _kill_hook_generation() -> int | None:
-    """The generation at which a test asks this process to SIGKILL itself (see the module docstring)."""
-    value = os.environ.get(KILL_HOOK_ENV)
-    return int(value) if value else None
 
 
 def _default_evaluator(config: ExperimentConfig, rows: int):
@@ -62,18 +53,7 @@ def _default_evaluator(config: ExperimentConfig, rows: int):
     return LocalEvaluator(config, rows)
 
 
-@dataclass
-class TrainResult:
-    run_dir: Path
-    generations: int
-    env_steps: int
-    best_eval_return: float
-    best_generation: int
-    final_eval_return: float
-    center: torch.Tensor
-
-
-class ESTrainer:
+class ESTrainer(RunLoop):
     """Trains one config in one run directory. ``ESTrainer(cfg, dir).train()``."""
 
     def __init__(
@@ -83,11 +63,7 @@ class ESTrainer:
         evaluator_factory: Callable[[ExperimentConfig, int], Any] | None = None,
         on_generation: Callable[[dict[str, Any]], None] | None = None,
     ):
-        self.config = config
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.on_generation = on_generation
-        torch.set_num_threads(config.torch_threads)
+        super().__init__(config, run_dir, on_generation)
         # The evaluation evaluator's policy tells the genome size before the ES (which fixes P)
         # and the training evaluator (which needs P) exist.
         self.eval_evaluator = LocalEvaluator(config, config.train.eval_episodes)
@@ -196,134 +172,55 @@ class ESTrainer:
                    obs_norm, training_metadata(self.config, self.run_dir, best["generation"], best["env_steps"],
                                                best["eval_return"]))
 
-    # -- the loop -----------------------------------------------------------------------
-    def train(self, resume: bool = False) -> TrainResult:
-        """Run the loop to ``train.generations`` while holding the run directory (one process per run).
-        ``resume=True`` continues from ``checkpoint.pt``; a run killed before its first checkpoint
-        restarts from generation 0 in the same directory."""
-        try:
-            with hold_run(self.run_dir):
-                return self._train_held(resume)
-        finally:
-            self.evaluator.close()
-            self.eval_evaluator.close()
+    # -- the lifecycle's hooks -------------------------------------------------------------
+    @property
+    def policy_kernel(self) -> str:
+        return self.policy.kernel
 
-    def _train_held(self, resume: bool) -> TrainResult:
-        cfg = self.config
-        started = resume and (self.run_dir / CHECKPOINT_FILE).is_file()
-        try:
-            state = self._load_checkpoint() if started else self._fresh_state()
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-            if isinstance(exc, PlasticRLError) or not started:
-                raise
-            # loadable plain data of the wrong shape (a hand-edited or foreign checkpoint.pt)
-            raise PlasticRLError(f"{str(self.run_dir / CHECKPOINT_FILE)!r} is not a checkpoint of this run: "
-                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
-        if started and state["generation"] > cfg.train.generations:
-            raise PlasticRLError(f"run {str(self.run_dir)!r} has done {state['generation']} generations; "
-                                 f"train.generations={cfg.train.generations} would end it before that (give "
-                                 f"at least {state['generation']})")
-        if started:
-            self._restore_scheduled_best(state)
-        stamp_run(self.run_dir, cfg, resume=resume, policy_kernel=self.policy.kernel)
-        # A fresh start (also a resume with no checkpoint yet) drops every row a killed attempt left.
-        logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
-                                   resume_from_generation=state["generation"] if resume else -1)
-        try:
-            return self._loop(state, logger)
-        finally:
-            logger.finish()
+    def close(self) -> None:
+        self.evaluator.close()
+        self.eval_evaluator.close()
 
-    def _loop(self, state: dict[str, Any], logger: RunLogger) -> TrainResult:
+    def _after_resume(self, state: dict[str, Any]) -> None:
+        self._restore_scheduled_best(state)
+
+    def _current_genome(self, state: dict[str, Any]) -> torch.Tensor:
+        return self.algo.center(state["es"])
+
+    def _evaluate(self, genome: torch.Tensor, state: dict[str, Any]) -> tuple[float, float]:
+        return self._evaluate_center(genome, state["obs_norm"])[:2]
+
+    def _best_extra(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"env_steps": state["env_steps"],
+                "obs_norm": state["obs_norm"].state_dict() if state["obs_norm"] else None}
+
+    def _summary_extra(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"population": self.population, "genome_dim": self.dim}
+
+    def _step(self, state: dict[str, Any]) -> dict[str, Any]:
+        """One generation: ask, evaluate every member on its episodes, tell; merge the statistics."""
         cfg = self.config
-        E = cfg.train.episodes_per_member
-        kill_at = _kill_hook_generation()
-        last_eval = (float("nan"), float("nan"))
-        while state["generation"] < cfg.train.generations:
-            if cfg.train.max_env_steps is not None and state["env_steps"] >= cfg.train.max_env_steps:
-                break
-            t0 = time.perf_counter()
-            gen = state["generation"]
-            samples, es_state = self.algo.ask(state["es"])
-            res = self.evaluator.evaluate(samples, E, derive_env_seed(cfg.seed, gen, Stream.ES_TRAIN_ENV), state["obs_norm"],
-                                          state["obs_norm"] is not None, self._train_options(gen))
-            fitness = res.member_fitness(cfg.train.fitness).to(samples.dtype)
-            rollout_seconds = time.perf_counter() - t0
-            es_state, info = self.algo.tell(es_state, samples, fitness)
-            if state["obs_norm"] is not None:
-                state["obs_norm"].update(res.obs_moments)
-            state["es"] = es_state
-            state["generation"] = gen + 1
-            state["env_steps"] += res.env_steps
-            metrics: dict[str, Any] = {
-                "generation": state["generation"],
-                "env_steps": state["env_steps"],
-                "fitness_mean": info["fitness_mean"], "fitness_max": info["fitness_max"],
-                "fitness_min": info["fitness_min"], "fitness_std": info["fitness_std"],
-                "invalid_members": int(info["num_invalid"]),
-                "sigma": info.get("sigma"), "step_norm": info.get("step_norm"),
-                "env_steps_per_s": res.env_steps / max(rollout_seconds, 1e-9),
-            }
-            g = state["generation"]
-            # Only the scheduled evaluations enter the state: an extra one at a final generation off
-            # the schedule would make a run that is later extended differ from a straight run.
-            if g % cfg.train.eval_every == 0:
-                center = self.algo.center(state["es"])
-                mean, std, _ = self._evaluate_center(center, state["obs_norm"])
-                last_eval = (mean, std)
-                metrics.update({"eval_return_mean": mean, "eval_return_std": std})
-                if mean > state["best"]["eval_return"]:
-                    state["best"] = {"eval_return": mean, "generation": g, "genome": center.detach().cpu().clone(),
-                                     "env_steps": state["env_steps"],
-                                     "obs_norm": state["obs_norm"].state_dict() if state["obs_norm"] else None}
-                    self._save_agent("best_agent.pt", center, state, mean)
-                metrics["best_eval_return"] = state["best"]["eval_return"]
-            else:
-                last_eval = (float("nan"), float("nan"))
-            state["elapsed"] += time.perf_counter() - t0
-            metrics["generation_seconds"] = time.perf_counter() - t0
-            metrics["wall_seconds"] = state["elapsed"]
-            # The row goes out before the checkpoint: a kill between the two leaves rows beyond the
-            # checkpoint, which a resume drops and writes again, never a checkpoint without its row.
-            logger.log(metrics)
-            if g % cfg.train.checkpoint_every == 0 or g == cfg.train.generations:
-                if g == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                self._save_checkpoint(state)
-            if self.on_generation is not None:
-                self.on_generation(metrics)
-        self._save_checkpoint(state)
-        center = self.algo.center(state["es"])
-        best = {"eval_return": state["best"]["eval_return"], "generation": state["best"]["generation"]}
-        if math.isnan(last_eval[0]):
-            # The final centre was not evaluated on schedule (a final generation off the schedule, a
-            # step budget that ended the loop, a resume of a finished run): evaluate it now, so the
-            # final agent never records NaN. It may become this run's best agent, but not the
-            # checkpoint's best, which an extension of the run continues from.
-            last_eval = self._evaluate_center(center, state["obs_norm"])[:2]
-            if last_eval[0] > best["eval_return"]:
-                best = {"eval_return": last_eval[0], "generation": state["generation"]}
-                self._save_agent("best_agent.pt", center, state, last_eval[0])
-        final_path = self._save_agent("final_agent.pt", center, state, last_eval[0])
-        best_path = self.run_dir / "best_agent.pt"
-        if cfg.logging.wandb.log_artifacts:
-            logger.log_artifact(final_path, f"{self.run_dir.name}-final", aliases=["final"])
-            if best_path.is_file():
-                logger.log_artifact(best_path, f"{self.run_dir.name}-best", aliases=["best"])
-        summary = {
-            "run_dir": str(self.run_dir), "generations": state["generation"], "env_steps": state["env_steps"],
-            "best_eval_return": best["eval_return"], "best_generation": best["generation"],
-            "final_eval_return": last_eval[0], "wall_seconds": state["elapsed"], "population": self.population,
-            "genome_dim": self.dim, "policy_kernel": self.policy.kernel,
+        t0 = time.perf_counter()
+        gen = state["generation"]
+        samples, es_state = self.algo.ask(state["es"])
+        res = self.evaluator.evaluate(samples, cfg.train.episodes_per_member,
+                                      derive_env_seed(cfg.seed, gen, Stream.ES_TRAIN_ENV), state["obs_norm"],
+                                      state["obs_norm"] is not None, self._train_options(gen))
+        fitness = res.member_fitness(cfg.train.fitness).to(samples.dtype)
+        rollout_seconds = time.perf_counter() - t0
+        es_state, info = self.algo.tell(es_state, samples, fitness)
+        if state["obs_norm"] is not None:
+            state["obs_norm"].update(res.obs_moments)
+        state["es"] = es_state
+        state["generation"] = gen + 1
+        state["env_steps"] += res.env_steps
+        return {
+            "generation": state["generation"],
+            "env_steps": state["env_steps"],
+            "fitness_mean": info["fitness_mean"], "fitness_max": info["fitness_max"],
+            "fitness_min": info["fitness_min"], "fitness_std": info["fitness_std"],
+            "invalid_members": int(info["num_invalid"]),
+            "sigma": info.get("sigma"), "step_norm": info.get("step_norm"),
+            # the rollouts' rate (the row's generation_seconds also counts the update and evaluation)
+            "env_steps_per_s": res.env_steps / max(rollout_seconds, 1e-9),
         }
-        logger.summary(summary)
-        atomic_write_json(self.run_dir / "summary.json", summary)
-        if not math.isfinite(best["eval_return"]):
-            # Every evaluation of the centre was invalid: there is no agent to point to (no
-            # best_agent.pt), and "done" would hide it.
-            raise PlasticRLError(
-                f"run {str(self.run_dir)!r} has no valid evaluation: in {state['generation']} generations every "
-                f"evaluation of the centre went invalid (non-finite observations, rewards, weights or actions, "
-                f"or unstable physics); metrics.jsonl counts the invalid members of each generation")
-        return TrainResult(self.run_dir, state["generation"], state["env_steps"], best["eval_return"],
-                           best["generation"], last_eval[0], center.detach().cpu())

@@ -9,7 +9,8 @@ from typing import Any
 
 from plasticrl.config import ExperimentConfig, load_config
 from plasticrl.rollouts.env_setup import check_config
-from plasticrl.trainers.es import ESTrainer, TrainResult
+from plasticrl.trainers.es import ESTrainer
+from plasticrl.trainers.lifecycle import TrainResult
 from plasticrl.trainers.runs import new_run_dir
 
 #: called after every generation (ES) or update (PPO) with that step's metrics row

@@ -26,7 +26,9 @@ coefficients, eta, encoder gains) is one leaf tensor trained by Adam. An update:
 Observation statistics are merged after each update and frozen within it (the stored
 observations are already normalised, so replay is unaffected). Every random draw derives
 from ``(seed, update, stream)``; with the checkpoint (genome, log-std, critic, Adam, obs and
-reward statistics, counters) ``--resume`` continues exactly like the uninterrupted run.
+reward statistics, counters) ``--resume`` continues exactly like the uninterrupted run. The run's
+lifecycle (lock, stamp, logger, evaluation schedule, best and final agents, checkpoint order,
+summary) is :class:`plasticrl.trainers.lifecycle.RunLoop`'s; this module implements one update.
 """
 from __future__ import annotations
 
@@ -50,14 +52,13 @@ from plasticrl.trainers.ppo.critic import ValueMLP
 from plasticrl.trainers.ppo.gae import gae
 from plasticrl.config.ppo import PPOConfig, parse_ppo_config
 from plasticrl.trainers.ppo.loss import clipped_surrogate, gaussian_entropy, gaussian_log_prob, masked_mean, value_loss
-from plasticrl.io import atomic_torch_save, atomic_write_json, torch_load
-from plasticrl.trainers.logger import RunLogger
+from plasticrl.io import atomic_torch_save, torch_load
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import make_env, training_reset_options
 from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.rollouts.loop import rollout
-from plasticrl.trainers.runs import CHECKPOINT_FILE, hold_run, stamp_run
-from plasticrl.trainers.es import TrainResult
+from plasticrl.trainers.lifecycle import RunLoop
+from plasticrl.trainers.runs import CHECKPOINT_FILE
 
 __all__ = ["PPOConfig", "PPOTrainer", "Rollout", "parse_ppo_config"]
 
@@ -85,19 +86,18 @@ class Rollout:
     obs_moments: ObsBatchMoments
 
 
-class PPOTrainer:
+class PPOTrainer(RunLoop):
     """Trains one ``trainer: ppo`` config in one run directory. ``PPOTrainer(cfg, dir).train()``."""
+
+    step_name = "updates"
+    trainer_name = "ppo"
 
     def __init__(self, config: ExperimentConfig, run_dir: Path,
                  on_generation: Callable[[dict[str, Any]], None] | None = None):
         if getattr(config, "trainer", "ppo") != "ppo":
             raise PlasticRLError(f"PPOTrainer needs trainer: ppo; got trainer: {config.trainer!r}")
-        self.config = config
         self.ppo = parse_ppo_config(getattr(config, "ppo", None))
-        self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.on_generation = on_generation
-        torch.set_num_threads(config.torch_threads)
+        super().__init__(config, run_dir, on_generation)
         self.device = resolve_device(config.device)
         self.env = make_env(config, self.ppo.num_envs)
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
@@ -377,105 +377,53 @@ class PPOTrainer:
         return save_agent(self.run_dir / name, self.eval_policy, config_to_dict(self.config)["policy"],
                           genome.reshape(-1), state["obs_norm"], meta)
 
-    # -- the loop --------------------------------------------------------------------------------
-    def train(self, resume: bool = False) -> TrainResult:
-        """Run to ``train.generations`` updates while holding the run directory (one process per run).
-        ``resume=True`` continues from ``checkpoint.pt``; a run killed before its first checkpoint
-        restarts from update 0 in the same directory."""
-        try:
-            with hold_run(self.run_dir):
-                return self._train_held(resume)
-        finally:
-            self.env.close()
-            self.eval_env.close()
+    # -- the lifecycle's hooks ---------------------------------------------------------------------
+    @property
+    def policy_kernel(self) -> str:
+        return self.actor.kernel
 
-    def _train_held(self, resume: bool) -> TrainResult:
-        cfg = self.config
-        started = resume and (self.run_dir / CHECKPOINT_FILE).is_file()
-        try:
-            state = self._load_checkpoint() if started else self._fresh_state()
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-            if isinstance(exc, PlasticRLError) or not started:
-                raise
-            # loadable plain data of the wrong shape (a hand-edited or foreign checkpoint.pt)
-            raise PlasticRLError(f"{str(self.run_dir / CHECKPOINT_FILE)!r} is not a checkpoint of this run: "
-                                 f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}") from None
-        if started and state["generation"] > cfg.train.generations:
-            raise PlasticRLError(f"run {str(self.run_dir)!r} has done {state['generation']} updates; "
-                                 f"train.generations={cfg.train.generations} would end it before that (give "
-                                 f"at least {state['generation']})")
-        stamp_run(self.run_dir, cfg, resume=resume, policy_kernel=self.actor.kernel)
-        logger = RunLogger.for_run(cfg, self.run_dir, state["wandb_id"],
-                                   resume_from_generation=state["generation"] if resume else -1)
-        try:
-            return self._loop(state, logger)
-        finally:
-            logger.finish()
+    def close(self) -> None:
+        self.env.close()
+        self.eval_env.close()
 
-    def _loop(self, state: dict[str, Any], logger: RunLogger) -> TrainResult:
-        cfg, p = self.config, self.ppo
-        last_eval = float("nan")
-        while state["generation"] < cfg.train.generations:
-            if cfg.train.max_env_steps is not None and state["env_steps"] >= cfg.train.max_env_steps:
-                break
-            t0 = time.perf_counter()
-            update = state["generation"]
-            self._set_lr(update)
-            ro = self.collect(update, state["obs_norm"])
-            rollout_seconds = time.perf_counter() - t0
-            adv, ret, values = self.advantages(ro, self._scaled_rewards(ro, state["ret_norm"]))
-            stats = self._update(ro, adv, ret, update)
-            if state["obs_norm"] is not None:
-                state["obs_norm"].update(ro.obs_moments)
-            steps = p.num_envs * p.rollout_steps
-            state["generation"] = g = update + 1
-            state["env_steps"] += steps
-            valid = ro.valid
-            var_ret = float(ret[valid].var())
-            explained = float("nan") if var_ret == 0 else 1.0 - float((ret - values)[valid].var()) / var_ret
-            episodes = ro.episode_returns
-            metrics: dict[str, Any] = {
-                "generation": g, "update": g, "env_steps": state["env_steps"],
-                "episodes": len(episodes),
-                "fitness_mean": float(np.mean(episodes)) if episodes else float("nan"),
-                "fitness_max": float(np.max(episodes)) if episodes else float("nan"),
-                "episode_length_mean": float(np.mean(ro.episode_lengths)) if episodes else float("nan"),
-                "explained_variance": explained, "std_mean": float(self.log_std.detach().exp().mean()),
-                "lr": self.optimizer.param_groups[0]["lr"], **stats,
-                "rollout_steps_per_s": steps / max(rollout_seconds, 1e-9),
-            }
-            if g % cfg.train.eval_every == 0 or g == cfg.train.generations:
-                mean, std = self.evaluate(state["obs_norm"])
-                last_eval = mean
-                metrics.update({"eval_return_mean": mean, "eval_return_std": std})
-                if mean > state["best"]["eval_return"]:
-                    best = self.genome.detach().cpu().clone()
-                    state["best"] = {"eval_return": mean, "generation": g, "genome": best}
-                    self._save_agent("best_agent.pt", best, state, mean)
-                metrics["best_eval_return"] = state["best"]["eval_return"]
-            seconds = time.perf_counter() - t0
-            state["elapsed"] += seconds
-            metrics.update({"generation_seconds": seconds, "wall_seconds": state["elapsed"],
-                            "env_steps_per_s": steps / max(seconds, 1e-9)})
-            if g % cfg.train.checkpoint_every == 0 or g == cfg.train.generations:
-                self._save_checkpoint(state)
-            logger.log(metrics)
-            if self.on_generation is not None:
-                self.on_generation(metrics)
-        self._save_checkpoint(state)
-        final_path = self._save_agent("final_agent.pt", self.genome.detach().cpu(), state, last_eval)
-        best_path = self.run_dir / "best_agent.pt"
-        if cfg.logging.wandb.log_artifacts:
-            logger.log_artifact(final_path, f"{self.run_dir.name}-final", aliases=["final"])
-            if best_path.is_file():
-                logger.log_artifact(best_path, f"{self.run_dir.name}-best", aliases=["best"])
-        summary = {
-            "run_dir": str(self.run_dir), "trainer": "ppo", "generations": state["generation"],
-            "env_steps": state["env_steps"], "best_eval_return": state["best"]["eval_return"],
-            "best_generation": state["best"]["generation"], "final_eval_return": last_eval,
-            "wall_seconds": state["elapsed"], "genome_dim": self.dim,
+    def _is_scheduled_eval(self, step: int) -> bool:
+        return step % self.config.train.eval_every == 0 or step == self.config.train.generations
+
+    def _current_genome(self, state: dict[str, Any]) -> torch.Tensor:
+        return self.genome.detach().cpu()[0].clone()
+
+    def _evaluate(self, genome: torch.Tensor, state: dict[str, Any]) -> tuple[float, float]:
+        return self.evaluate(state["obs_norm"])  # the actor's genome is ``genome``
+
+    def _summary_extra(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {"genome_dim": self.dim}
+
+    def _step(self, state: dict[str, Any]) -> dict[str, Any]:
+        """One update: collect a rollout, advantages, truncated-BPTT epochs; merge the statistics."""
+        p = self.ppo
+        t0 = time.perf_counter()
+        update = state["generation"]
+        self._set_lr(update)
+        ro = self.collect(update, state["obs_norm"])
+        rollout_seconds = time.perf_counter() - t0
+        adv, ret, values = self.advantages(ro, self._scaled_rewards(ro, state["ret_norm"]))
+        stats = self._update(ro, adv, ret, update)
+        if state["obs_norm"] is not None:
+            state["obs_norm"].update(ro.obs_moments)
+        steps = p.num_envs * p.rollout_steps
+        state["generation"] = g = update + 1
+        state["env_steps"] += steps
+        valid = ro.valid
+        var_ret = float(ret[valid].var())
+        explained = float("nan") if var_ret == 0 else 1.0 - float((ret - values)[valid].var()) / var_ret
+        episodes = ro.episode_returns
+        return {
+            "generation": g, "update": g, "env_steps": state["env_steps"],
+            "episodes": len(episodes),
+            "fitness_mean": float(np.mean(episodes)) if episodes else float("nan"),
+            "fitness_max": float(np.max(episodes)) if episodes else float("nan"),
+            "episode_length_mean": float(np.mean(ro.episode_lengths)) if episodes else float("nan"),
+            "explained_variance": explained, "std_mean": float(self.log_std.detach().exp().mean()),
+            "lr": self.optimizer.param_groups[0]["lr"], **stats,
+            "rollout_steps_per_s": steps / max(rollout_seconds, 1e-9),
         }
-        logger.summary(summary)
-        atomic_write_json(self.run_dir / "summary.json", summary)
-        return TrainResult(self.run_dir, state["generation"], state["env_steps"], state["best"]["eval_return"],
-                           state["best"]["generation"], last_eval, self.genome.detach().cpu()[0].clone())
