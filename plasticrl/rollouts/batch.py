@@ -80,19 +80,28 @@ def stream_batch(
     """
     from plasticrl.envs import make_vec
 
-    for chunk in plan_chunks(len(conditions), episodes, max_rows):
-        segments = [(conditions[c][0], conditions[c][1], e0, e1) for c, e0, e1 in chunk]
-        env = make_vec(env_id, sum(e1 - e0 for _, _, e0, e1 in segments), **dict(env_kwargs or {}))
-        given, wanted = int(np.prod(env.single_observation_space.shape)), getattr(controller, "obs_dim", None)
-        if wanted is not None and wanted != given:
+    env, rows = None, 0
+    try:
+        for chunk in plan_chunks(len(conditions), episodes, max_rows):
+            segments = [(conditions[c][0], conditions[c][1], e0, e1) for c, e0, e1 in chunk]
+            size = sum(e1 - e0 for _, _, e0, e1 in segments)
+            if env is None or size != rows:
+                # One env for every batch of the same size: each reset sets every row's seed and condition
+                # afresh, and making a new env per batch (its models and data, ~0.5 MB a row) leaves the
+                # allocator holding freed memory that grows with the number of batches.
+                if env is not None:
+                    env.close()
+                env, rows = make_vec(env_id, size, **dict(env_kwargs or {})), size
+                given = int(np.prod(env.single_observation_space.shape))
+                wanted = getattr(controller, "obs_dim", None)
+                if wanted is not None and wanted != given:
+                    raise PlasticRLError(f"agent {controller.name!r} reads {wanted} observations; {env_id} gives "
+                                         f"{given} (evaluate it on the env it was trained on, or one with the same "
+                                         f"observation)")
+            yield from _run_chunk(controller, env, segments, seed, max_steps, on_steps)
+    finally:
+        if env is not None:
             env.close()
-            raise PlasticRLError(f"agent {controller.name!r} reads {wanted} observations; {env_id} gives {given} "
-                                 f"(evaluate it on the env it was trained on, or one with the same observation)")
-        try:
-            pieces = _run_chunk(controller, env, segments, seed, max_steps, on_steps)
-        finally:
-            env.close()
-        yield from pieces
 
 
 def run_batch(
