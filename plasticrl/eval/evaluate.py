@@ -151,7 +151,7 @@ def evaluate(
                 "time_to_recover": curve.time_to_recover if curve is not None else None,
                 "returns": [None if bad else float(r) for r, bad in zip(b.returns, b.invalid)],
                 "invalid": [bool(x) for x in b.invalid],
-                **_after_switch(g, b, start, horizon),
+                **_after_switch(b, start, horizon, np.concatenate(g.after_switch) if start is not None else None),
                 **_beyond_survival(b, nominal, confidence, seed),
                 **_goal_switch(g, b, cond["name"], oracle_rates, is_oracle, window),
             })
@@ -271,13 +271,15 @@ def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _after_switch(g: _Gathered, b: EpisodeBatch, start: int | None, horizon: int) -> dict[str, Any]:
+def _after_switch(b: EpisodeBatch, start: int | None, horizon: int,
+                  after: np.ndarray | None = None) -> dict[str, Any]:
     """Per-episode return earned from the switch on (mid-episode conditions only): with the
-    return before it, this tells a drop at the switch from a difference over the whole episode."""
+    return before it, this tells a drop at the switch from a difference over the whole episode.
+    ``after``: those returns, summed batch by batch as the evaluation streamed (default: from ``b.rewards``)."""
     if start is None:
         return {}
-    return {"returns_after_switch": [None if bad else float(x) for x, bad in zip(np.concatenate(g.after_switch),
-                                                                                  b.invalid)],
+    after = b.rewards[start:].sum(axis=0) if after is None else after
+    return {"returns_after_switch": [None if bad else float(x) for x, bad in zip(after, b.invalid)],
             "steps_after_switch": max(horizon - start, 0)}
 
 
