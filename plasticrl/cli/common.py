@@ -17,6 +17,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+#: help of every command's --force (the memory guard of plasticrl.rollouts.memory)
+FORCE_HELP = ("Skip the memory guard: run even when the estimated memory exceeds the limit (80% of the "
+              "available memory, or $PLASTICRL_MEMORY_LIMIT).")
 
 
 def _print_version(value: bool) -> None:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
-from plasticrl.cli.common import app, console, fail, os_error, stamp
+from plasticrl.cli.common import FORCE_HELP, app, console, fail, os_error, stamp
 from plasticrl.errors import PlasticRLError
 
 
@@ -120,7 +120,7 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
                      only: list[str], out: Path, names: list[str], max_rows: int, window: int,
                      max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
                      quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None,
-                     trust_pickle: bool = False, oracle: Optional[Path] = None) -> dict:
+                     trust_pickle: bool = False, oracle: Optional[Path] = None, force: bool = False) -> dict:
     """Body of ``plasticrl eval``; returns the result dict."""
     from plasticrl.experiments.evaluation import evaluate_agents
 
@@ -128,7 +128,7 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
         agents, out, names=names, env=env, suite=suite, episodes=episodes, seed=seed, only=only,
         max_rows=max_rows, window=window, max_episode_steps=max_episode_steps, frozen=frozen,
         obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else EvalProgress,
-        trust_pickle=trust_pickle, oracle=oracle)
+        trust_pickle=trust_pickle, oracle=oracle, force=force)
     if not quiet:
         print_summary(result)
     from plasticrl.report.writer import invalid_episode_warnings
@@ -167,6 +167,7 @@ def eval_cmd(
     trust_pickle: bool = typer.Option(
         False, "--trust-pickle", help="Let Stable-Baselines3 unpickle the parts of a .zip that plasticrl cannot "
         "rebuild (e.g. custom policy classes). Unpickling runs code from the file: only for files you trust."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
     fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
@@ -174,7 +175,7 @@ def eval_cmd(
         run_eval_command(agents, env, suite, episodes, seed, list(only or []),
                          out or Path("runs") / f"eval-{stamp()}", list(name or []), max_rows, window,
                          max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor,
-                         trust_pickle, oracle)
+                         trust_pickle, oracle, force)
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from plasticrl.cli.common import app, console, fail, os_error
+from plasticrl.cli.common import FORCE_HELP, app, console, fail, os_error
 from plasticrl.cli.evaluate import EvalProgress, print_summary
 from plasticrl.errors import PlasticRLError
 
@@ -18,6 +18,7 @@ def experiment_cmd(
     out: Optional[Path] = typer.Option(None, help="Experiment directory (default: runs/<name>-<time>); "
                                        "re-use it to continue a killed experiment."),
     wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Train the plastic agent, its static twin and SB3 baselines, evaluate all on the suite, report."""
     from plasticrl.experiments.comparison import load_spec, run_experiment
@@ -27,7 +28,7 @@ def experiment_cmd(
         if wandb_mode is not None:
             spec.wandb_mode = wandb_mode
         summary = run_experiment(spec, out, log=lambda m: console.print(f"[bold]experiment[/]: {m}"),
-                                 progress=EvalProgress)
+                                 progress=EvalProgress, force=force)
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from plasticrl.cli.common import app, console, fail, os_error
+from plasticrl.cli.common import FORCE_HELP, app, console, fail, os_error
 from plasticrl.errors import PlasticRLError
 
 
@@ -138,6 +138,7 @@ def train(
     backend: Optional[str] = typer.Option(None, "--backend", help="local (default) or ray."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Existing Ray cluster (implies ray)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress display."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Train with evolution strategies (or recurrent PPO: trainer=ppo); --resume continues a killed run exactly."""
     from plasticrl.config import load_config, parse_overrides
@@ -174,11 +175,11 @@ def train(
             for key, value in parse_overrides(overrides):
                 set_dotted(data, key, value)
             cfg = config_from_dict(data, "resumed config")
-            check_config(cfg)  # e.g. a --ray-address where nobody listens, before anything is written
+            check_config(cfg, force=force)  # e.g. a --ray-address where nobody listens, before anything is written
             run_dir = resume
         else:
             cfg = load_config(config_path, overrides)
-            check_config(cfg)  # every setting, before the run directory exists
+            check_config(cfg, force=force)  # every setting, before the run directory exists
             run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
         if resume is None:  # a resume's errors (e.g. too few generations) stay one line
             console.print(f"run directory: {run_dir}")

@@ -73,7 +73,17 @@ def adaptation_curve(rewards: np.ndarray, lengths: np.ndarray, start: int, windo
     alive = np.asarray(lengths) > start
     if not alive.any() or rewards.shape[0] <= start:
         return None
-    per_step = rewards[:, alive].mean(axis=1)  # [T] mean over episodes that saw the switch
+    return curve_from_sum(rewards[:, alive].sum(axis=1), int(alive.sum()), start, window, baseline, fraction)
+
+
+def curve_from_sum(reward_sum: np.ndarray, episodes: int, start: int, window: int = 20, baseline: int = 100,
+                   fraction: float = RECOVER_FRACTION) -> AdaptationCurve | None:
+    """:func:`adaptation_curve` from ``reward_sum [T]``, the per-step reward summed over the ``episodes``
+    that were still running at the switch: what an evaluation that streams its episodes accumulates
+    instead of keeping every episode's rewards. ``None`` when there are no such episodes."""
+    if episodes < 1 or reward_sum.shape[0] <= start:
+        return None
+    per_step = np.asarray(reward_sum, dtype=np.float64) / episodes  # [T] mean over episodes that saw the switch
     lo = max(0, start - baseline)
     pre = float(per_step[lo:start].mean()) if start > lo else math.nan
     first = start - (start // window) * window  # windows tile the episode and one begins at the switch
@@ -87,4 +97,4 @@ def adaptation_curve(rewards: np.ndarray, lengths: np.ndarray, start: int, windo
         after = [(off, value) for off, value in zip(offsets, curve) if off >= 0]
         ttr = first_staying_offset([off for off, _ in after], [value for _, value in after],
                                    recover_threshold(pre, fraction))
-    return AdaptationCurve(start, window, offsets, curve, pre, ttr, int(alive.sum()))
+    return AdaptationCurve(start, window, offsets, curve, pre, ttr, int(episodes))

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from plasticrl.errors import PlasticRLError, check_choice
-from plasticrl.eval.adaptation import adaptation_curve, switch_step
-from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS, run_batch
+from plasticrl.eval.adaptation import curve_from_sum, switch_step
+from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS, EpisodeBatch, join_pieces, plan_chunks, stream_batch
 from plasticrl.rollouts.controllers import Controller
 from plasticrl.eval.goal_adaptation import (
     SwitchRates,
@@ -82,10 +82,14 @@ def evaluate(
     confidence: float = CONFIDENCE,
     progress: Progress | None = None,
     oracle: Controller | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``controllers`` under the suite; returns the JSON-ready result (see module doc).
     ``oracle``: a controller that observes the goal (run with ``goal_observed=True`` added to the env
-    keyword arguments, first, on the same episodes), the yardstick of goal adaptation."""
+    keyword arguments, first, on the same episodes), the yardstick of goal adaptation. Episodes
+    stream through engine batches of at most ``max_rows`` rows, each reduced as it ends, so memory
+    grows with the episode count only by a few numbers per episode; ``force`` skips the memory
+    guard (:mod:`plasticrl.rollouts.memory`)."""
     if episodes < 1:
         raise PlasticRLError(f"episodes must be >= 1; got {episodes}")
     controllers = ([oracle] if oracle is not None else []) + list(controllers)
@@ -96,8 +100,12 @@ def evaluate(
     pairs = [(c["name"], c["perturbation"]) for c in conditions]
     kwargs = dict(env_kwargs or {})
     horizon = int(kwargs.get("max_episode_steps") or _default_horizon(env_id))
-    per_chunk = max(1, max_rows // episodes)
-    steps_total = math.ceil(len(pairs) / per_chunk) * horizon
+    chunks = plan_chunks(len(pairs), episodes, max_rows)
+    if not force:
+        _check_memory(controllers, env_id, kwargs, max(sum(e1 - e0 for _, e0, e1 in c) for c in chunks),
+                      len(pairs) * episodes * len(controllers))
+    steps_total = len(chunks) * horizon
+    switches = {c["name"]: switch_step(c["perturbation"]) for c in conditions}
     rows, curves = [], []
     oracle_rates: dict[str, SwitchRates] = {}
     for a, ctrl in enumerate(controllers):
@@ -110,12 +118,16 @@ def evaluate(
             if progress is not None:
                 progress(name, len(controllers), done[0], steps_total)
 
-        batches = run_batch(ctrl, env_id, pairs, episodes, seed, ctrl_kwargs, max_rows, on_steps=on_steps)
+        gathered = {c["name"]: _Gathered(switches[c["name"]], keep_rewards=is_oracle) for c in conditions}
+        for name, _, piece in stream_batch(ctrl, env_id, pairs, episodes, seed, ctrl_kwargs, max_rows,
+                                           on_steps=on_steps):
+            gathered[name].add(piece, oracle_rates.get(name), window)
         if progress is not None:
             progress(ctrl.name, len(controllers), steps_total, steps_total)
-        nominal = batches[NOMINAL]
+        nominal = gathered[NOMINAL].batch()
         for cond in conditions:
-            b = batches[cond["name"]]
+            g = gathered[cond["name"]]
+            b = g.batch()
             # Invalid episodes (non-finite controller, observations or rewards, unstable physics) are
             # no results: statistics use the valid ones (retained: the pairs valid in both), the row
             # counts them, and their returns are written as null.
@@ -123,8 +135,8 @@ def evaluate(
             paired = valid & ~nominal.invalid
             mean = bootstrap_mean(b.returns[valid], confidence, seed=seed)
             ret = bootstrap_ratio(b.returns[paired], nominal.returns[paired], confidence, seed=seed)
-            start = switch_step(cond["perturbation"])
-            curve = (adaptation_curve(b.rewards[:, valid], b.lengths[valid], start, window)
+            start = switches[cond["name"]]
+            curve = (curve_from_sum(g.curve_sum, g.curve_episodes, start, window)
                      if start is not None and valid.any() else None)
             if curve is not None:
                 curves.append({"agent": ctrl.name, "condition": cond["name"], **curve.as_dict()})
@@ -139,9 +151,9 @@ def evaluate(
                 "time_to_recover": curve.time_to_recover if curve is not None else None,
                 "returns": [None if bad else float(r) for r, bad in zip(b.returns, b.invalid)],
                 "invalid": [bool(x) for x in b.invalid],
-                **_after_switch(b, start, horizon),
+                **_after_switch(b, start, horizon, np.concatenate(g.after_switch) if start is not None else None),
                 **_beyond_survival(b, nominal, confidence, seed),
-                **_goal_switch(b, cond["name"], oracle_rates, is_oracle, window),
+                **_goal_switch(g, b, cond["name"], oracle_rates, is_oracle, window),
             })
     result = {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
               "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
@@ -153,18 +165,75 @@ def evaluate(
     return result
 
 
-def _goal_switch(b, condition: str, oracle_rates: dict[str, SwitchRates], is_oracle: bool,
-                 window: int) -> dict[str, Any]:
+class _Gathered:
+    """One agent's episodes of one condition, reduced batch by batch as the evaluation streams them:
+    per episode a handful of scalars (return, length, invalid flag, survival bonus, goal switch step,
+    return after a mid-episode switch, reward rates around a goal switch, time to adapt), and for a
+    mid-episode condition the per-step reward summed over the valid episodes still running at the
+    switch (the adaptation curve). Per-step rewards are kept only with ``keep_rewards`` (the oracle
+    of a goal-switching task: its own time to adapt is measured against its mean after-switch rate,
+    known only once its last episode has run)."""
+
+    def __init__(self, switch: int | None, keep_rewards: bool = False):
+        self.switch = switch
+        self.keep_rewards = keep_rewards
+        self.pieces: list[EpisodeBatch] = []  # per-step rewards dropped unless keep_rewards
+        self.curve_sum = np.zeros(0)
+        self.curve_episodes = 0
+        self.after_switch: list[np.ndarray] = []
+        self.rates: list[SwitchRates] = []
+        self.adapt: list[np.ndarray] = []
+
+    def add(self, piece: EpisodeBatch, target: SwitchRates | None, window: int) -> None:
+        """Reduce one batch's episodes; ``target``: the oracle's rates of this condition, if known."""
+        start = self.switch
+        if start is not None:
+            # float32 sums per episode, as the per-episode returns after the switch always were
+            self.after_switch.append(piece.rewards[start:].sum(axis=0))
+            alive = ~piece.invalid & (piece.lengths > start)
+            part = np.asarray(piece.rewards, dtype=np.float64)[:, alive].sum(axis=1)
+            if part.shape[0] > self.curve_sum.shape[0]:  # the curve spans the longest batch
+                self.curve_sum = np.pad(self.curve_sum, (0, part.shape[0] - self.curve_sum.shape[0]))
+            self.curve_sum[:part.shape[0]] += part
+            self.curve_episodes += int(alive.sum())
+        if piece.goal_switch_steps is not None:
+            self.rates.append(rates_around_switch(piece.rewards, piece.lengths, piece.goal_switch_steps))
+            if not self.keep_rewards:
+                self.adapt.append(time_to_adapt(piece.rewards, piece.lengths, piece.goal_switch_steps,
+                                                _target_rate(target), window=window))
+        if not self.keep_rewards:
+            piece = EpisodeBatch(piece.returns, piece.lengths, piece.invalid, np.zeros((0, piece.returns.size),
+                                 dtype=np.float32), piece.survival, piece.goal_switch_steps)
+        self.pieces.append(piece)
+
+    def batch(self) -> EpisodeBatch:
+        """The condition's episodes, in order (``rewards`` empty unless kept)."""
+        return join_pieces(self.pieces)
+
+    def switch_rates(self) -> SwitchRates:
+        """Reward rates before and after each episode's goal switch."""
+        return SwitchRates(np.concatenate([r.before for r in self.rates]), np.concatenate([r.after for r in self.rates]))
+
+
+def _target_rate(target: SwitchRates | None) -> float:
+    """The oracle's mean after-switch rate (NaN without an oracle or without after-switch episodes)."""
+    return float(np.nanmean(target.after)) if target is not None and np.isfinite(target.after).any() else math.nan
+
+
+def _goal_switch(g: _Gathered, b: EpisodeBatch, condition: str, oracle_rates: dict[str, SwitchRates],
+                 is_oracle: bool, window: int) -> dict[str, Any]:
     """Per-episode reward rates around the goal switch (goal-switching tasks only); time to adapt is
     measured against the oracle's mean after-switch rate of the same condition."""
     if b.goal_switch_steps is None:
         return {}
-    rates = rates_around_switch(b.rewards, b.lengths, b.goal_switch_steps)
+    rates = g.switch_rates()
     if is_oracle:
         oracle_rates[condition] = rates
-    target = oracle_rates.get(condition)
-    target_rate = float(np.nanmean(target.after)) if target is not None and np.isfinite(target.after).any() else math.nan
-    adapt = time_to_adapt(b.rewards, b.lengths, b.goal_switch_steps, target_rate, window=window)
+    target_rate = _target_rate(oracle_rates.get(condition))
+    if g.keep_rewards:  # the oracle: its target is its own mean, known only now
+        adapt = time_to_adapt(b.rewards, b.lengths, b.goal_switch_steps, target_rate, window=window)
+    else:
+        adapt = np.concatenate(g.adapt)
     return {"goal_switch_steps": [int(s) for s in b.goal_switch_steps],
             "reward_rates_before": [float(x) for x in rates.before],
             "reward_rates_after": [float(x) for x in rates.after],
@@ -202,13 +271,15 @@ def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _after_switch(b, start: int | None, horizon: int) -> dict[str, Any]:
+def _after_switch(b: EpisodeBatch, start: int | None, horizon: int,
+                  after: np.ndarray | None = None) -> dict[str, Any]:
     """Per-episode return earned from the switch on (mid-episode conditions only): with the
-    return before it, this tells a drop at the switch from a difference over the whole episode."""
+    return before it, this tells a drop at the switch from a difference over the whole episode.
+    ``after``: those returns, summed batch by batch as the evaluation streamed (default: from ``b.rewards``)."""
     if start is None:
         return {}
-    return {"returns_after_switch": [None if bad else float(x) for x, bad in zip(b.rewards[start:].sum(axis=0),
-                                                                                  b.invalid)],
+    after = b.rewards[start:].sum(axis=0) if after is None else after
+    return {"returns_after_switch": [None if bad else float(x) for x, bad in zip(after, b.invalid)],
             "steps_after_switch": max(horizon - start, 0)}
 
 
@@ -225,6 +296,22 @@ def _beyond_survival(b, nominal, confidence: float, seed: int) -> dict[str, Any]
             "mean_return_beyond_survival": mean.estimate, "beyond_survival_ci_low": mean.low,
             "beyond_survival_ci_high": mean.high, "retained_beyond_survival": ret.estimate,
             "retained_beyond_survival_low": ret.low, "retained_beyond_survival_high": ret.high}
+
+
+def _check_memory(controllers: Sequence[Controller], env_id: str, env_kwargs: dict[str, Any], rows: int,
+                  episodes: int) -> None:
+    """Refuse (one line, naming ``--force``) an evaluation whose largest batch would not fit in memory."""
+    from plasticrl.envs import make_vec
+    from plasticrl.rollouts.memory import check_memory, env_row_bytes, evaluation_estimate, policy_row_bytes
+
+    env = make_vec(env_id, 1, **env_kwargs)
+    try:
+        per_env, obs_dim = env_row_bytes(env), int(np.prod(env.single_observation_space.shape))
+    finally:
+        env.close()
+    per_policy = max((policy_row_bytes(c.policy) for c in controllers if hasattr(c, "policy")
+                      and hasattr(c.policy, "load_genome")), default=0)
+    check_memory(evaluation_estimate(rows, per_policy, per_env, obs_dim, episodes), hint="lower --max-rows")
 
 
 def _default_horizon(env_id: str) -> int:

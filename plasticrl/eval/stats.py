@@ -15,6 +15,16 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
+#: most resampled values (resamples x sample size) held at once: scipy draws every resample in one
+#: array by default, 800 MB for 10^4 resamples of 10^4 episodes; evaluations of up to 838 episodes
+#: still draw theirs in one batch, so their intervals are unchanged
+RESAMPLED_VALUES_AT_ONCE = 1 << 23
+
+
+def _batch(size: int, n_resamples: int) -> int | None:
+    """scipy's ``batch`` (resamples per vectorised call) that keeps memory bounded; ``None``: all at once."""
+    batch = max(1, RESAMPLED_VALUES_AT_ONCE // max(size, 1))
+    return None if batch >= n_resamples else batch
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,8 @@ def bootstrap_mean(values: Sequence[float], confidence: float = CONFIDENCE, n_re
     if arr.size == 1 or not np.all(np.isfinite(arr)) or np.ptp(arr) == 0:
         return Interval(est, est, est)
     res = stats.bootstrap((arr,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+                          batch=_batch(arr.size, n_resamples), method="percentile", vectorized=True,
+                          rng=np.random.default_rng(seed))
     return Interval(est, float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
@@ -71,8 +82,8 @@ def bootstrap_ratio(numerator: Sequence[float], denominator: Sequence[float], co
     if x.size == 1 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))) or (np.ptp(x) == 0 and np.ptp(y) == 0):
         return Interval(est, est, est)
     res = stats.bootstrap((x, y), _ratio_of_means, paired=True, confidence_level=confidence,
-                          n_resamples=n_resamples, method="percentile", vectorized=True,
-                          rng=np.random.default_rng(seed))
+                          n_resamples=n_resamples, batch=_batch(x.size, n_resamples), method="percentile",
+                          vectorized=True, rng=np.random.default_rng(seed))
     return Interval(est, float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 

@@ -135,11 +135,12 @@ def load_spec(path: str | Path, overrides: list[str] = ()) -> ExperimentSpec:
     return spec
 
 
-def check_spec(spec: ExperimentSpec) -> None:
+def check_spec(spec: ExperimentSpec, force: bool = False) -> None:
     """Raise :class:`~plasticrl.errors.PlasticRLError` for any setting of ``spec`` that would fail only
     once used (every ES agent's config with the experiment's env, the baselines' algorithms,
     settings and hyperparameters, the evaluation suite and ``only`` globs, the W&B mode), before an
-    experiment directory is made or anything trains."""
+    experiment directory is made or anything trains; ``force`` skips the memory guard of each
+    agent's training (:mod:`plasticrl.rollouts.memory`)."""
     from plasticrl.eval.evaluate import suite_conditions
     from plasticrl.report.wandb_log import resolve_mode
     from plasticrl.rollouts.env_setup import check_config
@@ -153,7 +154,7 @@ def check_spec(spec: ExperimentSpec) -> None:
         raise PlasticRLError(f"eval: {exc}") from None
     for label, agent in spec.agents.items():
         try:
-            check_config(_es_config(agent, spec, "disabled"))
+            check_config(_es_config(agent, spec, "disabled"), force=force)
         except PlasticRLError as exc:
             raise PlasticRLError(f"agents.{label}: {exc}") from None
     for label, b in spec.baselines.items():
@@ -225,8 +226,9 @@ def _train_sb3(label: str, b: Baseline, spec: ExperimentSpec, run_dir: Path, wan
 
 
 def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[[str], None] = print,
-                   progress: "ProgressFactory | None" = None) -> dict[str, Any]:
-    """Train every agent and baseline (skipping finished ones), evaluate them together, write reports.
+                   progress: "ProgressFactory | None" = None, force: bool = False) -> dict[str, Any]:
+    """Train every agent and baseline (skipping finished ones), evaluate them together, write reports;
+    ``force`` skips the memory guards (:mod:`plasticrl.rollouts.memory`).
 
     Returns what ``experiment.json`` holds plus ``result`` (the evaluation, as ``eval.json``)."""
     from plasticrl.report.rebuild import rebuild
@@ -234,7 +236,7 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     from plasticrl.report.wandb_log import resolve_mode
 
     mode = resolve_mode(spec.wandb_mode)
-    check_spec(spec)  # every setting, before the directory exists or anything trains
+    check_spec(spec, force)  # every setting, before the directory exists or anything trains
     exp_dir = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         exp_dir.mkdir(parents=True, exist_ok=True)
@@ -258,7 +260,7 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
         list(files.values()), exp_dir / "eval", names=list(files), env=spec.env.id, env_kwargs=spec.env.kwargs,
         suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only, max_rows=e.max_rows, window=e.window,
         frozen=e.frozen_twins, obs_std_floor=e.obs_std_floor, wandb_mode=mode, run_name=f"experiment-{spec.name}",
-        progress=progress, oracle=trained[e.oracle] if e.oracle else None, oracle_name=e.oracle)
+        progress=progress, oracle=trained[e.oracle] if e.oracle else None, oracle_name=e.oracle, force=force)
     rebuild([exp_dir / label for label in trained], exp_dir)
     summary = {"name": spec.name, "env_id": spec.env.id, "dir": str(exp_dir),
                "agents": {label: str(p) for label, p in trained.items()}, "evaluated": list(files),

@@ -36,6 +36,7 @@ def evaluate_agents(
     oracle: Optional[str | Path] = None,
     oracle_name: Optional[str] = None,
     trust_pickle: bool = False,
+    force: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate agent files (plasticrl ``.pt`` / run directories, SB3 ``.zip``) on the nominal
     condition and every condition of ``suite``; write ``eval.json``, CSVs, ``report.md`` and plots
@@ -48,7 +49,8 @@ def evaluate_agents(
     its observation (``goal_observed=True``) on the same goal-switching task; it runs first on the
     same episodes and is the yardstick of the adaptation ratio and the time to adapt.
     ``trust_pickle`` lets SB3 unpickle what plasticrl cannot rebuild of a model zip (unsafe for
-    files of unknown origin; see :mod:`plasticrl.agents.sb3`).
+    files of unknown origin; see :mod:`plasticrl.agents.sb3`). ``force`` skips the memory guard
+    (:mod:`plasticrl.rollouts.memory`).
     """
     from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, frozen_twins, load_controller
     from plasticrl.eval.evaluate import evaluate
@@ -82,7 +84,8 @@ def evaluate_agents(
         env_kwargs["max_episode_steps"] = max_episode_steps
     with (progress([c.name for c in controllers]) if progress is not None else nullcontext(None)) as bar:
         result = evaluate(controllers, env_id, suite=suite, episodes=episodes, seed=seed, only=only,
-                          env_kwargs=env_kwargs, max_rows=max_rows, window=window, progress=bar, oracle=oracle_ctrl)
+                          env_kwargs=env_kwargs, max_rows=max_rows, window=window, progress=bar, oracle=oracle_ctrl,
+                          force=force)
     # Recorded because it changes how the plasticrl agents saw their observations.
     result["obs_std_floor"] = obs_std_floor
     out = Path(out)

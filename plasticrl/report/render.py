@@ -22,6 +22,20 @@ from plasticrl.errors import PlasticRLError
 VIDEO_SUFFIXES = (".mp4", ".gif")
 #: lines of the render process's stderr that report progress to render_video
 PROGRESS, ENCODING, PROGRESS_EVERY = "plasticrl-render-progress", "plasticrl-render-encoding", 25
+#: the render process's last word when it fails: ``plasticrl-render-error CAUSE MESSAGE`` (one line)
+FAILURE = "plasticrl-render-error"
+#: what went wrong, by cause: OpenGL (no context), the inputs, writing the file, the video encoder
+CAUSES = ("gl", "input", "write", "encoder")
+#: words of a render process's output that mean OpenGL could not be loaded or opened
+_GL_WORDS = ("MUJOCO_GL", "OpenGL", "OSMesa", "osmesa", "EGL", "GLFW", "glfw", "gladLoadGL", "libGL",
+             "PYOPENGL_PLATFORM", "gl_context")
+_GL_HINTS = {"osmesa": "on CPU, install OSMesa (Debian/Ubuntu: apt-get install libosmesa6)",
+             "egl": "EGL needs a GPU driver with libEGL (NVIDIA: libnvidia-egl), or use MUJOCO_GL=osmesa on CPU",
+             "glfw": "GLFW needs a display ($DISPLAY), or use MUJOCO_GL=osmesa offscreen"}
+
+
+class GLUnavailable(PlasticRLError):
+    """MuJoCo could not load or open an OpenGL context for the chosen ``MUJOCO_GL`` backend."""
 
 
 def gl_backend() -> str:
@@ -73,7 +87,7 @@ def render_frames(agent_path: str, env_id: str | None, condition: str | None, st
             if model is not shown:  # morphology conditions swap the compiled model
                 if renderer is not None:
                     renderer.close()
-                renderer, shown = mujoco.Renderer(model, height, width), model
+                renderer, shown = _renderer(mujoco, model, height, width), model
                 camera.type = mujoco.mjtCamera.mjCAMERA_TRACKING
                 camera.trackbodyid = 1  # the root body: the camera follows the robot
                 # stat.extent includes the floor plane, so a fixed distance frames the robot better
@@ -95,6 +109,41 @@ def render_frames(agent_path: str, env_id: str | None, condition: str | None, st
         env.close()
     return np.stack(frames), {"env_id": env_id, "condition": condition or "nominal", "return": total,
                               "length": len(frames), "width": width, "height": height}
+
+
+def _renderer(mujoco: Any, model: Any, height: int, width: int) -> Any:
+    """``mujoco.Renderer``, its OpenGL failures (library missing, no context) raised as :class:`GLUnavailable`."""
+    try:
+        return mujoco.Renderer(model, height, width)
+    except ValueError as exc:  # e.g. a frame larger than the model's offscreen buffer: an input, not GL
+        raise PlasticRLError(f"--width {width} / --height {height}: {exc}") from None
+    except (ImportError, RuntimeError, AttributeError, OSError, mujoco.FatalError) as exc:
+        raise GLUnavailable(f"{type(exc).__name__}: {exc}") from None
+
+
+def failure_message(backend: str, lines: list[str], returncode: int) -> str:
+    """One line naming why the render process failed, from its stderr ``lines``: its own report
+    (``FAILURE CAUSE MESSAGE``) when it made one, else OpenGL when the output names it (a failure at
+    ``import mujoco``, before the process could report), else the last line of the output."""
+    for line in reversed(lines):
+        parts = line.split(" ", 2)
+        if parts[0] == FAILURE and len(parts) == 3 and parts[1] in CAUSES:
+            cause, message = parts[1], parts[2].strip()
+            break
+    else:
+        text = [line.strip() for line in lines if line.strip()]
+        last = text[-1] if text else f"exit code {returncode}, no output"
+        cause, message = ("gl" if any(w in "\n".join(text) for w in _GL_WORDS) else "other"), last
+    if cause == "gl":
+        hint = _GL_HINTS.get(backend, "set MUJOCO_GL to osmesa (CPU), egl (GPU) or glfw (a display)")
+        return f"rendering could not open OpenGL with MUJOCO_GL={backend} ({message}); {hint}"
+    if cause == "write":
+        return f"rendering could not write the video: {message}"
+    if cause == "encoder":
+        return f"rendering could not encode the video: {message}"
+    if cause == "input":
+        return message
+    return f"rendering failed: {message}"
 
 
 def _floor_follows(scene: Any, model: Any, camera: Any) -> None:
@@ -147,6 +196,14 @@ def render_video(agent: str | Path, out: str | Path, env_id: str | None = None, 
     out = Path(out)
     if out.suffix not in VIDEO_SUFFIXES:
         raise PlasticRLError(f"--out must end in one of {', '.join(VIDEO_SUFFIXES)}; got {str(out)!r}")
+    try:  # an --out that cannot be written fails now, as one line, not after the episode
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = ("is not a directory" if isinstance(exc, (FileExistsError, NotADirectoryError))
+               else f"cannot be made ({exc.strerror or exc})")
+        raise PlasticRLError(f"cannot write the video {str(out)!r}: {str(exc.filename or out.parent)!r} {why}") from None
+    if out.is_dir():
+        raise PlasticRLError(f"--out {str(out)!r} is a directory; give a video file name (.mp4 or .gif)")
     # Loaded here first so a file that cannot be (safely) loaded fails as one line, not as the
     # tail of the render process's output.
     load_controller(agent, env_id=env_id, trust_pickle=trust_pickle)
@@ -174,9 +231,7 @@ def render_video(agent: str | Path, out: str | Path, env_id: str | None = None, 
             other.append(line.rstrip())
     stdout = proc.stdout.read()
     if proc.wait() != 0:
-        tail = "\n".join((other or stdout.strip().splitlines())[-5:])
-        raise PlasticRLError(f"rendering with MUJOCO_GL={backend} failed (on CPU install Debian's libosmesa6):\n"
-                             f"{tail}")
+        raise PlasticRLError(failure_message(backend, other or stdout.splitlines(), proc.returncode))
     return json.loads(stdout.strip().splitlines()[-1])
 
 
@@ -186,24 +241,39 @@ def _report_progress(done: int, steps: int) -> None:
         print(f"{PROGRESS} {done} {steps}", file=sys.stderr, flush=True)
 
 
+def _fail(cause: str, message: str) -> None:
+    # to the parent process (render_video), which turns it into the user's one line
+    print(f"{FAILURE} {cause} {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
 def _main(raw: str) -> None:
     a = json.loads(raw)
     try:
         frames, summary = render_frames(a["agent"], a["env_id"], a["condition"], a["steps"], a["width"],
                                         a["height"], a["seed"], a["env_kwargs"], a.get("trust_pickle", False),
                                         on_step=_report_progress)
+    except GLUnavailable as exc:
+        _fail("gl", str(exc))
     except PlasticRLError as exc:
-        print(str(exc), file=sys.stderr)
-        raise SystemExit(2) from exc
+        _fail("input", str(exc))
     print(ENCODING, file=sys.stderr, flush=True)
-    write_video(frames, Path(a["out"]), a["fps"])
-    if a["frames_dir"]:
-        import imageio.v3 as iio
+    out = Path(a["out"])
+    try:
+        write_video(frames, out, a["fps"])
+        if a["frames_dir"]:
+            import imageio.v3 as iio
 
-        d = Path(a["frames_dir"])
-        d.mkdir(parents=True, exist_ok=True)
-        for i, f in enumerate(frames):
-            iio.imwrite(d / f"frame_{i:05d}.png", f)
+            d = Path(a["frames_dir"])
+            d.mkdir(parents=True, exist_ok=True)
+            for i, f in enumerate(frames):
+                iio.imwrite(d / f"frame_{i:05d}.png", f)
+    except ImportError as exc:  # imageio, or imageio-ffmpeg for .mp4
+        _fail("encoder", f"{exc} (MP4 needs imageio-ffmpeg, GIF needs pillow: pip install imageio-ffmpeg pillow)")
+    except OSError as exc:
+        _fail("write", f"{str(exc.filename or out)!r}: {exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 - e.g. ffmpeg refusing the codec: named, as one line
+        _fail("encoder", f"{type(exc).__name__}: {exc}")
     summary.update({"out": a["out"], "backend": os.environ.get("MUJOCO_GL")})
     print(json.dumps(summary))
 

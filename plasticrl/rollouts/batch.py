@@ -4,11 +4,13 @@ Rows are laid out condition-major, ``row = c * episodes + e``, and row ``(c, e)`
 seed ``seed + e`` whatever its condition, so episode ``e`` starts from the same state in every
 condition (paired episodes). Conditions are given per row through the engine's
 ``options={"perturbations": [...]}``; when there are more rows than ``max_rows`` the
-conditions are split into chunks that each run as one batch.
+conditions are split into chunks that each run as one batch, and a condition with more episodes
+than ``max_rows`` into batches of ``max_rows`` episodes (:func:`stream_batch` yields each batch's
+episodes as it ends, so an evaluation that reduces them holds one batch at a time).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +45,65 @@ class EpisodeBatch:
     goal_switch_steps: np.ndarray | None = None
 
 
+def plan_chunks(conditions: int, episodes: int, max_rows: int) -> list[list[tuple[int, int, int]]]:
+    """The engine batches of an evaluation: each a list of ``(condition index, first episode, end
+    episode)`` segments, at most ``max_rows`` rows in all. Whole conditions share a batch while they fit
+    (``max_rows // episodes`` per batch); a condition with more episodes than ``max_rows`` is split into
+    batches of ``max_rows`` episodes, so memory does not grow with the episode count."""
+    max_rows = max(1, int(max_rows))
+    if episodes <= max_rows:
+        per_chunk = max_rows // episodes
+        return [[(c, 0, episodes) for c in range(start, min(start + per_chunk, conditions))]
+                for start in range(0, conditions, per_chunk)]
+    return [[(c, e0, min(e0 + max_rows, episodes))] for c in range(conditions)
+            for e0 in range(0, episodes, max_rows)]
+
+
+def stream_batch(
+    controller: Controller,
+    env_id: str,
+    conditions: Sequence[tuple[str, Any]],
+    episodes: int,
+    seed: int,
+    env_kwargs: dict[str, Any] | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_steps: int | None = None,
+    on_steps: Callable[[int], None] | None = None,
+) -> Iterator[tuple[str, int, EpisodeBatch]]:
+    """Run ``episodes`` paired episodes of every condition, one engine batch of at most ``max_rows``
+    rows at a time (:func:`plan_chunks`); yields ``(condition name, first episode, EpisodeBatch of
+    that condition's episodes in this batch)`` as each batch ends, in condition then episode order
+    within a batch. A consumer that reduces each piece holds one batch's per-step rewards at a time.
+
+    ``on_steps(n)`` is called after every control step with the number of finished-or-running
+    transitions just simulated, for progress displays.
+    """
+    from plasticrl.envs import make_vec
+
+    env, rows = None, 0
+    try:
+        for chunk in plan_chunks(len(conditions), episodes, max_rows):
+            segments = [(conditions[c][0], conditions[c][1], e0, e1) for c, e0, e1 in chunk]
+            size = sum(e1 - e0 for _, _, e0, e1 in segments)
+            if env is None or size != rows:
+                # One env for every batch of the same size: each reset sets every row's seed and condition
+                # afresh, and making a new env per batch (its models and data, ~0.5 MB a row) leaves the
+                # allocator holding freed memory that grows with the number of batches.
+                if env is not None:
+                    env.close()
+                env, rows = make_vec(env_id, size, **dict(env_kwargs or {})), size
+                given = int(np.prod(env.single_observation_space.shape))
+                wanted = getattr(controller, "obs_dim", None)
+                if wanted is not None and wanted != given:
+                    raise PlasticRLError(f"agent {controller.name!r} reads {wanted} observations; {env_id} gives "
+                                         f"{given} (evaluate it on the env it was trained on, or one with the same "
+                                         f"observation)")
+            yield from _run_chunk(controller, env, segments, seed, max_steps, on_steps)
+    finally:
+        if env is not None:
+            env.close()
+
+
 def run_batch(
     controller: Controller,
     env_id: str,
@@ -54,34 +115,40 @@ def run_batch(
     max_steps: int | None = None,
     on_steps: Callable[[int], None] | None = None,
 ) -> dict[str, EpisodeBatch]:
-    """Run ``episodes`` paired episodes of every condition; returns one :class:`EpisodeBatch` per name.
+    """Run ``episodes`` paired episodes of every condition; returns one :class:`EpisodeBatch` per name,
+    with every episode's per-step rewards (``rewards [T, E]``: memory grows with ``episodes``; an
+    evaluation of many episodes reduces the pieces of :func:`stream_batch` instead).
 
     ``on_steps(n)`` is called after every control step with the number of finished-or-running
     transitions just simulated, for progress displays.
     """
-    from plasticrl.envs import make_vec
-
-    per_chunk = max(1, max_rows // episodes)
-    out: dict[str, EpisodeBatch] = {}
-    for start in range(0, len(conditions), per_chunk):
-        chunk = list(conditions[start:start + per_chunk])
-        env = make_vec(env_id, len(chunk) * episodes, **dict(env_kwargs or {}))
-        given, wanted = int(np.prod(env.single_observation_space.shape)), getattr(controller, "obs_dim", None)
-        if wanted is not None and wanted != given:
-            env.close()
-            raise PlasticRLError(f"agent {controller.name!r} reads {wanted} observations; {env_id} gives {given} "
-                                 f"(evaluate it on the env it was trained on, or one with the same observation)")
-        try:
-            out.update(_run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps))
-        finally:
-            env.close()
-    return out
+    pieces: dict[str, list[EpisodeBatch]] = {}
+    for name, _, piece in stream_batch(controller, env_id, conditions, episodes, seed, env_kwargs, max_rows,
+                                       max_steps, on_steps):
+        pieces.setdefault(name, []).append(piece)
+    return {name: join_pieces(parts) for name, parts in pieces.items()}
 
 
-def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> dict[str, EpisodeBatch]:
-    rows = len(chunk) * episodes
-    seeds = [seed + e for _ in chunk for e in range(episodes)]
-    perturbations = [p for _, p in chunk for _ in range(episodes)]
+def join_pieces(parts: list[EpisodeBatch]) -> EpisodeBatch:
+    """One :class:`EpisodeBatch` from the pieces of one condition, in episode order (reward traces of
+    different lengths padded with 0: the episodes had ended)."""
+    if len(parts) == 1:
+        return parts[0]
+    steps = max(p.rewards.shape[0] for p in parts)
+    rewards = np.concatenate([np.pad(p.rewards, ((0, steps - p.rewards.shape[0]), (0, 0))) for p in parts], axis=1)
+
+    def cat(field: str) -> np.ndarray | None:
+        values = [getattr(p, field) for p in parts]
+        return None if any(v is None for v in values) else np.concatenate(values)
+
+    return EpisodeBatch(cat("returns"), cat("lengths"), cat("invalid"), rewards, cat("survival"),
+                        cat("goal_switch_steps"))
+
+
+def _run_chunk(controller, env, segments, seed, max_steps, on_steps) -> list[tuple[str, int, EpisodeBatch]]:
+    rows = sum(e1 - e0 for _, _, e0, e1 in segments)
+    seeds = [seed + e for _, _, e0, e1 in segments for e in range(e0, e1)]
+    perturbations = [p for _, p, e0, e1 in segments for _ in range(e0, e1)]
     obs, _ = env.reset(seed=seeds, options={"perturbations": perturbations})
     controller.start(rows, seeds)
     active = np.ones(rows, dtype=bool)
@@ -114,11 +181,12 @@ def _run_chunk(controller, env, chunk, episodes, seed, max_steps, on_steps) -> d
     rewards = np.stack(trace) if trace else np.zeros((0, rows))
     returns = rewards.sum(axis=0)
     invalid = controller.invalid() | bad
-    out = {}
-    for c, (name, _) in enumerate(chunk):
-        cols = slice(c * episodes, (c + 1) * episodes)
-        out[name] = EpisodeBatch(returns[cols].copy(), lengths[cols].copy(), invalid[cols].copy(),
-                                 rewards[:, cols].astype(np.float32),
-                                 None if survival is None else survival[cols].copy(),
-                                 None if goal_switch is None else goal_switch[cols].copy())
+    out, first = [], 0
+    for name, _, e0, e1 in segments:
+        cols = slice(first, first + e1 - e0)
+        first += e1 - e0
+        out.append((name, e0, EpisodeBatch(returns[cols].copy(), lengths[cols].copy(), invalid[cols].copy(),
+                                           rewards[:, cols].astype(np.float32),
+                                           None if survival is None else survival[cols].copy(),
+                                           None if goal_switch is None else goal_switch[cols].copy())))
     return out

@@ -64,25 +64,33 @@ def check_training_condition(env_id: str, spec: Any) -> None:
                              f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
 
 
-def check_config(config: ExperimentConfig) -> None:
+def check_config(config: ExperimentConfig, force: bool = False) -> None:
     """Raise :class:`~plasticrl.errors.PlasticRLError` for any setting that would otherwise fail only
     once used: device, env id and keyword arguments, the policy on that env's spaces, the ES
-    hyper-parameters for that genome, the training perturbation. Call it before a run directory is
-    made or anything trains (it builds one env instance and one policy, well under a second)."""
+    hyper-parameters for that genome, the training perturbation, and a run that would need more
+    memory than the limit (:mod:`plasticrl.rollouts.memory`; ``force`` skips that guard). Call it
+    before a run directory is made or anything trains (it builds one env instance and one policy,
+    well under a second)."""
     from plasticrl.agents import make_policy
     from plasticrl.device import resolve_device
+    from plasticrl.rollouts.memory import check_memory, training_estimate
 
     device = resolve_device(config.device)
     env = make_env(config, 1)
     try:
         policy = make_policy(config.policy, env.single_observation_space, env.single_action_space,
                              device=device, dtype=config.dtype)
+        population = 0
+        if config.trainer == "es":
+            from plasticrl.es import make_es
+
+            population = make_es(config.es.algorithm, policy.genome.dim, **config.es.params).population_size
+        if not force:
+            hint = ("lower ppo.num_envs" if config.trainer == "ppo"
+                    else "lower es.params.population_size or train.episodes_per_member")
+            check_memory(training_estimate(config, policy, env, population), hint=hint)
     finally:
         env.close()
-    if config.trainer == "es":
-        from plasticrl.es import make_es
-
-        make_es(config.es.algorithm, policy.genome.dim, **config.es.params)
     if config.env.train_perturbation is not None:
         check_training_condition(config.env.id, config.env.train_perturbation)
     if config.distributed.backend == "ray" and config.distributed.address:

@@ -3,13 +3,15 @@
 W&B runs offline by default (the mode comes from the config, the CLI or ``$WANDB_MODE``), so
 no key and no network are needed; ``wandb sync <run_dir>/wandb/offline-run-*`` uploads later.
 A W&B failure is reported once and logging carries on to ``metrics.jsonl``: it never stops or
-blocks training.
+blocks training. ``online`` without a network (the server unreachable, or ``wandb.init`` not done
+within :data:`WANDB_INIT_TIMEOUT` s) falls back to offline within 30 s and says so in one line.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,34 @@ def _staged_in(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.environ.pop("WANDB_DATA_DIR", None)
+
+
+#: seconds to reach the W&B server (TCP) before an online run falls back to offline
+WANDB_PROBE_TIMEOUT = 5.0
+#: seconds wandb.init may take (online, the server reachable) before the run falls back to offline;
+#: wandb overruns it by up to ~10 s, so a fallback comes within 30 s
+WANDB_INIT_TIMEOUT = 15
+
+
+def wandb_unreachable(base_url: str, timeout: float = WANDB_PROBE_TIMEOUT) -> str | None:
+    """Why the W&B server at ``base_url`` cannot be reached (no name resolution, refused, timed out),
+    or ``None`` when a TCP connection opens within ``timeout`` seconds, or when an HTTPS proxy is set
+    (the proxy, not this machine, connects; ``wandb.init``'s own timeout bounds that case)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlsplit(base_url)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    if not host:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        what = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        return f"cannot reach {host}:{port}: {what}"
 
 
 class RunLogger:
@@ -88,12 +118,24 @@ class RunLogger:
             import wandb
 
             os.environ.setdefault("WANDB_SILENT", "true")
-            settings = wandb.Settings(init_timeout=90, console="off", x_disable_stats=True)
-            return wandb.init(
-                project=project, entity=entity, group=group, tags=tags or None, mode=mode,
-                dir=str(self.run_dir), config=config, id=run_id, name=run_name, resume="allow",
-                settings=settings,
-            )
+            settings = wandb.Settings(init_timeout=WANDB_INIT_TIMEOUT, console="off", x_disable_stats=True)
+            kwargs = dict(project=project, entity=entity, group=group, tags=tags or None, dir=str(self.run_dir),
+                          config=config, id=run_id, name=run_name, resume="allow", settings=settings)
+            if mode == "online":
+                # Without a network, wandb.init retries for minutes and then logs nothing: probe the
+                # server first, bound the online start, and log offline (synced later) if either fails.
+                why = wandb_unreachable(settings.base_url)
+                if why is None:
+                    try:
+                        return wandb.init(mode="online", **kwargs)
+                    except Exception as exc:  # noqa: BLE001 - fall back below
+                        why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.wandb_mode = "offline"
+                print(f"W&B online unavailable ({why}); logging offline to {self.run_dir / 'wandb'} instead "
+                      f"(upload later with: wandb sync {self.run_dir / 'wandb'}/offline-run-*)",
+                      file=sys.stderr, flush=True)
+                mode = "offline"
+            return wandb.init(mode=mode, **kwargs)
         except Exception as exc:  # noqa: BLE001 - logging must never stop training
             warnings.warn(f"W&B logging disabled for this run: {type(exc).__name__}: {exc}", stacklevel=2)
             return None

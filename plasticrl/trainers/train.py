@@ -28,10 +28,12 @@ def make_trainer(config: ExperimentConfig, run_dir: str | os.PathLike,
 
 
 def train(config: ExperimentConfig | str | os.PathLike, overrides: Sequence[str] = (),
-          out: str | os.PathLike | None = None, on_generation: OnGeneration | None = None) -> TrainResult:
+          out: str | os.PathLike | None = None, on_generation: OnGeneration | None = None,
+          force: bool = False) -> TrainResult:
     """Train ``config`` (an :class:`ExperimentConfig` or a YAML path, plus ``key=value`` overrides) in a
     new run directory under ``out`` (default: the config's ``logging.dir``); returns the result, whose
-    ``run_dir`` holds ``best_agent.pt`` and ``final_agent.pt``."""
+    ``run_dir`` holds ``best_agent.pt`` and ``final_agent.pt``. ``force`` skips the memory guard
+    (:mod:`plasticrl.rollouts.memory`)."""
     if not isinstance(config, ExperimentConfig):
         config = load_config(config, overrides)
     elif overrides:
@@ -41,6 +43,6 @@ def train(config: ExperimentConfig | str | os.PathLike, overrides: Sequence[str]
         for key, value in parse_overrides(overrides):
             set_dotted(data, key, value)
         config = config_from_dict(data, "config with overrides")
-    check_config(config)  # every setting, before the run directory exists
+    check_config(config, force=force)  # every setting, before the run directory exists
     run_dir = new_run_dir(Path(out) if out is not None else Path(config.logging.dir), config.name)
     return make_trainer(config, run_dir, on_generation).train()
