@@ -40,7 +40,9 @@ from plasticrl.eval.plasticity_effect import FROZEN_SUFFIX, plasticity_effect
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
 NOMINAL = "nominal"
-EVAL_SUITES = ("nominal", "novel")
+#: suites of named conditions (``train`` is a distribution, not a list); ``morphology`` (Ant) and
+#: ``motor_failure`` (locomotion) are the Hebbian meta-learning protocol's (see plasticrl.envs.suite)
+EVAL_SUITES = ("nominal", "novel", "morphology", "motor_failure")
 RESULT_FORMAT = 1
 
 #: progress(agent_name, agent_count, steps_done_in_agent, steps_total_in_agent); the oracle, when
