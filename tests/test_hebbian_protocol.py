@@ -213,3 +213,49 @@ def test_protocol_specs_run_every_agent_kind_at_one_budget(name, env_id, train, 
     assert len(budgets) == 1
     if seeds == 5:
         assert budgets.pop()[0] == 10_000_000
+
+
+def test_reference_conditions_are_left_out_of_held_out_means():
+    """The morphology suite evaluates the training bodies for reference: the held-out means of the
+    plasticity effect, the rliable aggregation and the report's summary average over the held-out
+    bodies only. Hand-built result: agent - twin differs by +10 on the reference body, -2 on the held-out one."""
+    from plasticrl.eval.plasticity_effect import HELD_OUT, plasticity_effect
+    from plasticrl.report.aggregate import score_matrix
+    from plasticrl.report.writer import markdown
+
+    def row(agent, cond, returns):
+        return {"agent": agent, "condition": cond, "returns": returns, "mean_return": float(np.mean(returns)),
+                "retained": float(np.mean(returns)) / 100.0, "mid_episode": False, "severity": None,
+                "ci_low": 0.0, "ci_high": 0.0, "retained_low": 0.0, "retained_high": 0.0, "mean_length": 1000.0,
+                "time_to_recover": None, "invalid_episodes": 0}
+
+    rows = []
+    for agent, delta in (("a_s0", 0.0), ("a_s0/frozen", None)):
+        frozen = delta is None
+        rows += [row(agent, "nominal", [100.0, 100.0]),
+                 row(agent, "short_front_left", [90.0, 90.0] if frozen else [100.0, 100.0]),
+                 row(agent, "short_back_left", [60.0, 62.0] if frozen else [58.0, 60.0])]
+    result = {"env_id": "Ant-v5", "suite": "morphology", "episodes": 2, "seed": 0, "confidence": 0.95,
+              "agents": ["a_s0", "a_s0/frozen"], "conditions": ["nominal", "short_front_left", "short_back_left"],
+              "reference_conditions": ["short_front_left"], "rows": rows, "curves": []}
+    effects = {e["condition"]: e for e in plasticity_effect(result)}
+    assert effects[HELD_OUT]["difference"] == pytest.approx(-2.0)
+    assert effects["short_front_left"]["difference"] == pytest.approx(10.0)  # still reported on its own
+    scores, kept, removed = score_matrix(result, ["a_s0"], "return")
+    assert kept == ["short_back_left"] and removed == [] and scores.tolist() == [[59.0]]
+    result["plasticity_effect"] = plasticity_effect(result)
+    result["goal_adaptation"] = []
+    summary = next(line for line in markdown(result).splitlines() if line.startswith("| a_s0 |"))
+    assert "| 59.0 [" in summary  # mean return (held-out): the back leg's 59, not (100 + 59) / 2
+
+
+def test_morphology_evaluation_marks_the_training_bodies_as_reference():
+    from plasticrl.eval.evaluate import evaluate
+
+    result = evaluate([_Sway("Ant-v5", 8)], "Ant-v5", suite="morphology", episodes=1, seed=0,
+                      env_kwargs={"max_episode_steps": 5, "include_cfrc_ext_in_observation": False})
+    assert result["conditions"] == ["nominal", "short_front_left", "short_front_right", "short_back_left",
+                                    "short_back_right"]
+    assert result["reference_conditions"] == ["short_front_left", "short_front_right"]
+    assert all(not r["mid_episode"] for r in result["rows"])
+    assert all(r.get("mean_return_beyond_survival") is not None for r in result["rows"])  # Ant pays a survival bonus

@@ -1,4 +1,6 @@
-"""Evaluation suites per env: ``nominal``, ``train`` (domain randomisation) and ``novel``.
+"""Evaluation suites per env: ``nominal``, ``train`` (domain randomisation), ``novel``, and the
+Hebbian meta-learning protocol's ``morphology`` (Ant) and ``motor_failure`` (locomotion robots), with
+the training distributions (``TRAINING_DISTRIBUTIONS``) that go with them.
 
 ``novel`` holds conditions outside the training distribution, each at three severities
 (``mild``, ``moderate``, ``severe``), some from reset and some switched on mid-episode

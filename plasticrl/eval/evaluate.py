@@ -148,6 +148,9 @@ def evaluate(
     result = {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
               "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
               "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
+    # conditions a suite evaluates for reference only (the training bodies of the morphology split):
+    # reported per condition, left out of every held-out mean
+    result["reference_conditions"] = [c["name"] for c in conditions if c.get("held_out") is False]
     if oracle is not None:
         result["oracle"] = oracle.name
     result["plasticity_effect"] = plasticity_effect(result)

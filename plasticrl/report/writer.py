@@ -14,7 +14,7 @@ from typing import Any
 
 from plasticrl.errors import PlasticRLError
 from plasticrl.eval.evaluate import goal_adaptation, has_beyond_survival
-from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
+from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, held_out_conditions, plasticity_effect
 from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
 from plasticrl.io import atomic_write_json, json_safe
 
@@ -164,15 +164,19 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
                   "this is the part of the return its gait earns.", ""]
     extra_head, extra_rule = (f" mean retained beyond survival [{conf}% CI] |", " --- |") if survival else ("", "")
     lines += invalid_episode_lines(result)
+    reference = result.get("reference_conditions") or []
     lines += ["## Summary", "", "Mean return and mean retained (held-out): the mean over held-out conditions, its "
-              "interval from resampling episodes jointly across conditions.", "",
+              "interval from resampling episodes jointly across conditions."
+              + (f" Evaluated for reference and left out of these means (the agents trained on them): "
+                 f"{', '.join(reference)}." if reference else ""), "",
               f"| agent | nominal return | mean return (held-out) [{conf}% CI] | mean retained (held-out) "
               f"[{conf}% CI] | worst condition | worst retained |{extra_head}",
               f"| --- | ---: | --- | --- | --- | ---: |{extra_rule}"]
     for agent in result["agents"]:
         rows = [r for r in result["rows"] if r["agent"] == agent]
         nominal = next(r for r in rows if r["condition"] == "nominal")
-        others = [r for r in rows if r["condition"] != "nominal"]
+        held_out = set(held_out_conditions(result))
+        others = [r for r in rows if r["condition"] in held_out]
         mean_ret = _mean_retained(nominal, others, "retained", result)
         ranked = [r for r in others if _finite(r["retained"])]
         worst = min(ranked, key=lambda r: r["retained"]) if ranked else None
