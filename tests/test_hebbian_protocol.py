@@ -227,7 +227,9 @@ def test_reference_conditions_are_left_out_of_held_out_means():
         return {"agent": agent, "condition": cond, "returns": returns, "mean_return": float(np.mean(returns)),
                 "retained": float(np.mean(returns)) / 100.0, "mid_episode": False, "severity": None,
                 "ci_low": 0.0, "ci_high": 0.0, "retained_low": 0.0, "retained_high": 0.0, "mean_length": 1000.0,
-                "time_to_recover": None, "invalid_episodes": 0}
+                "time_to_recover": None, "invalid_episodes": 0,
+                # the return beyond the survival bonus: defined; its retained fraction is not (it is <= 0)
+                "mean_return_beyond_survival": float(np.mean(returns)) - 1000.0, "retained_beyond_survival": None}
 
     rows = []
     for agent, delta in (("a_s0", 0.0), ("a_s0/frozen", None)):
@@ -247,6 +249,8 @@ def test_reference_conditions_are_left_out_of_held_out_means():
     result["goal_adaptation"] = []
     summary = next(line for line in markdown(result).splitlines() if line.startswith("| a_s0 |"))
     assert "| 59.0 [" in summary  # mean return (held-out): the back leg's 59, not (100 + 59) / 2
+    # the return beyond the survival bonus is shown although no retained fraction of it is defined
+    assert "| short_back_left | 59.0 |" in markdown(result) and "| -941.0 |" in markdown(result)
 
 
 def test_morphology_evaluation_marks_the_training_bodies_as_reference():

@@ -157,7 +157,10 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
     if result.get("obs_std_floor") is not None:
         lines += [f"Observation std floor: {result['obs_std_floor']:g} (raw units) for every plasticrl agent, "
                   "replacing the floor each was trained with (`--obs-std-floor`).", ""]
-    survival = has_beyond_survival(result)
+    # the return beyond the bonus is shown whenever the task pays one, also when no retained fraction of it
+    # is defined (every agent's nominal return beyond the bonus <= 0: agents that stand still)
+    survival = has_beyond_survival(result) or any(r.get("mean_return_beyond_survival") is not None
+                                                  for r in result["rows"])
     if survival:
         lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "
                   "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
