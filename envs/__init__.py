@@ -23,7 +23,7 @@ from .catalog import catalog
 from .errors import EnvError
 from .gym_env import PerturbedMujocoEnv, register_envs
 from .perturb import Param, Perturbation, PerturbationType, make, parse, register_model_edit
-from .perturb.suites import TRAINING_DISTRIBUTIONS, condition, expand_condition_names, sample_damage, sample_train, suite
+from .perturb.suites import TRAINING_DISTRIBUTIONS, condition, expand_condition_names, sample_damage, sample_train, suite, suites_of
 
 mujoco_warnings.install()
 from .registry import canonical_id, make_config, supported_ids
@@ -69,5 +69,5 @@ register_envs()
 
 __all__ = ["EnvError", "MujocoVectorEnv", "Perturbation", "PerturbedMujocoEnv", "TRAINING_DISTRIBUTIONS", "catalog",
            "Param", "PerturbationType", "condition", "expand_condition_names", "make", "make_vec", "parse",
-           "register_model_edit", "sample_damage", "sample_train", "suite",
+           "register_model_edit", "sample_damage", "sample_train", "suite", "suites_of",
            "supported_ids"]

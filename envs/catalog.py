@@ -6,7 +6,7 @@ from typing import Any
 
 from .perturb.morphology import segments
 from .perturb.spec import TYPES
-from .perturb.suites import SEVERITIES, SUITES, suite
+from .perturb.suites import SEVERITIES, SUITES, suite, suites_of
 from .registry import make_config, registered_max_episode_steps, supported_ids
 
 
@@ -37,7 +37,7 @@ def env_info(env_id: str) -> dict[str, Any]:
         "kwargs": _jsonable({"xml_file": cfg.task_cls.xml_file, "frame_skip": cfg.frame_skip,
                              **cfg.task_cls.defaults}),
         "segments": segments(env_id),
-        "suites": {name: _jsonable(suite(env_id, name)) for name in SUITES},
+        "suites": {name: _jsonable(suite(env_id, name)) for name in suites_of(env_id)},
     }
 
 

@@ -191,7 +191,7 @@ def test_training_conditions_reject_bad_values_before_training(tmp_path):
     from plasticrl.trainers.sb3.trainer import TrainingConditions
     from plasticrl.errors import PlasticRLError
 
-    with pytest.raises(PlasticRLError, match=r"'damag'; valid choices: train, damage or one perturbation"):
+    with pytest.raises(PlasticRLError, match=r"'damag'; valid choices: train, damage, front_legs_short, motor_failure or one perturbation"):
         TrainingConditions(_RecordingEnv(), "Ant-v5", "damag", seed=0)
     with pytest.raises(PlasticRLError, match=r"'InvertedPendulum-v5'.*Ant-v5"):
         TrainingConditions(_RecordingEnv(), "InvertedPendulum-v5", "damage", seed=0)

@@ -372,7 +372,12 @@ def test_catalog_is_json_and_lists_everything() -> None:
     assert [e["id"] for e in data["envs"]] == supported_ids()
     assert {p["name"] for p in data["perturbations"]} == set(TYPES)
     for env in data["envs"]:
-        assert set(env["suites"]) == {"nominal", "train", "novel"}
+        # the Hebbian protocol's suites only where they are defined: morphology on the Ant robot,
+        # motor_failure on the locomotion robots (not the pendulums)
+        expected = {"nominal", "train", "novel"}
+        expected |= {"morphology"} if env["id"].startswith("Ant") else set()
+        expected |= set() if "Pendulum" in env["id"] else {"motor_failure"}
+        assert set(env["suites"]) == expected
         assert env["segments"] == segments(env["id"])
 
 

@@ -103,6 +103,6 @@ def test_envs_command_lists_envs_perturbations_and_suites():
     catalog = json.loads(result.output)
     names = {p["name"] for p in catalog["perturbations"]}
     assert {"mass_scale", "shorten_limb", "dead_actuator", "obs_noise", "action_delay"} <= names
-    assert list(catalog["suites"]) == ["nominal", "train", "novel"]
+    assert list(catalog["suites"]) == ["nominal", "train", "novel", "morphology", "motor_failure"]
     human = runner.invoke(app, ["envs"], terminal_width=200)
     assert human.exit_code == 0 and "Ant-v5" in human.output and "shorten_limb" in human.output

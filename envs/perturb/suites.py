@@ -1,4 +1,6 @@
-"""Evaluation suites per env: ``nominal``, ``train`` (domain randomisation) and ``novel``.
+"""Evaluation suites per env: ``nominal``, ``train`` (domain randomisation), ``novel``, and the
+Hebbian meta-learning protocol's ``morphology`` (Ant) and ``motor_failure`` (locomotion robots), with
+the training distributions (``TRAINING_DISTRIBUTIONS``) that go with them.
 
 ``novel`` holds conditions outside the training distribution, each at three severities
 (``mild``, ``moderate``, ``severe``), some from reset and some switched on mid-episode
@@ -19,7 +21,7 @@ from ..tasks import TASKS, robot_id
 from .morphology import segments
 
 SEVERITIES = ("mild", "moderate", "severe")
-SUITES = ("nominal", "train", "novel")
+SUITES = ("nominal", "train", "novel", "morphology", "motor_failure")
 MID_EPISODE = 200
 
 #: Domain randomisation ranges, uniform in [lo, hi] per episode and instance (``train``).
@@ -133,9 +135,14 @@ def sample_damage(env_id: str, num: int, rng: np.random.Generator) -> list[list[
 
 
 def suite(env_id: str, name: str) -> list[dict[str, Any]]:
-    """The conditions of suite ``name`` for ``env_id`` (``train`` lists its ranges instead)."""
+    """The conditions of suite ``name`` for ``env_id`` (``train`` lists its ranges instead);
+    ``morphology`` and ``motor_failure`` exist only for the envs :func:`suites_of` names."""
     if env_id not in TASKS:
         raise unknown("env id", env_id, TASKS)
+    if name == "morphology":
+        return morphology_suite(env_id)
+    if name == "motor_failure":
+        return motor_failure_suite(env_id)
     if name == "nominal":
         return [{"name": "nominal", "severity": None, "perturbation": []}]
     if name == "train":
@@ -195,10 +202,128 @@ def sample_train(env_id: str, num: int, rng: np.random.Generator) -> list[list[d
     return out
 
 
-__all__ = ["MID_EPISODE", "SEVERITIES", "SUITES", "TRAIN_RANGES", "novel",
-           "sample_damage", "sample_train", "suite"]
+# --- The morphology-damage and motor-failure protocol of the Hebbian meta-learning literature ----------
+# (Najarro & Risi 2020; Dittrich et al. 2026): train on some damaged bodies, test on others, and a motor
+# that fails mid-episode.
+
+#: Ant-v5 legs by where they attach to the torso. The rewarded direction is +x (forward_reward is the
+#: x velocity) and +y is the robot's left, so, from the hips' positions in gymnasium's ant.xml:
+#: leg_1 (aux_1 at +0.2, +0.2; hip_1, ankle_1) is front left, leg_4 (aux_4 at +0.2, -0.2) front right,
+#: leg_2 (aux_2 at -0.2, +0.2) back left and leg_3 (aux_3 at -0.2, -0.2) back right. The XML's body
+#: names say otherwise (leg_2's body is called "front_right_leg", leg_4's "right_back_leg") and do not
+#: match the geometry; Najarro & Risi's damaged Ant files (ant_asym_left/right.xml) shorten the feet of
+#: legs 1 and 4, the two legs on the +x side, so the geometry is the peers' convention too.
+ANT_LEGS = {"front_left": 1, "front_right": 4, "back_left": 2, "back_right": 3}
+#: A damaged leg: its lower leg (the segment below the ankle joint, the "foot") shortened to a quarter,
+#: as the peers' damaged Ants (foot capsule 0.4 -> 0.1 along each axis).
+SHORT_LEG_SCALE = 0.25
+#: Legs the morphology split trains on (with the intact body) and the legs it holds out.
+TRAIN_LEGS = ("front_left", "front_right")
+HELD_OUT_LEGS = ("back_left", "back_right")
+#: Step range of the motor failure of Dittrich et al. (a uniform step in [450, 550] of a 1000-step
+#: episode) and the fixed step of the evaluation suite's failures (the range's midpoint).
+MOTOR_FAILURE_STEPS = (450, 550)
+MOTOR_FAILURE_STEP = 500
+#: Robots with legs or fins that the motor-failure distribution and suite are defined for (the
+#: pendulums balance rather than move; a dead motor there is a different question).
+LOCOMOTION = ("Ant-v5", "HalfCheetah-v5", "Hopper-v5", "Humanoid-v5", "Swimmer-v5", "Walker2d-v5")
+
+
+def short_leg(leg: str) -> list[dict[str, Any]]:
+    """The Ant body with ``leg`` (a key of :data:`ANT_LEGS`) damaged: its lower leg shortened to
+    :data:`SHORT_LEG_SCALE` of its length (a list of one perturbation dict)."""
+    if leg not in ANT_LEGS:
+        raise unknown("Ant leg", leg, ANT_LEGS)
+    return [{"name": "shorten_limb", "segment": f"lower_leg_{ANT_LEGS[leg]}", "scale": SHORT_LEG_SCALE}]
+
+
+def _derived(robots: tuple[str, ...]) -> list[str]:
+    """Env ids whose robot is one of ``robots`` (the robots and the adaptation tasks on them)."""
+    return sorted(k for k in TASKS if robot_id(k) in robots)
+
+
+def _require(what: str, env_id: str, robots: tuple[str, ...]) -> None:
+    if env_id not in TASKS or robot_id(env_id) not in robots:
+        raise EnvError(f"{what} is not defined for env id {env_id!r}; valid env ids: "
+                       f"{', '.join(_derived(robots))}")
+
+
+def _check_rng(rng: Any) -> None:
+    if not isinstance(rng, np.random.Generator):
+        raise EnvError(f"rng must be a numpy Generator, got {type(rng).__name__}")
+
+
+@functools.lru_cache(maxsize=None)
+def _actuator_count(env_id: str) -> int:
+    # cached: samplers run every generation, the model needs loading once per env id
+    return _model_facts(env_id)[2]
+
+
+def sample_front_legs_short(env_id: str, num: int, rng: np.random.Generator) -> list[list[dict[str, Any]]]:
+    """``num`` training bodies of the morphology split (Ant robots only), each uniformly one of: the
+    intact body, the front-left or the front-right lower leg shortened to a quarter. The back legs,
+    which the ``morphology`` suite damages, are never touched. A pure function of ``rng``."""
+    _require("training distribution 'front_legs_short'", env_id, ("Ant-v5",))
+    _check_rng(rng)
+    bodies: list[list[dict[str, Any]]] = [[]] + [short_leg(leg) for leg in TRAIN_LEGS]
+    return [copy.deepcopy(bodies[int(k)]) for k in rng.integers(len(bodies), size=num)]
+
+
+def sample_motor_failure(env_id: str, num: int, rng: np.random.Generator) -> list[list[dict[str, Any]]]:
+    """``num`` training conditions of Dittrich et al.'s motor failure: one actuator, uniform over all
+    of them, dead from a step uniform in :data:`MOTOR_FAILURE_STEPS` (both ends included) on. A pure
+    function of ``rng``. An episode capped below that step never sees its failure."""
+    _require("training distribution 'motor_failure'", env_id, LOCOMOTION)
+    _check_rng(rng)
+    nu = _actuator_count(env_id)
+    actuators = rng.integers(nu, size=num)
+    steps = rng.integers(MOTOR_FAILURE_STEPS[0], MOTOR_FAILURE_STEPS[1] + 1, size=num)
+    return [[{"name": "dead_actuator", "actuator": [int(a)], "start_step": int(s)}]
+            for a, s in zip(actuators, steps)]
+
+
+def morphology_suite(env_id: str) -> list[dict[str, Any]]:
+    """Suite ``morphology`` (Ant robots): nominal, the two training bodies (``short_front_left``,
+    ``short_front_right``, for reference) and the two held-out ones (``short_back_left``,
+    ``short_back_right``); each a lower leg shortened to a quarter from reset."""
+    _require("suite 'morphology'", env_id, ("Ant-v5",))
+    out: list[dict[str, Any]] = [{"name": "nominal", "severity": None, "perturbation": []}]
+    for leg in TRAIN_LEGS + HELD_OUT_LEGS:
+        out.append({"name": f"short_{leg}", "severity": None, "perturbation": short_leg(leg),
+                    "held_out": leg in HELD_OUT_LEGS})
+    return out
+
+
+def motor_failure_suite(env_id: str) -> list[dict[str, Any]]:
+    """Suite ``motor_failure`` (locomotion robots): nominal, then ``motor_failure_a<k>`` for every
+    actuator ``k``, dead from step :data:`MOTOR_FAILURE_STEP` on (a mid-episode condition, like the
+    ``novel`` suite's ``*_mid`` ones). Deterministic: their average over ``k`` is the expectation over
+    the training distribution's random actuator, at its mean failure step."""
+    _require("suite 'motor_failure'", env_id, LOCOMOTION)
+    out: list[dict[str, Any]] = [{"name": "nominal", "severity": None, "perturbation": []}]
+    for k in range(_actuator_count(env_id)):
+        out.append({"name": f"motor_failure_a{k}", "severity": None,
+                    "perturbation": [{"name": "dead_actuator", "actuator": [k], "start_step": MOTOR_FAILURE_STEP}]})
+    return out
+
+
+def suites_of(env_id: str) -> list[str]:
+    """Names of the suites that ``env_id`` has (``morphology`` only on Ant robots, ``motor_failure``
+    only on locomotion robots)."""
+    if env_id not in TASKS:
+        raise unknown("env id", env_id, TASKS)
+    robot = robot_id(env_id)
+    return [name for name in SUITES
+            if (name != "morphology" or robot == "Ant-v5") and (name != "motor_failure" or robot in LOCOMOTION)]
+
+
+__all__ = ["ANT_LEGS", "HELD_OUT_LEGS", "MID_EPISODE", "MOTOR_FAILURE_STEP", "MOTOR_FAILURE_STEPS", "SEVERITIES",
+           "SUITES", "TRAIN_LEGS", "TRAIN_RANGES", "morphology_suite", "motor_failure_suite", "novel",
+           "sample_damage", "sample_front_legs_short", "sample_motor_failure", "sample_train", "short_leg",
+           "suite", "suites_of"]
 
 
 #: named distributions a training episode's condition can be drawn from (``env.train_perturbation``
 #: of the ES trainer, ``train_perturbation`` of the SB3 baselines): name -> sampler
-TRAINING_DISTRIBUTIONS = {"train": sample_train, "damage": sample_damage}
+TRAINING_DISTRIBUTIONS = {"train": sample_train, "damage": sample_damage,
+                          "front_legs_short": sample_front_legs_short, "motor_failure": sample_motor_failure}

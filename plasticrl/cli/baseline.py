@@ -20,7 +20,8 @@ def baseline_cmd(
     out: Optional[Path] = typer.Option(None, help="Run directory (default: runs/<algo>-<env>-<time>)."),
     train_perturbation: Optional[str] = typer.Option(
         None, "--train-perturbation", help="Train every episode under: train (the env's domain randomisation), "
-        "damage (limbs the novel suite leaves intact) or one perturbation in YAML, e.g. "
+        "damage (limbs the novel suite leaves intact), front_legs_short (Ant), motor_failure "
+        "or one perturbation in YAML, e.g. "
         "'{name: mass_scale, scale: 1.5}' (as the ES trainer's env.train_perturbation)."),
     train_perturbations: bool = typer.Option(False, "--train-perturbations",
                                              help="Same as --train-perturbation train."),

@@ -143,7 +143,8 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
 def eval_cmd(
     agents: list[Path] = typer.Argument(..., help="Agent files (.pt or run directories) and SB3 models (.zip)."),
     env: Optional[str] = typer.Option(None, help="Env id (default: the one the agents were trained on)."),
-    suite: str = typer.Option("novel", help="Suite of conditions: novel (held out, 3 severities) or nominal."),
+    suite: str = typer.Option("novel", help="Suite of conditions: novel (held out, 3 severities), nominal, "
+                                "morphology (Ant: shortened lower legs) or motor_failure (one dead motor from step 500)."),
     episodes: int = typer.Option(10, help="Paired episodes per condition (seeds SEED..SEED+N-1)."),
     seed: int = typer.Option(0, help="First episode seed."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Glob on condition names (repeatable), "

@@ -156,11 +156,13 @@ class EnvConfig(_Strict):
     max_episode_steps: Optional[int] = Field(None, gt=0, description="cap on control steps per episode")
     train_perturbation: Optional[Any] = Field(
         None, description="'train' (the env's domain-randomisation distribution, redrawn per row and generation), "
-                          "'damage' (damage to limbs the novel suite leaves intact, redrawn likewise) "
+                          "'damage' (damage to limbs the novel suite leaves intact, redrawn likewise), "
+                          "'front_legs_short' (Ant: intact or a front lower leg shortened), 'motor_failure' "
+                          "(one motor dead from a step in [450, 550]) "
                           "or one perturbation (name, dict or list) applied to every training episode",
     )
     train_perturbation_draw: Literal["per_row", "shared"] = Field(
-        "per_row", description="for 'train' and 'damage': 'per_row' draws a condition for every training episode "
+        "per_row", description="for the named distributions: 'per_row' draws a condition for every training episode "
                                "of every member; 'shared' draws episodes_per_member conditions per generation and "
                                "gives every member the same ones (common random numbers: members are ranked on "
                                "equal terms instead of on which condition each happened to draw; ES trainer only)",

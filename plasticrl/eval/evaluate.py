@@ -40,7 +40,9 @@ from plasticrl.eval.plasticity_effect import FROZEN_SUFFIX, plasticity_effect
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
 NOMINAL = "nominal"
-EVAL_SUITES = ("nominal", "novel")
+#: suites of named conditions (``train`` is a distribution, not a list); ``morphology`` (Ant) and
+#: ``motor_failure`` (locomotion) are the Hebbian meta-learning protocol's (see plasticrl.envs.suite)
+EVAL_SUITES = ("nominal", "novel", "morphology", "motor_failure")
 RESULT_FORMAT = 1
 
 #: progress(agent_name, agent_count, steps_done_in_agent, steps_total_in_agent); the oracle, when
@@ -158,6 +160,9 @@ def evaluate(
     result = {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
               "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
               "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
+    # conditions a suite evaluates for reference only (the training bodies of the morphology split):
+    # reported per condition, left out of every held-out mean
+    result["reference_conditions"] = [c["name"] for c in conditions if c.get("held_out") is False]
     if oracle is not None:
         result["oracle"] = oracle.name
     result["plasticity_effect"] = plasticity_effect(result)

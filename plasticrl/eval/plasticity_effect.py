@@ -18,6 +18,14 @@ HELD_OUT = "held-out mean"
 SWITCHED = "mid-episode mean"  # over the held-out conditions that switch on during the episode
 
 
+def held_out_conditions(result: dict[str, Any]) -> list[str]:
+    """The conditions of ``result`` that its held-out means average over: every one but nominal and
+    the ``reference_conditions`` (bodies the agents trained on, evaluated beside the held-out ones
+    for reference, as in the ``morphology`` suite)."""
+    reference = set(result.get("reference_conditions") or ())
+    return [c for c in result["conditions"] if c != "nominal" and c not in reference]
+
+
 def plasticity_effect(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Per agent with a frozen twin in ``result``: the paired difference in return (agent - twin) on
     nominal, on each condition and averaged over the held-out conditions, with bootstrap intervals;
@@ -47,14 +55,16 @@ def plasticity_effect(result: dict[str, Any]) -> list[dict[str, Any]]:
                  "of_twin_nominal_low": _fraction(iv.low, scale), "of_twin_nominal_high": _fraction(iv.high, scale)}
             return {**e, **_around_switch([mine[c] for c in conds], [theirs[c] for c in conds], confidence, seed)}
 
-        held_out = [c for c in result["conditions"] if c != "nominal" and c in mine and c in theirs]
+        held_out = [c for c in held_out_conditions(result) if c in mine and c in theirs]
         switched = [c for c in held_out if _has_switch(mine[c]) and _has_switch(theirs[c])]
+        reference = [c for c in result["conditions"] if c != "nominal" and c not in held_out and c in mine
+                     and c in theirs]
         out.append(entry("nominal", ["nominal"]))
         if held_out:
             out.append(entry(HELD_OUT, held_out))
         if switched:
             out.append(entry(SWITCHED, switched))
-        out += [entry(c, [c]) for c in held_out]
+        out += [entry(c, [c]) for c in reference + held_out]
     return out
 
 

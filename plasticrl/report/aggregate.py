@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.plasticity_effect import held_out_conditions
 
 SEED_PATTERN = re.compile(r"^(?P<base>.+?)[_-](?:s|seed)(?P<seed>\d+)$")
 SCORES = {"return": "mean return under the condition", "retained": "retained fraction (condition / own nominal)"}
@@ -45,7 +46,7 @@ def score_matrix(result: dict[str, Any], labels: list[str], score: str) -> tuple
     """``[runs, conditions]`` scores of ``labels`` over the held-out conditions they all have, the kept
     condition names, and the names removed because some run's score there is not finite."""
     by = {(r["agent"], r["condition"]): r for r in result["rows"]}
-    conds = [c for c in result["conditions"] if c != "nominal" and all((lab, c) in by for lab in labels)]
+    conds = [c for c in held_out_conditions(result) if all((lab, c) in by for lab in labels)]
 
     def value(label: str, cond: str) -> float:
         row = by[(label, cond)]

@@ -14,7 +14,7 @@ from typing import Any
 
 from plasticrl.errors import PlasticRLError
 from plasticrl.eval.evaluate import goal_adaptation, has_beyond_survival
-from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
+from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, held_out_conditions, plasticity_effect
 from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
 from plasticrl.io import atomic_write_json, json_safe
 
@@ -157,22 +157,29 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
     if result.get("obs_std_floor") is not None:
         lines += [f"Observation std floor: {result['obs_std_floor']:g} (raw units) for every plasticrl agent, "
                   "replacing the floor each was trained with (`--obs-std-floor`).", ""]
-    survival = has_beyond_survival(result)
+    # the return beyond the bonus is shown whenever the task pays one, also when no retained fraction of it
+    # is defined (every agent's nominal return beyond the bonus <= 0: agents that stand still)
+    survival = has_beyond_survival(result) or any(r.get("mean_return_beyond_survival") is not None
+                                                  for r in result["rows"])
     if survival:
         lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "
                   "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
                   "this is the part of the return its gait earns.", ""]
     extra_head, extra_rule = (f" mean retained beyond survival [{conf}% CI] |", " --- |") if survival else ("", "")
     lines += invalid_episode_lines(result)
+    reference = result.get("reference_conditions") or []
     lines += ["## Summary", "", "Mean return and mean retained (held-out): the mean over held-out conditions, its "
-              "interval from resampling episodes jointly across conditions.", "",
+              "interval from resampling episodes jointly across conditions."
+              + (f" Evaluated for reference and left out of these means (the agents trained on them): "
+                 f"{', '.join(reference)}." if reference else ""), "",
               f"| agent | nominal return | mean return (held-out) [{conf}% CI] | mean retained (held-out) "
               f"[{conf}% CI] | worst condition | worst retained |{extra_head}",
               f"| --- | ---: | --- | --- | --- | ---: |{extra_rule}"]
     for agent in result["agents"]:
         rows = [r for r in result["rows"] if r["agent"] == agent]
         nominal = next(r for r in rows if r["condition"] == "nominal")
-        others = [r for r in rows if r["condition"] != "nominal"]
+        held_out = set(held_out_conditions(result))
+        others = [r for r in rows if r["condition"] in held_out]
         mean_ret = _mean_retained(nominal, others, "retained", result)
         ranked = [r for r in others if _finite(r["retained"])]
         worst = min(ranked, key=lambda r: r["retained"]) if ranked else None

@@ -42,8 +42,9 @@ def check_settings(algo: str, env_id: str, env_kwargs: dict[str, Any] | None = N
 
 
 class TrainingConditions(gym.Wrapper):
-    """Each reset sets the episode's condition: a fresh draw from the env's ``train`` or ``damage``
-    distribution (seeded generator), or one fixed perturbation spec for every episode."""
+    """Each reset sets the episode's condition: a fresh draw from a named training distribution
+    (``train``, ``damage``, ``front_legs_short``, ``motor_failure``; seeded generator), or one fixed
+    perturbation spec for every episode."""
 
     def __init__(self, env: gym.Env, env_id: str, spec: Any, seed: int):
         from plasticrl.envs import TRAINING_DISTRIBUTIONS
@@ -63,7 +64,8 @@ class TrainingConditions(gym.Wrapper):
 
 def make_env(env_id: str, env_kwargs: dict[str, Any], seed: int, train_perturbation: Any = None) -> gym.Env:
     """One monitored training env (``plasticrl/<env_id>``), optionally under a training perturbation
-    (``'train'``, ``'damage'`` or a fixed perturbation spec; see :class:`TrainingConditions`)."""
+    (a named training distribution such as ``'train'`` or ``'damage'``, or a fixed perturbation spec; see
+    :class:`TrainingConditions`)."""
     from stable_baselines3.common.monitor import Monitor
 
     import plasticrl.envs  # noqa: F401 - registers the plasticrl/<id> Gymnasium ids
