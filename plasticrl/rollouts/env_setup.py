@@ -82,7 +82,7 @@ def check_config(config: ExperimentConfig) -> None:
     if config.trainer == "es":
         from plasticrl.es import make_es
 
-        make_es(config.es.algorithm, policy.genome.dim, **config.es.params)
+        make_es(config.es.algorithm, policy.genome.dim, **dict(config.es.params))
     if config.env.train_perturbation is not None:
         check_training_condition(config.env.id, config.env.train_perturbation)
     if config.distributed.backend == "ray" and config.distributed.address:
