@@ -196,3 +196,17 @@ def test_valid_params_round_trip_through_yaml_config_and_config_yaml(tmp_path_fa
     for key in ("sigma", "learning_rate"):
         if name == "openai_es":
             assert isinstance(getattr(again.es.params, key), Schedule)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_descriptions_state_the_bounds_the_fields_enforce(name):
+    """The generated reference shows descriptions, not constraints: each description ends with its
+    field's bounds, ``(>= 0, < 1)``."""
+    words = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    bounded = 0
+    for key, field in PARAMS[name].model_fields.items():
+        bounds = [f"{words[k]} {getattr(m, k):g}" for m in field.metadata for k in words if hasattr(m, k)]
+        if bounds:
+            bounded += 1
+            assert field.description.endswith(f"({', '.join(bounds)})"), (key, field.description)
+    assert bounded >= 2

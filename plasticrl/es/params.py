@@ -54,15 +54,9 @@ def _schedule_to_plain(schedule: Schedule) -> float | dict[str, Any]:
 #: a number (constant) or a :class:`~plasticrl.es.schedules.Schedule` mapping, validated into a Schedule
 ScheduleValue = Annotated[Schedule, PlainSerializer(_schedule_to_plain)]
 
-
-
-def _field(default: Any, description: str, strict: bool = True, **bounds: float) -> Any:
-    """A strict field (a bool, a string or 8.0 where an integer belongs is refused, not coerced) whose
-    description ends with its bounds, so the generated reference shows them without a second copy."""
-    words = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-    shown = ", ".join(f"{words[k]} {v:g}" for k, v in bounds.items())
-    extra: dict[str, Any] = {"strict": True} if strict else {}
-    return Field(default, description=description + (f" ({shown})" if shown else ""), **bounds, **extra)
+# Scalar fields are strict (a bool, a string or 8.0 where an integer belongs is refused, not coerced),
+# and each description ends with the field's bounds, for the generated reference (tests/test_es_params.py
+# checks that the two agree).
 
 
 class ESParams(BaseModel):
@@ -117,20 +111,25 @@ class OpenAIESParams(ESParams):
 
     algorithm: ClassVar[str] = "openai_es"
 
-    population_size: int = _field(64, "members per generation (P); even when antithetic", ge=2)
+    population_size: int = Field(64, strict=True, ge=2,
+                                 description="members per generation (P); even when antithetic (>= 2)")
     sigma: ScheduleValue = Field(
         0.02, validate_default=True,
         description="std of the Gaussian perturbations: a number or a schedule; stays > 0 (a decaying "
                     "schedule needs floor > 0)")
     learning_rate: ScheduleValue = Field(
         0.01, validate_default=True, description="Adam step size on the centre: a number or a schedule (>= 0)")
-    weight_decay: float = _field(0.0, "coupled L2 pull of the searched genome towards 0; off by default because "
-                                      "genomes also hold neuron constants (thresholds near 1) it would distort", ge=0)
-    antithetic: bool = _field(True, "mirrored sampling: each perturbation is also tried with its sign flipped "
-                                    "(halves the gradient noise)")
-    adam_beta1: float = _field(0.9, "Adam decay rate of the gradient mean", ge=0, lt=1)
-    adam_beta2: float = _field(0.999, "Adam decay rate of the squared-gradient mean", ge=0, lt=1)
-    adam_eps: float = _field(1e-8, "Adam denominator offset", gt=0)
+    weight_decay: float = Field(
+        0.0, strict=True, ge=0, description="coupled L2 pull of the searched genome towards 0; off by default "
+                                            "because genomes also hold neuron constants (thresholds near 1) it "
+                                            "would distort (>= 0)")
+    antithetic: bool = Field(True, strict=True, description="mirrored sampling: each perturbation is also tried "
+                                                            "with its sign flipped (halves the gradient noise)")
+    adam_beta1: float = Field(0.9, strict=True, ge=0, lt=1,
+                              description="Adam decay rate of the gradient mean (>= 0, < 1)")
+    adam_beta2: float = Field(0.999, strict=True, ge=0, lt=1,
+                              description="Adam decay rate of the squared-gradient mean (>= 0, < 1)")
+    adam_eps: float = Field(1e-8, strict=True, gt=0, description="Adam denominator offset (> 0)")
 
     @field_validator("sigma", "learning_rate", mode="before")
     @classmethod
@@ -159,21 +158,28 @@ class PGPEParams(ESParams):
 
     algorithm: ClassVar[str] = "pgpe"
 
-    population_size: int = _field(64, "members per generation (P); even (symmetric pairs)", ge=2)
-    center_learning_rate: float = _field(0.075, "ClipUp step size on the centre", gt=0)
-    max_speed: Optional[float] = _field(None, "ClipUp's cap on the centre's velocity norm; null: 2 x "
-                                              "center_learning_rate (the ClipUp paper's rule of thumb)", gt=0)
-    momentum: float = _field(0.9, "ClipUp heavy-ball momentum", ge=0, lt=1)
-    stdev_init: Optional[Union[float, list[float]]] = _field(
-        None, "initial per-dim std: a number, or a list with one value per searched dim, all finite and > 0; "
-              "null: 0.1 unless radius_init is given", strict=False)  # checked by _stdev_init
-    radius_init: Optional[float] = _field(None, "initial std as the norm of the std vector (stdev = radius_init / "
-                                                "sqrt(d)); exclusive with stdev_init", gt=0)
-    stdev_learning_rate: float = _field(0.1, "step size of the std's gradient step (0: fixed std)", ge=0)
-    stdev_max_change: Optional[float] = _field(0.2, "largest relative change of each std entry per generation; "
-                                                    "null: unbounded", gt=0)
-    stdev_min: float = _field(1e-8, "lower clamp of every std entry (the std gradient divides by it)", gt=0)
-    stdev_max: Optional[float] = _field(None, "upper clamp of every std entry, >= stdev_min; null: none", gt=0)
+    population_size: int = Field(64, strict=True, ge=2,
+                                 description="members per generation (P); even (symmetric pairs) (>= 2)")
+    center_learning_rate: float = Field(0.075, strict=True, gt=0, description="ClipUp step size on the centre (> 0)")
+    max_speed: Optional[float] = Field(
+        None, strict=True, gt=0, description="ClipUp's cap on the centre's velocity norm; null: 2 x "
+                                             "center_learning_rate (the ClipUp paper's rule of thumb) (> 0)")
+    momentum: float = Field(0.9, strict=True, ge=0, lt=1, description="ClipUp heavy-ball momentum (>= 0, < 1)")
+    stdev_init: Optional[Union[float, list[float]]] = Field(  # not strict: _stdev_init checks it
+        None, description="initial per-dim std: a number, or a list with one value per searched dim, all finite "
+                          "and > 0; null: 0.1 unless radius_init is given")
+    radius_init: Optional[float] = Field(
+        None, strict=True, gt=0, description="initial std as the norm of the std vector (stdev = radius_init / "
+                                             "sqrt(d)); exclusive with stdev_init (> 0)")
+    stdev_learning_rate: float = Field(0.1, strict=True, ge=0,
+                                       description="step size of the std's gradient step (0: fixed std) (>= 0)")
+    stdev_max_change: Optional[float] = Field(
+        0.2, strict=True, gt=0, description="largest relative change of each std entry per generation; null: "
+                                            "unbounded (> 0)")
+    stdev_min: float = Field(1e-8, strict=True, gt=0,
+                             description="lower clamp of every std entry (the std gradient divides by it) (> 0)")
+    stdev_max: Optional[float] = Field(None, strict=True, gt=0,
+                                       description="upper clamp of every std entry, >= stdev_min; null: none (> 0)")
 
     @field_validator("stdev_init", mode="before")
     @classmethod
@@ -217,9 +223,10 @@ class SepCMAESParams(ESParams):
 
     algorithm: ClassVar[str] = "sep_cma_es"
 
-    sigma: float = _field(0.1, "initial global step size", gt=0)
-    population_size: Optional[int] = _field(None, "members per generation; null: the library's 4 + floor(3 ln d) "
-                                                  "over the d searched dims", ge=2)
+    sigma: float = Field(0.1, strict=True, gt=0, description="initial global step size (> 0)")
+    population_size: Optional[int] = Field(
+        None, strict=True, ge=2, description="members per generation; null: the library's 4 + floor(3 ln d) over "
+                                             "the d searched dims (>= 2)")
 
 
 class CMAESParams(SepCMAESParams):
@@ -227,8 +234,8 @@ class CMAESParams(SepCMAESParams):
 
     algorithm: ClassVar[str] = "cma_es"
 
-    lr_adapt: bool = _field(False, "learning-rate adaptation (Nomura et al. 2023), for noisy or multimodal "
-                                   "problems")
+    lr_adapt: bool = Field(False, strict=True, description="learning-rate adaptation (Nomura et al. 2023), for "
+                                                           "noisy or multimodal problems")
 
 
 #: algorithm name -> its hyper-parameter model
