@@ -158,7 +158,8 @@ def _schedule(draw):
     kind = draw(st.sampled_from(["constant", "linear", "exponential"]))
     if kind == "constant":
         return init
-    schedule = {"init": init, "kind": kind, "floor": draw(st.floats(1e-4, 1.0, allow_subnormal=False).map(lambda f: f * init))}
+    floor = draw(st.floats(1e-4, 1.0, allow_subnormal=False)) * init
+    schedule = {"init": init, "kind": kind, "floor": floor}
     if kind == "linear":
         schedule["steps"] = draw(st.integers(1, 1000))
     else:
