@@ -32,7 +32,8 @@ def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path):
     path.write_text("es:\n  algorithm: pgpe\n  params: {stdev_init: 5e-2, center_learning_rate: 1E-3}\n"
                     "env:\n  train_perturbation: {name: mass_scale, scale: 15e-1}\n")
     cfg = load_config(path, ["es.params.max_speed=2e-3", "train.obs_std_floor=1e-2"])
-    assert cfg.es.params == {"stdev_init": 0.05, "center_learning_rate": 0.001, "max_speed": 0.002}
+    params = cfg.es.params
+    assert (params.stdev_init, params.center_learning_rate, params.max_speed) == (0.05, 0.001, 0.002)
     assert cfg.env.train_perturbation == {"name": "mass_scale", "scale": 1.5}
     assert cfg.train.obs_std_floor == 0.01
     assert parse_overrides(["a=1e3", "b=-2e+2", "c=1e", "d=e5", "e=1.5", "f=7"]) == [
@@ -41,9 +42,9 @@ def test_exponent_numbers_are_numbers_in_files_and_overrides(tmp_path):
 
 def test_bad_es_param_fails_at_load_in_one_line_before_any_run_directory(tmp_path):
     """es.params.stdev_init=5e-2 trains; a non-number is one line naming it (not a TypeError)."""
-    assert load_config(None, ["es.algorithm=pgpe", "es.params.stdev_init=5e-2"]).es.params["stdev_init"] == 0.05
+    assert load_config(None, ["es.algorithm=pgpe", "es.params.stdev_init=5e-2"]).es.params.stdev_init == 0.05
     res, out = _train(tmp_path, "es.algorithm=pgpe", "es.params.stdev_init=abc")
-    assert_one_line_error(res, "stdev_init='abc'")
+    assert_one_line_error(res, "es.params.stdev_init", "'abc'")
     assert entries(out) == []
 
 

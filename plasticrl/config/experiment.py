@@ -19,13 +19,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plasticrl.agents.config import POLICY_KINDS, PolicyConfig
 from plasticrl.errors import PlasticRLError, check_name, validation_error
+from plasticrl.es.params import CMAESParams, OpenAIESParams, PGPEParams, SepCMAESParams
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -126,7 +127,9 @@ def _check_size(value: Any, source: str) -> None:
 
 
 _NON_FINITE_WORD = re.compile(r"[-+]?\.?(inf|infinity|nan)", re.IGNORECASE)
-#: sections whose values go to code that takes them as numbers without a declared type
+#: sections whose values are read as numbers where a string spelling a non-finite one is refused up front
+#: (es.params: a schedule or a stdev vector may stand where a number does, so the field's own error
+#: would not say "finite")
 _FREE_FORM = ("es.params", "ppo", "env.kwargs", "env.train_perturbation")
 
 
@@ -180,26 +183,44 @@ class EnvConfig(_Strict):
     )
 
 
-class ESConfig(_Strict):
-    algorithm: str = "openai_es"
-    params: dict[str, Any] = Field(default_factory=dict, description="hyper-parameters of the algorithm")
+# The es section: ``algorithm`` picks the variant, ``params`` validates to that algorithm's typed
+# hyper-parameters (plasticrl.es.params), so a bad value fails at load, before a run directory exists.
+class OpenAIESConfig(_Strict):
+    """``es`` section of OpenAI-ES."""
 
-    @field_validator("algorithm")
-    @classmethod
-    def _known_algorithm(cls, value: str) -> str:
-        from plasticrl.es import es_names
+    algorithm: Literal["openai_es"] = "openai_es"
+    params: OpenAIESParams = Field(default_factory=OpenAIESParams, description="OpenAI-ES hyper-parameters")
 
-        if value not in es_names():
-            raise ValueError(f"unknown ES algorithm {value!r}; valid choices: {', '.join(es_names())}")
-        return value
 
-    @model_validator(mode="after")
-    def _valid_params(self) -> "ESConfig":
-        # Checked here, not when the trainer starts, so a bad value fails before a run directory exists.
-        from plasticrl.es.registry import check_es_params
+class PGPEConfig(_Strict):
+    """``es`` section of PGPE with ClipUp."""
 
-        check_es_params(self.algorithm, self.params)
-        return self
+    algorithm: Literal["pgpe"] = "pgpe"
+    params: PGPEParams = Field(default_factory=PGPEParams, description="PGPE hyper-parameters")
+
+
+class CMAESConfig(_Strict):
+    """``es`` section of CMA-ES."""
+
+    algorithm: Literal["cma_es"] = "cma_es"
+    params: CMAESParams = Field(default_factory=CMAESParams, description="CMA-ES hyper-parameters")
+
+
+class SepCMAESConfig(_Strict):
+    """``es`` section of separable CMA-ES."""
+
+    algorithm: Literal["sep_cma_es"] = "sep_cma_es"
+    params: SepCMAESParams = Field(default_factory=SepCMAESParams, description="sep-CMA-ES hyper-parameters")
+
+
+#: the ``es`` section, one variant per algorithm, picked by ``algorithm`` (default ``openai_es``)
+ESConfig = Annotated[Union[CMAESConfig, OpenAIESConfig, PGPEConfig, SepCMAESConfig],
+                     Field(discriminator="algorithm")]
+ES_SECTIONS: dict[str, type[BaseModel]] = {
+    "cma_es": CMAESConfig, "openai_es": OpenAIESConfig, "pgpe": PGPEConfig, "sep_cma_es": SepCMAESConfig,
+}
+ES_ALGORITHMS = tuple(ES_SECTIONS)
+DEFAULT_ES_ALGORITHM = "openai_es"
 
 
 class TrainConfig(_Strict):
@@ -254,7 +275,7 @@ class ExperimentConfig(_Strict):
     torch_threads: int = Field(1, ge=1, description="intra-op threads for the policy (physics has its own)")
     env: EnvConfig = Field(default_factory=EnvConfig)
     policy: PolicyConfig = Field(default_factory=lambda: {"kind": "plastic_spiking"})  # type: ignore[assignment]
-    es: ESConfig = Field(default_factory=ESConfig)
+    es: ESConfig = Field(default_factory=OpenAIESConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
@@ -306,6 +327,8 @@ class ExperimentConfig(_Strict):
             data = {**data, "policy": {"kind": "plastic_spiking"}}
         if isinstance(data, dict) and isinstance(data.get("policy"), dict) and "kind" not in data["policy"]:
             data = {**data, "policy": {**data["policy"], "kind": "plastic_spiking"}}
+        if isinstance(data, dict) and isinstance(data.get("es"), dict) and "algorithm" not in data["es"]:
+            data = {**data, "es": {**data["es"], "algorithm": DEFAULT_ES_ALGORITHM}}
         return data
 
     def wandb_mode(self) -> str:
@@ -355,7 +378,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
     try:
         return ExperimentConfig.model_validate(dict(data))
     except ValidationError as exc:
-        raise validation_error(exc, source, union_tags=POLICY_KINDS,
+        raise validation_error(exc, source, union_tags=(*POLICY_KINDS, *ES_ALGORITHMS),
                                valid_keys=lambda parent: _valid_keys(data, parent)) from None
 
 
@@ -374,6 +397,10 @@ def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
             kind = node.get("kind", "plastic_spiking") if isinstance(node, dict) else "plastic_spiking"
             model = {"linear": LinearConfig, "mlp": MLPConfig,
                      "hebbian_mlp": HebbianMLPConfig}.get(kind, PlasticSpikingConfig)
+            continue
+        if key == "es" and model is ExperimentConfig:
+            algorithm = node.get("algorithm", DEFAULT_ES_ALGORITHM) if isinstance(node, dict) else None
+            model = ES_SECTIONS.get(algorithm, OpenAIESConfig)  # type: ignore[arg-type]
             continue
         model = field.annotation
         if not (isinstance(model, type) and issubclass(model, BaseModel)):

@@ -8,31 +8,38 @@
 >>> state, info = algo.tell(state, samples, -(samples ** 2).sum(1))   # fitness is maximised
 >>> algo.center(state).shape
 torch.Size([3])
+
+Hyper-parameters are typed per algorithm (:mod:`plasticrl.es.params`): ``OpenAIES(dim, OpenAIESParams(...))``
+or, by name, ``make_es(name, dim, **params)``.
 """
 from .base import ESAlgorithm, SearchSpace
-from .cma import CMAES, CMAESConfig, CMAESState, SepCMAES
-from .openai_es import OpenAIES, OpenAIESConfig, OpenAIESState
+from .cma import CMAES, CMAESState, SepCMAES
+from .openai_es import OpenAIES, OpenAIESState
 from .optimizers import adam_step, clipup_step
-from .pgpe import PGPE, PGPEConfig, PGPEState
+from .params import PARAMS, CMAESParams, ESParams, OpenAIESParams, PGPEParams, SepCMAESParams
+from .pgpe import PGPE, PGPEState
 from .registry import ALGORITHMS, es_names, make_es
 from .schedules import Schedule, as_schedule
 from .shaping import centered_ranks, invalid_mask
 
 __all__ = [
     "ALGORITHMS",
+    "PARAMS",
     "CMAES",
-    "CMAESConfig",
+    "CMAESParams",
     "CMAESState",
     "ESAlgorithm",
+    "ESParams",
     "OpenAIES",
-    "OpenAIESConfig",
+    "OpenAIESParams",
     "OpenAIESState",
     "PGPE",
-    "PGPEConfig",
+    "PGPEParams",
     "PGPEState",
     "Schedule",
     "SearchSpace",
     "SepCMAES",
+    "SepCMAESParams",
     "adam_step",
     "as_schedule",
     "centered_ranks",

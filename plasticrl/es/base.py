@@ -2,7 +2,7 @@
 
 Contract (pure functions over an explicit, immutable state)::
 
-    algo = OpenAIES(dim, config, search=mask)      # hyper-parameters only, no run state
+    algo = OpenAIES(dim, params, search=mask)      # hyper-parameters only, no run state
     state = algo.init(center, seed)                # everything that changes lives in `state`
     samples, state = algo.ask(state)               # [P, D] on center's device/dtype
     state, info = algo.tell(state, samples, fitness)   # fitness [P], maximised
@@ -25,7 +25,6 @@ centre's values, so any subset of a genome can be searched.
 from __future__ import annotations
 
 import dataclasses
-import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, Mapping, TypeVar
 
@@ -34,32 +33,13 @@ from torch import Tensor
 
 from plasticrl.errors import PlasticRLError
 
-__all__ = ["ESAlgorithm", "SearchSpace", "build_config",
-           "fitness_info"]
+from .params import ESParams
+
+__all__ = ["ESAlgorithm", "SearchSpace", "fitness_info"]
 
 S = TypeVar("S")
-C = TypeVar("C")
 
 STATE_FORMAT = 1
-
-
-def build_config(config_type: type[C], config: C | Mapping[str, Any] | None, algorithm: str) -> C:
-    """Accept a config dataclass, a mapping of its fields, or None (defaults); name unknown keys."""
-    if config is None:
-        return config_type()
-    if isinstance(config, config_type):
-        return config
-    if isinstance(config, Mapping):
-        valid = [f.name for f in dataclasses.fields(config_type)]  # type: ignore[arg-type]
-        unknown = [k for k in config if k not in valid]
-        if unknown:
-            raise PlasticRLError(
-                f"unknown config key(s) {unknown} for {algorithm}; valid keys: {', '.join(valid)}"
-            )
-        return config_type(**dict(config))
-    raise PlasticRLError(
-        f"config for {algorithm} must be a {config_type.__name__}, a mapping or None; got {type(config).__name__}"
-    )
 
 
 class SearchSpace:
@@ -139,6 +119,8 @@ class ESAlgorithm(ABC, Generic[S]):
 
     name: ClassVar[str]
     state_type: ClassVar[type]
+    #: the pydantic model of the hyper-parameters (:mod:`plasticrl.es.params`); ``self.config`` is one
+    params_type: ClassVar[type[ESParams]]
 
     def __init__(self, dim: int, search: Tensor | Any | None = None) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
@@ -238,22 +220,3 @@ class ESAlgorithm(ABC, Generic[S]):
             raise PlasticRLError(f"fitness must have shape ({p},); got {tuple(fitness.shape)}")
         return samples.to(device=center.device, dtype=center.dtype), fitness.to(center.device)
 
-
-def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
-    """Raise a ValueError naming ``name`` unless ``value`` is a finite number > 0 (or >= 0)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise PlasticRLError(f"{name} must be a finite number {bound}; got {value!r}")
-
-
-def check_population(name: str, value: int, even: bool) -> None:
-    """Raise a ValueError naming the bad population size and what is valid."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise PlasticRLError(f"{name} must be an integer >= 2; got {value!r}")
-    if even and value % 2:
-        raise PlasticRLError(
-            f"{name} must be even for antithetic (symmetric) sampling; got {value} "
-            f"(use {value - 1} or {value + 1})"
-        )

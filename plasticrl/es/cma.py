@@ -34,10 +34,11 @@ from torch import Tensor
 
 from plasticrl.errors import PlasticRLError
 from plasticrl.seeding import derive_seed
-from .base import ESAlgorithm, build_config, check_positive, fitness_info
+from .base import ESAlgorithm, fitness_info
+from .params import CMAESParams, SepCMAESParams, parse_params
 from .shaping import invalid_mask
 
-__all__ = ["CMAES", "SepCMAES", "CMAESConfig", "CMAESState"]
+__all__ = ["CMAES", "SepCMAES", "CMAESState"]
 
 try:  # optional at import time: only CMA-ES needs it, and its constructor says how to install it.
     import cmaes as _cmaes
@@ -46,30 +47,6 @@ except ImportError:  # pragma: no cover - exercised only without the dependency
 
 # cmaes asserts |x| < 1e32 (its _MEAN_MAX); checked up front to raise a readable error.
 _ABS_MAX = 1e32
-
-
-@dataclass(frozen=True)
-class CMAESConfig:
-    """Hyper-parameters of (sep-)CMA-ES.
-
-    ``sigma`` is the initial global step size. ``population_size`` defaults to the library's
-    ``4 + floor(3 ln d)`` over the d searched dims. ``lr_adapt`` turns on learning-rate
-    adaptation (Nomura et al. 2023; full CMA-ES only), useful on noisy/multimodal problems.
-    """
-
-    sigma: float = 0.1
-    population_size: int | None = None
-    lr_adapt: bool = False
-
-    def __post_init__(self) -> None:
-        check_positive("sigma", self.sigma)
-        if self.population_size is not None and (
-            isinstance(self.population_size, bool) or not isinstance(self.population_size, int)
-            or self.population_size < 2
-        ):
-            raise PlasticRLError(f"population_size must be None or an integer >= 2; got {self.population_size!r}")
-        if not isinstance(self.lr_adapt, bool):
-            raise PlasticRLError(f"lr_adapt must be True or False; got {self.lr_adapt!r}")
 
 
 @dataclass(frozen=True)
@@ -114,17 +91,17 @@ class CMAES(ESAlgorithm[CMAESState]):
 
     name = "cma_es"
     state_type = CMAESState
+    params_type: type[SepCMAESParams] = CMAESParams
     _library_class = "CMA"
 
     def __init__(
-        self, dim: int, config: CMAESConfig | Mapping[str, Any] | None = None, search: Tensor | Any | None = None
+        self, dim: int, config: SepCMAESParams | Mapping[str, Any] | None = None, search: Tensor | Any | None = None
     ) -> None:
         if _cmaes is None:
             raise ImportError(f"{self.name} needs the 'cmaes' package: pip install cmaes==0.13.1")
         super().__init__(dim, search)
-        self.config: CMAESConfig = build_config(CMAESConfig, config, self.name)
-        if self.config.lr_adapt and self._library_class != "CMA":
-            raise PlasticRLError(f"lr_adapt=True is only available for cma_es, not {self.name}")
+        # CMAESParams for cma_es; SepCMAESParams (no lr_adapt) for sep_cma_es
+        self.config: SepCMAESParams = parse_params(self.params_type, config)
         self._cls = getattr(_cmaes, self._library_class)
 
     @property
@@ -140,6 +117,7 @@ class CMAES(ESAlgorithm[CMAESState]):
             raise PlasticRLError(f"center values must be below {_ABS_MAX:g} in magnitude for cmaes")
         kwargs: dict[str, Any] = {"population_size": self.population_size, "seed": derive_seed(seed, 0, 1) & 0xFFFFFFFF}
         if self._library_class == "CMA":
+            assert isinstance(self.config, CMAESParams)
             kwargs["lr_adapt"] = self.config.lr_adapt
         internals = _export(self._cls(mean=mean, sigma=self.config.sigma, **kwargs))
         # The library allocates this history with np.empty; zero it so identical runs have identical states.
@@ -203,4 +181,5 @@ class SepCMAES(CMAES):
     """Separable CMA-ES (Ros & Hansen 2008; diagonal covariance) via ``cmaes.SepCMA``."""
 
     name = "sep_cma_es"
+    params_type = SepCMAESParams
     _library_class = "SepCMA"

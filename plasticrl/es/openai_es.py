@@ -22,51 +22,13 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from plasticrl.errors import PlasticRLError
 from plasticrl.seeding import derive_generator
-from .base import ESAlgorithm, build_config, check_population, check_positive, fitness_info
+from .base import ESAlgorithm, fitness_info
 from .optimizers import adam_step
-from .schedules import Schedule, ScheduleLike, as_schedule
+from .params import OpenAIESParams, parse_params
 from .shaping import centered_ranks
 
-__all__ = ["OpenAIES", "OpenAIESConfig", "OpenAIESState"]
-
-
-@dataclass(frozen=True)
-class OpenAIESConfig:
-    """Hyper-parameters of OpenAI-ES.
-
-    ``sigma`` and ``learning_rate`` take a number (constant) or a Schedule / mapping of its
-    fields, e.g. ``{"init": 0.05, "kind": "exponential", "rate": 0.999, "floor": 0.01}``.
-    ``weight_decay`` defaults to 0 because genomes here also hold neuron constants (e.g.
-    thresholds near 1) that an L2 pull towards 0 would distort; switch it on per config.
-    """
-
-    population_size: int = 64
-    sigma: ScheduleLike = 0.02
-    learning_rate: ScheduleLike = 0.01
-    weight_decay: float = 0.0
-    antithetic: bool = True
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
-
-    def __post_init__(self) -> None:
-        check_population("population_size", self.population_size, even=self.antithetic)
-        sigma = as_schedule(self.sigma, "sigma")
-        if sigma.init <= 0 or sigma.floor < 0 or (sigma.kind != "constant" and sigma.floor <= 0):
-            # sigma divides the gradient estimate; it must stay strictly positive.
-            raise PlasticRLError(
-                f"sigma must stay > 0: init > 0 and, for decaying schedules, floor > 0; got {sigma.to_dict()}"
-            )
-        object.__setattr__(self, "sigma", sigma)
-        object.__setattr__(self, "learning_rate", as_schedule(self.learning_rate, "learning_rate"))
-        check_positive("weight_decay", self.weight_decay, allow_zero=True)
-        for name in ("adam_beta1", "adam_beta2"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
-                raise PlasticRLError(f"{name} must be in [0, 1); got {value!r}")
-        check_positive("adam_eps", self.adam_eps)
+__all__ = ["OpenAIES", "OpenAIESState"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +53,13 @@ class OpenAIES(ESAlgorithm[OpenAIESState]):
 
     name = "openai_es"
     state_type = OpenAIESState
+    params_type = OpenAIESParams
 
     def __init__(
-        self, dim: int, config: OpenAIESConfig | Mapping[str, Any] | None = None, search: Tensor | Any | None = None
+        self, dim: int, config: OpenAIESParams | Mapping[str, Any] | None = None, search: Tensor | Any | None = None
     ) -> None:
         super().__init__(dim, search)
-        self.config: OpenAIESConfig = build_config(OpenAIESConfig, config, self.name)
+        self.config: OpenAIESParams = parse_params(self.params_type, config)
 
     @property
     def population_size(self) -> int:
@@ -104,7 +67,6 @@ class OpenAIES(ESAlgorithm[OpenAIESState]):
 
     def sigma(self, state: OpenAIESState) -> float:
         """Sigma used by the next ask."""
-        assert isinstance(self.config.sigma, Schedule)
         return self.config.sigma.value(state.generation)
 
     def init(self, center: Tensor, seed: int) -> OpenAIESState:
@@ -127,7 +89,6 @@ class OpenAIES(ESAlgorithm[OpenAIESState]):
     def tell(self, state: OpenAIESState, samples: Tensor, fitness: Tensor) -> tuple[OpenAIESState, dict[str, Any]]:
         samples, fitness = self._check_tell(state.center, samples, fitness)
         cfg = self.config
-        assert isinstance(cfg.sigma, Schedule) and isinstance(cfg.learning_rate, Schedule)
         sigma = cfg.sigma.value(state.generation)
         lr = cfg.learning_rate.value(state.generation)
         utilities, invalid = centered_ranks(fitness)

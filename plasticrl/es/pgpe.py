@@ -17,73 +17,19 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Mapping
 
 import torch
 from torch import Tensor
 
 from plasticrl.errors import PlasticRLError
 from plasticrl.seeding import derive_generator
-from .base import ESAlgorithm, build_config, check_population, check_positive, fitness_info
+from .base import ESAlgorithm, fitness_info
 from .optimizers import clipup_step
+from .params import PGPEParams, parse_params
 from .shaping import centered_ranks
 
-__all__ = ["PGPE", "PGPEConfig", "PGPEState"]
-
-StdevLike = Union[float, Sequence[float], Tensor]
-
-
-@dataclass(frozen=True)
-class PGPEConfig:
-    """Hyper-parameters of PGPE + ClipUp.
-
-    Give the initial spread either as ``stdev_init`` (a number, or a ``[d]`` vector over the
-    searched dims) or as ``radius_init`` (the Euclidean norm of the initial stdev vector,
-    ``stdev = radius_init / sqrt(d)``, ClipUp's recommended parametrisation); not both.
-    ``max_speed`` defaults to twice ``center_learning_rate`` (the ClipUp paper's rule of thumb).
-    ``stdev_min`` defaults to a tiny positive value because the stdev gradient divides by stdev.
-    """
-
-    population_size: int = 64
-    center_learning_rate: float = 0.075
-    max_speed: float | None = None
-    momentum: float = 0.9
-    stdev_init: StdevLike | None = None
-    radius_init: float | None = None
-    stdev_learning_rate: float = 0.1
-    stdev_max_change: float | None = 0.2
-    stdev_min: float = 1e-8
-    stdev_max: float = math.inf
-
-    def __post_init__(self) -> None:
-        check_population("population_size", self.population_size, even=True)
-        check_positive("center_learning_rate", self.center_learning_rate)
-        if self.max_speed is None:
-            object.__setattr__(self, "max_speed", 2.0 * self.center_learning_rate)
-        check_positive("max_speed", self.max_speed)  # type: ignore[arg-type]
-        if not (isinstance(self.momentum, (int, float)) and 0.0 <= self.momentum < 1.0):
-            raise PlasticRLError(f"momentum must be in [0, 1); got {self.momentum!r}")
-        if self.stdev_init is not None and self.radius_init is not None:
-            raise PlasticRLError(
-                f"give stdev_init or radius_init, not both; got stdev_init={self.stdev_init!r}, "
-                f"radius_init={self.radius_init!r}"
-            )
-        if self.stdev_init is None and self.radius_init is None:
-            object.__setattr__(self, "stdev_init", 0.1)
-        if self.radius_init is not None:
-            check_positive("radius_init", self.radius_init)
-        if self.stdev_init is not None:
-            t = torch.as_tensor(self.stdev_init, dtype=torch.float64)
-            if t.ndim > 1 or not bool(torch.isfinite(t).all()) or not bool((t > 0).all()):
-                raise PlasticRLError(
-                    f"stdev_init must be a number or 1-D vector of finite values > 0; got {self.stdev_init!r}"
-                )
-        check_positive("stdev_learning_rate", self.stdev_learning_rate, allow_zero=True)
-        if self.stdev_max_change is not None:
-            check_positive("stdev_max_change", self.stdev_max_change)
-        check_positive("stdev_min", self.stdev_min)
-        if not (isinstance(self.stdev_max, (int, float)) and self.stdev_max >= self.stdev_min):
-            raise PlasticRLError(f"stdev_max must be >= stdev_min={self.stdev_min}; got {self.stdev_max!r}")
+__all__ = ["PGPE", "PGPEState"]
 
 
 @dataclass(frozen=True)
@@ -102,12 +48,13 @@ class PGPE(ESAlgorithm[PGPEState]):
 
     name = "pgpe"
     state_type = PGPEState
+    params_type = PGPEParams
 
     def __init__(
-        self, dim: int, config: PGPEConfig | Mapping[str, Any] | None = None, search: Tensor | Any | None = None
+        self, dim: int, config: PGPEParams | Mapping[str, Any] | None = None, search: Tensor | Any | None = None
     ) -> None:
         super().__init__(dim, search)
-        self.config: PGPEConfig = build_config(PGPEConfig, config, self.name)
+        self.config: PGPEParams = parse_params(self.params_type, config)
         if self.config.stdev_init is not None:
             t = torch.as_tensor(self.config.stdev_init)
             if t.ndim == 1 and t.shape[0] != self.space.size:
@@ -125,7 +72,7 @@ class PGPE(ESAlgorithm[PGPEState]):
         if cfg.radius_init is not None:
             stdev = torch.full((d,), cfg.radius_init / math.sqrt(d), dtype=center.dtype, device=center.device)
         else:
-            init = torch.as_tensor(cfg.stdev_init, dtype=center.dtype, device=center.device)
+            init = torch.as_tensor(cfg.stdev_init_or_default, dtype=center.dtype, device=center.device)
             stdev = init.expand(d).clone()
         stdev = stdev.clamp(cfg.stdev_min, cfg.stdev_max)
         velocity = torch.zeros(d, dtype=center.dtype, device=center.device)
@@ -159,9 +106,8 @@ class PGPE(ESAlgorithm[PGPEState]):
         grad_center, grad_stdev = self.gradients(
             theta, state.stdev, self.space.gather(samples), utilities.to(theta.dtype)
         )
-        assert cfg.max_speed is not None  # filled in by PGPEConfig.__post_init__
         new_theta, velocity = clipup_step(
-            theta, grad_center, state.velocity, cfg.center_learning_rate, cfg.momentum, cfg.max_speed
+            theta, grad_center, state.velocity, cfg.center_learning_rate, cfg.momentum, cfg.max_speed_or_default
         )
         stdev = state.stdev + cfg.stdev_learning_rate * grad_stdev
         if cfg.stdev_max_change is not None:

@@ -88,4 +88,7 @@ def as_schedule(value: ScheduleLike, name: str) -> Schedule:
             return Schedule(**dict(value))
         except ValueError as exc:
             raise PlasticRLError(f"{name}: {exc}") from None
+        except TypeError:  # e.g. init: "a" (math.isfinite refuses a string)
+            raise PlasticRLError(f"schedule {name} needs numbers for init, floor, steps and rate; "
+                                 f"got {dict(value)!r}") from None
     raise PlasticRLError(f"{name} must be a number, a Schedule or a mapping; got {type(value).__name__} {value!r}")

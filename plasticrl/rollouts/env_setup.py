@@ -84,7 +84,7 @@ def check_config(config: ExperimentConfig, force: bool = False) -> None:
         if config.trainer == "es":
             from plasticrl.es import make_es
 
-            population = make_es(config.es.algorithm, policy.genome.dim, **config.es.params).population_size
+            population = make_es(config.es.algorithm, policy.genome.dim, **dict(config.es.params)).population_size
         if not force:
             hint = ("lower ppo.num_envs" if config.trainer == "ppo"
                     else "lower es.params.population_size or train.episodes_per_member")

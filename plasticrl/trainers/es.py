@@ -71,7 +71,7 @@ class ESTrainer(RunLoop):
         self.dim = self.policy.genome.dim
         if self.dim == 0:
             raise PlasticRLError("the genome has no searched parameters; check policy.genome.search / fix")
-        self.algo = make_es(config.es.algorithm, self.dim, **config.es.params)
+        self.algo = make_es(config.es.algorithm, self.dim, **dict(config.es.params))
         self.population = self.algo.population_size
         rows = self.population * config.train.episodes_per_member
         factory = evaluator_factory or _default_evaluator
