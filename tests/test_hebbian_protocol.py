@@ -207,9 +207,9 @@ def test_protocol_specs_run_every_agent_kind_at_one_budget(name, env_id, train, 
         cfg = _es_config(agent, spec, "disabled")
         assert cfg.seed == int(m["seed"]) and cfg.env.id == env_id and cfg.env.train_perturbation == train
         assert cfg.env.kwargs == spec.env.kwargs
-        budgets.add((cfg.train.max_env_steps, cfg.es.params["population_size"], cfg.train.episodes_per_member))
+        budgets.add((cfg.train.max_env_steps, cfg.es.params.population_size, cfg.train.episodes_per_member))
         # the generation cap never binds before the step budget (episodes are at most 1000 steps)
-        assert cfg.train.generations * cfg.es.params["population_size"] * 1000 >= cfg.train.max_env_steps
+        assert cfg.train.generations * cfg.es.params.population_size * 1000 >= cfg.train.max_env_steps
     assert len(budgets) == 1
     if seeds == 5:
         assert budgets.pop()[0] == 10_000_000
