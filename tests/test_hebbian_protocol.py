@@ -263,3 +263,29 @@ def test_morphology_evaluation_marks_the_training_bodies_as_reference():
     assert result["reference_conditions"] == ["short_front_left", "short_front_right"]
     assert all(not r["mid_episode"] for r in result["rows"])
     assert all(r.get("mean_return_beyond_survival") is not None for r in result["rows"])  # Ant pays a survival bonus
+
+
+def test_protocol_condition_names_are_accepted_wherever_a_perturbation_is():
+    """``short_back_left`` and ``motor_failure_a2`` name their suite's perturbation in make_vec (and so in
+    render --condition and env.train_perturbation), alone or in a list beside a plain perturbation."""
+    from plasticrl.envs.perturb.suites import condition, expand_condition_names
+
+    back = next(c for c in suite("Ant-v5", "morphology") if c["name"] == "short_back_left")["perturbation"]
+    assert expand_condition_names("Ant-v5", "short_back_left") == back
+    dead = next(c for c in suite("HalfCheetah-v5", "motor_failure") if c["name"] == "motor_failure_a2")
+    mixed = expand_condition_names("HalfCheetah-v5", ["motor_failure_a2", {"name": "mass_scale", "scale": 1.5}])
+    assert mixed == dead["perturbation"] + [{"name": "mass_scale", "scale": 1.5}]
+    # a name of another robot's suite is not one of this env's
+    with pytest.raises(PlasticRLError, match="short_back_left"):
+        condition("HalfCheetah-v5", "short_back_left")
+    # the named condition shortens the same geom as the explicit perturbation
+    named = make_vec("Ant-v5", 1, perturbation="short_back_left")
+    explicit = make_vec("Ant-v5", 1, perturbation=back)
+    named.reset(seed=0)
+    explicit.reset(seed=0)
+    try:
+        assert np.array_equal(named.models[0].geom_size, explicit.models[0].geom_size)
+        assert not np.array_equal(named.models[0].geom_size, named.base_model.geom_size)
+    finally:
+        named.close()
+        explicit.close()

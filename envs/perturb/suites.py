@@ -154,33 +154,53 @@ def suite(env_id: str, name: str) -> list[dict[str, Any]]:
 
 
 def condition(env_id: str, name: str) -> list[dict[str, Any]]:
-    """The perturbation (a list of perturbation dicts) of the ``novel`` suite's condition ``name``
-    (``NAME@severity``, e.g. ``dead_actuator_mid@mild``) for ``env_id``."""
+    """The perturbation (a list of perturbation dicts) of a suite condition of ``env_id`` by name: a
+    ``novel`` condition (``NAME@severity``, e.g. ``dead_actuator_mid@mild``), or one of the
+    ``morphology`` (``short_back_left``, ...) or ``motor_failure`` (``motor_failure_a<k>``) suites where
+    the env has them."""
     if robot_id(env_id) not in TASKS:
         raise unknown("env id", env_id, TASKS)
-    known = _novel_by_name(env_id)
+    known = _conditions_by_name(env_id)
     if name not in known:
         raise unknown(f"suite condition of {env_id}", name, known)
     return copy.deepcopy(known[name])
 
 
 @functools.lru_cache(maxsize=None)
-def _novel_by_name(env_id: str) -> dict[str, list[dict[str, Any]]]:
-    # cached: the suite loads the model once per env id, not once per reset (callers get copies)
-    return {c["name"]: c["perturbation"] for c in novel(env_id)}
+def _conditions_by_name(env_id: str) -> dict[str, list[dict[str, Any]]]:
+    # cached: the suites load the model once per env id, not once per reset (callers get copies)
+    named = {c["name"]: c["perturbation"] for c in novel(env_id)}
+    robot = robot_id(env_id)
+    if robot == "Ant-v5":
+        named.update({c["name"]: c["perturbation"] for c in morphology_suite(env_id) if c["name"] != "nominal"})
+    if robot in LOCOMOTION:
+        named.update({c["name"]: c["perturbation"] for c in motor_failure_suite(env_id) if c["name"] != "nominal"})
+    return named
+
+
+def _is_condition_name(env_id: str, item: Any) -> bool:
+    """``NAME@severity`` (a ``novel`` name, checked by :func:`condition`), or another suite's condition
+    name of ``env_id``."""
+    if not isinstance(item, str):
+        return False
+    if "@" in item:
+        return True
+    return robot_id(env_id) in TASKS and item in _conditions_by_name(env_id)
 
 
 def expand_condition_names(env_id: str, spec: Any) -> Any:
-    """``spec`` with every suite condition name (a string ``NAME@severity``, alone or in a list)
+    """``spec`` with every suite condition name (a string ``NAME@severity`` of ``novel``, or a condition
+    of the ``morphology`` / ``motor_failure`` suites such as ``short_back_left``; alone or in a list)
     replaced by that condition's perturbations, so a suite condition is accepted wherever a
-    perturbation is (``make_vec(..., perturbation=...)``, ``reset`` options, ``env.train_perturbation``).
-    Anything else is returned unchanged (for :func:`~plasticrl.envs.perturb.spec.parse` to check)."""
-    if isinstance(spec, str) and "@" in spec:
+    perturbation is (``make_vec(..., perturbation=...)``, ``reset`` options, ``env.train_perturbation``,
+    ``render --condition``). Anything else is returned unchanged (for
+    :func:`~plasticrl.envs.perturb.spec.parse` to check)."""
+    if _is_condition_name(env_id, spec):
         return condition(env_id, spec)
-    if isinstance(spec, (list, tuple)) and any(isinstance(x, str) and "@" in x for x in spec):
+    if isinstance(spec, (list, tuple)) and any(_is_condition_name(env_id, x) for x in spec):
         out: list[Any] = []
         for item in spec:
-            out.extend(condition(env_id, item) if isinstance(item, str) and "@" in item else [item])
+            out.extend(condition(env_id, item) if _is_condition_name(env_id, item) else [item])
         return out
     return spec
 
