@@ -9,7 +9,7 @@ the torch path's, in the policy's dtype (no fastmath), so results agree to round
 sums run in a different order than BLAS's, and ``tanh``/``exp`` come from libm instead of
 torch's vectorised versions.
 
-The policy's state stays the torch tensors of ``policy._state``; :class:`FusedStep` operates on
+The policy's state stays the torch tensors of ``policy.live_state``; :class:`FusedStep` operates on
 them in place through ``tensor.numpy()`` views (shared memory), so ``fast_weights``,
 ``reset(mask)``, ``member_invalid()`` and the rest keep working unchanged.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib
 import math
 import operator
-from typing import Any
 
 import numpy as np
 import torch
@@ -525,22 +524,23 @@ class FusedStep:
         self.beta_a = f(n.beta_adapt)
         rho = math.exp(-dt / n.tau_adapt)
         self.rho, self.rho_w = f(rho), f(1.0 - rho)
-        self.pre_w = f(1.0 - policy._keep_pre)
-        self.post_w = f(1.0 - policy._keep_post)
-        self.theta_keep = f(policy._theta_keep)
-        self.theta_w = f(1.0 - policy._theta_keep)
+        const = policy.kernel_constants()
+        self.pre_w = f(1.0 - const.keep_pre)
+        self.post_w = f(1.0 - const.keep_post)
+        self.theta_keep = f(const.theta_keep)
+        self.theta_w = f(1.0 - const.theta_keep)
         self.rpe_rate = f(p.rpe_rate)
         self.limit = f(p.weight_limit)
         self.eps = f(1e-12)
         self.consts = np.array([0.0, 1.0, -0.5], dtype=f)
         self.k_float = f(float(policy.K))  # rate decoding divides the spike count by float(K)
-        self.mid = _np(policy._action_mid)
-        self.half = _np(policy._action_half)
+        self.mid = _np(const.action_mid)
+        self.half = _np(const.action_half)
         self.low = _np(policy.action_low)
         self.span = _np(policy.action_high - policy.action_low)
         if self.population:
-            self.centres = _np(policy._centres)
-            self.sigma = f(policy._sigma)
+            self.centres = _np(const.centres)
+            self.sigma = f(const.sigma)
         else:
             self.centres = np.zeros(1, dtype=f)
             self.sigma = f(1.0)
@@ -557,9 +557,10 @@ class FusedStep:
         pol = self.policy
         f = self.np_dtype
         self.params_require_grad = any(v.requires_grad for v in params.values())
-        self.gain = _np(pol._enc_gain)
-        self.bias = _np(pol._enc_bias)
-        if hasattr(pol, "_w_init"):  # random per-episode weights: drawn at the reset that follows
+        view = pol.kernel_parameters()
+        self.gain = _np(view.encoder_gain)
+        self.bias = _np(view.encoder_bias)
+        if view.initial_weights is not None:  # random per-episode weights: drawn at the reset that follows
             self.set_initial_weights()
         lif_w, th = [], []
         for l in range(pol.output_layer):
@@ -572,10 +573,11 @@ class FusedStep:
         th.append(pol.config.neuron.v_th)
         self.lif_w = np.array(lif_w, dtype=f)
         self.th = np.array(th, dtype=f)
-        self.mod_gain = _np(pol._mod_gain) if pol._mod_gain is not None else self._empty1
+        self.mod_gain = _np(view.modulator_gain) if view.modulator_gain is not None else self._empty1
+        coeffs = view.coefficients
 
         def coeff(name: str) -> tuple[np.ndarray, ...]:
-            return tuple(_np(pol._coeffs[l][name]) if l in self.plastic_set and name in pol._coeffs[l]
+            return tuple(_np(coeffs[l][name]) if l in self.plastic_set and name in coeffs[l]
                          else self._empty3 for l in range(self.L))
 
         self.eta = coeff("eta")
@@ -585,12 +587,12 @@ class FusedStep:
     def set_initial_weights(self) -> None:
         """Take the policy's current initial weights (the finite guard restores them); called again
         whenever the policy draws new ones (``initial_weights.kind: random``)."""
-        self.w_init = tuple(_np(w) for w in self.policy._w_init)
+        self.w_init = tuple(_np(w) for w in self.policy.initial_weights)
         self.dense = not all(bool(np.isfinite(w).all()) for w in self.w_init)
 
     # -- state views (rebuilt only when the state's tensors were replaced) --------------------
     def _current_leaves(self) -> list[torch.Tensor]:
-        s = self.policy._state
+        s = self.policy.live_state
         leaves = [self.policy.invalid, s["output"].v]
         if self.spiking_in:
             leaves.append(s["input"].v)
@@ -613,7 +615,7 @@ class FusedStep:
         if cached is not None and len(cached) == len(leaves) and all(map(operator.is_, leaves, cached)):
             return
         pol = self.policy
-        s = pol._state
+        s = pol.live_state
         if not pol.invalid.is_contiguous():
             pol.invalid = pol.invalid.contiguous()
         s["output"] = s["output"]._replace(v=_own(s["output"].v))

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -99,6 +100,35 @@ def _matvec(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def _rate_trace(trace: torch.Tensor, spikes: torch.Tensor, keep: float) -> torch.Tensor:
     # trace <- keep*trace + (1-keep)*spikes: a low-passed firing probability in [0, 1].
     return torch.lerp(trace, spikes, 1.0 - keep)
+
+
+@dataclass(frozen=True)
+class KernelConstants:
+    """What a compiled kernel needs of the policy besides its genome and state, fixed at construction:
+    the per-substep decay of the pre/post traces, the per-control-step decay of the BCM thresholds, the
+    action affine map (mid, half range) and the population encoder's centres and width."""
+
+    keep_pre: float
+    keep_post: float
+    theta_keep: float
+    action_mid: torch.Tensor
+    action_half: torch.Tensor
+    centres: torch.Tensor | None
+    sigma: float | None
+
+
+@dataclass(frozen=True)
+class KernelParameters:
+    """The policy's parameters as the control step uses them, rebuilt at every ``load_genome``:
+    encoder gain and bias, each layer's initial weights (``[N, out, in]``; for random initial
+    weights the current episodes' draws), per plastic layer its rule coefficients (``eta`` already
+    multiplied by ``plasticity.eta_scale``), and the modulator gain (None without one)."""
+
+    encoder_gain: torch.Tensor
+    encoder_bias: torch.Tensor
+    initial_weights: list[torch.Tensor] | None  # None: random per-episode weights not drawn yet (before a reset)
+    coefficients: dict[int, dict[str, torch.Tensor]]
+    modulator_gain: torch.Tensor | None
 
 
 class PlasticSpikingPolicy(BatchedPolicy):
@@ -394,7 +424,30 @@ class PlasticSpikingPolicy(BatchedPolicy):
 
     @property
     def initial_weights(self) -> list[torch.Tensor]:
+        """The weights the current episodes started from, one ``[N, out, in]`` tensor per layer."""
         return list(self._w_init)
+
+    # -- the public view a compiled kernel reads (plasticrl.agents.plastic_kernel) ------------------
+    def kernel_constants(self) -> KernelConstants:
+        """The constants of the control step (see :class:`KernelConstants`)."""
+        population = self.config.encoder.kind == "population"
+        return KernelConstants(self._keep_pre, self._keep_post, self._theta_keep, self._action_mid,
+                               self._action_half, self._centres if population else None,
+                               float(self._sigma) if population else None)
+
+    def kernel_parameters(self) -> KernelParameters:
+        """The loaded parameters as the control step uses them (see :class:`KernelParameters`)."""
+        initial = list(self._w_init) if hasattr(self, "_w_init") else None
+        return KernelParameters(self._enc_gain, self._enc_bias, initial, self._coeffs, self._mod_gain)
+
+    @property
+    def live_state(self) -> dict[str, Any]:
+        """The live per-row episode state the control step reads and writes in place (not a copy, unlike
+        :meth:`episode_state`): ``input``/``hidden``/
+        ``output`` neuron states, ``weights`` (fast weights), ``pre``/``post`` traces and ``theta``
+        (BCM thresholds) of the plastic layers, ``baseline`` (the RPE's reward estimate or None).
+        A kernel may replace its tensors by contiguous copies of the same values."""
+        return self._state
 
     # -- control step -----------------------------------------------------------------
     def _encode(self, obs: torch.Tensor) -> torch.Tensor:

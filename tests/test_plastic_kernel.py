@@ -268,3 +268,16 @@ def test_rollout_returns_match():
     assert torch.equal(a.lengths, b.lengths)
     torch.testing.assert_close(b.returns, a.returns, rtol=0, atol=1e-8)
     assert torch.equal(a.invalid, b.invalid)
+
+
+def test_the_kernel_reads_only_the_policys_public_view():
+    """The fused kernel's glue reads the policy through kernel_constants / kernel_parameters / live_state and
+    other public names, never a private attribute (a renamed private field cannot silently break it)."""
+    import inspect
+    import re
+
+    import plasticrl.agents.plastic_kernel as kernel
+
+    source = inspect.getsource(kernel)
+    assert re.findall(r"\b(?:policy|pol)\._[A-Za-z]\w*", source) == []
+    assert "kernel_constants()" in source and "kernel_parameters()" in source and "live_state" in source
