@@ -423,3 +423,45 @@ def test_loaded_agent_acts_on_batches_like_separate_agents(tmp_path):
         actions = [single.act(observations[0, b])]
         actions += [single.act(observations[t, b], rewards[t - 1, b]) for t in range(1, 5)]
         assert np.allclose(np.stack(actions), np.stack(batched)[:, b], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_ray_worker_killed_mid_generation_is_restarted_and_the_generation_is_the_same(tmp_path):
+    """SIGKILL one shard worker's process while it evaluates: Ray restarts it, its shard runs again, and the
+    generation's result equals the one of workers that were never killed (a shard's evaluation is a pure
+    function of its inputs)."""
+    pytest.importorskip("ray")
+    import os
+    import signal
+    import threading
+    import time
+
+    import ray
+
+    from plasticrl.trainers.ray_evaluator import RayEvaluator
+
+    from plasticrl.trainers.evaluator import LocalEvaluator
+
+    # HalfCheetah never terminates: 16 rows x 1000 steps keep each worker busy well past the kill at 0.5 s
+    cfg = tiny("env.id=HalfCheetah-v5", "env.max_episode_steps=1000", "train.episodes_per_member=2",
+               "distributed.backend=ray", "distributed.workers=2")
+    try:
+        evaluator = RayEvaluator(cfg, 16, workers=2)
+        local = LocalEvaluator(cfg, 16)
+        dim = local.policy.genome.dim
+        genomes = local.policy.initial_genome(8) + 0.1 * torch.randn(8, dim, generator=torch.Generator().manual_seed(0),
+                                                                     dtype=local.policy.dtype)
+        expected = local.evaluate(genomes, 2, 123, None, False)
+        pid = ray.get(evaluator.actors[1].pid.remote())
+        killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        start = time.monotonic()
+        got = evaluator.evaluate(genomes, 2, 123, None, False)
+        killer.join()
+        assert time.monotonic() - start > 0.5  # the kill came while the generation ran
+        assert ray.get(evaluator.actors[1].pid.remote()) != pid  # the worker was restarted
+        assert torch.equal(got.returns, expected.returns) and torch.equal(got.invalid, expected.invalid)
+        assert time.monotonic() - start < 120
+        evaluator.close()
+    finally:
+        ray.shutdown()

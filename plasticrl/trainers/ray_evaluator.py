@@ -7,9 +7,16 @@ its sub-env ``i`` with ``s + i``, so a shard whose first row is ``r0`` is reset 
 per-row observation sums are concatenated in row order before they are reduced. Only
 ``env_steps`` differs: each shard stops when its own rows are done, so fewer finished-row
 transitions are simulated in total.
+
+A worker that dies mid-generation (its process killed, its node lost) is restarted by Ray and its
+shard's evaluation is run again (``max_restarts`` / ``max_task_retries`` of Ray's actor fault
+tolerance): a shard's evaluation is a pure function of its inputs, so the retried generation is the
+one the run would have had. When the retries are used up, the generation fails with one line and
+``plasticrl train --resume RUN`` continues from the last checkpoint.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -18,6 +25,9 @@ from plasticrl.config import ExperimentConfig, config_from_dict, config_to_dict
 from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.obs_norm import ObsNormalizer
 from plasticrl.rollouts.loop import RolloutResult
+
+#: how often Ray restarts a dead shard worker, and retries the evaluation it was running
+WORKER_RESTARTS = 3
 
 
 def _require_ray():
@@ -56,6 +66,10 @@ class _ShardWorker:
         return {"returns": res.returns, "lengths": res.lengths, "invalid": res.invalid, "env_steps": res.env_steps,
                 "obs_rows": res.obs_rows}
 
+    def pid(self) -> int:
+        """The worker's process id (tests kill it)."""
+        return os.getpid()
+
 
 class RayEvaluator:
     """Same interface as :class:`~plasticrl.trainers.evaluator.LocalEvaluator`, sharded over Ray actors."""
@@ -77,7 +91,8 @@ class RayEvaluator:
         if workers is None:
             workers = max(1, int(ray.available_resources().get("CPU", 1)))
         self.bounds = shard_bounds(population, workers)
-        remote_cls = ray.remote(num_cpus=1)(_ShardWorker)
+        # A dead worker is restarted (its __init__ runs again) and its pending evaluation retried.
+        remote_cls = ray.remote(num_cpus=1, max_restarts=WORKER_RESTARTS, max_task_retries=WORKER_RESTARTS)(_ShardWorker)
         cfg = config_to_dict(config)
         self.episodes = episodes
         self.actors = [remote_cls.remote(cfg, (b - a) * episodes) for a, b in self.bounds]
@@ -100,7 +115,12 @@ class RayEvaluator:
             shard_seed = seed if self.config.env.train_episode_seeds == "shared" else seed + r0
             futures.append(actor.evaluate.remote(genomes[a:b], episodes_per_member, shard_seed, norm_state,
                                                  collect_obs_moments, shard_options))
-        parts = self._ray.get(futures)
+        try:
+            parts = self._ray.get(futures)
+        except self._ray.exceptions.RayActorError as exc:
+            cause = " ".join(str(exc).split())[:160]
+            raise PlasticRLError(f"a Ray worker died in this generation with its {WORKER_RESTARTS} restarts used up "
+                                 f"({cause}); plasticrl train --resume RUN continues from the last checkpoint") from None
         obs_rows = None
         if collect_obs_moments:
             obs_rows = tuple(torch.cat([p["obs_rows"][i] for p in parts]) for i in range(3))
