@@ -465,3 +465,55 @@ def test_a_ray_worker_killed_mid_generation_is_restarted_and_the_generation_is_t
         evaluator.close()
     finally:
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_on_a_two_node_local_cluster_a_killed_worker_is_restarted(tmp_path, monkeypatch):
+    """``ray start --head`` and a second ``ray start --address`` on this machine (two nodes of one CPU each),
+    the evaluator connected by address; one worker's process is killed mid-generation: the generation
+    completes with the result of a local evaluation."""
+    pytest.importorskip("ray")
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import threading
+
+    import ray
+
+    from plasticrl.trainers.evaluator import LocalEvaluator
+    from plasticrl.trainers.ray_evaluator import RayEvaluator
+
+    ray_cli = shutil.which("ray")
+    if ray_cli is None:
+        pytest.skip("the ray command is not on PATH")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # local nodes without token files
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    port = "6397"
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+
+    def ray_cmd(*args):
+        subprocess.run([ray_cli, *args], env=env, check=True, capture_output=True, timeout=120)
+
+    cfg = tiny("env.id=HalfCheetah-v5", "env.max_episode_steps=1000", "train.episodes_per_member=2",
+               "distributed.backend=ray", "distributed.workers=2")
+    try:
+        ray_cmd("start", "--head", f"--port={port}", "--include-dashboard=false", *common)
+        ray_cmd("start", f"--address=127.0.0.1:{port}", *common)
+        evaluator = RayEvaluator(cfg, 16, workers=2, address=f"127.0.0.1:{port}")
+        assert len(ray.nodes()) == 2
+        local = LocalEvaluator(cfg, 16)
+        genomes = local.policy.initial_genome(8) + 0.1 * torch.randn(
+            8, local.policy.genome.dim, generator=torch.Generator().manual_seed(1), dtype=local.policy.dtype)
+        expected = local.evaluate(genomes, 2, 7, None, False)
+        pid = ray.get(evaluator.actors[0].pid.remote())
+        killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
+        killer.start()
+        got = evaluator.evaluate(genomes, 2, 7, None, False)
+        killer.join()
+        assert ray.get(evaluator.actors[0].pid.remote()) != pid
+        assert torch.equal(got.returns, expected.returns)
+        evaluator.close()
+    finally:
+        ray.shutdown()
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
