@@ -289,3 +289,12 @@ def test_protocol_condition_names_are_accepted_wherever_a_perturbation_is():
     finally:
         named.close()
         explicit.close()
+
+
+def test_render_takes_the_protocol_condition_names():
+    from plasticrl.report.render import _condition
+
+    back = next(c for c in suite("Ant-v5", "morphology") if c["name"] == "short_back_left")["perturbation"]
+    assert _condition("Ant-v5", "short_back_left") == back
+    with pytest.raises(PlasticRLError, match="unknown condition 'short_back_left'.*motor_failure_a0"):
+        _condition("HalfCheetah-v5", "short_back_left")  # no morphology suite; its own suites are listed

@@ -46,18 +46,21 @@ def gl_backend() -> str:
 
 
 def _condition(env_id: str, name: str | None) -> Any:
-    """A condition of the ``novel`` suite by name, or a JSON perturbation."""
+    """A suite condition by name (``novel``'s ``NAME@severity``, or a ``morphology`` / ``motor_failure``
+    condition where the env has those suites), or a JSON perturbation."""
     if name in (None, "", "nominal"):
         return None
     if name.lstrip().startswith(("{", "[")):
         return json.loads(name)
-    from plasticrl.envs import suite
+    from plasticrl.envs import condition, suite, suites_of
 
-    known = {c["name"]: c["perturbation"] for c in suite(env_id, "novel")}
-    if name not in known:
+    try:
+        return condition(env_id, name)
+    except PlasticRLError:
+        known = [c["name"] for s in suites_of(env_id) if s in ("novel", "morphology", "motor_failure")
+                 for c in suite(env_id, s) if c["name"] != "nominal"]
         raise PlasticRLError(f"unknown condition {name!r}; valid choices: nominal, {', '.join(sorted(known))} "
-                             "(or a JSON perturbation)")
-    return known[name]
+                             "(or a JSON perturbation)") from None
 
 
 def render_frames(agent_path: str, env_id: str | None, condition: str | None, steps: int, width: int,
