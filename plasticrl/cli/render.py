@@ -14,8 +14,9 @@ from plasticrl.errors import PlasticRLError
 def render_cmd(
     agent: Path = typer.Argument(..., help="Agent file (.pt or run directory) or SB3 model (.zip)."),
     out: Path = typer.Option(Path("video.mp4"), help="Video file: .mp4 or .gif."),
-    condition: Optional[str] = typer.Option(None, help="A suite condition name (novel, morphology or motor_failure; e.g. remove_limb_mid@mild) "
-                                            "or a JSON perturbation; nominal if omitted."),
+    condition: Optional[str] = typer.Option(None, help="A suite condition name (novel, morphology or "
+                                            "motor_failure; e.g. remove_limb_mid@mild, short_back_left) or a JSON "
+                                            "perturbation; nominal if omitted."),
     env: Optional[str] = typer.Option(None, help="Env id (default: the agent's)."),
     steps: int = typer.Option(1000, help="Most steps rendered (the episode may end earlier)."),
     width: int = typer.Option(480, help="Frame width in pixels."),
