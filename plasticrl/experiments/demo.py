@@ -41,7 +41,7 @@ from plasticrl.seeding import HELD_OUT_SEED_OFFSET
 from plasticrl.trainers.es import ESTrainer, TrainResult
 from plasticrl.trainers.runs import new_run_dir
 
-_POLICY: dict[str, Any] = {"kind": "plastic_spiking", "hidden": [64], "kernel": "fused",
+_POLICY: dict[str, Any] = {"kind": "plastic_spiking", "hidden": [64], "kernel": "auto",
                            "plasticity": {"rule": "bcm", "modulation": "rpe", "sharing": "post", "eta_scale": 0.001}}
 _PGPE: dict[str, Any] = {"algorithm": "pgpe",
                          "params": {"population_size": 32, "center_learning_rate": 0.15, "max_speed": 0.3,
