@@ -32,9 +32,9 @@ from typing import Any
 
 import torch
 
-from plasticrl.agents.base import BatchedPolicy, merge_rows
+from plasticrl.agents.base import BatchedPolicy
 from plasticrl.agents.config import HebbianMLPConfig
-from plasticrl.agents.initial_weights import InitialWeightDraws
+from plasticrl.agents.initial_weights import EpisodeWeights, InitialWeightDraws
 from plasticrl.errors import PlasticRLError
 from plasticrl.genome import GenomeSpec, ParamGroup
 from plasticrl.plasticity import (
@@ -54,7 +54,7 @@ NAJARRO_ANT_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
 NAJARRO_ANT_SEARCHED = 5 * NAJARRO_ANT_SYNAPSES
 
 
-class HebbianMLPPolicy(BatchedPolicy):
+class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
     """Population-batched Hebbian MLP (see module docstring); rows ``N = P * E``."""
 
     def __init__(
@@ -175,24 +175,6 @@ class HebbianMLPPolicy(BatchedPolicy):
             "baseline": zeros() if self.modulation == "rpe" else None,
         }
 
-    def _reset(self, mask: torch.Tensor | None) -> None:
-        if self._draws is not None and self._draws.per_episode:
-            self._w_init = self._draws.episode_rows(self, mask, getattr(self, "_w_init", None))
-        fresh = self._fresh_state()
-        if mask is None or not hasattr(self, "_state"):
-            self._state = fresh
-            return
-        self._state = merge_rows(mask, fresh, self._state)
-
-    @property
-    def fast_weights(self) -> list[torch.Tensor]:
-        """Current fast weights, one ``[N, out, in]`` tensor per layer."""
-        return list(self._state["weights"])
-
-    @property
-    def initial_weights(self) -> list[torch.Tensor]:
-        """The weights the current episodes started from, one ``[N, out, in]`` tensor per layer."""
-        return list(self._w_init)
 
     @property
     def uses_reward(self) -> bool:

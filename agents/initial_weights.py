@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from plasticrl.agents.base import merge_rows
 from plasticrl.agents.config import InitialWeightsConfig
 from plasticrl.seeding import Stream, derive_seed
 
@@ -82,3 +83,33 @@ class InitialWeightDraws:
         rows = torch.nonzero(mask).reshape(-1)
         fresh = self.draw(self.episode_seeds_to_draw_seeds(policy.episode_seeds_of(mask)))
         return [w.index_copy(0, rows, f) for w, f in zip(current, fresh)]
+
+
+class EpisodeWeights:
+    """Mixin of the policies whose fast weights start every episode from ``self._w_init`` (evolved, or
+    drawn by :class:`InitialWeightDraws` in ``self._draws``): the reset that draws per-episode weights
+    for the reset rows and restores their state, and the two weight views. A policy that caches the
+    initial weights elsewhere (the fused kernel) refreshes it in :meth:`_initial_weights_changed`."""
+
+    def _reset(self, mask: torch.Tensor | None) -> None:
+        if self._draws is not None and self._draws.per_episode:
+            self._w_init = self._draws.episode_rows(self, mask, getattr(self, "_w_init", None))
+            self._initial_weights_changed()
+        fresh = self._fresh_state()
+        if mask is None or not hasattr(self, "_state"):
+            self._state = fresh
+            return
+        self._state = merge_rows(mask, fresh, self._state)
+
+    def _initial_weights_changed(self) -> None:
+        """Called after new per-episode initial weights were drawn."""
+
+    @property
+    def fast_weights(self) -> list[torch.Tensor]:
+        """Current fast weights, one ``[N, out, in]`` tensor per layer."""
+        return list(self._state["weights"])
+
+    @property
+    def initial_weights(self) -> list[torch.Tensor]:
+        """The weights the current episodes started from, one ``[N, out, in]`` tensor per layer."""
+        return list(self._w_init)

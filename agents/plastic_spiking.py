@@ -47,9 +47,9 @@ from typing import Any
 
 import torch
 
-from plasticrl.agents.base import BatchedPolicy, merge_rows
+from plasticrl.agents.base import BatchedPolicy
 from plasticrl.agents.config import PlasticSpikingConfig
-from plasticrl.agents.initial_weights import InitialWeightDraws
+from plasticrl.agents.initial_weights import EpisodeWeights, InitialWeightDraws
 from plasticrl.errors import PlasticRLError
 from plasticrl.genome import GenomeSpec, ParamGroup
 from plasticrl.plasticity import (
@@ -131,7 +131,7 @@ class KernelParameters:
     modulator_gain: torch.Tensor | None
 
 
-class PlasticSpikingPolicy(BatchedPolicy):
+class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
     """Population-batched plastic spiking controller (see module docstring)."""
 
     def __init__(
@@ -406,26 +406,9 @@ class PlasticSpikingPolicy(BatchedPolicy):
             }
         return state
 
-    def _reset(self, mask: torch.Tensor | None) -> None:
-        if self._draws is not None and self._draws.per_episode:
-            self._w_init = self._draws.episode_rows(self, mask, getattr(self, "_w_init", None))
-            if self._fused is not None:
-                self._fused.set_initial_weights()
-        fresh = self._fresh_state()
-        if mask is None or not hasattr(self, "_state"):
-            self._state = fresh
-            return
-        self._state = merge_rows(mask, fresh, self._state)
-
-    @property
-    def fast_weights(self) -> list[torch.Tensor]:
-        """Current fast weights, one ``[N, out, in]`` tensor per layer."""
-        return list(self._state["weights"])
-
-    @property
-    def initial_weights(self) -> list[torch.Tensor]:
-        """The weights the current episodes started from, one ``[N, out, in]`` tensor per layer."""
-        return list(self._w_init)
+    def _initial_weights_changed(self) -> None:
+        if self._fused is not None:
+            self._fused.set_initial_weights()
 
     # -- the public view a compiled kernel reads (plasticrl.agents.plastic_kernel) ------------------
     def kernel_constants(self) -> KernelConstants:

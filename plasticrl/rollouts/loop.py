@@ -7,6 +7,7 @@ members and the episode accounting stays exact under Gymnasium's next-step autor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -141,22 +142,34 @@ def rollout(
                 obs, reward, terminated, truncated, info = env.step(actions)
             reward = np.asarray(reward, dtype=np.float64)
             bad |= active & ~np.isfinite(reward)
-            unstable = info.get("unstable") if isinstance(info, dict) else None
-            if unstable is not None:
-                bad |= active & np.asarray(unstable, dtype=bool)
+            bad |= active & _unstable(info)
             returns += np.where(active, reward, 0.0)
             lengths += active
             policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
             active &= ~np.logical_or(terminated, truncated)
             steps += 1
             env_steps += rows
+    return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
+                   (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
+
+
+def _unstable(info: Any) -> np.ndarray | bool:
+    """The rows MuJoCo flagged unstable this step (``info["unstable"]``), or False."""
+    unstable = info.get("unstable") if isinstance(info, dict) else None
+    return False if unstable is None else np.asarray(unstable, dtype=bool)
+
+
+def _result(policy: BatchedPolicy, returns: np.ndarray, lengths: np.ndarray, bad: np.ndarray, population: int,
+            episodes_per_member: int, env_steps: int,
+            obs_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> RolloutResult:
+    """Both loops' result: per-member views, a member invalid if its weights went non-finite or any of its
+    episodes went bad."""
     return RolloutResult(
         returns=torch.from_numpy(returns).view(population, episodes_per_member),
         lengths=torch.from_numpy(lengths).view(population, episodes_per_member),
         invalid=policy.member_invalid().cpu() | torch.from_numpy(bad.reshape(population, episodes_per_member).any(1)),
         env_steps=env_steps,
-        obs_rows=(tuple(torch.from_numpy(a) for a in (row_count, row_sum, row_sumsq))
-                  if collect_obs_moments else None),
+        obs_rows=tuple(torch.from_numpy(a) for a in obs_rows) if obs_rows is not None else None,
     )
 
 
@@ -195,20 +208,12 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
                 obs, reward, terminated, truncated, info = env.step_wait()
             else:
                 obs, reward, terminated, truncated, info = env.step(actions)
-            unstable = info.get("unstable") if isinstance(info, dict) else None
-            if unstable is not None:
-                bad |= active & np.asarray(unstable, dtype=bool)
+            bad |= active & _unstable(info)
             policy_reward = torch.empty(rows, dtype=policy.dtype)
             compiled.after_step(np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
                                 compiled.as_bool(truncated), active, bad, returns, lengths, policy_reward.numpy())
             policy.learn(policy_reward)
             steps += 1
             env_steps += rows
-    return RolloutResult(
-        returns=torch.from_numpy(returns).view(population, episodes_per_member),
-        lengths=torch.from_numpy(lengths).view(population, episodes_per_member),
-        invalid=policy.member_invalid().cpu() | torch.from_numpy(bad.reshape(population, episodes_per_member).any(1)),
-        env_steps=env_steps,
-        obs_rows=(tuple(torch.from_numpy(a) for a in (row_count, row_sum, row_sumsq))
-                  if collect_obs_moments else None),
-    )
+    return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
+                   (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
