@@ -3,12 +3,12 @@ import json
 import math
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from gym_episodes import gym_returns
 import plasticrl
 from plasticrl.agents import HebbianMLPPolicy, PlasticSpikingPolicy, make_policy
 from plasticrl.cli import app
@@ -328,19 +328,8 @@ def test_es_resume_repeats_the_draws_and_a_loaded_agent_earns_its_logged_return(
     summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
     logged = next(r["eval_return_mean"] for r in rows if r["generation"] == summary["best_generation"])
     agent = plasticrl.load(tmp_path / "straight")
-    env = gym.make("HalfCheetah-v5", max_episode_steps=20)
     seed = derive_env_seed(cfg.seed, 0, Stream.ES_EVAL_ENV)
-    returns = []
-    for episode in range(cfg.train.eval_episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        agent.reset(seed=seed + episode)
-        total, reward, done = 0.0, None, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, reward))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
+    returns = gym_returns(agent, "HalfCheetah-v5", 20, seed, cfg.train.eval_episodes, seed_agent=True)
     assert returns[0] != returns[1]
     assert np.mean(returns) == pytest.approx(logged, rel=1e-4, abs=1e-4)
 

@@ -4,12 +4,12 @@ eval CLI errors, and a PPO agent reproducing its logged evaluation return."""
 import json
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from gym_episodes import gym_returns
 import plasticrl
 from plasticrl.rollouts.saved_agent import save_agent
 from plasticrl.agents import make_policy
@@ -262,19 +262,8 @@ def test_loaded_ppo_agent_reproduces_its_logged_evaluation_return(tmp_path):
     agent = plasticrl.load(tmp_path / "run")
     assert agent.metadata["trainer"] == "ppo" and agent.metadata["generation"] == result.best_generation
     assert agent.obs_norm is not None and agent.obs_norm.count > 0
-    env = gym.make("HalfCheetah-v5", max_episode_steps=25)
     seed = derive_env_seed(cfg.seed, 0, Stream.PPO_EVAL_ENV)
-    returns = []
-    for episode in range(cfg.train.eval_episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        agent.reset()
-        total, reward, done = 0.0, None, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, reward))
-            total += reward
-            done = terminated or truncated
-        returns.append(total)
-    env.close()
+    returns = gym_returns(agent, "HalfCheetah-v5", 25, seed, cfg.train.eval_episodes, seed_agent=False)
     assert returns[0] != returns[1]
     assert np.mean(returns) == pytest.approx(logged, rel=1e-4, abs=1e-4)
 

@@ -69,3 +69,28 @@ def load_yaml_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         fail(f"config file {str(path)!r} must hold a mapping at the top level, not {type(data).__name__}")
     return data
+
+
+class StepProgress:
+    """Progress over control steps: rich bars on a terminal; when the output is not a terminal
+    (``nohup``, SLURM, a pipe) the subclass prints a line at every tenth instead (``self.bars`` is None).
+    A context manager: the bars show between enter and exit."""
+
+    def __init__(self, out: Console | None = None, bar_width: int = 20, label: str = "{task.description}",
+                 transient: bool = False) -> None:
+        self.console = out or console
+        self.bars = None
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bars = Progress(TextColumn(label), BarColumn(bar_width=bar_width), MofNCompleteColumn(),
+                                 TextColumn("steps"), TimeElapsedColumn(), console=self.console, transient=transient)
+
+    def __enter__(self):
+        if self.bars is not None:
+            self.bars.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bars is not None:
+            self.bars.stop()

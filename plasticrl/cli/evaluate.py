@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -10,48 +11,28 @@ from rich.markup import escape
 from rich.console import Console
 from rich.table import Table
 
-from plasticrl.cli.common import FORCE_HELP, app, console, fail, os_error, stamp
+from plasticrl.cli.common import FORCE_HELP, StepProgress, app, console, fail, os_error, stamp
 from plasticrl.errors import PlasticRLError
 
 
-class EvalProgress:
+class EvalProgress(StepProgress):
     """Progress over control steps, one bar per agent on a terminal (the oracle, when given, included);
     when the output is not a terminal (``nohup``, SLURM, a pipe), one line per agent at every tenth of
     its steps."""
 
     def __init__(self, names: list[str], out: Console | None = None):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.console = out or console
-        self.progress = None
-        if self.console.is_terminal:
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
-                                     TextColumn("steps"), TimeElapsedColumn(), console=self.console)
+        super().__init__(out)
         self.names = names
         self.tasks: dict[str, int] = {}
         self.shown: dict[str, int] = {}  # agent -> tenths already printed (lines mode)
-        self.started = 0.0
-
-    def __enter__(self) -> "EvalProgress":
-        import time
-
         self.started = time.monotonic()
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
     def __call__(self, agent: str, _count: int, done: int, total: int) -> None:
-        if self.progress is not None:
+        if self.bars is not None:
             if agent not in self.tasks:
-                self.tasks[agent] = self.progress.add_task(f"eval {agent}", total=total)
-            self.progress.update(self.tasks[agent], completed=done, total=total)
+                self.tasks[agent] = self.bars.add_task(f"eval {agent}", total=total)
+            self.bars.update(self.tasks[agent], completed=done, total=total)
             return
-        import time
-
         tenths = 10 * done // max(total, 1)
         if tenths > self.shown.get(agent, 0):
             self.shown[agent] = tenths

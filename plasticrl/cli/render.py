@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from plasticrl.cli.common import app, console, fail, os_error
+from plasticrl.cli.common import StepProgress, app, console, fail, os_error
 from plasticrl.errors import PlasticRLError
 
 
@@ -54,43 +54,29 @@ def render_cmd(
                   f"to {out}")
 
 
-class _RenderProgress:
+class _RenderProgress(StepProgress):
     """``header`` once the inputs are valid, then the rendered steps: a bar on a terminal, a line at every
     tenth otherwise; then 'encoding'."""
 
     def __init__(self, header: str) -> None:
+        super().__init__(bar_width=30, label="render", transient=True)
         self.header = header
-        self.progress = None
         self.task = None
         self.shown = 0
-        if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.progress = Progress(TextColumn("render"), BarColumn(bar_width=30), MofNCompleteColumn(),
-                                     TextColumn("steps"), TimeElapsedColumn(), console=console, transient=True)
-
-    def __enter__(self) -> "_RenderProgress":
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
     def __call__(self, done: int, steps: int) -> None:
         if done == 0:  # the inputs are valid: said at once, as the render process takes seconds to start
             console.print(self.header, highlight=False, soft_wrap=True)
             return
         if done < 0:  # the episode is over; frames are being encoded
-            if self.progress is not None:
-                self.progress.stop()
+            if self.bars is not None:
+                self.bars.stop()
             console.print("encoding the video", highlight=False)
             return
-        if self.progress is not None:
+        if self.bars is not None:
             if self.task is None:
-                self.task = self.progress.add_task("render", total=steps)
-            self.progress.update(self.task, completed=done)
+                self.task = self.bars.add_task("render", total=steps)
+            self.bars.update(self.task, completed=done)
         elif 10 * done // max(steps, 1) > self.shown:
             self.shown = 10 * done // max(steps, 1)
             console.print(f"render: {done}/{steps} steps", highlight=False)
