@@ -57,13 +57,25 @@ from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import make_env, training_reset_options
 from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.rollouts.loop import rollout
-from plasticrl.trainers.lifecycle import RunLoop
+from plasticrl.trainers.lifecycle import RunLoop, RunState, default_wandb_id
 from plasticrl.trainers.runs import CHECKPOINT_FILE
 
-__all__ = ["PPOConfig", "PPOTrainer", "Rollout", "parse_ppo_config"]
+__all__ = ["PPOConfig", "PPOState", "PPOTrainer", "Rollout", "parse_ppo_config"]
 
 CHECKPOINT_FORMAT = "plasticrl.gradient.ppo/1"  # a format tag kept from the module it started in
-# Independent random streams per update (see derive_seed).
+
+
+@dataclass(kw_only=True)
+class PPOState(RunState):
+    """The statistics of a PPO run between updates (with :class:`RunState`'s counters and best). The
+    trained tensors (genome, log-std, critic) and Adam live on the trainer as modules; its checkpoint
+    holds them beside this state."""
+
+    obs_norm: ObsNormalizer | None = None
+    """Observation statistics, merged after each update and frozen within it; None when
+    ``train.obs_norm`` is off."""
+    ret_norm: ObsNormalizer
+    """Scalar moments of the discounted returns: the reward scale for the critic and GAE."""
 
 
 @dataclass
@@ -134,34 +146,27 @@ class PPOTrainer(RunLoop):
         ], eps=1e-5)
 
     # -- state ---------------------------------------------------------------------------
-    def _fresh_state(self) -> dict[str, Any]:
+    def _fresh_state(self) -> PPOState:
         cfg = self.config
-        return {
-            "obs_norm": (ObsNormalizer(self.obs_dim, cfg.train.obs_clip, std_floor=cfg.train.obs_std_floor)
-                         if cfg.train.obs_norm else None),
-            # Scalar moments of discounted returns: the reward scale for critic and GAE.
-            "ret_norm": ObsNormalizer(1, clip=math.inf),
-            "generation": 0,
-            "env_steps": 0,
-            "best": {"eval_return": -math.inf, "generation": -1, "genome": None},
-            "elapsed": 0.0,
-            "wandb_id": self.run_dir.name.replace("/", "-")[-64:],
-        }
+        return PPOState(
+            obs_norm=(ObsNormalizer(self.obs_dim, cfg.train.obs_clip, std_floor=cfg.train.obs_std_floor)
+                      if cfg.train.obs_norm else None),
+            ret_norm=ObsNormalizer(1, clip=math.inf), wandb_id=default_wandb_id(self.run_dir))
 
-    def _save_checkpoint(self, state: dict[str, Any]) -> None:
+    def _save_checkpoint(self, state: PPOState) -> None:
         payload = {
             "format": CHECKPOINT_FORMAT,
             "genome": self.genome.detach().cpu().clone(),
             "log_std": self.log_std.detach().cpu().clone(),
             "critic": {k: v.detach().cpu().clone() for k, v in self.critic.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "obs_norm": state["obs_norm"].state_dict() if state["obs_norm"] is not None else None,
-            "ret_norm": state["ret_norm"].state_dict(),
-            **{k: state[k] for k in ("generation", "env_steps", "best", "elapsed", "wandb_id")},
+            "obs_norm": state.obs_norm.state_dict() if state.obs_norm is not None else None,
+            "ret_norm": state.ret_norm.state_dict(),
+            **state.counters(),
         }
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, payload)
 
-    def _load_checkpoint(self) -> dict[str, Any]:
+    def _load_checkpoint(self) -> PPOState:
         path = self.run_dir / CHECKPOINT_FILE
         if not path.is_file():
             raise PlasticRLError(f"cannot resume: {str(self.run_dir)!r} has no {CHECKPOINT_FILE}")
@@ -174,15 +179,9 @@ class PPOTrainer(RunLoop):
             self.log_std.copy_(payload["log_std"])
         self.critic.load_state_dict(payload["critic"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        return {
-            "obs_norm": ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None,
-            "ret_norm": ObsNormalizer.from_state_dict(payload["ret_norm"]),
-            "generation": int(payload["generation"]),
-            "env_steps": int(payload["env_steps"]),
-            "best": payload["best"],
-            "elapsed": float(payload["elapsed"]),
-            "wandb_id": payload["wandb_id"],
-        }
+        return PPOState(
+            obs_norm=ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None,
+            ret_norm=ObsNormalizer.from_state_dict(payload["ret_norm"]), **PPOState.counters_from(payload))
 
     def _seed(self, update: int, stream: int) -> int:
         return derive_env_seed(self.config.seed, update, stream)
@@ -371,11 +370,11 @@ class PPOTrainer(RunLoop):
                       seed=derive_env_seed(self.config.seed, 0, Stream.PPO_EVAL_ENV), obs_norm=obs_norm)
         return res.return_stats(0)
 
-    def _save_agent(self, name: str, genome: torch.Tensor, state: dict[str, Any], eval_return: float) -> Path:
-        meta = training_metadata(self.config, self.run_dir, state["generation"], state["env_steps"], eval_return,
+    def _save_agent(self, name: str, genome: torch.Tensor, state: PPOState, eval_return: float) -> Path:
+        meta = training_metadata(self.config, self.run_dir, state.generation, state.env_steps, eval_return,
                                  trainer="ppo", log_std=self.log_std.detach().cpu().tolist())
         return save_agent(self.run_dir / name, self.eval_policy, config_to_dict(self.config)["policy"],
-                          genome.reshape(-1), state["obs_norm"], meta)
+                          genome.reshape(-1), state.obs_norm, meta)
 
     # -- the lifecycle's hooks ---------------------------------------------------------------------
     @property
@@ -387,38 +386,38 @@ class PPOTrainer(RunLoop):
         self.eval_env.close()
 
     def _is_scheduled_eval(self, step: int) -> bool:
-        return step % self.config.train.eval_every == 0 or step == self.config.train.generations
+        return step % self.schedule.eval_every == 0 or step == self.schedule.steps
 
-    def _current_genome(self, state: dict[str, Any]) -> torch.Tensor:
+    def _current_genome(self, state: PPOState) -> torch.Tensor:
         return self.genome.detach().cpu()[0].clone()
 
-    def _evaluate(self, genome: torch.Tensor, state: dict[str, Any]) -> tuple[float, float]:
-        return self.evaluate(state["obs_norm"])  # the actor's genome is ``genome``
+    def _evaluate(self, genome: torch.Tensor, state: PPOState) -> tuple[float, float]:
+        return self.evaluate(state.obs_norm)  # the actor's genome is ``genome``
 
-    def _summary_extra(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _summary_extra(self, state: PPOState) -> dict[str, Any]:
         return {"genome_dim": self.dim}
 
-    def _step(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _step(self, state: PPOState) -> dict[str, Any]:
         """One update: collect a rollout, advantages, truncated-BPTT epochs; merge the statistics."""
         p = self.ppo
         t0 = time.perf_counter()
-        update = state["generation"]
+        update = state.generation
         self._set_lr(update)
-        ro = self.collect(update, state["obs_norm"])
+        ro = self.collect(update, state.obs_norm)
         rollout_seconds = time.perf_counter() - t0
-        adv, ret, values = self.advantages(ro, self._scaled_rewards(ro, state["ret_norm"]))
+        adv, ret, values = self.advantages(ro, self._scaled_rewards(ro, state.ret_norm))
         stats = self._update(ro, adv, ret, update)
-        if state["obs_norm"] is not None:
-            state["obs_norm"].update(ro.obs_moments)
+        if state.obs_norm is not None:
+            state.obs_norm.update(ro.obs_moments)
         steps = p.num_envs * p.rollout_steps
-        state["generation"] = g = update + 1
-        state["env_steps"] += steps
+        state.generation = g = update + 1
+        state.env_steps += steps
         valid = ro.valid
         var_ret = float(ret[valid].var())
         explained = float("nan") if var_ret == 0 else 1.0 - float((ret - values)[valid].var()) / var_ret
         episodes = ro.episode_returns
         return {
-            "generation": g, "update": g, "env_steps": state["env_steps"],
+            "generation": g, "update": g, "env_steps": state.env_steps,
             "episodes": len(episodes),
             "fitness_mean": float(np.mean(episodes)) if episodes else float("nan"),
             "fitness_max": float(np.max(episodes)) if episodes else float("nan"),
