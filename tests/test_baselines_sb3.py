@@ -333,3 +333,40 @@ def test_ppo_baseline_killed_after_a_chunk_resumes_to_the_straight_runs_steps_an
         assert (summary["env_steps"], summary["generations"]) == (192, 3)
         assert json.loads((tmp_path / name / "model.json").read_text())["env_steps"] == 192
     assert torch_load(run / "checkpoint.pt")["progress"]["evaluations"] == 3
+
+
+@pytest.mark.parametrize("algo, hp", [("ppo", PPO_HP), ("sac", {"learning_starts": 10, "batch_size": 16,
+                                                                 "buffer_size": 200})])
+def test_sb3_state_round_trips_through_the_checkpoint(algo, hp, tmp_path):
+    """After one chunk: counters, best, W&B id, weights, VecNormalize statistics and the replay buffer come
+    back from checkpoint.pt as they were."""
+    import numpy as np
+    import torch
+
+    from plasticrl.trainers.lifecycle import BestEvaluation
+    from plasticrl.trainers.sb3.hyperparams import hyperparams
+    from plasticrl.trainers.sb3.trainer import SB3State, SB3Trainer
+
+    settings = {"kind": "sb3-baseline", "algo": algo, "env_id": ENV, "env_kwargs": KW, "steps": 128, "seed": 0,
+                "train_perturbation": None, "hyperparams": hyperparams(algo, ENV, hp), "eval_every": 64,
+                "eval_episodes": 1}
+    trainer = SB3Trainer(settings, tmp_path / "run", wandb_mode="disabled")
+    state = trainer._fresh_state()
+    trainer._step(state)
+    state.best = BestEvaluation(eval_return=-12.5, generation=1)
+    state.elapsed = 2.5
+    trainer._save_checkpoint(state)
+    back = SB3Trainer(settings, tmp_path / "run", wandb_mode="disabled")._load_checkpoint()
+    assert isinstance(back, SB3State) and (back.generation, back.env_steps) == (1, 64) == (state.generation,
+                                                                                       state.env_steps)
+    assert back.best == BestEvaluation(eval_return=-12.5, generation=1) and back.elapsed == 2.5
+    assert back.wandb_id == state.wandb_id == "run" and back.model.num_timesteps == 64
+    saved, loaded = state.model.policy.state_dict(), back.model.policy.state_dict()
+    assert all(torch.equal(saved[k], loaded[k]) for k in saved)
+    if algo == "ppo":
+        assert np.array_equal(back.vec_normalize.obs_rms.mean, state.vec_normalize.obs_rms.mean)
+        assert back.vec_normalize.obs_rms.count == state.vec_normalize.obs_rms.count > 1
+    else:
+        assert back.vec_normalize is None and back.model.replay_buffer.pos == state.model.replay_buffer.pos == 64
+        assert np.array_equal(back.model.replay_buffer.observations, state.model.replay_buffer.observations)
+    trainer.close()

@@ -96,9 +96,11 @@ def test_the_step_budget_ends_the_run_and_a_resume_may_not_shorten_it(tmp_path):
 
 
 def test_es_and_ppo_trainers_share_the_lifecycle():
-    assert issubclass(ESTrainer, RunLoop) and issubclass(PPOTrainer, RunLoop)
-    # one implementation of the lifecycle: neither overrides it
-    for cls in (ESTrainer, PPOTrainer):
+    from plasticrl.trainers.sb3.trainer import SB3Trainer
+
+    assert issubclass(ESTrainer, RunLoop) and issubclass(PPOTrainer, RunLoop) and issubclass(SB3Trainer, RunLoop)
+    # one implementation of the lifecycle: none overrides it
+    for cls in (ESTrainer, PPOTrainer, SB3Trainer):
         for name in ("train", "_train_held", "_loop", "_finish"):
             assert getattr(cls, name) is getattr(RunLoop, name), (cls, name)
 
