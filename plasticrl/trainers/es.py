@@ -31,13 +31,14 @@ from plasticrl.rollouts.saved_agent import load as load_agent
 from plasticrl.rollouts.saved_agent import save_agent, training_metadata
 from plasticrl.config import ExperimentConfig, config_to_dict
 from plasticrl.errors import PlasticRLError
-from plasticrl.io import atomic_torch_save, torch_load
+from plasticrl.io import atomic_torch_save
 from plasticrl.es import make_es
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import training_reset_options
 from plasticrl.trainers.evaluator import LocalEvaluator
 from plasticrl.rollouts.obs_norm import ObsNormalizer
-from plasticrl.trainers.lifecycle import KILL_HOOK_ENV, RunLoop, RunState, TrainResult, default_wandb_id
+from plasticrl.trainers.lifecycle import (KILL_HOOK_ENV, Callback, RunLoop, RunState, TrainResult, default_wandb_id,
+                                          load_checkpoint_payload)
 from plasticrl.trainers.runs import CHECKPOINT_FILE
 
 __all__ = ["ESState", "ESTrainer", "KILL_HOOK_ENV", "TrainResult"]
@@ -62,10 +63,9 @@ class ESState(RunState):
 
     @classmethod
     def from_checkpoint(cls, payload: dict[str, Any], algo: Any) -> "ESState":
-        """The state :meth:`to_checkpoint` wrote. Format 1 has always been this dict, so checkpoints of
-        runs from before the typed state resume too."""
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise PlasticRLError(f"checkpoint format {payload.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        """The state :meth:`to_checkpoint` wrote (``payload`` checked to be format 1 by
+        :func:`~plasticrl.trainers.lifecycle.load_checkpoint_payload`). Format 1 has always been this
+        dict, so checkpoints of runs from before the typed state resume too."""
         return cls(es=algo.load_state(payload["es"]),
                    obs_norm=ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None,
                    **cls.counters_from(payload))
@@ -87,7 +87,7 @@ class ESTrainer(RunLoop):
         config: ExperimentConfig,
         run_dir: Path,
         evaluator_factory: Callable[[ExperimentConfig, int], Any] | None = None,
-        on_generation: Callable[[dict[str, Any]], None] | None = None,
+        on_generation: Callback | None = None,
     ):
         super().__init__(config, run_dir, on_generation)
         # The evaluation evaluator's policy tells the genome size before the ES (which fixes P)
@@ -135,9 +135,7 @@ class ESTrainer(RunLoop):
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, state.to_checkpoint(self.algo))
 
     def _load_checkpoint(self) -> ESState:
-        if not (self.run_dir / CHECKPOINT_FILE).is_file():
-            raise PlasticRLError(f"cannot resume: {str(self.run_dir)!r} has no {CHECKPOINT_FILE}")
-        return ESState.from_checkpoint(torch_load(self.run_dir / CHECKPOINT_FILE), self.algo)
+        return ESState.from_checkpoint(load_checkpoint_payload(self.run_dir, CHECKPOINT_FORMAT), self.algo)
 
     def _train_options(self, generation: int) -> dict[str, Any] | None:
         rows = self.population * self.config.train.episodes_per_member

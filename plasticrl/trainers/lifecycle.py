@@ -43,7 +43,7 @@ import torch
 
 from plasticrl.config import ExperimentConfig
 from plasticrl.errors import PlasticRLError
-from plasticrl.io import atomic_write_json
+from plasticrl.io import atomic_write_json, torch_load
 from plasticrl.trainers.logger import RunLogger
 from plasticrl.trainers.runs import CHECKPOINT_FILE, hold_run, stamp_run
 
@@ -159,6 +159,16 @@ class RunSchedule:
         t = config.train
         return cls(t.generations, t.eval_every, t.checkpoint_every, t.max_env_steps,
                    bool(config.logging.wandb.log_artifacts))
+
+
+def load_checkpoint_payload(run_dir: Path, expected_format: Any, hint: str = "") -> dict[str, Any]:
+    """A run's ``checkpoint.pt`` as plain data (no code runs), refused in one line unless it is a
+    mapping tagged ``format: expected_format`` (``hint`` is added to that line)."""
+    payload = torch_load(Path(run_dir) / CHECKPOINT_FILE)
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found != expected_format:
+        raise PlasticRLError(f"checkpoint format {found!r} is not {expected_format!r}{hint}")
+    return payload
 
 
 def kill_hook_step() -> int | None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,12 +51,12 @@ from plasticrl.trainers.ppo.critic import ValueMLP
 from plasticrl.trainers.ppo.gae import gae
 from plasticrl.config.ppo import PPOConfig, parse_ppo_config
 from plasticrl.trainers.ppo.loss import clipped_surrogate, gaussian_entropy, gaussian_log_prob, masked_mean, value_loss
-from plasticrl.io import atomic_torch_save, torch_load
+from plasticrl.io import atomic_torch_save
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import make_env, training_reset_options
 from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.rollouts.loop import rollout
-from plasticrl.trainers.lifecycle import RunLoop, RunState, default_wandb_id
+from plasticrl.trainers.lifecycle import Callback, RunLoop, RunState, default_wandb_id, load_checkpoint_payload
 from plasticrl.trainers.runs import CHECKPOINT_FILE
 
 __all__ = ["PPOConfig", "PPOState", "PPOTrainer", "Rollout", "parse_ppo_config"]
@@ -105,7 +104,7 @@ class PPOTrainer(RunLoop):
     trainer_name = "ppo"
 
     def __init__(self, config: ExperimentConfig, run_dir: Path,
-                 on_generation: Callable[[dict[str, Any]], None] | None = None):
+                 on_generation: Callback | None = None):
         if getattr(config, "trainer", "ppo") != "ppo":
             raise PlasticRLError(f"PPOTrainer needs trainer: ppo; got trainer: {config.trainer!r}")
         self.ppo = parse_ppo_config(getattr(config, "ppo", None))
@@ -167,13 +166,7 @@ class PPOTrainer(RunLoop):
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, payload)
 
     def _load_checkpoint(self) -> PPOState:
-        path = self.run_dir / CHECKPOINT_FILE
-        if not path.is_file():
-            raise PlasticRLError(f"cannot resume: {str(self.run_dir)!r} has no {CHECKPOINT_FILE}")
-        payload = torch_load(path)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise PlasticRLError(f"checkpoint format {payload.get('format')!r} is not {CHECKPOINT_FORMAT!r} "
-                                 f"(was this run trained with trainer: ppo?)")
+        payload = load_checkpoint_payload(self.run_dir, CHECKPOINT_FORMAT, " (was this run trained with trainer: ppo?)")
         with torch.no_grad():
             self.genome.copy_(payload["genome"])
             self.log_std.copy_(payload["log_std"])

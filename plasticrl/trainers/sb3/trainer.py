@@ -31,7 +31,7 @@ import numpy as np
 
 from plasticrl.trainers.sb3.hyperparams import ALGOS, hyperparams, sb3_kwargs
 from plasticrl.errors import PlasticRLError, check_choice
-from plasticrl.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
+from plasticrl.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from plasticrl.rollouts.env_setup import check_training_condition
 from plasticrl.seeding import SB3_EVAL_SEED_OFFSET
 from plasticrl.trainers.lifecycle import BestEvaluation, Callback, RunLoop, RunSchedule, RunState, default_wandb_id
@@ -194,17 +194,11 @@ def saved_settings(run_dir: Path) -> dict[str, Any]:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The dictionary :func:`write_checkpoint` wrote, read with ``torch.load(weights_only=True)``
-    (tensors and plain data only: a crafted file cannot run code)."""
+    (tensors and plain data only: a crafted file cannot run code; :func:`plasticrl.io.torch_load` says
+    in one line why a file is not that)."""
     from plasticrl.io import torch_load
 
-    try:
-        state = torch_load(path)
-    except PlasticRLError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line and no traceback
-        detail = " ".join(str(exc).split())[:200]
-        raise PlasticRLError(f"cannot read baseline checkpoint {str(path)!r}: not a plasticrl checkpoint of "
-                             f"tensors and plain data ({type(exc).__name__}: {detail})") from None
+    state = torch_load(path)
     progress = state.get("progress") if isinstance(state, dict) else None
     ok = (isinstance(progress, dict) and state.get("format") == CHECKPOINT_FORMAT
           and isinstance(state.get("model"), bytes) and isinstance(state.get("ep_info"), list)
@@ -250,8 +244,6 @@ def _training_objects(algo: str, params: dict[str, Any], action_dim: int, ep_inf
                       window: int) -> dict[str, Any]:
     """The objects of a baseline's training state that SB3 pickles into its zip, rebuilt from the
     run's settings (what the constructor was given) and the checkpoint's episode statistics."""
-    import inspect
-
     from plasticrl.agents.sb3 import algo_class
 
     kwargs = sb3_kwargs(algo, params, action_dim)
