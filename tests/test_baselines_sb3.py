@@ -369,4 +369,33 @@ def test_sb3_state_round_trips_through_the_checkpoint(algo, hp, tmp_path):
     else:
         assert back.vec_normalize is None and back.model.replay_buffer.pos == state.model.replay_buffer.pos == 64
         assert np.array_equal(back.model.replay_buffer.observations, state.model.replay_buffer.observations)
+    # a checkpoint from before the run loop (progress: env_steps, evaluations, best return only; the W&B id
+    # in wandb_id.txt) resumes with those counters
+    from plasticrl.io import atomic_torch_save, torch_load
+
+    old = torch_load(tmp_path / "run" / "checkpoint.pt")
+    old["progress"] = {"env_steps": 64, "evaluations": 1, "best_eval_return": -12.5}
+    atomic_torch_save(tmp_path / "run" / "checkpoint.pt", old)
+    (tmp_path / "run" / "wandb_id.txt").write_text("a1b2c3\n")
+    back = SB3Trainer(settings, tmp_path / "run", wandb_mode="disabled")._load_checkpoint()
+    assert (back.generation, back.env_steps, back.wandb_id, back.elapsed) == (1, 64, "a1b2c3", 0.0)
+    assert back.best == BestEvaluation(eval_return=-12.5, generation=-1)
     trainer.close()
+
+
+def test_a_raised_budget_continues_a_finished_baseline_on_the_chunk_grid(tmp_path):
+    """A SAC run of 100 steps in chunks of 64 ends at 64 and 100; raised to 192 it goes on to 128 (the
+    next multiple) and 192; resumed at a budget it has done, it trains nothing more."""
+    from plasticrl.trainers.sb3 import train_baseline
+
+    run = tmp_path / "sac"
+    kw = dict(env_kwargs=KW, overrides={"learning_starts": 10, "batch_size": 16, "buffer_size": 300}, eval_every=64,
+              eval_episodes=1, wandb_mode="disabled")
+    train_baseline("sac", ENV, 100, run, **kw)
+    assert [(r["generation"], r["env_steps"]) for r in _rows(run)] == [(0, 64), (1, 100)]
+    train_baseline("sac", ENV, 192, run, **kw, resume=True)
+    steps = [(0, 64), (1, 100), (2, 128), (3, 192)]
+    assert [(r["generation"], r["env_steps"]) for r in _rows(run)] == steps
+    train_baseline("sac", ENV, 150, run, **kw, resume=True)
+    assert [(r["generation"], r["env_steps"]) for r in _rows(run)] == steps
+    assert json.loads((run / "model.json").read_text())["env_steps"] == 192

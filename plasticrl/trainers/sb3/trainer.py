@@ -330,8 +330,15 @@ class SB3Trainer(RunLoop):
         self.algo, self.env_id, self.steps = settings["algo"], settings["env_id"], int(settings["steps"])
         self.seed, self.params = int(settings["seed"]), settings["hyperparams"]
         self.chunk = chunk_size(self.algo, self.params, int(settings["eval_every"]))
-        schedule = RunSchedule(steps=-(-self.steps // self.chunk), eval_every=1, checkpoint_every=1,
-                               max_env_steps=self.steps, log_artifacts=True)
+        # The env-step budget ends the run (max_env_steps); the chunk count only has to reach it. A
+        # resumed run may stand off the chunk grid (a budget that was not a multiple, now raised): its
+        # first chunk then ends at the next multiple, one chunk more than the steps left fill.
+        done, at = ((int(checkpoint["progress"]["evaluations"]), int(checkpoint["progress"]["env_steps"]))
+                    if checkpoint is not None else (0, 0))
+        left = max(self.steps - at, 0)
+        chunks = -(-left // self.chunk) + (1 if left and at % self.chunk else 0)
+        schedule = RunSchedule(steps=done + chunks, eval_every=1, checkpoint_every=1, max_env_steps=self.steps,
+                               log_artifacts=True)
         super().__init__(settings, run_dir, on_generation, schedule)
         self.trainer_name = f"sb3-{self.algo}"
         self.wandb_mode, self.device, self._checkpoint = wandb_mode, device, checkpoint
@@ -434,9 +441,6 @@ class SB3Trainer(RunLoop):
                          tags=["baseline", self.algo], run_id=state.wandb_id,
                          resume_from_generation=state.generation - 1 if resume else -1)
 
-    def _budget_text(self) -> str:
-        return f"steps={self.steps} ({self.schedule.steps} chunks of {self.chunk} env steps)"
-
     def _artifact_name(self, which: str) -> str:
         return f"{self.algo}-{self.env_id}" + ("-best" if which == "best" else "")
 
@@ -467,7 +471,7 @@ def train_baseline(
     ``best_model.zip`` when the evaluation is the best so far, and ``checkpoint.pt`` (atomically);
     ``on_chunk(row)`` is called after each. ``resume=True`` continues a killed run from its last
     chunk: same weights, optimiser states, replay buffer, normalisation statistics, step count and
-    metrics rows; the episode that was running when it stopped starts afresh and the random streams
+    metrics rows (a budget at or below the steps done trains nothing more and finishes); the episode that was running when it stopped starts afresh and the random streams
     are not restored, so unlike the ES trainer the continuation is not bit-identical to an
     uninterrupted run.
     """
@@ -496,10 +500,6 @@ def train_baseline(
         if changed:
             raise PlasticRLError(f"cannot resume {str(out)!r} with different settings: {', '.join(changed)} "
                                  f"(only steps may change)")
-        done = checkpoint["progress"]
-        if done["evaluations"] > -(-steps // chunk_size(algo, params, eval_every)):
-            raise PlasticRLError(f"run {str(out)!r} has done {done['env_steps']} env steps; steps={steps} would end "
-                                 f"it before that (give at least {done['env_steps']})")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
