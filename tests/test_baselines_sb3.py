@@ -224,7 +224,9 @@ def test_baseline_under_damage_records_it_and_old_runs_resume_with_their_setting
 
 
 # -- the baselines on the shared run loop (plasticrl.trainers.lifecycle.RunLoop) -------------------------
-PPO_HP = {"n_steps": 64, "batch_size": 32, "n_epochs": 1}
+# small networks: the run loop's behaviour, not SB3's speed, is under test
+PPO_HP = {"n_steps": 64, "batch_size": 32, "n_epochs": 1, "policy_kwargs": {"net_arch": {"pi": [16], "vf": [16]}}}
+SAC_HP = {"learning_starts": 10, "batch_size": 8, "buffer_size": 200, "policy_kwargs": {"net_arch": [16]}}
 TIMING = ("generation_seconds", "wall_seconds", "env_steps_per_s")
 
 
@@ -247,7 +249,7 @@ def _plain_sb3_model(algo, hp, steps):
 
 @pytest.mark.parametrize("algo, hp, eval_every, steps", [
     ("ppo", PPO_HP, 64, 192),
-    ("sac", {"learning_starts": 10, "batch_size": 16, "buffer_size": 200}, 20, 60),
+    ("sac", SAC_HP, 20, 60),
 ])
 def test_chunked_learn_trains_the_model_one_learn_call_trains(algo, hp, eval_every, steps, tmp_path):
     """Chunks at rollout (PPO) or train_freq (SAC) boundaries, with evaluations between them, leave
@@ -335,8 +337,7 @@ def test_ppo_baseline_killed_after_a_chunk_resumes_to_the_straight_runs_steps_an
     assert torch_load(run / "checkpoint.pt")["progress"]["evaluations"] == 3
 
 
-@pytest.mark.parametrize("algo, hp", [("ppo", PPO_HP), ("sac", {"learning_starts": 10, "batch_size": 16,
-                                                                 "buffer_size": 200})])
+@pytest.mark.parametrize("algo, hp", [("ppo", PPO_HP), ("sac", SAC_HP)])
 def test_sb3_state_round_trips_through_the_checkpoint(algo, hp, tmp_path):
     """After one chunk: counters, best, W&B id, weights, VecNormalize statistics and the replay buffer come
     back from checkpoint.pt as they were."""
@@ -384,18 +385,17 @@ def test_sb3_state_round_trips_through_the_checkpoint(algo, hp, tmp_path):
 
 
 def test_a_raised_budget_continues_a_finished_baseline_on_the_chunk_grid(tmp_path):
-    """A SAC run of 100 steps in chunks of 64 ends at 64 and 100; raised to 192 it goes on to 128 (the
-    next multiple) and 192; resumed at a budget it has done, it trains nothing more."""
+    """A SAC run of 50 steps in chunks of 32 ends at 32 and 50; raised to 96 it goes on to 64 (the
+    next multiple) and 96; resumed at a budget it has done, it trains nothing more."""
     from plasticrl.trainers.sb3 import train_baseline
 
     run = tmp_path / "sac"
-    kw = dict(env_kwargs=KW, overrides={"learning_starts": 10, "batch_size": 16, "buffer_size": 300}, eval_every=64,
-              eval_episodes=1, wandb_mode="disabled")
-    train_baseline("sac", ENV, 100, run, **kw)
-    assert [(r["generation"], r["env_steps"]) for r in _rows(run)] == [(0, 64), (1, 100)]
-    train_baseline("sac", ENV, 192, run, **kw, resume=True)
-    steps = [(0, 64), (1, 100), (2, 128), (3, 192)]
+    kw = dict(env_kwargs=KW, overrides=SAC_HP, eval_every=32, eval_episodes=1, wandb_mode="disabled")
+    train_baseline("sac", ENV, 50, run, **kw)
+    assert [(r["generation"], r["env_steps"]) for r in _rows(run)] == [(0, 32), (1, 50)]
+    train_baseline("sac", ENV, 96, run, **kw, resume=True)
+    steps = [(0, 32), (1, 50), (2, 64), (3, 96)]
     assert [(r["generation"], r["env_steps"]) for r in _rows(run)] == steps
-    train_baseline("sac", ENV, 150, run, **kw, resume=True)
+    train_baseline("sac", ENV, 70, run, **kw, resume=True)
     assert [(r["generation"], r["env_steps"]) for r in _rows(run)] == steps
-    assert json.loads((run / "model.json").read_text())["env_steps"] == 192
+    assert json.loads((run / "model.json").read_text())["env_steps"] == 96

@@ -330,16 +330,7 @@ class SB3Trainer(RunLoop):
         self.algo, self.env_id, self.steps = settings["algo"], settings["env_id"], int(settings["steps"])
         self.seed, self.params = int(settings["seed"]), settings["hyperparams"]
         self.chunk = chunk_size(self.algo, self.params, int(settings["eval_every"]))
-        # The env-step budget ends the run (max_env_steps); the chunk count only has to reach it. A
-        # resumed run may stand off the chunk grid (a budget that was not a multiple, now raised): its
-        # first chunk then ends at the next multiple, one chunk more than the steps left fill.
-        done, at = ((int(checkpoint["progress"]["evaluations"]), int(checkpoint["progress"]["env_steps"]))
-                    if checkpoint is not None else (0, 0))
-        left = max(self.steps - at, 0)
-        chunks = -(-left // self.chunk) + (1 if left and at % self.chunk else 0)
-        schedule = RunSchedule(steps=done + chunks, eval_every=1, checkpoint_every=1, max_env_steps=self.steps,
-                               log_artifacts=True)
-        super().__init__(settings, run_dir, on_generation, schedule)
+        super().__init__(settings, run_dir, on_generation, self._schedule_from(0, 0))
         self.trainer_name = f"sb3-{self.algo}"
         self.wandb_mode, self.device, self._checkpoint = wandb_mode, device, checkpoint
         self.meta = {"algo": self.algo, "env_id": self.env_id, "env_kwargs": settings["env_kwargs"],
@@ -349,6 +340,16 @@ class SB3Trainer(RunLoop):
         self.venv.seed(self.seed)
         self.action_dim = int(np.prod(self.venv.action_space.shape))
         self._saved_generation: int | None = None
+
+    def _schedule_from(self, chunks_done: int, env_steps_done: int) -> RunSchedule:
+        """The schedule of a run at ``chunks_done`` chunks and ``env_steps_done`` steps: the env-step
+        budget ends the run (``max_env_steps``); the chunk count only has to reach it. A resumed run may
+        stand off the chunk grid (a budget that was not a multiple, now raised): its first chunk then
+        ends at the next multiple, one chunk more than the steps left fill."""
+        left = max(self.steps - env_steps_done, 0)
+        chunks = -(-left // self.chunk) + (1 if left and env_steps_done % self.chunk else 0)
+        return RunSchedule(steps=chunks_done + chunks, eval_every=1, checkpoint_every=1, max_env_steps=self.steps,
+                           log_artifacts=True)
 
     # -- state ---------------------------------------------------------------------------
     def _fresh_state(self) -> SB3State:
@@ -383,6 +384,7 @@ class SB3Trainer(RunLoop):
         legacy_id = self.run_dir / "wandb_id.txt"
         wandb_id = progress.get("wandb_id") or (legacy_id.read_text().strip() if legacy_id.is_file() else "")
         self._saved_generation = int(progress["evaluations"])
+        self.schedule = self._schedule_from(int(progress["evaluations"]), int(progress["env_steps"]))
         return SB3State(model=model, vec_normalize=vec_norm, generation=int(progress["evaluations"]),
                         env_steps=int(progress["env_steps"]), elapsed=float(progress.get("elapsed", 0.0)),
                         best=BestEvaluation(eval_return=float(progress["best_eval_return"]),
