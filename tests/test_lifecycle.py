@@ -7,7 +7,7 @@ import torch
 
 from plasticrl.config import load_config
 from plasticrl.errors import PlasticRLError
-from plasticrl.trainers.lifecycle import RunLoop
+from plasticrl.trainers.lifecycle import RunLoop, RunState
 from plasticrl.trainers.ppo.trainer import PPOTrainer
 from plasticrl.trainers.es import ESTrainer
 
@@ -25,23 +25,22 @@ class CountingTrainer(RunLoop):
         return "torch"
 
     def _fresh_state(self):
-        return {"generation": 0, "env_steps": 0, "best": {"eval_return": -math.inf, "generation": -1, "genome": None},
-                "elapsed": 0.0, "wandb_id": "x"}
+        return RunState(wandb_id="x")
 
     def _load_checkpoint(self):
-        return torch.load(self.run_dir / "checkpoint.pt", weights_only=True)
+        return RunState(**RunState.counters_from(torch.load(self.run_dir / "checkpoint.pt", weights_only=True)))
 
     def _save_checkpoint(self, state):
-        self.events.append(("checkpoint", state["generation"]))
-        torch.save(state, self.run_dir / "checkpoint.pt")
+        self.events.append(("checkpoint", state.generation))
+        torch.save(state.counters(), self.run_dir / "checkpoint.pt")
 
     def _step(self, state):
-        state["generation"] += 1
-        state["env_steps"] += 10
-        return {"generation": state["generation"], "env_steps": state["env_steps"]}
+        state.generation += 1
+        state.env_steps += 10
+        return {"generation": state.generation, "env_steps": state.env_steps}
 
     def _current_genome(self, state):
-        return torch.tensor([float(state["generation"])])
+        return torch.tensor([float(state.generation)])
 
     def _evaluate(self, genome, state):
         return self.scores[int(genome[0])], 0.0
@@ -97,8 +96,88 @@ def test_the_step_budget_ends_the_run_and_a_resume_may_not_shorten_it(tmp_path):
 
 
 def test_es_and_ppo_trainers_share_the_lifecycle():
-    assert issubclass(ESTrainer, RunLoop) and issubclass(PPOTrainer, RunLoop)
-    # one implementation of the lifecycle: neither overrides it
-    for cls in (ESTrainer, PPOTrainer):
+    from plasticrl.trainers.sb3.trainer import SB3Trainer
+
+    assert issubclass(ESTrainer, RunLoop) and issubclass(PPOTrainer, RunLoop) and issubclass(SB3Trainer, RunLoop)
+    # one implementation of the lifecycle: none overrides it
+    for cls in (ESTrainer, PPOTrainer, SB3Trainer):
         for name in ("train", "_train_held", "_loop", "_finish"):
             assert getattr(cls, name) is getattr(RunLoop, name), (cls, name)
+
+
+def _same(a, b):
+    """Equal plain data, tensors compared exactly (NaN-free by construction)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+ES_TINY = ["env.id=InvertedPendulum-v5", "env.max_episode_steps=20", "policy.kind=linear",
+           "es.params={population_size: 4, sigma: 0.1, learning_rate: 0.05}", "train.eval_episodes=1",
+           "logging.wandb.mode=disabled", "logging.progress=false"]
+
+
+def test_es_state_round_trips_through_the_checkpoint_and_reads_the_dict_form(tmp_path):
+    from plasticrl.trainers.es import ESState
+    from plasticrl.trainers.lifecycle import BestEvaluation
+
+    trainer = ESTrainer(load_config(None, ES_TINY), tmp_path / "run")
+    try:
+        state = trainer._fresh_state()
+        trainer._step(state)
+        trainer._step(state)  # the ES state and statistics after two generations, not the initial ones
+        state.elapsed = 1.25
+        genome = trainer._current_genome(state)
+        state.best = BestEvaluation(eval_return=3.5, generation=2, genome=genome.clone(), env_steps=state.env_steps,
+                                    obs_norm=state.obs_norm.state_dict())
+        trainer._save_checkpoint(state)
+        back = trainer._load_checkpoint()
+        assert isinstance(back, ESState) and back.generation == 2 and back.env_steps == state.env_steps > 0
+        assert back.elapsed == 1.25 and back.wandb_id == state.wandb_id == "run"
+        assert back.best.eval_return == 3.5 and back.best.generation == 2 and back.best.env_steps == state.env_steps
+        assert torch.equal(back.best.genome, genome) and _same(back.best.obs_norm, state.obs_norm.state_dict())
+        assert _same(back.obs_norm.state_dict(), state.obs_norm.state_dict())
+        assert _same(trainer.algo.state_dict(back.es), trainer.algo.state_dict(state.es))
+        # the dict form every ES checkpoint had before the typed state (best without env_steps/obs_norm
+        # in the oldest ones) still loads, and a resume leaves such a best_agent.pt alone
+        old = {"format": 1, "es": trainer.algo.state_dict(state.es), "obs_norm": state.obs_norm.state_dict(),
+               "generation": 2, "env_steps": state.env_steps, "elapsed": 1.25, "wandb_id": "run",
+               "best": {"eval_return": 3.5, "generation": 2, "genome": genome.clone()}}
+        torch.save(old, tmp_path / "run" / "checkpoint.pt")
+        back = trainer._load_checkpoint()
+        assert back.best.env_steps is None and back.best.obs_norm is None and torch.equal(back.best.genome, genome)
+        assert _same(trainer.algo.state_dict(back.es), old["es"])
+        assert _same(back.best.to_dict(), old["best"])  # written back in the same dict form
+    finally:
+        trainer.close()
+
+
+def test_ppo_state_round_trips_through_the_checkpoint(tmp_path):
+    from plasticrl.trainers.ppo.trainer import PPOState
+
+    config = load_config(None, ["trainer=ppo", "env.id=InvertedPendulum-v5", "env.max_episode_steps=10",
+                                "policy.hidden=[4]", "train.eval_episodes=1", "logging.wandb.mode=disabled",
+                                "logging.progress=false",
+                                "ppo={num_envs: 2, rollout_steps: 10, seq_len: 5, epochs: 1, minibatch_sequences: 2}"])
+    trainer = PPOTrainer(config, tmp_path / "run")
+    try:
+        state = trainer._fresh_state()
+        trainer._step(state)
+        genome, critic = trainer.genome.detach().clone(), {k: v.clone() for k, v in trainer.critic.state_dict().items()}
+        trainer._save_checkpoint(state)
+        with torch.no_grad():  # the trainer's tensors move on; the checkpoint puts them back
+            trainer.genome.add_(1.0)
+            next(iter(trainer.critic.parameters())).add_(1.0)
+        back = trainer._load_checkpoint()
+        assert isinstance(back, PPOState) and back.generation == 1 and back.env_steps == 20
+        assert back.best.eval_return == -math.inf and back.best.genome is None and back.best.generation == -1
+        assert _same(back.obs_norm.state_dict(), state.obs_norm.state_dict()) and back.obs_norm.count > 0
+        assert _same(back.ret_norm.state_dict(), state.ret_norm.state_dict()) and back.ret_norm.count > 0
+        assert torch.equal(trainer.genome.detach(), genome)
+        assert _same({k: v for k, v in trainer.critic.state_dict().items()}, critic)
+    finally:
+        trainer.close()

@@ -83,10 +83,10 @@ def test_init_agent_starts_the_search_from_a_saved_agent(tmp_path):
     trainer = ESTrainer(tiny("train.generations=1", f"train.init_agent={tmp_path / 'first' / 'final_agent.pt'}"),
                         tmp_path / "second")
     state = trainer._fresh_state()
-    center = trainer.algo.center(state["es"])
+    center = trainer.algo.center(state.es)
     assert torch.equal(center.to(torch.float64), saved["genome"])
-    assert state["obs_norm"].count == saved["obs_norm"]["count"] > 0
-    assert torch.equal(state["obs_norm"].mean, saved["obs_norm"]["mean"])
+    assert state.obs_norm.count == saved["obs_norm"]["count"] > 0
+    assert torch.equal(state.obs_norm.mean, saved["obs_norm"]["mean"])
     with pytest.raises(PlasticRLError, match=r"genome of size \d+;.*\(the same policy config"):
         ESTrainer(tiny("policy.hidden=[4]", f"train.init_agent={tmp_path / 'first' / 'final_agent.pt'}"),
                   tmp_path / "third")._fresh_state()

@@ -115,13 +115,13 @@ def test_max_env_steps_stops_at_the_first_generation_that_reaches_it(tmp_path):
 
 def test_init_noise_perturbs_the_initial_centre_by_its_std_reproducibly(tmp_path):
     plain = ESTrainer(tiny("train.generations=1"), tmp_path / "a")
-    start = plain.algo.center(plain._fresh_state()["es"])
+    start = plain.algo.center(plain._fresh_state().es)
     assert torch.equal(start, plain.policy.initial_genome(1)[0].cpu())
     centres = {}
     for name, extra in (("noisy", ["train.init_noise=0.5"]), ("again", ["train.init_noise=0.5"]),
                         ("seed1", ["train.init_noise=0.5", "seed=1"])):
         trainer = ESTrainer(tiny("train.generations=1", *extra), tmp_path / name)
-        centres[name] = trainer.algo.center(trainer._fresh_state()["es"])
+        centres[name] = trainer.algo.center(trainer._fresh_state().es)
     noise = centres["noisy"] - start
     assert noise.numel() == 17 * 6 + 6  # linear HalfCheetah: W [6, 17] and b [6]
     assert 0.4 < float(noise.std()) < 0.6 and abs(float(noise.mean())) < 0.15

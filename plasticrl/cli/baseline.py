@@ -27,7 +27,8 @@ def baseline_cmd(
                                              help="Same as --train-perturbation train."),
     hp: Optional[list[str]] = typer.Option(None, "--hp", help="Hyperparameter override key=value (YAML "
                                            "value), repeatable, e.g. --hp learning_starts=1000."),
-    eval_every: int = typer.Option(10_000, help="Env steps between nominal evaluations (metrics.jsonl)."),
+    eval_every: int = typer.Option(10_000, help="Env steps between nominal evaluations (metrics.jsonl), "
+                                    "rounded up to whole PPO rollouts or train_freq units."),
     eval_episodes: int = typer.Option(5, help="Episodes per evaluation."),
     max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
     wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),

@@ -19,9 +19,9 @@ generation (ask, evaluate the population, tell) and the ES state.
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,18 +31,44 @@ from plasticrl.rollouts.saved_agent import load as load_agent
 from plasticrl.rollouts.saved_agent import save_agent, training_metadata
 from plasticrl.config import ExperimentConfig, config_to_dict
 from plasticrl.errors import PlasticRLError
-from plasticrl.io import atomic_torch_save, torch_load
+from plasticrl.io import atomic_torch_save
 from plasticrl.es import make_es
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import training_reset_options
 from plasticrl.trainers.evaluator import LocalEvaluator
 from plasticrl.rollouts.obs_norm import ObsNormalizer
-from plasticrl.trainers.lifecycle import KILL_HOOK_ENV, RunLoop, TrainResult
+from plasticrl.trainers.lifecycle import (KILL_HOOK_ENV, Callback, RunLoop, RunState, TrainResult, default_wandb_id,
+                                          load_checkpoint_payload)
 from plasticrl.trainers.runs import CHECKPOINT_FILE
 
-__all__ = ["ESTrainer", "KILL_HOOK_ENV", "TrainResult"]
+__all__ = ["ESState", "ESTrainer", "KILL_HOOK_ENV", "TrainResult"]
 
 CHECKPOINT_FORMAT = 1
+
+
+@dataclass(kw_only=True)
+class ESState(RunState):
+    """The state of an ES run between generations (with :class:`RunState`'s counters and best)."""
+
+    es: Any = None
+    """The ES algorithm's own state (its ``init``/``tell`` result: centre, step size, optimiser moments)."""
+    obs_norm: ObsNormalizer | None = None
+    """Observation statistics, merged after each generation and frozen within it; None when
+    ``train.obs_norm`` is off."""
+
+    def to_checkpoint(self, algo: Any) -> dict[str, Any]:
+        """Plain data for ``checkpoint.pt`` (format 1; ``algo`` turns the ES state into tensors)."""
+        return {"format": CHECKPOINT_FORMAT, "es": algo.state_dict(self.es),
+                "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None, **self.counters()}
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any], algo: Any) -> "ESState":
+        """The state :meth:`to_checkpoint` wrote (``payload`` checked to be format 1 by
+        :func:`~plasticrl.trainers.lifecycle.load_checkpoint_payload`). Format 1 has always been this
+        dict, so checkpoints of runs from before the typed state resume too."""
+        return cls(es=algo.load_state(payload["es"]),
+                   obs_norm=ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None,
+                   **cls.counters_from(payload))
 
 
 def _default_evaluator(config: ExperimentConfig, rows: int):
@@ -61,7 +87,7 @@ class ESTrainer(RunLoop):
         config: ExperimentConfig,
         run_dir: Path,
         evaluator_factory: Callable[[ExperimentConfig, int], Any] | None = None,
-        on_generation: Callable[[dict[str, Any]], None] | None = None,
+        on_generation: Callback | None = None,
     ):
         super().__init__(config, run_dir, on_generation)
         # The evaluation evaluator's policy tells the genome size before the ES (which fixes P)
@@ -78,7 +104,7 @@ class ESTrainer(RunLoop):
         self.evaluator = factory(config, rows)
 
     # -- state --------------------------------------------------------------------------
-    def _fresh_state(self) -> dict[str, Any]:
+    def _fresh_state(self) -> ESState:
         cfg = self.config
         # The search distribution lives on the CPU; evaluators move genomes to the policy's device.
         center = self.policy.initial_genome(1)[0].cpu()
@@ -89,15 +115,8 @@ class ESTrainer(RunLoop):
         if cfg.train.init_noise > 0:
             gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, 7))
             center = center + cfg.train.init_noise * torch.randn(center.shape, generator=gen, dtype=center.dtype)
-        return {
-            "es": self.algo.init(center, seed=cfg.seed),
-            "obs_norm": obs_norm,
-            "generation": 0,
-            "env_steps": 0,
-            "best": {"eval_return": -math.inf, "generation": -1, "genome": None},
-            "elapsed": 0.0,
-            "wandb_id": f"{self.run_dir.name}".replace("/", "-")[-64:],
-        }
+        return ESState(es=self.algo.init(center, seed=cfg.seed), obs_norm=obs_norm,
+                       wandb_id=default_wandb_id(self.run_dir))
 
     def _initial_agent(self, path: str, center: torch.Tensor, obs_norm: ObsNormalizer | None
                        ) -> tuple[torch.Tensor, ObsNormalizer | None]:
@@ -112,34 +131,11 @@ class ESTrainer(RunLoop):
             obs_norm.std_floor = float(self.config.train.obs_std_floor)
         return agent.genome.to(center.dtype).reshape(center.shape).clone(), obs_norm
 
-    def _save_checkpoint(self, state: dict[str, Any]) -> None:
-        payload = {
-            "format": CHECKPOINT_FORMAT,
-            "es": self.algo.state_dict(state["es"]),
-            "obs_norm": state["obs_norm"].state_dict() if state["obs_norm"] is not None else None,
-            "generation": state["generation"],
-            "env_steps": state["env_steps"],
-            "best": state["best"],
-            "elapsed": state["elapsed"],
-            "wandb_id": state["wandb_id"],
-        }
-        atomic_torch_save(self.run_dir / CHECKPOINT_FILE, payload)
+    def _save_checkpoint(self, state: ESState) -> None:
+        atomic_torch_save(self.run_dir / CHECKPOINT_FILE, state.to_checkpoint(self.algo))
 
-    def _load_checkpoint(self) -> dict[str, Any]:
-        if not (self.run_dir / CHECKPOINT_FILE).is_file():
-            raise PlasticRLError(f"cannot resume: {str(self.run_dir)!r} has no {CHECKPOINT_FILE}")
-        payload = torch_load(self.run_dir / CHECKPOINT_FILE)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise PlasticRLError(f"checkpoint format {payload.get('format')!r} is not {CHECKPOINT_FORMAT}")
-        return {
-            "es": self.algo.load_state(payload["es"]),
-            "obs_norm": ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None,
-            "generation": int(payload["generation"]),
-            "env_steps": int(payload["env_steps"]),
-            "best": payload["best"],
-            "elapsed": float(payload["elapsed"]),
-            "wandb_id": payload["wandb_id"],
-        }
+    def _load_checkpoint(self) -> ESState:
+        return ESState.from_checkpoint(load_checkpoint_payload(self.run_dir, CHECKPOINT_FORMAT), self.algo)
 
     def _train_options(self, generation: int) -> dict[str, Any] | None:
         rows = self.population * self.config.train.episodes_per_member
@@ -154,23 +150,24 @@ class ESTrainer(RunLoop):
         res = self.eval_evaluator.evaluate(center.unsqueeze(0), self.config.train.eval_episodes, seed, obs_norm, False)
         return (*res.return_stats(0), res.env_steps)
 
-    def _save_agent(self, name: str, genome: torch.Tensor, state: dict[str, Any], eval_return: float) -> Path:
+    def _save_agent(self, name: str, genome: torch.Tensor, state: ESState, eval_return: float) -> Path:
         return save_agent(self.run_dir / name, self.policy, config_to_dict(self.config)["policy"], genome,
-                          state["obs_norm"], training_metadata(self.config, self.run_dir, state["generation"],
-                                                               state["env_steps"], eval_return))
+                          state.obs_norm, training_metadata(self.config, self.run_dir, state.generation,
+                                                            state.env_steps, eval_return))
 
-    def _restore_scheduled_best(self, state: dict[str, Any]) -> None:
+    def _restore_scheduled_best(self, state: ESState) -> None:
         """Put the checkpoint's best (scheduled evaluations only) back into ``best_agent.pt``: the
         finished run may have replaced it with its final centre, evaluated off the schedule, which a
         straight run of the extended length never evaluates. Checkpoints written before the best's
-        observation statistics were kept carry no ``obs_norm`` in ``best`` and are left as they are."""
-        best = state["best"]
-        if best["genome"] is None or "obs_norm" not in best:
+        observation statistics were kept carry neither ``env_steps`` nor ``obs_norm`` in ``best`` and are
+        left as they are."""
+        best = state.best
+        if best.genome is None or best.env_steps is None:
             return
-        obs_norm = ObsNormalizer.from_state_dict(best["obs_norm"]) if best["obs_norm"] is not None else None
-        save_agent(self.run_dir / "best_agent.pt", self.policy, config_to_dict(self.config)["policy"], best["genome"],
-                   obs_norm, training_metadata(self.config, self.run_dir, best["generation"], best["env_steps"],
-                                               best["eval_return"]))
+        obs_norm = ObsNormalizer.from_state_dict(best.obs_norm) if best.obs_norm is not None else None
+        save_agent(self.run_dir / "best_agent.pt", self.policy, config_to_dict(self.config)["policy"], best.genome,
+                   obs_norm, training_metadata(self.config, self.run_dir, best.generation, best.env_steps,
+                                               best.eval_return))
 
     # -- the lifecycle's hooks -------------------------------------------------------------
     @property
@@ -181,42 +178,42 @@ class ESTrainer(RunLoop):
         self.evaluator.close()
         self.eval_evaluator.close()
 
-    def _after_resume(self, state: dict[str, Any]) -> None:
+    def _after_resume(self, state: ESState) -> None:
         self._restore_scheduled_best(state)
 
-    def _current_genome(self, state: dict[str, Any]) -> torch.Tensor:
-        return self.algo.center(state["es"])
+    def _current_genome(self, state: ESState) -> torch.Tensor:
+        return self.algo.center(state.es)
 
-    def _evaluate(self, genome: torch.Tensor, state: dict[str, Any]) -> tuple[float, float]:
-        return self._evaluate_center(genome, state["obs_norm"])[:2]
+    def _evaluate(self, genome: torch.Tensor, state: ESState) -> tuple[float, float]:
+        return self._evaluate_center(genome, state.obs_norm)[:2]
 
-    def _best_extra(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {"env_steps": state["env_steps"],
-                "obs_norm": state["obs_norm"].state_dict() if state["obs_norm"] else None}
+    def _best_extra(self, state: ESState) -> dict[str, Any]:
+        return {"env_steps": state.env_steps,
+                "obs_norm": state.obs_norm.state_dict() if state.obs_norm else None}
 
-    def _summary_extra(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _summary_extra(self, state: ESState) -> dict[str, Any]:
         return {"population": self.population, "genome_dim": self.dim}
 
-    def _step(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _step(self, state: ESState) -> dict[str, Any]:
         """One generation: ask, evaluate every member on its episodes, tell; merge the statistics."""
         cfg = self.config
         t0 = time.perf_counter()
-        gen = state["generation"]
-        samples, es_state = self.algo.ask(state["es"])
+        gen = state.generation
+        samples, es_state = self.algo.ask(state.es)
         res = self.evaluator.evaluate(samples, cfg.train.episodes_per_member,
-                                      derive_env_seed(cfg.seed, gen, Stream.ES_TRAIN_ENV), state["obs_norm"],
-                                      state["obs_norm"] is not None, self._train_options(gen))
+                                      derive_env_seed(cfg.seed, gen, Stream.ES_TRAIN_ENV), state.obs_norm,
+                                      state.obs_norm is not None, self._train_options(gen))
         fitness = res.member_fitness(cfg.train.fitness).to(samples.dtype)
         rollout_seconds = time.perf_counter() - t0
         es_state, info = self.algo.tell(es_state, samples, fitness)
-        if state["obs_norm"] is not None:
-            state["obs_norm"].update(res.obs_moments)
-        state["es"] = es_state
-        state["generation"] = gen + 1
-        state["env_steps"] += res.env_steps
+        if state.obs_norm is not None:
+            state.obs_norm.update(res.obs_moments)
+        state.es = es_state
+        state.generation = gen + 1
+        state.env_steps += res.env_steps
         return {
-            "generation": state["generation"],
-            "env_steps": state["env_steps"],
+            "generation": state.generation,
+            "env_steps": state.env_steps,
             "fitness_mean": info["fitness_mean"], "fitness_max": info["fitness_max"],
             "fitness_min": info["fitness_min"], "fitness_std": info["fitness_std"],
             "invalid_members": int(info["num_invalid"]),

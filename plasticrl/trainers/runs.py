@@ -174,11 +174,6 @@ def stamp_run(run_dir: str | os.PathLike, config: ExperimentConfig | dict[str, A
         os.fsync(fh.fileno())
 
 
-def write_run_files(run_dir: Path, config: ExperimentConfig, policy_kernel: str | None = None) -> None:
-    """Stamp a new run (:func:`stamp_run` with ``resume=False``)."""
-    stamp_run(run_dir, config, resume=False, policy_kernel=policy_kernel)
-
-
 def read_run_config_dict(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's current settings as a mapping: ``config.yaml`` with every ``overrides.jsonl`` row
     applied in order (rows torn by a kill are skipped)."""

@@ -3,18 +3,17 @@ directory. Used by ``plasticrl train``, the demo and experiments, and ``plasticr
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from plasticrl.config import ExperimentConfig, load_config
 from plasticrl.rollouts.env_setup import check_config
 from plasticrl.trainers.es import ESTrainer
-from plasticrl.trainers.lifecycle import TrainResult
+from plasticrl.trainers.lifecycle import Callback, TrainResult
 from plasticrl.trainers.runs import new_run_dir
 
 #: called after every generation (ES) or update (PPO) with that step's metrics row
-OnGeneration = Callable[[dict[str, Any]], None]
+OnGeneration = Callback
 
 
 def make_trainer(config: ExperimentConfig, run_dir: str | os.PathLike,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,18 +51,30 @@ from plasticrl.trainers.ppo.critic import ValueMLP
 from plasticrl.trainers.ppo.gae import gae
 from plasticrl.config.ppo import PPOConfig, parse_ppo_config
 from plasticrl.trainers.ppo.loss import clipped_surrogate, gaussian_entropy, gaussian_log_prob, masked_mean, value_loss
-from plasticrl.io import atomic_torch_save, torch_load
+from plasticrl.io import atomic_torch_save
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
 from plasticrl.rollouts.env_setup import make_env, training_reset_options
 from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.rollouts.loop import rollout
-from plasticrl.trainers.lifecycle import RunLoop
+from plasticrl.trainers.lifecycle import Callback, RunLoop, RunState, default_wandb_id, load_checkpoint_payload
 from plasticrl.trainers.runs import CHECKPOINT_FILE
 
-__all__ = ["PPOConfig", "PPOTrainer", "Rollout", "parse_ppo_config"]
+__all__ = ["PPOConfig", "PPOState", "PPOTrainer", "Rollout", "parse_ppo_config"]
 
 CHECKPOINT_FORMAT = "plasticrl.gradient.ppo/1"  # a format tag kept from the module it started in
-# Independent random streams per update (see derive_seed).
+
+
+@dataclass(kw_only=True)
+class PPOState(RunState):
+    """The statistics of a PPO run between updates (with :class:`RunState`'s counters and best). The
+    trained tensors (genome, log-std, critic) and Adam live on the trainer as modules; its checkpoint
+    holds them beside this state."""
+
+    obs_norm: ObsNormalizer | None = None
+    """Observation statistics, merged after each update and frozen within it; None when
+    ``train.obs_norm`` is off."""
+    ret_norm: ObsNormalizer
+    """Scalar moments of the discounted returns: the reward scale for the critic and GAE."""
 
 
 @dataclass
@@ -93,7 +104,7 @@ class PPOTrainer(RunLoop):
     trainer_name = "ppo"
 
     def __init__(self, config: ExperimentConfig, run_dir: Path,
-                 on_generation: Callable[[dict[str, Any]], None] | None = None):
+                 on_generation: Callback | None = None):
         if getattr(config, "trainer", "ppo") != "ppo":
             raise PlasticRLError(f"PPOTrainer needs trainer: ppo; got trainer: {config.trainer!r}")
         self.ppo = parse_ppo_config(getattr(config, "ppo", None))
@@ -134,55 +145,36 @@ class PPOTrainer(RunLoop):
         ], eps=1e-5)
 
     # -- state ---------------------------------------------------------------------------
-    def _fresh_state(self) -> dict[str, Any]:
+    def _fresh_state(self) -> PPOState:
         cfg = self.config
-        return {
-            "obs_norm": (ObsNormalizer(self.obs_dim, cfg.train.obs_clip, std_floor=cfg.train.obs_std_floor)
-                         if cfg.train.obs_norm else None),
-            # Scalar moments of discounted returns: the reward scale for critic and GAE.
-            "ret_norm": ObsNormalizer(1, clip=math.inf),
-            "generation": 0,
-            "env_steps": 0,
-            "best": {"eval_return": -math.inf, "generation": -1, "genome": None},
-            "elapsed": 0.0,
-            "wandb_id": self.run_dir.name.replace("/", "-")[-64:],
-        }
+        return PPOState(
+            obs_norm=(ObsNormalizer(self.obs_dim, cfg.train.obs_clip, std_floor=cfg.train.obs_std_floor)
+                      if cfg.train.obs_norm else None),
+            ret_norm=ObsNormalizer(1, clip=math.inf), wandb_id=default_wandb_id(self.run_dir))
 
-    def _save_checkpoint(self, state: dict[str, Any]) -> None:
+    def _save_checkpoint(self, state: PPOState) -> None:
         payload = {
             "format": CHECKPOINT_FORMAT,
             "genome": self.genome.detach().cpu().clone(),
             "log_std": self.log_std.detach().cpu().clone(),
             "critic": {k: v.detach().cpu().clone() for k, v in self.critic.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "obs_norm": state["obs_norm"].state_dict() if state["obs_norm"] is not None else None,
-            "ret_norm": state["ret_norm"].state_dict(),
-            **{k: state[k] for k in ("generation", "env_steps", "best", "elapsed", "wandb_id")},
+            "obs_norm": state.obs_norm.state_dict() if state.obs_norm is not None else None,
+            "ret_norm": state.ret_norm.state_dict(),
+            **state.counters(),
         }
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, payload)
 
-    def _load_checkpoint(self) -> dict[str, Any]:
-        path = self.run_dir / CHECKPOINT_FILE
-        if not path.is_file():
-            raise PlasticRLError(f"cannot resume: {str(self.run_dir)!r} has no {CHECKPOINT_FILE}")
-        payload = torch_load(path)
-        if payload.get("format") != CHECKPOINT_FORMAT:
-            raise PlasticRLError(f"checkpoint format {payload.get('format')!r} is not {CHECKPOINT_FORMAT!r} "
-                                 f"(was this run trained with trainer: ppo?)")
+    def _load_checkpoint(self) -> PPOState:
+        payload = load_checkpoint_payload(self.run_dir, CHECKPOINT_FORMAT, " (was this run trained with trainer: ppo?)")
         with torch.no_grad():
             self.genome.copy_(payload["genome"])
             self.log_std.copy_(payload["log_std"])
         self.critic.load_state_dict(payload["critic"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        return {
-            "obs_norm": ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None,
-            "ret_norm": ObsNormalizer.from_state_dict(payload["ret_norm"]),
-            "generation": int(payload["generation"]),
-            "env_steps": int(payload["env_steps"]),
-            "best": payload["best"],
-            "elapsed": float(payload["elapsed"]),
-            "wandb_id": payload["wandb_id"],
-        }
+        return PPOState(
+            obs_norm=ObsNormalizer.from_state_dict(payload["obs_norm"]) if payload["obs_norm"] else None,
+            ret_norm=ObsNormalizer.from_state_dict(payload["ret_norm"]), **PPOState.counters_from(payload))
 
     def _seed(self, update: int, stream: int) -> int:
         return derive_env_seed(self.config.seed, update, stream)
@@ -371,11 +363,11 @@ class PPOTrainer(RunLoop):
                       seed=derive_env_seed(self.config.seed, 0, Stream.PPO_EVAL_ENV), obs_norm=obs_norm)
         return res.return_stats(0)
 
-    def _save_agent(self, name: str, genome: torch.Tensor, state: dict[str, Any], eval_return: float) -> Path:
-        meta = training_metadata(self.config, self.run_dir, state["generation"], state["env_steps"], eval_return,
+    def _save_agent(self, name: str, genome: torch.Tensor, state: PPOState, eval_return: float) -> Path:
+        meta = training_metadata(self.config, self.run_dir, state.generation, state.env_steps, eval_return,
                                  trainer="ppo", log_std=self.log_std.detach().cpu().tolist())
         return save_agent(self.run_dir / name, self.eval_policy, config_to_dict(self.config)["policy"],
-                          genome.reshape(-1), state["obs_norm"], meta)
+                          genome.reshape(-1), state.obs_norm, meta)
 
     # -- the lifecycle's hooks ---------------------------------------------------------------------
     @property
@@ -387,38 +379,38 @@ class PPOTrainer(RunLoop):
         self.eval_env.close()
 
     def _is_scheduled_eval(self, step: int) -> bool:
-        return step % self.config.train.eval_every == 0 or step == self.config.train.generations
+        return step % self.schedule.eval_every == 0 or step == self.schedule.steps
 
-    def _current_genome(self, state: dict[str, Any]) -> torch.Tensor:
+    def _current_genome(self, state: PPOState) -> torch.Tensor:
         return self.genome.detach().cpu()[0].clone()
 
-    def _evaluate(self, genome: torch.Tensor, state: dict[str, Any]) -> tuple[float, float]:
-        return self.evaluate(state["obs_norm"])  # the actor's genome is ``genome``
+    def _evaluate(self, genome: torch.Tensor, state: PPOState) -> tuple[float, float]:
+        return self.evaluate(state.obs_norm)  # the actor's genome is ``genome``
 
-    def _summary_extra(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _summary_extra(self, state: PPOState) -> dict[str, Any]:
         return {"genome_dim": self.dim}
 
-    def _step(self, state: dict[str, Any]) -> dict[str, Any]:
+    def _step(self, state: PPOState) -> dict[str, Any]:
         """One update: collect a rollout, advantages, truncated-BPTT epochs; merge the statistics."""
         p = self.ppo
         t0 = time.perf_counter()
-        update = state["generation"]
+        update = state.generation
         self._set_lr(update)
-        ro = self.collect(update, state["obs_norm"])
+        ro = self.collect(update, state.obs_norm)
         rollout_seconds = time.perf_counter() - t0
-        adv, ret, values = self.advantages(ro, self._scaled_rewards(ro, state["ret_norm"]))
+        adv, ret, values = self.advantages(ro, self._scaled_rewards(ro, state.ret_norm))
         stats = self._update(ro, adv, ret, update)
-        if state["obs_norm"] is not None:
-            state["obs_norm"].update(ro.obs_moments)
+        if state.obs_norm is not None:
+            state.obs_norm.update(ro.obs_moments)
         steps = p.num_envs * p.rollout_steps
-        state["generation"] = g = update + 1
-        state["env_steps"] += steps
+        state.generation = g = update + 1
+        state.env_steps += steps
         valid = ro.valid
         var_ret = float(ret[valid].var())
         explained = float("nan") if var_ret == 0 else 1.0 - float((ret - values)[valid].var()) / var_ret
         episodes = ro.episode_returns
         return {
-            "generation": g, "update": g, "env_steps": state["env_steps"],
+            "generation": g, "update": g, "env_steps": state.env_steps,
             "episodes": len(episodes),
             "fitness_mean": float(np.mean(episodes)) if episodes else float("nan"),
             "fitness_max": float(np.max(episodes)) if episodes else float("nan"),

@@ -2,17 +2,27 @@
 
 The run directory mirrors the ES trainer's: ``config.yaml``, ``metrics.jsonl`` (``env_steps``,
 ``eval_return_mean`` of deterministic nominal episodes on held-out seeds, ``train_return_mean``),
-``model.zip`` + ``model.json`` and the W&B run (offline by default). ``train_perturbation``
-takes the values of the ES trainer's ``env.train_perturbation`` (``'train'``: domain
-randomisation; ``'damage'``: damage to the limbs the novel suite leaves intact; or one fixed
-perturbation), so a baseline can train under what the plastic agent trained under.
+``model.zip`` + ``model.json``, ``best_model.zip``, ``checkpoint.pt``, ``summary.json`` and the W&B
+run (offline by default). ``train_perturbation`` takes the values of the ES trainer's
+``env.train_perturbation`` (``'train'``: domain randomisation; ``'damage'``: damage to the limbs the
+novel suite leaves intact; or one fixed perturbation), so a baseline can train under what the
+plastic agent trained under.
+
+The run's lifecycle is :class:`plasticrl.trainers.lifecycle.RunLoop`'s, as for ES and PPO. One step
+of :class:`SB3Trainer` is one *chunk*: ``model.learn(n, reset_num_timesteps=False)`` up to the next
+multiple of the chunk size, which is ``eval_every`` rounded up to whole collection units (PPO: one
+rollout of ``n_steps`` x envs; SAC/TD3: ``train_freq`` steps), so the chunked run collects and
+updates exactly as one ``learn`` call over the whole budget would (learning-rate and clip-range
+*schedules*, which the JSON hyperparameters cannot express, would see a per-chunk horizon). Every
+chunk ends with an evaluation (one metrics row each), the best model so far and a checkpoint.
 """
 from __future__ import annotations
 
+import inspect
 import io
-import json
 import math
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +31,15 @@ import numpy as np
 
 from plasticrl.trainers.sb3.hyperparams import ALGOS, hyperparams, sb3_kwargs
 from plasticrl.errors import PlasticRLError, check_choice
-from plasticrl.io import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text
+from plasticrl.io import atomic_torch_save, atomic_write_bytes, atomic_write_json
 from plasticrl.rollouts.env_setup import check_training_condition
 from plasticrl.seeding import SB3_EVAL_SEED_OFFSET
-from plasticrl.trainers.runs import hold_run, stamp_run
+from plasticrl.trainers.lifecycle import BestEvaluation, Callback, RunLoop, RunSchedule, RunState, default_wandb_id
+from plasticrl.trainers.logger import RunLogger
+from plasticrl.trainers.runs import CHECKPOINT_FILE, stamp_run
 
-#: eval episodes use seeds far from the training seeds so the score is on unseen initial states
+#: the baselines train on one env (a DummyVecEnv of one)
+N_ENVS = 1
 
 
 def check_settings(algo: str, env_id: str, env_kwargs: dict[str, Any] | None = None,
@@ -181,17 +194,11 @@ def saved_settings(run_dir: Path) -> dict[str, Any]:
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """The dictionary :func:`write_checkpoint` wrote, read with ``torch.load(weights_only=True)``
-    (tensors and plain data only: a crafted file cannot run code)."""
+    (tensors and plain data only: a crafted file cannot run code; :func:`plasticrl.io.torch_load` says
+    in one line why a file is not that)."""
     from plasticrl.io import torch_load
 
-    try:
-        state = torch_load(path)
-    except PlasticRLError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever the file holds, one line and no traceback
-        detail = " ".join(str(exc).split())[:200]
-        raise PlasticRLError(f"cannot read baseline checkpoint {str(path)!r}: not a plasticrl checkpoint of "
-                             f"tensors and plain data ({type(exc).__name__}: {detail})") from None
+    state = torch_load(path)
     progress = state.get("progress") if isinstance(state, dict) else None
     ok = (isinstance(progress, dict) and state.get("format") == CHECKPOINT_FORMAT
           and isinstance(state.get("model"), bytes) and isinstance(state.get("ep_info"), list)
@@ -237,8 +244,6 @@ def _training_objects(algo: str, params: dict[str, Any], action_dim: int, ep_inf
                       window: int) -> dict[str, Any]:
     """The objects of a baseline's training state that SB3 pickles into its zip, rebuilt from the
     run's settings (what the constructor was given) and the checkpoint's episode statistics."""
-    import inspect
-
     from plasticrl.agents.sb3 import algo_class
 
     kwargs = sb3_kwargs(algo, params, action_dim)
@@ -260,11 +265,189 @@ def _evaluate_now(model, vec_normalize, meta: dict[str, Any], episodes: int, see
     return out["nominal"].returns
 
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = CHECKPOINT_FILE
 #: the pickled checkpoint of plasticrl versions before checkpoint.pt; never read (unpickling runs code)
 LEGACY_CHECKPOINT = "checkpoint.pkl"
 BEST_MODEL = "best_model.zip"
 FINAL_MODEL = "model.zip"
+
+
+def chunk_size(algo: str, params: dict[str, Any], eval_every: int) -> int:
+    """Env steps per chunk (one :class:`SB3Trainer` step): ``eval_every`` rounded up to whole units of
+    what one ``collect_rollouts`` gathers before SB3 updates (PPO: ``n_steps`` x envs; SAC/TD3:
+    ``train_freq`` steps x envs, or 1 for a ``train_freq`` in episodes, which always ends at an
+    episode end), so a chunk boundary is a boundary of SB3's own loop."""
+    from plasticrl.agents.sb3 import algo_class
+
+    signature = inspect.signature(algo_class(algo).__init__).parameters
+
+    def setting(name: str) -> Any:
+        return params.get(name, signature[name].default)
+
+    if algo == "ppo":
+        unit = int(setting("n_steps")) * N_ENVS
+    else:
+        freq = setting("train_freq")
+        count, what = (freq[0], freq[1]) if isinstance(freq, (list, tuple)) else (freq, "step")
+        unit = int(count) * N_ENVS if what == "step" else 1
+    return -(-eval_every // unit) * unit
+
+
+@dataclass(kw_only=True)
+class SB3State(RunState):
+    """The state of a baseline between chunks (with :class:`RunState`'s counters; ``generation``
+    counts chunks, each one evaluation). ``best.genome`` stays None: the best model is
+    ``best_model.zip``."""
+
+    model: Any = None
+    """The SB3 algorithm: weights, optimiser states, the replay buffer (SAC/TD3), episode statistics
+    and the observation the next chunk continues from."""
+    vec_normalize: Any = None
+    """The ``VecNormalize`` the model trains through (PPO, rl-zoo setting), or None."""
+
+    def progress(self) -> dict[str, Any]:
+        """The checkpoint's ``progress`` entry (plain data; ``evaluations`` counts chunks)."""
+        return {"env_steps": self.env_steps, "evaluations": self.generation,
+                "best_eval_return": float(self.best.eval_return), "best_generation": self.best.generation,
+                "elapsed": self.elapsed, "wandb_id": self.wandb_id}
+
+
+class SB3Trainer(RunLoop):
+    """One baseline run on the shared run loop; built by :func:`train_baseline` once its settings are
+    checked (module doc)."""
+
+    step_name = "chunks"
+    best_agent_file = BEST_MODEL
+    final_agent_file = FINAL_MODEL
+
+    def __init__(self, settings: dict[str, Any], run_dir: Path, wandb_mode: str = "offline", device: str = "cpu",
+                 checkpoint: dict[str, Any] | None = None, on_generation: Callback | None = None):
+        """``settings`` is the run's ``config.yaml`` mapping (``kind: sb3-baseline``); ``checkpoint``
+        the already read :func:`read_checkpoint` of a resumed run."""
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        self.settings = settings
+        self.algo, self.env_id, self.steps = settings["algo"], settings["env_id"], int(settings["steps"])
+        self.seed, self.params = int(settings["seed"]), settings["hyperparams"]
+        self.chunk = chunk_size(self.algo, self.params, int(settings["eval_every"]))
+        super().__init__(settings, run_dir, on_generation, self._schedule_from(0, 0))
+        self.trainer_name = f"sb3-{self.algo}"
+        self.wandb_mode, self.device, self._checkpoint = wandb_mode, device, checkpoint
+        self.meta = {"algo": self.algo, "env_id": self.env_id, "env_kwargs": settings["env_kwargs"],
+                     "train_perturbation": settings["train_perturbation"]}
+        self.venv = DummyVecEnv([lambda: make_env(self.env_id, settings["env_kwargs"], self.seed,
+                                                  settings["train_perturbation"])])
+        self.venv.seed(self.seed)
+        self.action_dim = int(np.prod(self.venv.action_space.shape))
+        self._saved_generation: int | None = None
+
+    def _schedule_from(self, chunks_done: int, env_steps_done: int) -> RunSchedule:
+        """The schedule of a run at ``chunks_done`` chunks and ``env_steps_done`` steps: the env-step
+        budget ends the run (``max_env_steps``); the chunk count only has to reach it. A resumed run may
+        stand off the chunk grid (a budget that was not a multiple, now raised): its first chunk then
+        ends at the next multiple, one chunk more than the steps left fill."""
+        left = max(self.steps - env_steps_done, 0)
+        chunks = -(-left // self.chunk) + (1 if left and env_steps_done % self.chunk else 0)
+        return RunSchedule(steps=chunks_done + chunks, eval_every=1, checkpoint_every=1, max_env_steps=self.steps,
+                           log_artifacts=True)
+
+    # -- state ---------------------------------------------------------------------------
+    def _fresh_state(self) -> SB3State:
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        from plasticrl.agents.sb3 import algo_class
+
+        vec_norm = VecNormalize(self.venv, norm_obs=True, norm_reward=True) if self.params.get("normalize") else None
+        model = algo_class(self.algo)("MlpPolicy", vec_norm if vec_norm is not None else self.venv, seed=self.seed,
+                                      device=self.device, verbose=0,
+                                      **sb3_kwargs(self.algo, self.params, self.action_dim))
+        return SB3State(model=model, vec_normalize=vec_norm, wandb_id=default_wandb_id(self.run_dir))
+
+    def _load_checkpoint(self) -> SB3State:
+        """The state of :func:`write_checkpoint`'s file. Checkpoints from before the shared run loop
+        (no ``best_generation``, ``elapsed``, ``wandb_id`` in ``progress``) resume too: their W&B id is
+        the run's ``wandb_id.txt``."""
+        from plasticrl.agents.sb3 import load_sb3_model, read_zip_data
+
+        checkpoint = self._checkpoint or read_checkpoint(self.run_dir / CHECKPOINT)
+        progress = checkpoint["progress"]
+        vec_norm = None
+        if checkpoint["vec_normalize"] is not None:
+            vec_norm = _restore_vec_normalize(checkpoint["vec_normalize"], self.venv)
+        window = read_zip_data(checkpoint["model"]).get("_stats_window_size", 100)
+        known = _training_objects(self.algo, self.params, self.action_dim, checkpoint["ep_info"],
+                                  window if isinstance(window, int) and window > 0 else 100)
+        model = load_sb3_model(checkpoint["model"], self.algo, (self.venv.observation_space, self.venv.action_space),
+                               env=vec_norm if vec_norm is not None else self.venv, device=self.device, known=known)
+        if checkpoint["replay_buffer"] is not None:
+            _restore_replay(checkpoint["replay_buffer"], model.replay_buffer)
+        legacy_id = self.run_dir / "wandb_id.txt"
+        wandb_id = progress.get("wandb_id") or (legacy_id.read_text().strip() if legacy_id.is_file() else "")
+        self._saved_generation = int(progress["evaluations"])
+        self.schedule = self._schedule_from(int(progress["evaluations"]), int(progress["env_steps"]))
+        return SB3State(model=model, vec_normalize=vec_norm, generation=int(progress["evaluations"]),
+                        env_steps=int(progress["env_steps"]), elapsed=float(progress.get("elapsed", 0.0)),
+                        best=BestEvaluation(eval_return=float(progress["best_eval_return"]),
+                                            generation=int(progress.get("best_generation", -1))),
+                        wandb_id=wandb_id or default_wandb_id(self.run_dir))
+
+    def _save_checkpoint(self, state: SB3State) -> None:
+        # The run's end saves again what its last chunk saved: a replay buffer is worth not writing twice.
+        if state.generation == self._saved_generation:
+            return
+        write_checkpoint(self.run_dir / CHECKPOINT, state.model, state.vec_normalize, state.progress())
+        self._saved_generation = state.generation
+
+    # -- one chunk -------------------------------------------------------------------------
+    def _step(self, state: SB3State) -> dict[str, Any]:
+        """``model.learn`` to the next chunk boundary (or the budget); the row's ``generation`` is the
+        chunk's (and its evaluation's) index from 0, as baseline rows have always counted."""
+        model = state.model
+        target = min((model.num_timesteps // self.chunk + 1) * self.chunk, self.steps)
+        if target > model.num_timesteps:
+            model.learn(total_timesteps=target - model.num_timesteps, reset_num_timesteps=False, progress_bar=False)
+        state.generation += 1
+        state.env_steps = int(model.num_timesteps)
+        row: dict[str, Any] = {"generation": state.generation - 1, "env_steps": state.env_steps}
+        recent = [ep["r"] for ep in model.ep_info_buffer or []]
+        if recent:
+            row["train_return_mean"] = float(np.mean(recent))
+        return row
+
+    def _current_genome(self, state: SB3State) -> None:
+        return None  # the agent is the model in the state
+
+    def _evaluate(self, genome: None, state: SB3State) -> tuple[float, float]:
+        returns = _evaluate_now(state.model, state.vec_normalize, self.meta, int(self.settings["eval_episodes"]),
+                                self.seed + SB3_EVAL_SEED_OFFSET)
+        return float(returns.mean()), float(returns.std())
+
+    def _save_agent(self, name: str, genome: None, state: SB3State, eval_return: float) -> Path:
+        return save_model(state.model, state.vec_normalize, self.run_dir / name,
+                          {**self.meta, "env_steps": int(state.model.num_timesteps)})
+
+    # -- the lifecycle's hooks -------------------------------------------------------------
+    @property
+    def policy_kernel(self) -> None:
+        return None  # an SB3 MLP has no kernel choice
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def _stamp(self, resume: bool, started: bool) -> None:
+        # A run killed before its first checkpoint (config.yaml only) starts again from step 0.
+        stamp_run(self.run_dir, self.settings, resume=started)
+
+    def _open_logger(self, state: SB3State, resume: bool) -> RunLogger:
+        return RunLogger(self.run_dir, self.settings, wandb_mode=self.wandb_mode, run_name=self.run_dir.name,
+                         tags=["baseline", self.algo], run_id=state.wandb_id,
+                         resume_from_generation=state.generation - 1 if resume else -1)
+
+    def _artifact_name(self, which: str) -> str:
+        return f"{self.algo}-{self.env_id}" + ("-best" if which == "best" else "")
+
+    def _summary_extra(self, state: SB3State) -> dict[str, Any]:
+        return {"chunk_env_steps": self.chunk}
 
 
 def train_baseline(
@@ -281,14 +464,18 @@ def train_baseline(
     wandb_mode: str = "offline",
     device: str = "cpu",
     resume: bool = False,
+    on_chunk: Callback | None = None,
 ) -> Path:
     """Train ``algo`` for ``steps`` env steps; returns the path of the saved final ``model.zip``.
 
-    At every evaluation the run writes ``checkpoint.pt`` (atomically) and, when the evaluation
-    return is the best so far, ``best_model.zip``. ``resume=True`` continues a killed run from its
-    checkpoint: same weights, optimiser states, replay buffer, normalisation statistics and step
-    count; the episode that was running when it stopped starts afresh, so unlike the ES trainer
-    the continuation is not bit-identical to an uninterrupted run.
+    The run goes in chunks of ``eval_every`` env steps (rounded up to whole PPO rollouts or
+    ``train_freq`` units, see :func:`chunk_size`); after each chunk it evaluates, writes the row,
+    ``best_model.zip`` when the evaluation is the best so far, and ``checkpoint.pt`` (atomically);
+    ``on_chunk(row)`` is called after each. ``resume=True`` continues a killed run from its last
+    chunk: same weights, optimiser states, replay buffer, normalisation statistics, step count and
+    metrics rows (a budget at or below the steps done trains nothing more and finishes); the episode that was running when it stopped starts afresh and the random streams
+    are not restored, so unlike the ES trainer the continuation is not bit-identical to an
+    uninterrupted run.
     """
     if steps < 1:
         raise PlasticRLError(f"steps must be >= 1; got {steps}")
@@ -319,110 +506,6 @@ def train_baseline(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PlasticRLError(f"cannot create the run directory {str(out)!r}: {exc.strerror or exc}") from None
-    with hold_run(out):
-        return _train_baseline_held(algo, env_id, steps, out, seed, env_kwargs, train_perturbation, params, config,
-                                    eval_every, eval_episodes, wandb_mode, device, checkpoint)
-
-
-def _train_baseline_held(algo: str, env_id: str, steps: int, out: Path, seed: int, env_kwargs: dict[str, Any],
-                         train_perturbation: Any, params: dict[str, Any], config: dict[str, Any], eval_every: int,
-                         eval_episodes: int, wandb_mode: str, device: str, checkpoint: dict[str, Any] | None
-                         ) -> Path:
-    """:func:`train_baseline` once its settings (and checkpoint, to resume from) are checked and its run
-    directory is held."""
-    from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
-    from plasticrl.agents.sb3 import algo_class
-    from plasticrl.trainers.logger import RunLogger
-
-    # A run killed before its first checkpoint (config.yaml only) starts again from step 0.
-    stamp_run(out, config, resume=checkpoint is not None)
-    meta = {"algo": algo, "env_id": env_id, "env_kwargs": env_kwargs, "train_perturbation": train_perturbation}
-
-    venv = DummyVecEnv([lambda: make_env(env_id, env_kwargs, seed, train_perturbation)])
-    venv.seed(seed)
-    progress = {"env_steps": 0, "evaluations": 0, "best_eval_return": -float("inf")}
-    if checkpoint is None:
-        vec_norm = VecNormalize(venv, norm_obs=True, norm_reward=True) if params.get("normalize") else None
-        train_env = vec_norm if vec_norm is not None else venv
-        model = algo_class(algo)("MlpPolicy", train_env, seed=seed, device=device, verbose=0,
-                                 **sb3_kwargs(algo, params, int(np.prod(venv.action_space.shape))))
-    else:
-        from plasticrl.agents.sb3 import load_sb3_model, read_zip_data
-
-        progress.update(checkpoint["progress"])
-        vec_norm = None
-        if checkpoint["vec_normalize"] is not None:
-            vec_norm = _restore_vec_normalize(checkpoint["vec_normalize"], venv)
-        train_env = vec_norm if vec_norm is not None else venv
-        window = read_zip_data(checkpoint["model"]).get("_stats_window_size", 100)
-        known = _training_objects(algo, params, int(np.prod(venv.action_space.shape)), checkpoint["ep_info"],
-                                  window if isinstance(window, int) and window > 0 else 100)
-        model = load_sb3_model(checkpoint["model"], algo, (venv.observation_space, venv.action_space), env=train_env,
-                               device=device, known=known)
-        if checkpoint["replay_buffer"] is not None:
-            _restore_replay(checkpoint["replay_buffer"], model.replay_buffer)
-    logger = RunLogger(out, config, wandb_mode=wandb_mode, run_name=out.name, tags=["baseline", algo],
-                       run_id=_wandb_id(out), resume_from_generation=(progress["evaluations"] - 1
-                                                                      if checkpoint is not None else None))
-
-    class _Eval(BaseCallback):
-        """Every ``eval_every`` steps (and at the end): deterministic nominal episodes -> metrics.jsonl,
-        the best model so far, and a checkpoint."""
-
-        def __init__(self):
-            super().__init__()
-            self.next_eval = (progress["env_steps"] // eval_every + 1) * eval_every
-
-        def log_now(self) -> None:
-            returns = _evaluate_now(self.model, vec_norm, meta, eval_episodes, seed + SB3_EVAL_SEED_OFFSET)
-            recent = [ep["r"] for ep in self.model.ep_info_buffer]
-            row = {"generation": progress["evaluations"], "env_steps": int(self.num_timesteps),
-                   "eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std())}
-            if recent:
-                row["train_return_mean"] = float(np.mean(recent))
-            logger.log(row)
-            if row["eval_return_mean"] > progress["best_eval_return"]:
-                progress["best_eval_return"] = row["eval_return_mean"]
-                save_model(self.model, vec_norm, out / BEST_MODEL, {**meta, "env_steps": row["env_steps"]})
-            progress["evaluations"] += 1
-            progress["env_steps"] = int(self.num_timesteps)
-            write_checkpoint(out / CHECKPOINT, self.model, vec_norm, dict(progress))
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_eval:
-                self.next_eval += eval_every
-                self.log_now()
-            return True
-
-    callback = _Eval()
-    try:
-        remaining = steps - progress["env_steps"]
-        if remaining > 0:
-            model.learn(total_timesteps=remaining, callback=callback, progress_bar=False,
-                        reset_num_timesteps=checkpoint is None)
-        if progress["evaluations"] == 0 or model.num_timesteps % eval_every:
-            callback.log_now()
-        path = save_model(model, vec_norm, out / FINAL_MODEL, {**meta, "env_steps": int(model.num_timesteps)})
-        logger.log_artifact(path, name=f"{algo}-{env_id}", kind="model", aliases=["final"])
-        logger.log_artifact(out / BEST_MODEL, name=f"{algo}-{env_id}-best", kind="model", aliases=["best"])
-        summary = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-        logger.summary({"final_eval_return": summary["eval_return_mean"], "env_steps": summary["env_steps"],
-                        "best_eval_return": progress["best_eval_return"]})
-    finally:
-        logger.finish()
-        train_env.close()
-    return path
-
-
-def _wandb_id(run_dir: Path) -> str:
-    """A W&B run id kept in the run directory, so a resumed baseline logs to the same W&B run."""
-    path = run_dir / "wandb_id.txt"
-    if path.is_file():
-        return path.read_text().strip()
-    import uuid
-
-    run_id = uuid.uuid4().hex[:12]
-    atomic_write_text(path, run_id + "\n")
-    return run_id
+    SB3Trainer(config, out, wandb_mode=wandb_mode, device=device, checkpoint=checkpoint,
+               on_generation=on_chunk).train(resume=resume)
+    return out / FINAL_MODEL
