@@ -180,38 +180,13 @@ def _lif_layer(v_row, a_row, cur, xo, n_out, w, thl, is_alif, beta_a, rho, rho_w
         xo[i] = s
 
 
-def _matvec_rows(Wn, x, out, zero):
-    # out[:n_out] = Wn @ x[:n_in] for a dense input: four independent row sums at a time, each in
-    # input order (the layout that vectorises over a row-major [out, in] matrix)
+def _matvec_rows(Wn, x, out):
+    # out[:n_out] = Wn @ x[:n_in] for a dense input, by BLAS gemv (numba calls scipy's BLAS): measured
+    # 1.5-3x faster than an in-order loop of four row sums at a time, whose reductions LLVM may not
+    # vectorise without fastmath. Matrices under OpenBLAS's threading threshold (m x n < 9216: every
+    # layer of the shipped configs) run on the calling thread.
     n_out, n_in = Wn.shape
-    i = 0
-    while i + 4 <= n_out:
-        r0 = Wn[i]
-        r1 = Wn[i + 1]
-        r2 = Wn[i + 2]
-        r3 = Wn[i + 3]
-        a0 = zero
-        a1 = zero
-        a2 = zero
-        a3 = zero
-        for j in range(n_in):
-            xj = x[j]
-            a0 += r0[j] * xj
-            a1 += r1[j] * xj
-            a2 += r2[j] * xj
-            a3 += r3[j] * xj
-        out[i] = a0
-        out[i + 1] = a1
-        out[i + 2] = a2
-        out[i + 3] = a3
-        i += 4
-    while i < n_out:
-        row = Wn[i]
-        acc = zero
-        for j in range(n_in):
-            acc += row[j] * x[j]
-        out[i] = acc
-        i += 1
+    np.dot(Wn, x[:n_in], out[:n_out])
 
 
 def _trace(row, x, n, w, one):
@@ -255,7 +230,7 @@ def _act_py(obs, gain, bias, centres, sigma, population, spiking_in, in_v, in_w,
             for k in range(n_in):
                 cin[k] = gain[n, k] * obs[n, k] + bias[n, k]
         if not spiking_in:
-            _matvec_rows(W[0][n], cin, drive0, zero)
+            _matvec_rows(W[0][n], cin, drive0)
             if plastic[0]:
                 P0 = pre[0][n]
                 for j in range(n_in):
@@ -335,12 +310,11 @@ def _sanitise_row(actions, n, mid, invalid):
             actions[n, i] = mid[i]
 
 
-def _mlp_act_py(obs, W, pre, post, plastic, mid, half, invalid, actions, buf, c):
+def _mlp_act_py(obs, W, pre, post, plastic, mid, half, invalid, actions, buf):
     # HebbianMLPPolicy._act: x_{l+1} = tanh(W_l x_l), the plastic layers keep x_l and x_{l+1}
     # as pre and post, action = mid + half * x_L
     N = obs.shape[0]
     L = len(W)
-    zero = c[0]
     xi = buf[0]
     xo = buf[1]
     for n in range(N):
@@ -349,7 +323,7 @@ def _mlp_act_py(obs, W, pre, post, plastic, mid, half, invalid, actions, buf, c)
         for l in range(L):
             Wn = W[l][n]
             n_out, n_pre = Wn.shape
-            _matvec_rows(Wn, xi, xo, zero)
+            _matvec_rows(Wn, xi, xo)
             for i in range(n_out):
                 xo[i] = math.tanh(xo[i])
             if plastic[l]:
@@ -821,5 +795,5 @@ class HebbianMLPFusedStep(_FusedGlue):
         pol = self.policy
         actions = torch.empty((pol.num_rows, pol.act_dim), dtype=pol.dtype)
         mlp_act_kernel(obs.detach().contiguous().numpy(), self.W, self.pre, self.post, self.plastic, self.mid,
-                       self.half, self.invalid_np, actions.numpy(), self.buf, self.consts)
+                       self.half, self.invalid_np, actions.numpy(), self.buf)
         return actions
