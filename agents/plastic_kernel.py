@@ -13,9 +13,12 @@ update is the same job for both policies, with ``pre``/``post`` the MLP's activi
 spike traces.
 
 The maths and the order of operations are the torch path's, in the policy's dtype (no fastmath),
-so results agree to rounding: matvec sums run in a different order than BLAS's, and
-``tanh``/``exp`` come from libm instead of torch's vectorised versions. All kernels release the
-GIL (``nogil``) and loop over the rows they are given, so callers may run row shards on threads.
+so results agree to rounding: dense matvecs run through scipy's BLAS gemv rather than torch's
+bmm, the spiking layers' sparse sums in input order, and ``tanh``/``exp`` come from libm instead
+of torch's vectorised versions. All kernels release the GIL (``nogil``) and loop over the rows
+they are given, so callers may run row shards on threads; a gemv stays on the calling thread below
+OpenBLAS's threading threshold (``m x n < 2304 x GEMM_MULTITHREAD_THRESHOLD``, 9216 by default),
+which every layer of the shipped configs is.
 
 The policy's state stays the torch tensors of ``policy.live_state``; the glue classes
 (:class:`FusedStep`, :class:`HebbianMLPFusedStep`) operate on them in place through
@@ -182,9 +185,8 @@ def _lif_layer(v_row, a_row, cur, xo, n_out, w, thl, is_alif, beta_a, rho, rho_w
 
 def _matvec_rows(Wn, x, out):
     # out[:n_out] = Wn @ x[:n_in] for a dense input, by BLAS gemv (numba calls scipy's BLAS): measured
-    # 1.5-3x faster than an in-order loop of four row sums at a time, whose reductions LLVM may not
-    # vectorise without fastmath. Matrices under OpenBLAS's threading threshold (m x n < 9216: every
-    # layer of the shipped configs) run on the calling thread.
+    # 1.5-3x faster than an in-order loop of four row sums at a time, whose reductions LLVM does not
+    # vectorise without fastmath (see the module docstring for threads)
     n_out, n_in = Wn.shape
     np.dot(Wn, x[:n_in], out[:n_out])
 
