@@ -280,16 +280,13 @@ class HebbianMLPConfig(_Strict):
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()
     kernel: Literal["auto", "torch", "fused"] = Field(
-        "auto", description="auto (the default) and torch run the torch path: the fused numba kernel covers "
-        "plastic_spiking, not hebbian_mlp"
+        "auto",
+        description="auto: fused where it covers the policy (CPU, no autograd, numba installed, modulation "
+        "none/reward/rpe, no eligibility traces), else torch; the policy's `kernel` attribute says which; "
+        "torch: one torch op per array operation (every option, CPU or CUDA, autograd); "
+        "fused: one numba CPU kernel per act/learn for gradient-free rollouts (needs plasticrl[fast]; "
+        "options it does not cover are rejected at construction)",
     )
-
-    @model_validator(mode="after")
-    def _no_fused_kernel(self) -> "HebbianMLPConfig":
-        if self.kernel == "fused":
-            raise ValueError("policy.kernel 'fused' has no kernel for kind hebbian_mlp (it covers plastic_spiking "
-                             "only); valid choices here: torch")
-        return self
 
     @model_validator(mode="after")
     def _something_to_search(self) -> "HebbianMLPConfig":

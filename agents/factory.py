@@ -64,7 +64,7 @@ def make_policy(
     if isinstance(cfg, PlasticSpikingConfig):
         return PlasticSpikingPolicy(obs_dim, act_dim, low, high, cfg, device, dtype, autograd)
     if isinstance(cfg, HebbianMLPConfig):
-        return HebbianMLPPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
+        return HebbianMLPPolicy(obs_dim, act_dim, low, high, cfg, device, dtype, autograd)
     if isinstance(cfg, LinearConfig):
         return LinearPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)
     return MLPPolicy(obs_dim, act_dim, low, high, cfg, device, dtype)

@@ -19,6 +19,11 @@ the action bounds and the rule's ``post`` of the output layer is that tanh (thei
 runs do the same; their MuJoCo runs clip the linear output instead); ``eta = searched eta x
 plasticity.eta_scale`` so that one ES step size suits all coefficients.
 
+Kernels: ``kernel: fused`` runs ``act`` and ``learn`` as one numba call each
+(:class:`plasticrl.agents.plastic_kernel.HebbianMLPFusedStep`, on the same torch state, equal to the
+torch path to rounding); ``kernel: auto`` picks it on the CPU without autograd where it covers the
+options (``self.kernel``, ``self.kernel_reason`` say what was picked and why).
+
 Initial weights: ``initial_weights.kind: random`` (the peers' setting) draws them from
 ``U[-scale, scale]`` or ``N(0, scale^2)`` at every episode (or once per member) and keeps them
 out of the genome; ``evolved`` searches them (``layers.{l}.w``, unit scale times a fixed
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,7 +41,6 @@ import torch
 from plasticrl.agents.base import BatchedPolicy
 from plasticrl.agents.config import HebbianMLPConfig
 from plasticrl.agents.initial_weights import EpisodeWeights, InitialWeightDraws
-from plasticrl.errors import PlasticRLError
 from plasticrl.genome import GenomeSpec, ParamGroup
 from plasticrl.plasticity import (
     bound_weights,
@@ -54,6 +59,27 @@ NAJARRO_ANT_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
 NAJARRO_ANT_SEARCHED = 5 * NAJARRO_ANT_SYNAPSES
 
 
+@dataclass(frozen=True)
+class HebbianKernelConstants:
+    """What a compiled kernel needs of the policy besides its genome and state, fixed at construction:
+    the action affine map (mid, half range)."""
+
+    action_mid: torch.Tensor
+    action_half: torch.Tensor
+
+
+@dataclass(frozen=True)
+class HebbianKernelParameters:
+    """The loaded parameters as the control step uses them, rebuilt at every ``load_genome``: each
+    layer's initial weights (``[N, out, in]``; for random per-episode weights the current episodes'
+    draws, None before the first reset), per plastic layer its rule coefficients (``eta`` already
+    multiplied by ``plasticity.eta_scale``), and the modulator gain (None without one)."""
+
+    initial_weights: list[torch.Tensor] | None
+    coefficients: dict[int, dict[str, torch.Tensor]]
+    modulator_gain: torch.Tensor | None
+
+
 class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
     """Population-batched Hebbian MLP (see module docstring); rows ``N = P * E``."""
 
@@ -66,13 +92,13 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         config: HebbianMLPConfig | Mapping[str, Any] | None = None,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
+        autograd: bool = False,
     ):
+        """``autograd``: the policy will be differentiated, so ``kernel: auto`` picks torch."""
         if config is None:
             config = HebbianMLPConfig()
         elif isinstance(config, Mapping):
             config = HebbianMLPConfig.model_validate(dict(config))
-        if config.kernel == "fused":  # the config refuses it too; a constructed config may bypass that
-            raise PlasticRLError("policy.kernel 'fused' has no kernel for kind hebbian_mlp; valid choices: torch")
         super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype,
                          config.reward_input, config.reward_input_scale)
         self.config = cfg = config
@@ -94,6 +120,11 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         self._draws = (InitialWeightDraws(cfg.initial_weights, shapes, self.device, self.dtype)
                        if cfg.initial_weights.kind == "random" else None)
         self._genome = self._build_genome().select(cfg.genome.search, cfg.genome.fix)
+        # kernel "fused": act/learn as one numba call each; "auto" picks it where it covers the policy
+        from plasticrl.agents.plastic_kernel import HebbianMLPFusedStep, pick_kernel
+
+        self.kernel, self.kernel_reason = pick_kernel(cfg, self.device, self._genome, autograd)
+        self._fused = HebbianMLPFusedStep(self) if self.kernel == "fused" else None
 
     # -- genome ---------------------------------------------------------------------
     def _coefficient_names(self) -> tuple[str, ...]:
@@ -161,6 +192,26 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         self._mod_gain = params["modulator.gain"].reshape(-1) if "modulator.gain" in params else None
         self._mod_w = {l: params[f"layers.{l}.mod_w"] for l in self.plastic_layers if self.modulation == "neurons"}
         self._mod_b = {l: params[f"layers.{l}.mod_b"] for l in self.plastic_layers if self.modulation == "neurons"}
+        if self._fused is not None:
+            self._fused.set_parameters(params)
+
+    # -- the public view a compiled kernel reads (plasticrl.agents.plastic_kernel) ------------------
+    def kernel_constants(self) -> HebbianKernelConstants:
+        """The constants of the control step (see :class:`HebbianKernelConstants`)."""
+        return HebbianKernelConstants(self._action_mid, self._action_half)
+
+    def kernel_parameters(self) -> HebbianKernelParameters:
+        """The loaded parameters as the control step uses them (see :class:`HebbianKernelParameters`)."""
+        initial = list(self._w_init) if hasattr(self, "_w_init") else None
+        return HebbianKernelParameters(initial, self._coeffs, self._mod_gain)
+
+    @property
+    def live_state(self) -> dict[str, Any]:
+        """The live per-row episode state the control step reads and writes in place (not a copy):
+        ``weights`` (fast weights), ``pre``/``post`` activity of the plastic layers' last forward pass,
+        ``elig`` (eligibility traces), ``baseline`` (the RPE's reward estimate or None). A kernel may
+        replace its tensors by contiguous copies of the same values."""
+        return self._state
 
     # -- episode state ----------------------------------------------------------------
     def _fresh_state(self) -> dict[str, Any]:
@@ -175,7 +226,6 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
             "baseline": zeros() if self.modulation == "rpe" else None,
         }
 
-
     @property
     def uses_reward(self) -> bool:
         """Reward input, or plasticity gated by the reward, its prediction error or modulatory neurons."""
@@ -183,6 +233,8 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
 
     # -- control step -----------------------------------------------------------------
     def _act(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fused is not None:
+            return self._fused.act(x)
         s = self._state
         for l, w in enumerate(s["weights"]):
             # [N, in] @ [N, in, out]: one batched GEMM on the transposed view (see plastic_spiking._matvec)
@@ -199,6 +251,9 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         # eta_scale 0 (the frozen twin): the weights stay exactly at their start; running the rule
         # would still apply the bound (normalise rescales every step)
         if not self.plastic_layers or p.eta_scale == 0:
+            return
+        if self._fused is not None:
+            self._fused.learn(reward)
             return
         s = self._state
         m = None

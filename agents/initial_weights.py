@@ -88,8 +88,9 @@ class InitialWeightDraws:
 class EpisodeWeights:
     """Mixin of the policies whose fast weights start every episode from ``self._w_init`` (evolved, or
     drawn by :class:`InitialWeightDraws` in ``self._draws``): the reset that draws per-episode weights
-    for the reset rows and restores their state, and the two weight views. A policy that caches the
-    initial weights elsewhere (the fused kernel) refreshes it in :meth:`_initial_weights_changed`."""
+    for the reset rows and restores their state, and the two weight views. The fused kernel's glue
+    (``self._fused``, None on the torch path) caches the initial weights for its finite guard and is
+    refreshed in :meth:`_initial_weights_changed`."""
 
     def _reset(self, mask: torch.Tensor | None) -> None:
         if self._draws is not None and self._draws.per_episode:
@@ -102,7 +103,10 @@ class EpisodeWeights:
         self._state = merge_rows(mask, fresh, self._state)
 
     def _initial_weights_changed(self) -> None:
-        """Called after new per-episode initial weights were drawn."""
+        """Called after new per-episode initial weights were drawn: the fused kernel re-reads them."""
+        fused = getattr(self, "_fused", None)
+        if fused is not None:
+            fused.set_initial_weights()
 
     @property
     def fast_weights(self) -> list[torch.Tensor]:

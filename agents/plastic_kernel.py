@@ -1,20 +1,33 @@
-"""Fused numba CPU kernels for :class:`PlasticSpikingPolicy`'s control step (``kernel: fused``).
+"""Fused numba CPU kernels for the plastic policies' control step (``kernel: fused``).
 
-The torch path spends most of a control step in per-op dispatch (~80 small ops for a one-hidden-
-layer BCM policy). Here :func:`act_kernel` runs the whole of ``act`` (encode, K sub-steps of
-LIF/ALIF layers with pre/post traces, decoding, action sanitising) and :func:`learn_kernel`
-the whole of ``learn`` (modulator, rule, bounds, finite guard, BCM threshold) in one call
-each, looping over rows and neurons inside numba. The maths and the order of operations are
-the torch path's, in the policy's dtype (no fastmath), so results agree to rounding: matvec
-sums run in a different order than BLAS's, and ``tanh``/``exp`` come from libm instead of
-torch's vectorised versions.
+:class:`PlasticSpikingPolicy`: the torch path spends most of a control step in per-op dispatch
+(~80 small ops for a one-hidden-layer BCM policy). Here :func:`act_kernel` runs the whole of
+``act`` (encode, K sub-steps of LIF/ALIF layers with pre/post traces, decoding, action
+sanitising) and :func:`learn_kernel` the whole of ``learn`` (modulator, rule, bounds, finite
+guard, BCM threshold) in one call each, looping over rows and neurons inside numba.
 
-The policy's state stays the torch tensors of ``policy.live_state``; :class:`FusedStep` operates on
-them in place through ``tensor.numpy()`` views (shared memory), so ``fast_weights``,
-``reset(mask)``, ``member_invalid()`` and the rest keep working unchanged.
+:class:`HebbianMLPPolicy` (``kind: hebbian_mlp``): :func:`mlp_act_kernel` runs its ``act`` (tanh
+layers, pre/post of the plastic layers, action sanitising) and the same :func:`learn_kernel` its
+``learn`` (the ABCD or Oja rule at every sharing level, modulator, bounds, finite guard): the
+update is the same job for both policies, with ``pre``/``post`` the MLP's activities instead of
+spike traces.
+
+The maths and the order of operations are the torch path's, in the policy's dtype (no fastmath),
+so results agree to rounding: dense matvecs run through scipy's BLAS gemv rather than torch's
+bmm, the spiking layers' sparse sums in input order, and ``tanh``/``exp`` come from libm instead
+of torch's vectorised versions. All kernels release the GIL (``nogil``) and loop over the rows
+they are given, so callers may run row shards on threads; a gemv stays on the calling thread below
+OpenBLAS's threading threshold (``m x n < 2304 x GEMM_MULTITHREAD_THRESHOLD``, 9216 by default),
+which every layer of the shipped configs is.
+
+The policy's state stays the torch tensors of ``policy.live_state``; the glue classes
+(:class:`FusedStep`, :class:`HebbianMLPFusedStep`) operate on them in place through
+``tensor.numpy()`` views (shared memory), so ``fast_weights``, ``reset(mask)``,
+``member_invalid()`` and the rest keep working unchanged.
 
 :func:`fused_unsupported` lists the configuration options the kernels do not cover; a policy
-built with ``kernel: fused`` and any of them raises :class:`PlasticRLError` naming each one.
+built with ``kernel: fused`` and any of them raises :class:`PlasticRLError` naming each one on
+one line; ``kernel: auto`` (:func:`pick_kernel`) picks the torch path instead and says why.
 """
 from __future__ import annotations
 
@@ -37,6 +50,7 @@ NUMBA_HINT = 'policy.kernel "fused" needs numba: pip install "plasticrl[fast]" (
 _RULE_CODES = {"bcm": 0, "oja": 1, "hebbian_abcd": 2}
 _MODULATION_CODES = {"none": 0, "reward": 1, "rpe": 2}
 _BOUND_CODES = {"none": 0, "clip": 1, "normalise": 2}
+_TORCH_OK = "kernel: torch (every option), or kernel: auto (picks torch here)"
 
 
 def require_numba() -> None:
@@ -50,38 +64,47 @@ def require_numba() -> None:
 
 
 def fused_unsupported(config, device: str | torch.device = "cpu", genome=None) -> list[str]:
-    """Every option of a :class:`PlasticSpikingConfig` that ``kernel: fused`` does not cover.
+    """Every option of a policy config (:class:`PlasticSpikingConfig` or :class:`HebbianMLPConfig`)
+    that ``kernel: fused`` does not cover, each as ``"setting: value (what fused covers)"``.
 
-    ``genome`` (the policy's :class:`GenomeSpec`, optional) lets it also report neuron
+    ``genome`` (the policy's :class:`GenomeSpec`, optional) lets it also report spiking neuron
     constants that are searched (the kernels take them as fixed numbers).
     """
-    cfg = config
-    out: list[str] = []
-    torch_ok = "(kernel: torch supports it)"
     dev = torch.device(device) if not isinstance(device, torch.device) else device
+    out: list[str] = []
     if dev.type != "cpu":
-        out.append(f"device: {str(dev)!r}; the fused kernel runs on the CPU only {torch_ok}")
-    if cfg.recurrent:
-        out.append(f"recurrent: true {torch_ok}")
-    if cfg.synapse != "static":
-        out.append(f"synapse: {cfg.synapse!r} (short-term plasticity) {torch_ok}")
-    if cfg.input_plasticity.rule != "none":
-        out.append(f"input_plasticity.rule: {cfg.input_plasticity.rule!r} {torch_ok}")
-    if cfg.neuron.refractory > 0.0:
-        out.append(f"neuron.refractory: {cfg.neuron.refractory!r} (only 0 is fused) {torch_ok}")
-    p = cfg.plasticity
-    if p.rule != "none" and p.rule not in _RULE_CODES:
-        out.append(f"plasticity.rule: {p.rule!r} {torch_ok}")
+        out.append(f"device: {str(dev)!r} (fused runs on cpu only)")
+    if config.kind != "hebbian_mlp":
+        out.extend(_spiking_unsupported(config, genome))
+    p = config.plasticity
     if p.rule != "none":
         if p.modulation not in _MODULATION_CODES:
-            out.append(f"plasticity.modulation: {p.modulation!r} {torch_ok}")
+            out.append(f"plasticity.modulation: {p.modulation!r} (fused covers {', '.join(_MODULATION_CODES)})")
         if p.eligibility_tau is not None:
-            out.append(f"plasticity.eligibility_tau: {p.eligibility_tau!r} (eligibility traces) {torch_ok}")
+            out.append(f"plasticity.eligibility_tau: {p.eligibility_tau!r} (eligibility traces; fused covers "
+                       "only null)")
+    return out
+
+
+def _spiking_unsupported(cfg, genome) -> list[str]:
+    # the options only the spiking policy has
+    out: list[str] = []
+    if cfg.recurrent:
+        out.append("recurrent: true (fused covers false)")
+    if cfg.synapse != "static":
+        out.append(f"synapse: {cfg.synapse!r} (short-term plasticity; fused covers static)")
+    if cfg.input_plasticity.rule != "none":
+        out.append(f"input_plasticity.rule: {cfg.input_plasticity.rule!r} (fused covers none)")
+    if cfg.neuron.refractory > 0.0:
+        out.append(f"neuron.refractory: {cfg.neuron.refractory!r} (fused covers only 0)")
+    p = cfg.plasticity
+    if p.rule != "none" and p.rule not in _RULE_CODES:
+        out.append(f"plasticity.rule: {p.rule!r} (fused covers {', '.join(_RULE_CODES)}, none)")
     if genome is not None:
         searched = {g.name for g in genome.groups if g.searched}
         for name in sorted(searched):
             if name.endswith((".tau_mem", ".v_th")) and (name.startswith("layers.") or name == "decoder.tau_mem"):
-                out.append(f"genome.search: {name!r} is searched; the fused kernel needs it fixed {torch_ok}")
+                out.append(f"genome.search: {name!r} is searched (fused needs the neuron constants fixed)")
     return out
 
 
@@ -114,10 +137,11 @@ def pick_kernel(config, device: str | torch.device = "cpu", genome=None, autogra
 
 
 def check_supported(config, device, genome=None) -> None:
-    """Raise :class:`PlasticRLError` listing :func:`fused_unsupported`, then check numba."""
+    """Raise :class:`PlasticRLError` listing :func:`fused_unsupported` on one line, then check numba."""
     problems = fused_unsupported(config, device, genome)
     if problems:
-        raise PlasticRLError("policy.kernel 'fused' does not cover:\n  " + "\n  ".join(problems))
+        raise PlasticRLError(f"policy.kernel 'fused' does not cover {'; '.join(problems)}; "
+                             f"valid choices for this policy: {_TORCH_OK}")
     require_numba()
 
 
@@ -157,6 +181,14 @@ def _lif_layer(v_row, a_row, cur, xo, n_out, w, thl, is_alif, beta_a, rho, rho_w
         if is_alif:
             a_row[i] = rho * a_row[i] + rho_w * s
         xo[i] = s
+
+
+def _matvec_rows(Wn, x, out):
+    # out[:n_out] = Wn @ x[:n_in] for a dense input, by BLAS gemv (numba calls scipy's BLAS): measured
+    # 1.5-3x faster than an in-order loop of four row sums at a time, whose reductions LLVM does not
+    # vectorise without fastmath (see the module docstring for threads)
+    n_out, n_in = Wn.shape
+    np.dot(Wn, x[:n_in], out[:n_out])
 
 
 def _trace(row, x, n, w, one):
@@ -200,36 +232,7 @@ def _act_py(obs, gain, bias, centres, sigma, population, spiking_in, in_v, in_w,
             for k in range(n_in):
                 cin[k] = gain[n, k] * obs[n, k] + bias[n, k]
         if not spiking_in:
-            W0n = W[0][n]
-            h0 = W0n.shape[0]
-            i = 0
-            while i + 4 <= h0:  # four independent sums at a time, each in input order
-                r0 = W0n[i]
-                r1 = W0n[i + 1]
-                r2 = W0n[i + 2]
-                r3 = W0n[i + 3]
-                a0 = zero
-                a1 = zero
-                a2 = zero
-                a3 = zero
-                for j in range(n_in):
-                    cj = cin[j]
-                    a0 += r0[j] * cj
-                    a1 += r1[j] * cj
-                    a2 += r2[j] * cj
-                    a3 += r3[j] * cj
-                drive0[i] = a0
-                drive0[i + 1] = a1
-                drive0[i + 2] = a2
-                drive0[i + 3] = a3
-                i += 4
-            while i < h0:
-                row = W0n[i]
-                acc = zero
-                for j in range(n_in):
-                    acc += row[j] * cin[j]
-                drive0[i] = acc
-                i += 1
+            _matvec_rows(W[0][n], cin, drive0)
             if plastic[0]:
                 P0 = pre[0][n]
                 for j in range(n_in):
@@ -284,7 +287,6 @@ def _act_py(obs, gain, bias, centres, sigma, population, spiking_in, in_v, in_w,
                     for i in range(n_out):
                         xi[i] = xo[i]
         # -- decode and sanitise
-        ok = True
         if membrane:
             Vo = V[L - 1][n]
             for i in range(act_dim):
@@ -295,12 +297,49 @@ def _act_py(obs, gain, bias, centres, sigma, population, spiking_in, in_v, in_w,
         else:
             for i in range(act_dim):
                 actions[n, i] = low[i] + span[i] * (count[i] / k_float)
+        _sanitise_row(actions, n, mid, invalid)
+
+
+def _sanitise_row(actions, n, mid, invalid):
+    # BatchedPolicy._sanitize_actions for one row: non-finite actions -> invalid row, midpoint action
+    act_dim = actions.shape[1]
+    ok = True
+    for i in range(act_dim):
+        ok &= math.isfinite(actions[n, i])
+    if not ok:
+        invalid[n] = True
         for i in range(act_dim):
-            ok &= math.isfinite(actions[n, i])
-        if not ok:
-            invalid[n] = True
-            for i in range(act_dim):
-                actions[n, i] = mid[i]
+            actions[n, i] = mid[i]
+
+
+def _mlp_act_py(obs, W, pre, post, plastic, mid, half, invalid, actions, buf):
+    # HebbianMLPPolicy._act: x_{l+1} = tanh(W_l x_l), the plastic layers keep x_l and x_{l+1}
+    # as pre and post, action = mid + half * x_L
+    N = obs.shape[0]
+    L = len(W)
+    xi = buf[0]
+    xo = buf[1]
+    for n in range(N):
+        for j in range(obs.shape[1]):
+            xi[j] = obs[n, j]
+        for l in range(L):
+            Wn = W[l][n]
+            n_out, n_pre = Wn.shape
+            _matvec_rows(Wn, xi, xo)
+            for i in range(n_out):
+                xo[i] = math.tanh(xo[i])
+            if plastic[l]:
+                P = pre[l][n]
+                Q = post[l][n]
+                for j in range(n_pre):
+                    P[j] = xi[j]
+                for i in range(n_out):
+                    Q[i] = xo[i]
+            for i in range(n_out):
+                xi[i] = xo[i]
+        for i in range(actions.shape[1]):
+            actions[n, i] = mid[i] + half[i] * xi[i]
+        _sanitise_row(actions, n, mid, invalid)
 
 
 # Each rule updates one (row, layer) block of weights in a helper of its own, with the choice of
@@ -466,6 +505,8 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
 if _numba is not None:
     _lif_layer = _numba.njit(cache=True, error_model="numpy")(_lif_layer)
     _trace = _numba.njit(cache=True, error_model="numpy")(_trace)
+    _matvec_rows = _numba.njit(cache=True, error_model="numpy")(_matvec_rows)
+    _sanitise_row = _numba.njit(cache=True, error_model="numpy")(_sanitise_row)
     _bcm_block = _numba.njit(cache=True, error_model="numpy")(_bcm_block)
     _oja_block = _numba.njit(cache=True, error_model="numpy")(_oja_block)
     _abcd_block = _numba.njit(cache=True, error_model="numpy")(_abcd_block)
@@ -477,8 +518,9 @@ if _numba is not None:
     # error_model="numpy": IEEE results for x/0 instead of Python's ZeroDivisionError checks
     act_kernel = _numba.njit(nogil=True, cache=True, error_model="numpy")(_act_py)
     learn_kernel = _numba.njit(nogil=True, cache=True, error_model="numpy")(_learn_py)
+    mlp_act_kernel = _numba.njit(nogil=True, cache=True, error_model="numpy")(_mlp_act_py)
 else:  # pragma: no cover
-    act_kernel = learn_kernel = None
+    act_kernel = learn_kernel = mlp_act_kernel = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -493,86 +535,45 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-class FusedStep:
-    """Runs ``act``/``learn`` of one :class:`PlasticSpikingPolicy` through the fused kernels."""
+class _FusedGlue:
+    """What both glue classes do the same way: the dtype check, the learning constants and
+    coefficients of :func:`learn_kernel`, the initial weights its finite guard restores, the
+    autograd check, and the state views rebuilt only when the policy replaced its tensors."""
 
     def __init__(self, policy) -> None:
         check_supported(policy.config, policy.device, policy.genome)
-        cfg = policy.config
-        self.policy = policy
-        self.np_dtype = np.float32 if policy.dtype == torch.float32 else np.float64
         if policy.dtype not in (torch.float32, torch.float64):
             raise PlasticRLError(f"policy.kernel 'fused' supports float32 and float64; got {policy.dtype}")
-        f = self.np_dtype
-        L = policy.num_layers
-        self.L = L
+        self.policy = policy
+        self.np_dtype = f = np.float32 if policy.dtype == torch.float32 else np.float64
+        p = policy.config.plasticity
+        self.L = L = policy.num_layers
         self.plastic_set = set(policy.plastic_layers)
         self.plastic = np.array([l in self.plastic_set for l in range(L)], dtype=np.bool_)
-        self.alif = cfg.neuron.model == "alif"
-        self.spiking_in = bool(cfg.encoder.spiking)
-        self.population = cfg.encoder.kind == "population"
-        self.membrane = cfg.decoder.kind == "membrane"
-        self.reset_zero = cfg.neuron.reset == "zero"
         self.rule = _RULE_CODES.get(policy.rule, 0) if policy.rule else 0
         self.modulation = _MODULATION_CODES[policy.modulation] if policy.plastic_layers else 0
-        p = cfg.plasticity
         self.bounds = _BOUND_CODES[p.bounds]
-        dt = policy.dt
-        n = cfg.neuron
-        self.in_w = f(1.0 - math.exp(-dt / n.tau_mem))
-        self.in_th = f(n.v_th)
-        self.beta_a = f(n.beta_adapt)
-        rho = math.exp(-dt / n.tau_adapt)
-        self.rho, self.rho_w = f(rho), f(1.0 - rho)
-        const = policy.kernel_constants()
-        self.pre_w = f(1.0 - const.keep_pre)
-        self.post_w = f(1.0 - const.keep_post)
-        self.theta_keep = f(const.theta_keep)
-        self.theta_w = f(1.0 - const.theta_keep)
         self.rpe_rate = f(p.rpe_rate)
         self.limit = f(p.weight_limit)
         self.eps = f(1e-12)
+        self.theta_keep = self.theta_w = f(0.0)  # BCM only (the spiking policy sets them)
         self.consts = np.array([0.0, 1.0, -0.5], dtype=f)
-        self.k_float = f(float(policy.K))  # rate decoding divides the spike count by float(K)
-        self.mid = _np(const.action_mid)
-        self.half = _np(const.action_half)
-        self.low = _np(policy.action_low)
-        self.span = _np(policy.action_high - policy.action_low)
-        if self.population:
-            self.centres = _np(const.centres)
-            self.sigma = f(const.sigma)
-        else:
-            self.centres = np.zeros(1, dtype=f)
-            self.sigma = f(1.0)
-        self.buf = np.zeros((6, max(policy.sizes)), dtype=f)
-        self.active = np.zeros(max(policy.sizes), dtype=np.intp)
         self._empty2 = np.zeros((0, 0), dtype=f)
         self._empty3 = np.zeros((0, 0, 0), dtype=f)
         self._empty1 = np.zeros(0, dtype=f)
+        self.theta = tuple([self._empty2] * L)
+        self.baseline = self._empty1
         self.params_require_grad = False
         self._leaves: list[torch.Tensor] | None = None
 
     # -- parameters (once per load_genome / reload_parameters) --------------------------------
     def set_parameters(self, params: dict[str, torch.Tensor]) -> None:
-        pol = self.policy
-        f = self.np_dtype
+        """Take the rule's coefficients, the modulator gain and the initial weights of the policy's
+        :meth:`kernel_parameters` (``params``: the per-row genome groups, checked for autograd)."""
         self.params_require_grad = any(v.requires_grad for v in params.values())
-        view = pol.kernel_parameters()
-        self.gain = _np(view.encoder_gain)
-        self.bias = _np(view.encoder_bias)
+        view = self.policy.kernel_parameters()
         if view.initial_weights is not None:  # random per-episode weights: drawn at the reset that follows
             self.set_initial_weights()
-        lif_w, th = [], []
-        for l in range(pol.output_layer):
-            tau = float(params[f"layers.{l}.tau_mem"].reshape(-1)[0])
-            v_th = float(params[f"layers.{l}.v_th"].reshape(-1)[0])
-            lif_w.append(1.0 - math.exp(-pol.dt / tau))
-            th.append(v_th)
-        tau_dec = float(params["decoder.tau_mem"].reshape(-1)[0])
-        lif_w.append(1.0 - math.exp(-pol.dt / tau_dec))
-        th.append(pol.config.neuron.v_th)
-        self.lif_w = np.array(lif_w, dtype=f)
-        self.th = np.array(th, dtype=f)
         self.mod_gain = _np(view.modulator_gain) if view.modulator_gain is not None else self._empty1
         coeffs = view.coefficients
 
@@ -588,9 +589,112 @@ class FusedStep:
         """Take the policy's current initial weights (the finite guard restores them); called again
         whenever the policy draws new ones (``initial_weights.kind: random``)."""
         self.w_init = tuple(_np(w) for w in self.policy.initial_weights)
-        self.dense = not all(bool(np.isfinite(w).all()) for w in self.w_init)
 
     # -- state views (rebuilt only when the state's tensors were replaced) --------------------
+    def _current_leaves(self) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def _own_state(self) -> None:
+        """Replace the live state's tensors by private contiguous copies and take numpy views of them."""
+        raise NotImplementedError
+
+    def _sync(self) -> None:
+        leaves = self._current_leaves()
+        cached = self._leaves
+        if cached is not None and len(cached) == len(leaves) and all(map(operator.is_, leaves, cached)):
+            return
+        pol = self.policy
+        if not pol.invalid.is_contiguous():
+            pol.invalid = pol.invalid.contiguous()
+        self._own_state()
+        self.invalid_np = pol.invalid.numpy()
+        self._leaves = self._current_leaves()
+
+    def _check_grad(self, *tensors: torch.Tensor) -> None:
+        if torch.is_grad_enabled() and (self.params_require_grad or any(t.requires_grad for t in tensors)):
+            raise PlasticRLError(
+                "policy.kernel 'fused' runs gradient-free rollouts only: call act/learn under "
+                "torch.no_grad() or torch.inference_mode(), or use kernel: torch for autograd (BPTT) "
+                "(kernel: auto picks torch when the policy is built with autograd=True)"
+            )
+
+    # -- control step ------------------------------------------------------------------------
+    def learn(self, reward: torch.Tensor) -> None:
+        """One control step of plasticity (the policy has checked that a rule is on)."""
+        self._check_grad(reward)
+        self._sync()
+        learn_kernel(reward.detach().contiguous().numpy(), self.modulation, self.mod_gain, self.baseline,
+                     self.rpe_rate, self.rule, self.W, self.w_init, self.pre, self.post, self.theta, self.eta,
+                     self.cA, self.cB, self.cC, self.cD, self.plastic, self.bounds, self.limit, self.eps,
+                     self.theta_keep, self.theta_w, self.invalid_np)
+
+
+class FusedStep(_FusedGlue):
+    """Runs ``act``/``learn`` of one :class:`PlasticSpikingPolicy` through the fused kernels."""
+
+    def __init__(self, policy) -> None:
+        super().__init__(policy)
+        cfg = policy.config
+        f = self.np_dtype
+        self.alif = cfg.neuron.model == "alif"
+        self.spiking_in = bool(cfg.encoder.spiking)
+        self.population = cfg.encoder.kind == "population"
+        self.membrane = cfg.decoder.kind == "membrane"
+        self.reset_zero = cfg.neuron.reset == "zero"
+        dt = policy.dt
+        n = cfg.neuron
+        self.in_w = f(1.0 - math.exp(-dt / n.tau_mem))
+        self.in_th = f(n.v_th)
+        self.beta_a = f(n.beta_adapt)
+        rho = math.exp(-dt / n.tau_adapt)
+        self.rho, self.rho_w = f(rho), f(1.0 - rho)
+        const = policy.kernel_constants()
+        self.pre_w = f(1.0 - const.keep_pre)
+        self.post_w = f(1.0 - const.keep_post)
+        self.theta_keep = f(const.theta_keep)
+        self.theta_w = f(1.0 - const.theta_keep)
+        self.k_float = f(float(policy.K))  # rate decoding divides the spike count by float(K)
+        self.mid = _np(const.action_mid)
+        self.half = _np(const.action_half)
+        self.low = _np(policy.action_low)
+        self.span = _np(policy.action_high - policy.action_low)
+        if self.population:
+            self.centres = _np(const.centres)
+            self.sigma = f(const.sigma)
+        else:
+            self.centres = np.zeros(1, dtype=f)
+            self.sigma = f(1.0)
+        self.buf = np.zeros((6, max(policy.sizes)), dtype=f)
+        self.active = np.zeros(max(policy.sizes), dtype=np.intp)
+
+    # -- parameters (once per load_genome / reload_parameters) --------------------------------
+    def set_parameters(self, params: dict[str, torch.Tensor]) -> None:
+        """The shared parameters, then the encoder and the neuron constants."""
+        pol = self.policy
+        f = self.np_dtype
+        view = pol.kernel_parameters()
+        self.gain = _np(view.encoder_gain)
+        self.bias = _np(view.encoder_bias)
+        lif_w, th = [], []
+        for l in range(pol.output_layer):
+            tau = float(params[f"layers.{l}.tau_mem"].reshape(-1)[0])
+            v_th = float(params[f"layers.{l}.v_th"].reshape(-1)[0])
+            lif_w.append(1.0 - math.exp(-pol.dt / tau))
+            th.append(v_th)
+        tau_dec = float(params["decoder.tau_mem"].reshape(-1)[0])
+        lif_w.append(1.0 - math.exp(-pol.dt / tau_dec))
+        th.append(pol.config.neuron.v_th)
+        self.lif_w = np.array(lif_w, dtype=f)
+        self.th = np.array(th, dtype=f)
+        super().set_parameters(params)
+
+    def set_initial_weights(self) -> None:
+        """The shared initial weights, and whether a weight is non-finite (then every input is summed:
+        skipping a silent input would drop its inf * 0 = NaN)."""
+        super().set_initial_weights()
+        self.dense = not all(bool(np.isfinite(w).all()) for w in self.w_init)
+
+    # -- state views --------------------------------------------------------------------------
     def _current_leaves(self) -> list[torch.Tensor]:
         s = self.policy.live_state
         leaves = [self.policy.invalid, s["output"].v]
@@ -609,15 +713,8 @@ class FusedStep:
             leaves.append(s["baseline"])
         return leaves
 
-    def _sync(self) -> None:
-        leaves = self._current_leaves()
-        cached = self._leaves
-        if cached is not None and len(cached) == len(leaves) and all(map(operator.is_, leaves, cached)):
-            return
-        pol = self.policy
-        s = pol.live_state
-        if not pol.invalid.is_contiguous():
-            pol.invalid = pol.invalid.contiguous()
+    def _own_state(self) -> None:
+        s = self.policy.live_state
         s["output"] = s["output"]._replace(v=_own(s["output"].v))
         if self.spiking_in:
             s["input"] = s["input"]._replace(v=_own(s["input"].v))
@@ -632,7 +729,6 @@ class FusedStep:
         if s["baseline"] is not None:
             s["baseline"] = _own(s["baseline"])
         L, e2 = self.L, self._empty2
-        self.invalid_np = pol.invalid.numpy()
         self.W = tuple(w.numpy() for w in s["weights"])
         self.V = tuple([h.v.numpy() for h in s["hidden"]] + [s["output"].v.numpy()])
         self.A = tuple([h.a.numpy() for h in s["hidden"]] + [e2]) if self.alif else tuple([e2] * L)
@@ -641,18 +737,10 @@ class FusedStep:
         self.post = tuple(s["post"][l].numpy() if l in self.plastic_set else e2 for l in range(L))
         self.theta = tuple(s["theta"][l].numpy() if l in s["theta"] else e2 for l in range(L))
         self.baseline = s["baseline"].numpy() if s["baseline"] is not None else self._empty1
-        self._leaves = self._current_leaves()
-
-    def _check_grad(self, *tensors: torch.Tensor) -> None:
-        if torch.is_grad_enabled() and (self.params_require_grad or any(t.requires_grad for t in tensors)):
-            raise PlasticRLError(
-                "policy.kernel 'fused' runs gradient-free rollouts only: call act/learn under "
-                "torch.no_grad() or torch.inference_mode(), or use kernel: torch for autograd (BPTT) "
-                "(kernel: auto picks torch when the policy is built with autograd=True)"
-            )
 
     # -- control step ------------------------------------------------------------------------
     def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs [N, input_dim]`` -> actions, advancing the neuron state and traces in place."""
         self._check_grad(obs)
         self._sync()
         pol = self.policy
@@ -665,10 +753,49 @@ class FusedStep:
                    self.k_float, self.invalid_np, actions.numpy(), self.buf, self.active, self.dense, self.consts)
         return actions
 
-    def learn(self, reward: torch.Tensor) -> None:
-        self._check_grad(reward)
+
+class HebbianMLPFusedStep(_FusedGlue):
+    """Runs ``act``/``learn`` of one :class:`HebbianMLPPolicy` through :func:`mlp_act_kernel` and
+    :func:`learn_kernel`."""
+
+    def __init__(self, policy) -> None:
+        super().__init__(policy)
+        const = policy.kernel_constants()
+        self.mid = _np(const.action_mid)
+        self.half = _np(const.action_half)
+        self.buf = np.zeros((2, max(policy.sizes)), dtype=self.np_dtype)
+
+    # -- state views --------------------------------------------------------------------------
+    def _current_leaves(self) -> list[torch.Tensor]:
+        s = self.policy.live_state
+        leaves = [self.policy.invalid, *s["weights"]]
+        for l in self.plastic_set:
+            leaves.append(s["pre"][l])
+            leaves.append(s["post"][l])
+        if s["baseline"] is not None:
+            leaves.append(s["baseline"])
+        return leaves
+
+    def _own_state(self) -> None:
+        s = self.policy.live_state
+        s["weights"] = [_own(w) for w in s["weights"]]
+        s["pre"] = {l: _own(t) for l, t in s["pre"].items()}
+        s["post"] = {l: _own(t) for l, t in s["post"].items()}
+        if s["baseline"] is not None:
+            s["baseline"] = _own(s["baseline"])
+        e2 = self._empty2
+        self.W = tuple(w.numpy() for w in s["weights"])
+        self.pre = tuple(s["pre"][l].numpy() if l in self.plastic_set else e2 for l in range(self.L))
+        self.post = tuple(s["post"][l].numpy() if l in self.plastic_set else e2 for l in range(self.L))
+        self.baseline = s["baseline"].numpy() if s["baseline"] is not None else self._empty1
+
+    # -- control step ------------------------------------------------------------------------
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs [N, input_dim]`` -> actions, keeping each plastic layer's pre/post activity in place."""
+        self._check_grad(obs)
         self._sync()
-        learn_kernel(reward.detach().contiguous().numpy(), self.modulation, self.mod_gain, self.baseline,
-                     self.rpe_rate, self.rule, self.W, self.w_init, self.pre, self.post, self.theta, self.eta,
-                     self.cA, self.cB, self.cC, self.cD, self.plastic, self.bounds, self.limit, self.eps,
-                     self.theta_keep, self.theta_w, self.invalid_np)
+        pol = self.policy
+        actions = torch.empty((pol.num_rows, pol.act_dim), dtype=pol.dtype)
+        mlp_act_kernel(obs.detach().contiguous().numpy(), self.W, self.pre, self.post, self.plastic, self.mid,
+                       self.half, self.invalid_np, actions.numpy(), self.buf)
+        return actions

@@ -406,10 +406,6 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
             }
         return state
 
-    def _initial_weights_changed(self) -> None:
-        if self._fused is not None:
-            self._fused.set_initial_weights()
-
     # -- the public view a compiled kernel reads (plasticrl.agents.plastic_kernel) ------------------
     def kernel_constants(self) -> KernelConstants:
         """The constants of the control step (see :class:`KernelConstants`)."""

@@ -1,15 +1,21 @@
 """Policy throughput against MuJoCo physics, printed as JSON.
 
-For P members (one episode each) it times one control step of the plastic spiking policy
-(obs 27 / hidden 128 / act 8, K = 4 sub-steps, BCM with reward modulation, including the
-plasticity update) and, in the same run, Ant-v5 physics for P instances (mj_step x
+For P members (one episode each) it times one control step of a policy, including the
+plasticity update, and, in the same run, the env's physics for P instances (mj_step x
 frame_skip, no observations or rewards), both serially and on a thread pool using every
 core (MuJoCo releases the GIL in mj_step). Each P runs in its own process so its peak
-resident memory can be reported.
+resident memory can be reported. Policies (``--policy``):
+
+* ``plastic_spiking`` (default): obs 27 / hidden 128 / act 8, K = 4 sub-steps, BCM with reward
+  modulation (``--env`` only picks the physics timed beside it);
+* ``hebbian_mlp``: the shipped ``configs/{ant,halfcheetah}/hebbian_random_mlp.yaml`` network,
+  ``obs -> 128 -> 64 -> act`` with the env's dimensions (Ant-v5 without contact forces: 27 -> 8;
+  HalfCheetah-v5: 17 -> 6), random per-episode weights, ABCD per synapse, max-norm.
 
     python bench/bench_policy.py                 # P in 64 256 1024
     python bench/bench_policy.py --population 64 --steps 500
     python bench/bench_policy.py --kernel fused  # torch | fused | both (default)
+    python bench/bench_policy.py --policy hebbian_mlp --env HalfCheetah-v5 --population 64 256
 
 Each result row has ``kernels: {name: {policy_ms_per_control_step, ...}}`` per policy kernel;
 the top-level ``policy_*`` keys are those of the first kernel timed (torch with ``both``).
@@ -30,22 +36,46 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def time_policy(population: int, steps: int, device: str, torch_threads: int, kernel: str = "torch") -> dict:
+#: the env dimensions the policies are sized for (Ant-v5 without contact forces, as the Hebbian configs)
+ENV_DIMS = {"Ant-v5": (27, 8), "HalfCheetah-v5": (17, 6)}
+POLICIES = {
+    "plastic_spiking": {"hidden": [128], "substeps": 4,
+                        "plasticity": {"rule": "bcm", "modulation": "reward", "sharing": "synapse"}},
+    # configs/{ant,halfcheetah}/hebbian_random_mlp.yaml
+    "hebbian_mlp": {"kind": "hebbian_mlp", "hidden": [128, 64],
+                    "initial_weights": {"kind": "random", "distribution": "uniform", "scale": 0.1,
+                                        "draw": "per_episode"},
+                    "plasticity": {"rule": "hebbian_abcd", "sharing": "synapse", "modulation": "none",
+                                   "eta_scale": 0.1, "bounds": "normalise", "weight_limit": 1.0}},
+}
+CONFIG_LABELS = {
+    "plastic_spiking": "plastic spiking, obs 27 / hidden 128 / act 8, K=4, LIF, BCM x reward, per-synapse eta",
+    "hebbian_mlp": "hebbian_mlp obs -> 128 -> 64 -> act (env dims), random per-episode weights, ABCD per synapse, "
+                   "normalise",
+}
+
+
+def time_policy(population: int, steps: int, device: str, torch_threads: int, kernel: str = "torch",
+                policy_name: str = "plastic_spiking", env_id: str = "Ant-v5") -> dict:
+    """ms per control step (act + learn) of ``policy_name`` with ``kernel`` for ``population`` rows."""
     import torch
 
     torch.set_num_threads(torch_threads)
-    from plasticrl.agents import PlasticSpikingPolicy
+    from plasticrl.agents.factory import parse_policy_config
+    from plasticrl.agents.hebbian_mlp import HebbianMLPPolicy
+    from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
 
-    config = {"hidden": [128], "substeps": 4, "kernel": kernel,
-              "plasticity": {"rule": "bcm", "modulation": "reward", "sharing": "synapse"}}
-    policy = PlasticSpikingPolicy(27, 8, [-1.0] * 8, [1.0] * 8, config, device=device)
+    obs_dim, act_dim = ENV_DIMS[env_id] if policy_name == "hebbian_mlp" else (27, 8)
+    config = parse_policy_config({**POLICIES[policy_name], "kernel": kernel})
+    cls = HebbianMLPPolicy if policy_name == "hebbian_mlp" else PlasticSpikingPolicy
+    policy = cls(obs_dim, act_dim, [-1.0] * act_dim, [1.0] * act_dim, config, device=device)
     gen = torch.Generator(device=policy.device).manual_seed(0)
     genome = policy.initial_genome(population)
     genome = genome + 0.02 * torch.randn(genome.shape, generator=gen, device=policy.device)
     rss_before = _peak_rss_mib()
     with torch.inference_mode():
         policy.load_genome(genome)
-        obs = torch.randn(population, 27, generator=gen, device=policy.device)
+        obs = torch.randn(population, obs_dim, generator=gen, device=policy.device)
         reward = torch.randn(population, generator=gen, device=policy.device)
         for _ in range(20):  # warm-up
             policy.act(obs)
@@ -59,20 +89,31 @@ def time_policy(population: int, steps: int, device: str, torch_threads: int, ke
         if policy.device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
+        # the two halves apart (on the CPU: a GPU would need a sync per call), for where the time goes
+        act_s = learn_s = 0.0
+        for _ in range(steps if policy.device.type == "cpu" else 0):
+            t0 = time.perf_counter()
+            policy.act(obs)
+            t1 = time.perf_counter()
+            policy.learn(reward)
+            act_s += t1 - t0
+            learn_s += time.perf_counter() - t1
     return {
         "policy_ms_per_control_step": 1e3 * elapsed / steps,
+        **({"act_ms": 1e3 * act_s / steps, "learn_ms": 1e3 * learn_s / steps} if act_s else {}),
         "policy_member_steps_per_s": population * steps / elapsed,
         "peak_rss_mib": _peak_rss_mib(),
         "peak_rss_increase_mib": _peak_rss_mib() - rss_before,
         "genome_dim": policy.genome.dim,
+        "kernel": policy.kernel,
     }
 
 
-def time_physics(population: int, steps: int, threads: int) -> dict:
+def time_physics(population: int, steps: int, threads: int, env_id: str = "Ant-v5") -> dict:
     import gymnasium as gym
     import mujoco
 
-    env = gym.make("Ant-v5")
+    env = gym.make(env_id)
     model = env.unwrapped.model
     frame_skip = env.unwrapped.frame_skip
     datas = [mujoco.MjData(model) for _ in range(population)]
@@ -103,16 +144,16 @@ def time_physics(population: int, steps: int, threads: int) -> dict:
 
 
 def run_one(population: int, steps: int, device: str, torch_threads: int, kernels: list[str],
-            physics: bool = True) -> dict:
-    """One P: the policy kernels timed, and (unless ``physics`` is False) Ant-v5 physics beside them."""
+            physics: bool = True, policy_name: str = "plastic_spiking", env_id: str = "Ant-v5") -> dict:
+    """One P: the policy kernels timed, and (unless ``physics`` is False) the env's physics beside them."""
     out = {"population": population, "torch_threads": torch_threads}
-    timed = {k: time_policy(population, steps, device, torch_threads, k) for k in kernels}
+    timed = {k: time_policy(population, steps, device, torch_threads, k, policy_name, env_id) for k in kernels}
     out.update(timed[kernels[0]])
     if not physics:
         out["kernels"] = timed
         return out
     physics_steps = max(20, steps // max(1, population // 64))
-    out.update(time_physics(population, physics_steps, os.cpu_count() or 1))
+    out.update(time_physics(population, physics_steps, os.cpu_count() or 1, env_id))
     out["policy_over_physics_serial"] = out["policy_ms_per_control_step"] / out["physics_serial_ms_per_control_step"]
     out["policy_over_physics_threaded"] = (
         out["policy_ms_per_control_step"] / out["physics_threaded_ms_per_control_step"]
@@ -135,6 +176,10 @@ def main() -> None:
                         help="intra-op threads for the policy (the trainer's default is 1)")
     parser.add_argument("--kernel", choices=("torch", "fused", "both"), default="both",
                         help="policy kernel(s) to time (policy.kernel)")
+    parser.add_argument("--policy", choices=sorted(POLICIES), default="plastic_spiking",
+                        help="policy timed (see the module docstring)")
+    parser.add_argument("--env", choices=sorted(ENV_DIMS), default="Ant-v5",
+                        help="physics timed beside the policy; hebbian_mlp also takes its dimensions")
     parser.add_argument("--skip-physics", action="store_true",
                         help="time the policy only (no Ant-v5 physics beside it: quick at large P)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -143,7 +188,7 @@ def main() -> None:
         (population,) = args.population
         kernels = ["torch", "fused"] if args.kernel == "both" else [args.kernel]
         print(json.dumps(run_one(population, args.steps, args.device, args.torch_threads, kernels,
-                                 physics=not args.skip_physics)))
+                                 physics=not args.skip_physics, policy_name=args.policy, env_id=args.env)))
         return
     import torch
 
@@ -153,6 +198,7 @@ def main() -> None:
         proc = subprocess.run(
             [sys.executable, __file__, "--worker", "--population", str(population), "--steps", str(steps),
              "--device", args.device, "--torch-threads", str(args.torch_threads), "--kernel", args.kernel,
+             "--policy", args.policy, "--env", args.env,
              *(["--skip-physics"] if args.skip_physics else [])],
             check=False, capture_output=True, text=True,
         )
@@ -164,7 +210,10 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "device": args.device,
-        "config": "plastic spiking, obs 27 / hidden 128 / act 8, K=4, LIF, BCM x reward, per-synapse eta",
+        "policy": args.policy,
+        "env": args.env,
+        "config": CONFIG_LABELS[args.policy],
+        "load_average": list(os.getloadavg()),
         "target": "policy_over_physics <= 0.2 at P=64",
         "results": rows,
     }

@@ -180,11 +180,6 @@ def test_fused_kernel_equals_torch_with_random_initial_weights(draw):
     assert moved
 
 
-def test_fused_kernel_is_refused_for_hebbian_mlp():
-    with pytest.raises(PlasticRLError, match="kernel 'fused'.*hebbian_mlp.*valid choices here: torch"):
-        config_from_dict({"policy": {"kind": "hebbian_mlp", "kernel": "fused"}})
-
-
 def test_bad_hebbian_mlp_settings_are_one_clear_line():
     with pytest.raises(PlasticRLError, match="rule 'bcm' is not available for kind hebbian_mlp; valid choices: "
                                              "hebbian_abcd, oja, none"):
@@ -352,10 +347,13 @@ def test_genome_command_compares_the_hebbian_mlp_with_najarro(tmp_path):
     assert "60,800 searched" in result.output and "27 observations" in result.output
 
 
-def test_hebbian_mlp_kernel_auto_is_the_default_and_runs_the_torch_path():
-    """``kernel: auto`` (every config's default) picks the torch path for hebbian_mlp, the only one it has."""
+def test_hebbian_mlp_kernel_auto_is_the_default_and_picks_the_fused_kernel():
+    """``kernel: auto`` (every config's default) picks the fused kernel for hebbian_mlp on the CPU
+    (tests/test_hebbian_mlp_kernel.py compares it with the torch path)."""
+    pytest.importorskip("numba")
+    assert config_from_dict({"policy": {"kind": "hebbian_mlp", "kernel": "fused"}}).policy.kernel == "fused"
     assert config_from_dict({"policy": {"kind": "hebbian_mlp"}}).policy.kernel == "auto"
     env = make_vec("HalfCheetah-v5", 1)
     policy = make_policy({"kind": "hebbian_mlp"}, env.single_observation_space, env.single_action_space)
     env.close()
-    assert policy.kernel == "torch"
+    assert policy.kernel == "fused"
