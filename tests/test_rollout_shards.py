@@ -132,3 +132,31 @@ def test_a_failing_shard_raises_its_error_without_hanging():
     with pytest.raises(RuntimeError, match="shard 2 broke"):
         sharded.rollout(genome, 1, seed=0)
     sharded.close()
+
+
+def test_es_training_with_threads_matches_one_thread(tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from plasticrl.config import load_config
+    from plasticrl.trainers.es import ESTrainer
+
+    base = ["env.id=Ant-v5", "env.max_episode_steps=25", "env.kwargs={healthy_z_range: [0.45, 1.0]}",
+            "policy.hidden=[8]", "policy.kernel=fused", "es.params={population_size: 10, sigma: 0.1, learning_rate: 0.05}",
+            "train.generations=2", "train.eval_every=2", "train.eval_episodes=2", "train.episodes_per_member=2",
+            "env.train_perturbation=train", "logging.wandb.mode=disabled", "logging.progress=false"]
+    timing = ("generation_seconds", "wall_seconds", "env_steps_per_s")
+
+    def metrics(run_dir):
+        rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+        return [{k: v for k, v in r.items() if k not in timing} for r in rows]
+
+    one = ESTrainer(load_config(None, base), tmp_path / "one").train()
+    sharded_calls = []
+    sharded_rollout = PopulationShards.rollout
+    monkeypatch.setattr(PopulationShards, "rollout", lambda self, *a, **k: sharded_calls.append(self.shards)
+                        or sharded_rollout(self, *a, **k))
+    three = ESTrainer(load_config(None, base + ["train.threads=3"]), tmp_path / "three").train()
+    assert metrics(tmp_path / "one") == metrics(tmp_path / "three")
+    assert sharded_calls == [3, 3]  # both generations' populations ran in three shards
+    assert torch.equal(one.center, three.center) and one.env_steps == three.env_steps

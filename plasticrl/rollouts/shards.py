@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from plasticrl.agents.base import BatchedPolicy
+from plasticrl.envs.engine import default_num_threads
 from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.loop import RolloutResult, rollout
 from plasticrl.rollouts.obs_norm import ObsNormalizer
@@ -178,3 +179,8 @@ def _concatenate(parts: list[RolloutResult]) -> RolloutResult:
     return RolloutResult(returns=torch.cat([p.returns for p in parts]), lengths=torch.cat([p.lengths for p in parts]),
                          invalid=torch.cat([p.invalid for p in parts]), env_steps=sum(p.env_steps for p in parts),
                          obs_rows=obs_rows)
+
+
+def shard_physics_threads(shards: int) -> int:
+    """Physics threads of each shard's env: this process's CPUs shared out, at least one."""
+    return max(1, default_num_threads() // shards)
