@@ -19,6 +19,7 @@ would take alone.
 
     python bench/bench_train_loop.py                       # HalfCheetah-v5, P = 64
     python bench/bench_train_loop.py --env Ant-v5 --generations 3 --repeats 5
+    python bench/bench_train_loop.py --shards 2             # population shards on 2 threads (train.threads)
 """
 from __future__ import annotations
 
@@ -130,11 +131,12 @@ def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.nda
 
 
 def loop_steps_per_s(env_id: str, population: int, generations: int, policy: list[str],
-                     device: str = "cpu") -> dict:
+                     device: str = "cpu", shards: int = 1) -> dict:
     overrides = [f"env.id={env_id}", f"device={device}", "es.algorithm=pgpe",
                  f"es.params={{population_size: {population}, stdev_init: 0.1}}",
                  f"train.generations={generations}", f"train.eval_every={generations + 1}",
-                 f"train.checkpoint_every={generations + 1}", "logging.wandb.mode=disabled"] + policy
+                 f"train.checkpoint_every={generations + 1}", "logging.wandb.mode=disabled",
+                 f"train.threads={shards}"] + policy
     rows = []
     with tempfile.TemporaryDirectory() as tmp, _Recorder(population) as rec:
         ESTrainer(load_config(None, overrides), Path(tmp) / "run", on_generation=rows.append).train()
@@ -149,9 +151,11 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
         raise SystemExit(f"--generations {generations} leaves no generation to time; use at least 3")
     steps = sum(r["env_steps"] - p["env_steps"] for p, r in zip(rows, rows[1:]) if "eval_return_mean" not in r)
     seconds = sum(r["generation_seconds"] for r in timed)
+    # with shards the training env is several envs, whose controls the recorder does not collect: no replay
+    replay = replayed_physics_steps_per_s(env_id, rec, final_qpos) if shards == 1 else float("nan")
     return {"whole_loop_steps_per_s": steps / seconds, "rollout_only_steps_per_s":
             float(np.mean([r["env_steps_per_s"] for r in timed])), "generations_timed": len(timed),
-            "replayed_physics_steps_per_s": replayed_physics_steps_per_s(env_id, rec, final_qpos)}
+            "replayed_physics_steps_per_s": replay}
 
 
 def common_arguments(description: str) -> argparse.ArgumentParser:
@@ -183,20 +187,24 @@ def between_ceilings(env_id: str, population: int, ceiling_steps: int, measure: 
 def main() -> None:
     parser = common_arguments(__doc__)
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    parser.add_argument("--shards", type=int, default=1, help="train.threads: population shards stepped end to "
+                        "end on that many threads (1: one batched env whose physics uses every CPU)")
     args = parser.parse_args()
     results = {}
     for name in args.policies:
         repeats = []
         for _ in range(args.repeats):
             row = between_ceilings(args.env, args.population, args.ceiling_steps, lambda: loop_steps_per_s(
-                args.env, args.population, args.generations, POLICIES[name], args.device), "whole_loop_steps_per_s")
+                args.env, args.population, args.generations, POLICIES[name], args.device, args.shards),
+                "whole_loop_steps_per_s")
             repeats.append({**row, "whole_loop_over_ceiling": row["over_ceiling"],
                             "whole_loop_over_thread_loop_ceiling": row["over_thread_loop_ceiling"],
                             "whole_loop_over_replayed_physics":
                                 row["whole_loop_steps_per_s"] / row["replayed_physics_steps_per_s"]})
 
-        def median(key: str, digits: int = 1) -> float:
-            return round(float(np.median([r[key] for r in repeats])), digits)
+        def median(key: str, digits: int = 1) -> float | None:
+            value = float(np.median([r[key] for r in repeats]))
+            return round(value, digits) if np.isfinite(value) else None  # no replay with shards
 
         results[name] = {
             "whole_loop_over_ceiling_median": median("whole_loop_over_ceiling", 3),
@@ -206,7 +214,7 @@ def main() -> None:
                                                          for r in repeats],
             "whole_loop_over_replayed_physics_median": median("whole_loop_over_replayed_physics", 3),
             "whole_loop_over_replayed_physics_each": [round(r["whole_loop_over_replayed_physics"], 3)
-                                                      for r in repeats],
+                                                      for r in repeats if np.isfinite(r["whole_loop_over_replayed_physics"])],
             "whole_loop_steps_per_s_median": median("whole_loop_steps_per_s"),
             "ceiling_steps_per_s_median": median("ceiling_steps_per_s"),
             "thread_loop_ceiling_steps_per_s_median": median("thread_loop_ceiling_steps_per_s"),
@@ -218,6 +226,7 @@ def main() -> None:
         "device": args.device, "load_average": os.getloadavg(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(), "repeats": args.repeats,
+        "shards": args.shards,
         "ceiling_backend": ceiling_backend(),
         "target": "whole_loop_over_ceiling >= 0.7 (plastic policy)", "results": results,
     }, indent=2))

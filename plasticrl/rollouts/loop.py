@@ -120,9 +120,13 @@ def rollout(
     # With a split step (step_async / step_wait) the observation statistics of this step are
     # summed while the physics of the next one runs on the worker threads.
     split_step = hasattr(env, "step_async") and hasattr(env, "step_wait")
+    # the engine's lean step: the same values without the infos, which the loop does not read
+    step_wait = getattr(env, "step_wait_lean", None) if split_step else None
+    if step_wait is None and split_step:
+        step_wait = _with_unstable_flags(env.step_wait)
     if compiled.available() and device.type == "cpu" and dtype in _NUMPY_DTYPES:
         return _rollout_compiled(policy, env, obs, population, episodes_per_member, max_steps, affine, clip,
-                                 collect_obs_moments, split_step, sync)
+                                 collect_obs_moments, split_step, sync, step_wait)
 
     def step() -> None:
         nonlocal obs, steps, env_steps, bad, returns, lengths, active, row_count, row_sum, row_sumsq
@@ -145,12 +149,13 @@ def rollout(
             row_sum += live
             row_sumsq += live * live
         if split_step:
-            obs, reward, terminated, truncated, info = env.step_wait()
+            obs, reward, terminated, truncated, unstable = step_wait()
         else:
             obs, reward, terminated, truncated, info = env.step(actions)
+            unstable = _unstable(info)
         reward = np.asarray(reward, dtype=np.float64)
         bad |= active & ~np.isfinite(reward)
-        bad |= active & _unstable(info)
+        bad |= active & unstable
         returns += np.where(active, reward, 0.0)
         lengths += active
         policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
@@ -176,6 +181,14 @@ def _run(step: Callable[[], None], active: np.ndarray, steps: Callable[[], int],
                 step()
 
 
+def _with_unstable_flags(step_wait: Callable[[], tuple]) -> Callable[[], tuple]:
+    """A Gymnasium ``step_wait`` returning the unstable flags in place of the infos, as the lean step does."""
+    def lean() -> tuple:
+        obs, reward, terminated, truncated, info = step_wait()
+        return obs, reward, terminated, truncated, _unstable(info)
+    return lean
+
+
 def _unstable(info: Any) -> np.ndarray | bool:
     """The rows MuJoCo flagged unstable this step (``info["unstable"]``), or False."""
     unstable = info.get("unstable") if isinstance(info, dict) else None
@@ -199,7 +212,8 @@ def _result(policy: BatchedPolicy, returns: np.ndarray, lengths: np.ndarray, bad
 def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes_per_member: int,
                       max_steps: int | None, affine: tuple[np.ndarray, np.ndarray] | None, clip: float,
                       collect_obs_moments: bool, split_step: bool,
-                      sync: Callable[[int], int] | None = None) -> RolloutResult:
+                      sync: Callable[[int], int] | None = None,
+                      step_wait: Callable[[], tuple] | None = None) -> RolloutResult:
     """:func:`rollout`'s loop with its per-step bookkeeping in the compiled loops of
     :mod:`plasticrl.rollouts.compiled`: the same operations in the same order, so the same bits, with
     preallocated buffers instead of a dozen numpy temporaries per step."""
@@ -230,10 +244,11 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
         if collect_obs_moments:
             compiled.accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq)
         if split_step:
-            obs, reward, terminated, truncated, info = env.step_wait()
+            obs, reward, terminated, truncated, unstable = step_wait()
         else:
             obs, reward, terminated, truncated, info = env.step(actions)
-        bad |= active & _unstable(info)
+            unstable = _unstable(info)
+        bad |= active & unstable
         policy_reward = torch.empty(rows, dtype=policy.dtype)
         compiled.after_step(np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
                             compiled.as_bool(truncated), active, bad, returns, lengths, policy_reward.numpy())
