@@ -82,6 +82,7 @@ class _Recorder:
         self.controls: list[np.ndarray] = []
         self.env: MujocoVectorEnv | None = None
         self.final_qpos: np.ndarray | None = None
+        self.replayable = True
 
     def __enter__(self) -> "_Recorder":
         self._reset, self._close = MujocoVectorEnv.reset, MujocoVectorEnv.close_extras
@@ -100,7 +101,7 @@ class _Recorder:
             # one array copy per step inside the timed loop: ~1 us against ~1.5 ms per step
             if rec.env is not None and pool is rec.env.pool:
                 if active is not None and not active.all():
-                    raise SystemExit("replay needs episodes that do not end inside the rollout (HalfCheetah-v5)")
+                    rec.replayable = False  # an episode ended inside the rollout (Ant-v5): no replay
                 rec.controls.append(np.array(ctrl))
             return rec._starts[type(pool)](pool, ctrl, active)
 
@@ -167,7 +168,8 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
     cpu_seconds = sum(cpu_stamps[i + 1] - cpu_stamps[i] for i in range(1, len(rows))
                       if "eval_return_mean" not in rows[i])
     # with shards the training env is several envs, whose controls the recorder does not collect: no replay
-    replay = replayed_physics_steps_per_s(env_id, rec, final_qpos) if shards == 1 else float("nan")
+    replay = (replayed_physics_steps_per_s(env_id, rec, final_qpos) if shards == 1 and rec.replayable
+              else float("nan"))
     return {"whole_loop_steps_per_s": steps / seconds, "whole_loop_steps_per_cpu_s": steps / cpu_seconds,
             "rollout_only_steps_per_s":
             float(np.mean([r["env_steps_per_s"] for r in timed])), "generations_timed": len(timed),

@@ -6,8 +6,8 @@ members and the episode accounting stays exact under Gymnasium's next-step autor
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
