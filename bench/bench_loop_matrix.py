@@ -14,6 +14,8 @@ loop / ceiling on c cores: ``(P / ceiling_c) / (P / ceiling_c + serial(P))``, ch
 measured 2-core cell, and extrapolated to 16 and 64 cores with ``ceiling_c = c x ceiling_1`` (perfect
 physics scaling). ``sharded_bound`` is what a design that runs the serial part on every core too
 (population shards stepping end to end) would approach: ``(P / ceiling_1) / (P / ceiling_1 + serial(P))``.
+Every core count runs with one batched env and, where ``--shard-modes`` has ``cores``, with one population shard
+per core (``train.threads``), reported beside the model's prediction as ``measured_C_cores_C_shards``.
 
     python bench/bench_loop_matrix.py                                   # the full matrix (long)
     python bench/bench_loop_matrix.py --envs HalfCheetah-v5 --populations 64 256 --generations 3
@@ -31,20 +33,26 @@ POLICY_NAMES = {"plastic_fused": "plastic_bcm_reward_fused", "linear": "linear"}
 HERE = Path(__file__).resolve().parent
 
 
-def run_cell(env: str, population: int, threads: int, policy: str, args: argparse.Namespace) -> dict:
+def run_cell(env: str, population: int, threads: int, policy: str, args: argparse.Namespace,
+             shards: int = 1) -> dict:
     cpus = sorted(os.sched_getaffinity(0))[:threads]
     cmd = [sys.executable, str(HERE / "bench_train_loop.py"), "--env", env, "--population", str(population),
            "--policies", POLICY_NAMES[policy], "--generations", str(args.generations), "--repeats",
-           str(args.repeats), "--ceiling-steps", str(args.ceiling_steps)]
+           str(args.repeats), "--ceiling-steps", str(args.ceiling_steps), "--shards", str(shards)]
+    if args.episode_steps is not None:
+        cmd += ["--episode-steps", str(args.episode_steps)]
     load_before = os.getloadavg()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
                           preexec_fn=lambda: os.sched_setaffinity(0, cpus))
     if proc.returncode != 0:
-        return {"env": env, "population": population, "threads": threads, "policy": policy,
+        return {"env": env, "population": population, "threads": threads, "shards": shards, "policy": policy,
                 "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     report = json.loads(proc.stdout)
     (row,) = report["results"].values()
-    return {"env": env, "population": population, "threads": threads, "policy": policy,
+    return {"env": env, "population": population, "threads": threads, "shards": shards, "policy": policy,
+            "loop_over_ceiling_each": row["whole_loop_over_ceiling_each"],
+            "cpu_efficiency": row["cpu_efficiency_median"], "cpu_efficiency_each": row["cpu_efficiency_each"],
+            "member_us_per_step": round(1e6 / row["whole_loop_steps_per_s_median"], 2),
             "loop_over_ceiling": row["whole_loop_over_ceiling_median"],
             "loop_steps_per_s": row["whole_loop_steps_per_s_median"],
             "ceiling_steps_per_s": row["ceiling_steps_per_s_median"],
@@ -56,7 +64,11 @@ def run_cell(env: str, population: int, threads: int, policy: str, args: argpars
 def cost_model(cells: list[dict]) -> list[dict]:
     """Fit ``serial(P)`` on each 1-core cell; predict the other core counts (see the module docstring)."""
     out = []
-    by_key = {(c["env"], c["population"], c["policy"], c["threads"]): c for c in cells if "error" not in c}
+    # the model describes one batched env (shards = 1); sharded cells are reported beside its prediction
+    by_key = {(c["env"], c["population"], c["policy"], c["threads"]): c for c in cells
+              if "error" not in c and c.get("shards", 1) == 1}
+    sharded = {(c["env"], c["population"], c["policy"], c["threads"]): c for c in cells
+               if "error" not in c and c.get("shards", 1) > 1}
     for (env, population, policy, threads), one in by_key.items():
         if threads != 1:
             continue
@@ -72,6 +84,9 @@ def cost_model(cells: list[dict]) -> list[dict]:
             row[f"predicted_{cores}_cores"] = round(physics_c / (physics_c + serial), 3)
             if measured is not None:
                 row[f"measured_{cores}_cores"] = measured["loop_over_ceiling"]
+            if (env, population, policy, cores) in sharded:
+                row[f"measured_{cores}_cores_{cores}_shards"] = sharded[(env, population, policy, cores)][
+                    "loop_over_ceiling"]
         out.append(row)
     return out
 
@@ -85,6 +100,9 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--ceiling-steps", type=int, default=300)
+    parser.add_argument("--episode-steps", type=int, default=None, help="env.max_episode_steps of every cell")
+    parser.add_argument("--shard-modes", nargs="+", default=["one", "cores"], choices=["one", "cores"],
+                        help="one: a single batched env (train.threads=1); cores: one population shard per core")
     args = parser.parse_args()
     available = len(os.sched_getaffinity(0))
     cells = []
@@ -94,10 +112,12 @@ def main() -> None:
                 if threads > available:
                     continue
                 for policy in args.policies:
-                    cell = run_cell(env, population, threads, policy, args)
-                    print(json.dumps(cell), file=sys.stderr)  # progress
-                    cells.append(cell)
-    print(json.dumps({"benchmark": "whole_loop_matrix", "cpu_count": os.cpu_count(), "cells": cells,
+                    for shards in sorted({1 if mode == "one" else threads for mode in args.shard_modes}):
+                        cell = run_cell(env, population, threads, policy, args, shards)
+                        print(json.dumps(cell), file=sys.stderr, flush=True)  # progress
+                        cells.append(cell)
+    print(json.dumps({"benchmark": "whole_loop_matrix", "cpu_count": os.cpu_count(),
+                      "episode_steps": args.episode_steps, "cells": cells,
                       "cost_model": cost_model(cells)}, indent=2))
 
 

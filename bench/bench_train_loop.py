@@ -19,6 +19,7 @@ would take alone.
 
     python bench/bench_train_loop.py                       # HalfCheetah-v5, P = 64
     python bench/bench_train_loop.py --env Ant-v5 --generations 3 --repeats 5
+    python bench/bench_train_loop.py --shards 2             # population shards on 2 threads (train.threads)
 """
 from __future__ import annotations
 
@@ -51,17 +52,22 @@ POLICIES = {
 }
 
 
+#: env steps per CPU-second of the last ceiling measured (process CPU time, all threads)
+_CEILING_CPU: dict[str, float] = {}
+
+
 def ceiling_steps_per_s(env_id: str, population: int, steps: int, backend: str) -> float:
     ceiling = Ceiling(env_id, population, default_num_threads(), backend)
     rng = np.random.default_rng(0)
     actions = rng.uniform(-1, 1, (steps, population, ceiling.nu))
     for a in actions[:10]:
         ceiling.step(a)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for a in actions:
         ceiling.step(a)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     ceiling.close()
+    _CEILING_CPU[backend] = population * steps / cpu
     return population * steps / elapsed
 
 
@@ -76,6 +82,7 @@ class _Recorder:
         self.controls: list[np.ndarray] = []
         self.env: MujocoVectorEnv | None = None
         self.final_qpos: np.ndarray | None = None
+        self.replayable = True
 
     def __enter__(self) -> "_Recorder":
         self._reset, self._close = MujocoVectorEnv.reset, MujocoVectorEnv.close_extras
@@ -94,7 +101,7 @@ class _Recorder:
             # one array copy per step inside the timed loop: ~1 us against ~1.5 ms per step
             if rec.env is not None and pool is rec.env.pool:
                 if active is not None and not active.all():
-                    raise SystemExit("replay needs episodes that do not end inside the rollout (HalfCheetah-v5)")
+                    rec.replayable = False  # an episode ended inside the rollout (Ant-v5): no replay
                 rec.controls.append(np.array(ctrl))
             return rec._starts[type(pool)](pool, ctrl, active)
 
@@ -130,14 +137,23 @@ def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.nda
 
 
 def loop_steps_per_s(env_id: str, population: int, generations: int, policy: list[str],
-                     device: str = "cpu") -> dict:
+                     device: str = "cpu", shards: int = 1, episode_steps: int | None = None) -> dict:
     overrides = [f"env.id={env_id}", f"device={device}", "es.algorithm=pgpe",
                  f"es.params={{population_size: {population}, stdev_init: 0.1}}",
                  f"train.generations={generations}", f"train.eval_every={generations + 1}",
-                 f"train.checkpoint_every={generations + 1}", "logging.wandb.mode=disabled"] + policy
+                 f"train.checkpoint_every={generations + 1}", "logging.wandb.mode=disabled",
+                 f"train.threads={shards}"] + policy
+    if episode_steps is not None:  # shorter episodes: the same per-step work, fewer steps per generation
+        overrides.append(f"env.max_episode_steps={episode_steps}")
     rows = []
+    cpu_stamps = [time.process_time()]  # process CPU time (every thread) at each generation's end
+
+    def on_generation(row: dict) -> None:
+        cpu_stamps.append(time.process_time())
+        rows.append(row)
+
     with tempfile.TemporaryDirectory() as tmp, _Recorder(population) as rec:
-        ESTrainer(load_config(None, overrides), Path(tmp) / "run", on_generation=rows.append).train()
+        ESTrainer(load_config(None, overrides), Path(tmp) / "run", on_generation=on_generation).train()
     # The training env is idle after its last generation (the final centre evaluation runs in
     # an env of its own), so when it closes its instances still hold the states that generation
     # ended in.
@@ -149,9 +165,15 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
         raise SystemExit(f"--generations {generations} leaves no generation to time; use at least 3")
     steps = sum(r["env_steps"] - p["env_steps"] for p, r in zip(rows, rows[1:]) if "eval_return_mean" not in r)
     seconds = sum(r["generation_seconds"] for r in timed)
-    return {"whole_loop_steps_per_s": steps / seconds, "rollout_only_steps_per_s":
+    cpu_seconds = sum(cpu_stamps[i + 1] - cpu_stamps[i] for i in range(1, len(rows))
+                      if "eval_return_mean" not in rows[i])
+    # with shards the training env is several envs, whose controls the recorder does not collect: no replay
+    replay = (replayed_physics_steps_per_s(env_id, rec, final_qpos) if shards == 1 and rec.replayable
+              else float("nan"))
+    return {"whole_loop_steps_per_s": steps / seconds, "whole_loop_steps_per_cpu_s": steps / cpu_seconds,
+            "rollout_only_steps_per_s":
             float(np.mean([r["env_steps_per_s"] for r in timed])), "generations_timed": len(timed),
-            "replayed_physics_steps_per_s": replayed_physics_steps_per_s(env_id, rec, final_qpos)}
+            "replayed_physics_steps_per_s": replay}
 
 
 def common_arguments(description: str) -> argparse.ArgumentParser:
@@ -176,27 +198,40 @@ def between_ceilings(env_id: str, population: int, ceiling_steps: int, measure: 
     row = measure()
     after = [ceiling_steps_per_s(env_id, population, ceiling_steps, b) for b in backends]
     ceiling, loop = 0.5 * (before[0] + after[0]), 0.5 * (before[-1] + after[-1])
-    return {**row, "ceiling_steps_per_s": ceiling, "thread_loop_ceiling_steps_per_s": loop,
-            "over_ceiling": row[key] / ceiling, "over_thread_loop_ceiling": row[key] / loop}
+    out = {**row, "ceiling_steps_per_s": ceiling, "thread_loop_ceiling_steps_per_s": loop,
+           "over_ceiling": row[key] / ceiling, "over_thread_loop_ceiling": row[key] / loop}
+    if "whole_loop_steps_per_cpu_s" in row:
+        # CPU time does not grow when other jobs take the cores, so this ratio holds under load: the share of
+        # the loop's CPU time the ceiling's physics would take. Shards that keep every core busy (no GIL
+        # waits) reach it on idle cores as wall-time loop / ceiling; one batched env does not.
+        out["cpu_efficiency"] = row["whole_loop_steps_per_cpu_s"] / _CEILING_CPU[ceiling_backend()]
+    return out
 
 
 def main() -> None:
     parser = common_arguments(__doc__)
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    parser.add_argument("--episode-steps", type=int, default=None, help="env.max_episode_steps (default: the "
+                        "task's 1000): shorter generations at large P")
+    parser.add_argument("--shards", type=int, default=1, help="train.threads: population shards stepped end to "
+                        "end on that many threads (1: one batched env whose physics uses every CPU)")
     args = parser.parse_args()
     results = {}
     for name in args.policies:
         repeats = []
         for _ in range(args.repeats):
             row = between_ceilings(args.env, args.population, args.ceiling_steps, lambda: loop_steps_per_s(
-                args.env, args.population, args.generations, POLICIES[name], args.device), "whole_loop_steps_per_s")
+                args.env, args.population, args.generations, POLICIES[name], args.device, args.shards,
+                args.episode_steps),
+                "whole_loop_steps_per_s")
             repeats.append({**row, "whole_loop_over_ceiling": row["over_ceiling"],
                             "whole_loop_over_thread_loop_ceiling": row["over_thread_loop_ceiling"],
                             "whole_loop_over_replayed_physics":
                                 row["whole_loop_steps_per_s"] / row["replayed_physics_steps_per_s"]})
 
-        def median(key: str, digits: int = 1) -> float:
-            return round(float(np.median([r[key] for r in repeats])), digits)
+        def median(key: str, digits: int = 1) -> float | None:
+            value = float(np.median([r[key] for r in repeats]))
+            return round(value, digits) if np.isfinite(value) else None  # no replay with shards
 
         results[name] = {
             "whole_loop_over_ceiling_median": median("whole_loop_over_ceiling", 3),
@@ -206,8 +241,10 @@ def main() -> None:
                                                          for r in repeats],
             "whole_loop_over_replayed_physics_median": median("whole_loop_over_replayed_physics", 3),
             "whole_loop_over_replayed_physics_each": [round(r["whole_loop_over_replayed_physics"], 3)
-                                                      for r in repeats],
+                                                      for r in repeats if np.isfinite(r["whole_loop_over_replayed_physics"])],
             "whole_loop_steps_per_s_median": median("whole_loop_steps_per_s"),
+            "cpu_efficiency_median": median("cpu_efficiency", 3),
+            "cpu_efficiency_each": [round(r["cpu_efficiency"], 3) for r in repeats],
             "ceiling_steps_per_s_median": median("ceiling_steps_per_s"),
             "thread_loop_ceiling_steps_per_s_median": median("thread_loop_ceiling_steps_per_s"),
             "replayed_physics_steps_per_s_median": median("replayed_physics_steps_per_s"),
@@ -218,6 +255,7 @@ def main() -> None:
         "device": args.device, "load_average": os.getloadavg(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(), "repeats": args.repeats,
+        "shards": args.shards, "episode_steps": args.episode_steps,
         "ceiling_backend": ceiling_backend(),
         "target": "whole_loop_over_ceiling >= 0.7 (plastic policy)", "results": results,
     }, indent=2))

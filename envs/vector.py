@@ -320,6 +320,17 @@ class MujocoVectorEnv(VectorEnv):
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Finish the step begun by :meth:`step_async`."""
+        return self._finish_step(lean=False)
+
+    def step_wait_lean(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`step_wait` for a caller that reads no infos but MuJoCo's instability flags: returns
+        ``(obs, reward, terminated, truncated, unstable)``, the same values bit for bit, with the task's
+        observations, rewards and terminations from its compiled step where it has one
+        (:meth:`~plasticrl.envs.tasks.base.Task.evaluate_compiled`: HalfCheetah-v5, Ant-v5 and their
+        adaptation variants; the GIL released) and no info arrays built. The rollout loop steps this way."""
+        return self._finish_step(lean=True)
+
+    def _finish_step(self, lean: bool) -> tuple:
         if self._step_context is None:
             raise EnvError("step_wait() without a pending step_async()")
         actions, resetting, stepping, any_reset = self._step_context
@@ -333,9 +344,14 @@ class MujocoVectorEnv(VectorEnv):
             # Stepping instances will have taken one more step; reset ones start at 0.
             self._set_goal(self._elapsed + stepping)
         s = self.pool.arrays
-        obs = self.task.observe(s)
-        reward, terminated, info = self.task.evaluate(s, self._before, actions, self.dt)
-        reward = np.asarray(reward, dtype=np.float64)
+        fast = self.task.evaluate_compiled(s, self._before, actions, self.dt) if lean else None
+        if fast is not None:
+            obs, reward, terminated, position = fast
+        else:
+            obs = self.task.observe(s)
+            reward, terminated, info = self.task.evaluate(s, self._before, actions, self.dt)
+            reward = np.asarray(reward, dtype=np.float64)
+            position = None
         self._elapsed[stepping] += 1
         if self.max_episode_steps is None:
             truncated = np.zeros(self.num_envs, dtype=bool)
@@ -347,8 +363,10 @@ class MujocoVectorEnv(VectorEnv):
         if runtime.acts_on_obs:
             obs = runtime.observations(obs, self._elapsed, np.ones(self.num_envs, dtype=bool))
         self._obs[:] = obs
-        self._before = self.task.position(s)
+        self._before = self.task.position(s) if position is None else position
         self._autoreset = terminated | truncated
+        if lean:
+            return obs, reward, terminated, truncated, self.pool.unstable() & stepping
         infos: dict[str, Any] = {}
         for key, value in info.items():
             infos[key] = value

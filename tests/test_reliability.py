@@ -177,17 +177,19 @@ class _PoisonedEvaluator:
         self.calls = 0
         self.steps = 0
         env = self.inner.env
-        step_wait = env.step_wait
 
-        def poisoned_step_wait():
-            obs, reward, terminated, truncated, info = step_wait()
-            self.steps += 1
-            if self.calls == 2 and self.steps == 3:
-                obs = obs.copy()
-                obs[0, 0] = float("inf")
-            return obs, reward, terminated, truncated, info
+        def poisoned(step_wait):
+            def poisoned_step_wait():
+                obs, reward, terminated, truncated, info = step_wait()
+                self.steps += 1
+                if self.calls == 2 and self.steps == 3:
+                    obs = obs.copy()
+                    obs[0, 0] = float("inf")
+                return obs, reward, terminated, truncated, info
+            return poisoned_step_wait
 
-        env.step_wait = poisoned_step_wait
+        # the rollout loop takes the lean step (no infos); other callers the Gymnasium one
+        env.step_wait, env.step_wait_lean = poisoned(env.step_wait), poisoned(env.step_wait_lean)
 
     def evaluate(self, *args, **kwargs):
         self.calls += 1

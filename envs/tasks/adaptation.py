@@ -26,6 +26,7 @@ import numpy as np
 
 from ..errors import EnvError
 from .ant import Ant
+from . import compiled
 from .base import Arrays, Evaluation, Task, ctrl_cost
 from .planar import HalfCheetah
 
@@ -149,6 +150,10 @@ class GoalTask(Task):
             return obs
         return np.concatenate((obs, self.goal_features(self.goal)), axis=1)
 
+    def compiled_goal(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        columns = self.goal_features(self.goal) if self.cfg["goal_observed"] else np.empty((rows, 0))
+        return np.ascontiguousarray(self.goal, dtype=np.float64), columns
+
 
 class HalfCheetahDir(GoalTask, HalfCheetah):
     """Reward ``direction * forward_reward_weight * x_velocity - ctrl_cost``; direction +1 or -1.
@@ -173,6 +178,8 @@ class HalfCheetahDir(GoalTask, HalfCheetah):
 
     def switched_goal(self, rng: np.random.Generator, current: float) -> float:
         return -current
+
+    compiled_mode = compiled.DIRECTION
 
     def evaluate(self, s: Arrays, before: np.ndarray | None, action: np.ndarray,
                  dt: float) -> Evaluation:
@@ -209,6 +216,11 @@ class HalfCheetahVel(GoalTask, HalfCheetah):
 
     def switched_goal(self, rng: np.random.Generator, current: float) -> float:
         return float(rng.uniform(*TARGET_VELOCITY_RANGE))
+
+    compiled_mode = compiled.VELOCITY
+
+    def compiled_forward_weight(self) -> float:
+        return float(-self.cfg["forward_reward_weight"])  # negated before the product, as evaluate does
 
     def evaluate(self, s: Arrays, before: np.ndarray | None, action: np.ndarray,
                  dt: float) -> Evaluation:
@@ -281,6 +293,9 @@ class AntDir(GoalTask, Ant):
 
     def goal_features(self, goal: np.ndarray) -> np.ndarray:
         return unit_vectors(goal)
+
+    def compiled_direction(self, rows: int) -> np.ndarray:
+        return unit_vectors(self.goal)
 
     def forward_velocity(self, xy_velocity: np.ndarray) -> np.ndarray:
         """The torso velocity projected on the goal direction: with goal (1, 0) it is

@@ -7,7 +7,10 @@ import mujoco
 import numpy as np
 
 from ..errors import EnvError
+from . import compiled
 from .base import Arrays, Evaluation, Task, ctrl_cost, normal_qvel_noise
+
+_X_ONLY = np.zeros((0, 2))
 
 
 class Ant(Task):
@@ -92,6 +95,30 @@ class Ant(Task):
                 "reward_forward": forward, "reward_ctrl": -ctrl, "reward_contact": -contact,
                 "reward_survive": survive}
         return reward, terminated, info
+
+    def compiled_direction(self, rows: int) -> np.ndarray:
+        """``[rows, 2]`` unit vectors the compiled step projects the velocity on; empty: the x velocity."""
+        return _X_ONLY
+
+    def evaluate_compiled(self, s: Arrays, before: np.ndarray | None, action: np.ndarray,
+                          dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        if not compiled.AVAILABLE or action.dtype != np.float64 or before is None:
+            return None
+        rows = len(action)
+        obs, reward = np.empty((rows, self.obs_dim)), np.empty(rows)
+        terminated, position = np.empty(rows, dtype=bool), np.empty((rows, 2))
+        _, columns = self.compiled_goal(rows)
+        force_lo, force_hi = self.cfg["contact_force_range"]
+        z_lo, z_hi = self.cfg["healthy_z_range"]
+        skip = 2 if self.cfg["exclude_current_positions_from_observation"] else 0
+        compiled.ant_step(s["qpos"], s["qvel"], s["xpos"], s["cfrc_ext"], before, np.ascontiguousarray(action),
+                          float(dt), skip, bool(self.cfg["include_cfrc_ext_in_observation"]), self.main_body,
+                          float(force_lo), float(force_hi), float(z_lo), float(z_hi),
+                          float(self.cfg["forward_reward_weight"]), float(self.cfg["healthy_reward"]),
+                          float(self.cfg["ctrl_cost_weight"]), float(self.cfg["contact_cost_weight"]),
+                          bool(self.cfg["terminate_when_unhealthy"]), self.compiled_direction(rows), columns,
+                          obs, reward, terminated, position)
+        return obs, reward, terminated, position
 
     def reset_noise(self, rng: np.random.Generator, init_qpos: np.ndarray,
                     init_qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,7 @@ import numpy as np
 Arrays = dict[str, np.ndarray]
 #: What :meth:`Task.evaluate` returns: reward [n] float64, terminated [n] bool, info arrays.
 Evaluation = tuple[np.ndarray, np.ndarray, Arrays]
+_NO_GOAL = np.zeros(0)
 
 
 class Task:
@@ -82,6 +83,19 @@ class Task:
     ) -> Evaluation:
         """Return ``(reward [n] float64, terminated [n] bool, info arrays)`` after a step."""
         raise NotImplementedError
+
+    def evaluate_compiled(
+        self, s: Arrays, before: np.ndarray | None, action: np.ndarray, dt: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None:
+        """``(observations, reward, terminated, position)`` as :meth:`observe`, :meth:`evaluate` and
+        :meth:`position` give them, bit for bit, from one compiled loop that releases the GIL (no info
+        arrays); ``None`` where the task has no compiled step (numba missing, or a task left on numpy)."""
+        return None
+
+    def compiled_goal(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The per-row goal ``[rows]`` and the observed goal columns ``[rows, width]`` a compiled step
+        reads (none here; :class:`~plasticrl.envs.tasks.adaptation.GoalTask` gives its own)."""
+        return _NO_GOAL, np.empty((rows, 0))
 
     def reset_noise(
         self, rng: np.random.Generator, init_qpos: np.ndarray, init_qvel: np.ndarray

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import compiled
 from .base import Arrays, Evaluation, Task, ctrl_cost, normal_qvel_noise
 
 
@@ -60,6 +61,26 @@ class HalfCheetah(_Forward):
         "reset_noise_scale": 0.1,
         "exclude_current_positions_from_observation": True,
     }
+
+    #: how the compiled step computes the forward reward (HalfCheetahDir/Vel-v5 change it)
+    compiled_mode: int = compiled.FORWARD
+
+    def compiled_forward_weight(self) -> float:
+        """The forward weight as the compiled step multiplies by it."""
+        return float(self.cfg["forward_reward_weight"])
+
+    def evaluate_compiled(self, s: Arrays, before: np.ndarray | None, action: np.ndarray,
+                          dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        if not compiled.AVAILABLE or action.dtype != np.float64 or before is None:
+            return None
+        rows = len(action)
+        obs, reward, position = np.empty((rows, self.obs_dim)), np.empty(rows), np.empty(rows)
+        goal, columns = self.compiled_goal(rows)
+        skip = self.skipped if self.cfg["exclude_current_positions_from_observation"] else 0
+        compiled.planar_step(s["qpos"], s["qvel"], before, np.ascontiguousarray(action), float(dt), skip,
+                             self.compiled_forward_weight(), float(self.cfg["ctrl_cost_weight"]),
+                             self.compiled_mode, goal, columns, obs, reward, position)
+        return obs, reward, np.zeros(rows, dtype=bool), position
 
     def reset_noise(self, rng: np.random.Generator, init_qpos: np.ndarray,
                     init_qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

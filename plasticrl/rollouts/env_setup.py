@@ -42,11 +42,14 @@ def training_reset_options(config: ExperimentConfig, rows: int, rng_seed: int,
     return {"perturbation": spec}
 
 
-def make_env(config: ExperimentConfig, num_envs: int):
-    """The vector env of a config (batched MuJoCo engine, or Gymnasium's for other ids)."""
+def make_env(config: ExperimentConfig, num_envs: int, num_threads: int | None = None):
+    """The vector env of a config (batched MuJoCo engine, or Gymnasium's for other ids); ``num_threads``:
+    its physics threads (``None``: every CPU)."""
     from plasticrl.envs import make_vec
 
-    return make_vec(config.env.id, num_envs, physics_backend=config.env.physics_backend, **env_kwargs(config))
+    threads = {} if num_threads is None else {"num_threads": num_threads}
+    return make_vec(config.env.id, num_envs, physics_backend=config.env.physics_backend, **threads,
+                    **env_kwargs(config))
 
 
 def check_training_condition(env_id: str, spec: Any) -> None:

@@ -6,6 +6,7 @@ members and the episode accounting stays exact under Gymnasium's next-step autor
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ def rollout(
     obs_norm: ObsNormalizer | None = None,
     collect_obs_moments: bool = False,
     reset_options: dict | None = None,
+    sync: Callable[[int], int] | None = None,
 ) -> RolloutResult:
     """Run every member of ``genome [P, D]`` for ``episodes_per_member`` episodes in ``env``.
 
@@ -84,6 +86,11 @@ def rollout(
     observations of active rows are summed so the caller can update the statistics afterwards.
     An episode that meets a non-finite observation or reward, or that the env reports
     ``unstable`` (MuJoCo's instability warning), makes its member invalid.
+
+    ``sync`` (used by :mod:`plasticrl.rollouts.shards`): called once with the number of control steps
+    taken when this call's rows are done (or ``max_steps`` is reached); it returns the step count to
+    run to, and the loop runs on (every row finished, nothing added to the results) until then, so
+    that a population shard ends in the state the whole population's loop would leave it in.
     """
     population = genome.shape[0]
     rows = population * episodes_per_member
@@ -113,44 +120,73 @@ def rollout(
     # With a split step (step_async / step_wait) the observation statistics of this step are
     # summed while the physics of the next one runs on the worker threads.
     split_step = hasattr(env, "step_async") and hasattr(env, "step_wait")
+    # the engine's lean step: the same values without the infos, which the loop does not read
+    step_wait = getattr(env, "step_wait_lean", None) if split_step else None
+    if step_wait is None and split_step:
+        step_wait = _with_unstable_flags(env.step_wait)
     if compiled.available() and device.type == "cpu" and dtype in _NUMPY_DTYPES:
         return _rollout_compiled(policy, env, obs, population, episodes_per_member, max_steps, affine, clip,
-                                 collect_obs_moments, split_step)
-    with torch.inference_mode():
-        while active.any() and (max_steps is None or steps < max_steps):
-            # A copy: with a split step, a vector env may refill its observation buffer while the
-            # statistics of this step are still being summed.
-            raw = np.array(obs, dtype=np.float64).reshape(rows, obs_dim)
-            if affine is not None:
-                policy_obs = np.clip((raw - affine[0]) / affine[1], -clip, clip)
-            else:
-                policy_obs = raw
-            actions = policy.act(torch.from_numpy(policy_obs).to(device=device, dtype=dtype))
-            actions = actions.cpu().numpy().astype(np.float64)
-            if split_step:
-                env.step_async(actions)
-            bad |= active & ~np.isfinite(raw).all(axis=1)
-            if collect_obs_moments:
-                counted = active & ~bad
-                live = np.where(counted[:, None], raw, 0.0)
-                row_count += counted
-                row_sum += live
-                row_sumsq += live * live
-            if split_step:
-                obs, reward, terminated, truncated, info = env.step_wait()
-            else:
-                obs, reward, terminated, truncated, info = env.step(actions)
-            reward = np.asarray(reward, dtype=np.float64)
-            bad |= active & ~np.isfinite(reward)
-            bad |= active & _unstable(info)
-            returns += np.where(active, reward, 0.0)
-            lengths += active
-            policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
-            active &= ~np.logical_or(terminated, truncated)
-            steps += 1
-            env_steps += rows
+                                 collect_obs_moments, split_step, sync, step_wait)
+
+    def step() -> None:
+        nonlocal obs, steps, env_steps, bad, returns, lengths, active, row_count, row_sum, row_sumsq
+        # A copy: with a split step, a vector env may refill its observation buffer while the
+        # statistics of this step are still being summed.
+        raw = np.array(obs, dtype=np.float64).reshape(rows, obs_dim)
+        if affine is not None:
+            policy_obs = np.clip((raw - affine[0]) / affine[1], -clip, clip)
+        else:
+            policy_obs = raw
+        actions = policy.act(torch.from_numpy(policy_obs).to(device=device, dtype=dtype))
+        actions = actions.cpu().numpy().astype(np.float64)
+        if split_step:
+            env.step_async(actions)
+        bad |= active & ~np.isfinite(raw).all(axis=1)
+        if collect_obs_moments:
+            counted = active & ~bad
+            live = np.where(counted[:, None], raw, 0.0)
+            row_count += counted
+            row_sum += live
+            row_sumsq += live * live
+        if split_step:
+            obs, reward, terminated, truncated, unstable = step_wait()
+        else:
+            obs, reward, terminated, truncated, info = env.step(actions)
+            unstable = _unstable(info)
+        reward = np.asarray(reward, dtype=np.float64)
+        bad |= active & ~np.isfinite(reward)
+        bad |= active & unstable
+        returns += np.where(active, reward, 0.0)
+        lengths += active
+        policy.learn(torch.from_numpy(reward).to(device=device, dtype=dtype))
+        active &= ~np.logical_or(terminated, truncated)
+        steps += 1
+        env_steps += rows
+
+    _run(step, active, lambda: steps, max_steps, sync)
     return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
                    (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
+
+
+def _run(step: Callable[[], None], active: np.ndarray, steps: Callable[[], int], max_steps: int | None,
+         sync: Callable[[int], int] | None) -> None:
+    """Call ``step`` until no row is active or ``max_steps`` steps are taken; then, with ``sync``, on
+    to the step count it returns (see :func:`rollout`)."""
+    with torch.inference_mode():
+        while active.any() and (max_steps is None or steps() < max_steps):
+            step()
+        if sync is not None:
+            target = sync(steps())
+            while steps() < target:
+                step()
+
+
+def _with_unstable_flags(step_wait: Callable[[], tuple]) -> Callable[[], tuple]:
+    """A Gymnasium ``step_wait`` returning the unstable flags in place of the infos, as the lean step does."""
+    def lean() -> tuple:
+        obs, reward, terminated, truncated, info = step_wait()
+        return obs, reward, terminated, truncated, _unstable(info)
+    return lean
 
 
 def _unstable(info: Any) -> np.ndarray | bool:
@@ -175,7 +211,9 @@ def _result(policy: BatchedPolicy, returns: np.ndarray, lengths: np.ndarray, bad
 
 def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes_per_member: int,
                       max_steps: int | None, affine: tuple[np.ndarray, np.ndarray] | None, clip: float,
-                      collect_obs_moments: bool, split_step: bool) -> RolloutResult:
+                      collect_obs_moments: bool, split_step: bool,
+                      sync: Callable[[int], int] | None = None,
+                      step_wait: Callable[[], tuple] | None = None) -> RolloutResult:
     """:func:`rollout`'s loop with its per-step bookkeeping in the compiled loops of
     :mod:`plasticrl.rollouts.compiled`: the same operations in the same order, so the same bits, with
     preallocated buffers instead of a dozen numpy temporaries per step."""
@@ -193,27 +231,31 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
     mean, std = affine if normalise else (np.zeros(obs_dim), np.ones(obs_dim))
     clip = float(clip)
     steps = env_steps = 0
-    with torch.inference_mode():
-        while active.any() and (max_steps is None or steps < max_steps):
-            # fresh tensors each step: a policy may keep references to its inputs
-            policy_obs = torch.empty((rows, obs_dim), dtype=policy.dtype)
-            compiled.prepare_obs(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
-                                 normalise, active, bad, raw, policy_obs.numpy())
-            actions = policy.act(policy_obs).numpy().astype(np.float64)
-            if split_step:
-                env.step_async(actions)
-            if collect_obs_moments:
-                compiled.accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq)
-            if split_step:
-                obs, reward, terminated, truncated, info = env.step_wait()
-            else:
-                obs, reward, terminated, truncated, info = env.step(actions)
-            bad |= active & _unstable(info)
-            policy_reward = torch.empty(rows, dtype=policy.dtype)
-            compiled.after_step(np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
-                                compiled.as_bool(truncated), active, bad, returns, lengths, policy_reward.numpy())
-            policy.learn(policy_reward)
-            steps += 1
-            env_steps += rows
+
+    def step() -> None:
+        nonlocal obs, steps, env_steps, bad
+        # fresh tensors each step: a policy may keep references to its inputs
+        policy_obs = torch.empty((rows, obs_dim), dtype=policy.dtype)
+        compiled.prepare_obs(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
+                             normalise, active, bad, raw, policy_obs.numpy())
+        actions = policy.act(policy_obs).numpy().astype(np.float64)
+        if split_step:
+            env.step_async(actions)
+        if collect_obs_moments:
+            compiled.accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq)
+        if split_step:
+            obs, reward, terminated, truncated, unstable = step_wait()
+        else:
+            obs, reward, terminated, truncated, info = env.step(actions)
+            unstable = _unstable(info)
+        bad |= active & unstable
+        policy_reward = torch.empty(rows, dtype=policy.dtype)
+        compiled.after_step(np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
+                            compiled.as_bool(truncated), active, bad, returns, lengths, policy_reward.numpy())
+        policy.learn(policy_reward)
+        steps += 1
+        env_steps += rows
+
+    _run(step, active, lambda: steps, max_steps, sync)
     return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
                    (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
