@@ -39,11 +39,23 @@ def test_no_shipped_config_pins_the_fused_kernel():
     assert pinned == []  # they ask for auto, which says which kernel it picked
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=_name)
+def _has_kernel_choice(path: Path) -> bool:
+    # the ES-trained policies the fused kernels cover; linear/MLP policies and gradient trainers have one path
+    config = load_config(str(path), [])
+    return config.trainer == "es" and config.policy.kind in ("plastic_spiking", "static_spiking", "hebbian_mlp")
+
+
+KERNEL_CONFIGS = [p for p in CONFIGS if _has_kernel_choice(p)]
+
+
+def test_the_kernel_check_covers_every_policy_with_a_choice():
+    kinds = {load_config(str(p), []).policy.kind for p in KERNEL_CONFIGS}
+    assert kinds == {"plastic_spiking", "static_spiking", "hebbian_mlp"}
+
+
+@pytest.mark.parametrize("path", KERNEL_CONFIGS, ids=_name)
 def test_shipped_config_resolves_to_the_fastest_kernel_it_supports(path):
     config = load_config(str(path), [])
-    if config.trainer != "es" or config.policy.kind not in ("plastic_spiking", "static_spiking"):
-        pytest.skip("no kernel choice: not an ES spiking policy")
     policy = _policy(config)
     try:  # can the fused kernel run this policy at all?
         _policy(load_config(str(path), ["policy.kernel=fused"]))

@@ -18,9 +18,10 @@ TINY = ["train.generations=2", "es.params.population_size=4", "train.eval_every=
 def test_shipped_experiment_configs_validate(name, monkeypatch):
     monkeypatch.chdir(ROOT)
     spec = load_spec(ROOT / "configs" / "experiments" / name)
-    # every experiment compares a plastic agent with its static twin (static_*, or hebbian_static_*)
+    # every experiment compares a plastic agent with a static twin: trained (static_*, or hebbian_static_*),
+    # or its frozen twin (the same weights, learning rates 0)
     assert any(label.startswith("plastic") for label in spec.agents)
-    assert any("static" in label.split("_") for label in spec.agents)
+    assert any("static" in label.split("_") for label in spec.agents) or spec.eval.frozen_twins
     # Training may randomise (train) or damage other limbs (damage, front_legs_short), never apply an
     # evaluated condition; the exception is Dittrich et al.'s motor-failure protocol, which measures
     # recovery from the failures it trains on (its suite is evaluated in distribution by design).
@@ -32,7 +33,10 @@ def test_shipped_experiment_configs_validate(name, monkeypatch):
         cfg = load_config(agent.config, [f"env.id={spec.env.id}", *agent.overrides])
         assert (spec.env.train_perturbation or cfg.env.train_perturbation) in allowed
         if cfg.train.init_agent is not None:  # fine-tuning starts from another agent of the same experiment
-            assert any(cfg.train.init_agent.endswith(f"/{label}/best_agent.pt") for label in spec.agents)
+            # or from an agent shipped with plasticrl (its config, budget and score recorded in the index)
+            shipped = Path(cfg.train.init_agent).parent == Path("plasticrl/pretrained")
+            assert shipped and (ROOT / cfg.train.init_agent).is_file() or any(
+                cfg.train.init_agent.endswith(f"/{label}/best_agent.pt") for label in spec.agents)
     from plasticrl.eval.evaluate import suite_conditions
 
     conds = suite_conditions(spec.env.id, spec.eval.suite, spec.eval.only)  # every pattern names real conditions

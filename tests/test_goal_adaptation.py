@@ -82,3 +82,31 @@ def test_after_switch_difference_is_paired_over_common_episodes():
     est, low, high = after_switch_difference(mine, theirs)
     assert est == pytest.approx(0.5)  # (0.5 - 0 + 0.5 - 0) / 2 over the two episodes with an after part
     assert low <= est <= high
+
+
+def test_goal_adaptation_beyond_survival_hand_values():
+    """An oracle that walks (1.0 bonus + 0.5 gait per step) against an agent that stands still after the
+    switch (1.0 bonus + 0.0): the plain ratio reads 1.0/1.5 = 0.67, beyond the bonus it is 0/0.5 = 0; an
+    oracle that stands still too leaves the ratio beyond survival undefined."""
+    from plasticrl.eval.evaluate import goal_adaptation
+
+    def row(agent, before, after, bonus=1.0):
+        return {"agent": agent, "condition": "nominal", "reward_rates_before": before, "reward_rates_after": after,
+                "time_to_adapt": [math.nan] * len(after), "survival_per_step": [bonus] * len(after)}
+
+    result = {"oracle": "oracle", "seed": 0, "rows": [row("oracle", [1.5, 1.5], [1.5, 1.5]),
+                                                     row("agent", [1.5, 1.7], [1.0, 1.0])]}
+    entries = {e["agent"]: e for e in goal_adaptation(result)}
+    agent = entries["agent"]
+    assert agent["adaptation_ratio"] == pytest.approx(1.0 / 1.5)
+    beyond = agent["beyond_survival"]
+    assert beyond["reward_rate_before"] == pytest.approx(0.6)
+    assert beyond["reward_rate_after"] == pytest.approx(0.0)
+    assert beyond["adaptation_ratio"] == pytest.approx(0.0)
+    still = {"oracle": "oracle", "seed": 0, "rows": [row("oracle", [1.0, 1.0], [1.0, 1.0]),
+                                                    row("agent", [1.5, 1.7], [1.0, 1.0])]}
+    assert math.isnan({e["agent"]: e for e in goal_adaptation(still)}["agent"]["beyond_survival"]["adaptation_ratio"])
+    # a task without a survival bonus has no such part
+    plain = {"oracle": None, "seed": 0, "rows": [{k: v for k, v in row("agent", [1.0], [1.0]).items()
+                                                  if k != "survival_per_step"}]}
+    assert "beyond_survival" not in goal_adaptation(plain)[0]

@@ -312,7 +312,8 @@ def test_every_shipped_training_config_validates():
     for path in paths:
         cfg = load_config(path)
         kinds.add(cfg.policy.kind)
-        assert cfg.env.id in {"HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "HalfCheetahDir-v5"}
+        assert cfg.env.id in {"HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "HalfCheetahDir-v5",
+                              "AntDir-v5"}
     assert kinds == {"plastic_spiking", "static_spiking", "linear", "hebbian_mlp"}
 
 

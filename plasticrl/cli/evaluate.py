@@ -95,6 +95,13 @@ def print_goal_adaptation(result: dict) -> None:
                       f"[{num(e['adaptation_ratio_low'], '.2f')}, {num(e['adaptation_ratio_high'], '.2f')}]",
                       num(e["time_to_adapt_median"], ".0f"), num(e["adapted_fraction"], ".0%"), twin)
     console.print(table)
+    for e in entries:
+        if e.get("beyond_survival"):
+            b = e["beyond_survival"]
+            console.print(f"{e['agent']} / {e['condition']} beyond the survival bonus: before "
+                          f"{num(b['reward_rate_before'], '.2f')}, after {num(b['reward_rate_after'], '.2f')} per step, "
+                          f"ratio {num(b['adaptation_ratio'], '.2f')} [{num(b['adaptation_ratio_low'], '.2f')}, "
+                          f"{num(b['adaptation_ratio_high'], '.2f')}]", highlight=False, soft_wrap=True)
 
 
 def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,

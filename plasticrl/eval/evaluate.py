@@ -239,10 +239,17 @@ def _goal_switch(g: _Gathered, b: EpisodeBatch, condition: str, oracle_rates: di
         adapt = time_to_adapt(b.rewards, b.lengths, b.goal_switch_steps, target_rate, window=window)
     else:
         adapt = np.concatenate(g.adapt)
-    return {"goal_switch_steps": [int(s) for s in b.goal_switch_steps],
-            "reward_rates_before": [float(x) for x in rates.before],
-            "reward_rates_after": [float(x) for x in rates.after],
-            "time_to_adapt": [float(x) for x in adapt], "oracle_reward_rate_after": target_rate}
+    out = {"goal_switch_steps": [int(s) for s in b.goal_switch_steps],
+           "reward_rates_before": [float(x) for x in rates.before],
+           "reward_rates_after": [float(x) for x in rates.after],
+           "time_to_adapt": [float(x) for x in adapt], "oracle_reward_rate_after": target_rate}
+    if b.survival is not None:
+        # The survival bonus per step of each episode (paid at every healthy step, so constant but for
+        # the step that ends a falling episode): subtracted from both rates it leaves what the gait
+        # earns toward the goal. On AntDir an agent that stands still keeps ~1.0 per step of bonus.
+        per_step = np.asarray(b.survival, dtype=np.float64) / np.maximum(np.asarray(b.lengths), 1)
+        out["survival_per_step"] = [float(x) for x in per_step]
+    return out
 
 
 def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -261,8 +268,17 @@ def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
         o = by_key.get((oracle, r["condition"])) if oracle else None
         o_rates = SwitchRates(np.asarray(o["reward_rates_before"], dtype=np.float64),
                               np.asarray(o["reward_rates_after"], dtype=np.float64)) if o else None
-        summary = summarise_adaptation(r["agent"], rates, np.asarray(r["time_to_adapt"], dtype=np.float64),
-                                       o_rates if r["agent"] != oracle else None, confidence, seed).as_dict()
+        adapt = np.asarray(r["time_to_adapt"], dtype=np.float64)
+        summary = summarise_adaptation(r["agent"], rates, adapt, o_rates if r["agent"] != oracle else None,
+                                       confidence, seed).as_dict()
+        if r.get("survival_per_step") is not None:
+            beyond = _beyond_survival_rates(rates, r)
+            o_beyond = _beyond_survival_rates(o_rates, o) if o is not None and o.get("survival_per_step") else None
+            part = summarise_adaptation(r["agent"], beyond, adapt, o_beyond if r["agent"] != oracle else None,
+                                        confidence, seed)
+            summary["beyond_survival"] = {k: getattr(part, k) for k in (
+                "reward_rate_before", "reward_rate_after", "adaptation_ratio", "adaptation_ratio_low",
+                "adaptation_ratio_high")}
         summary["condition"] = r["condition"]
         summary["is_oracle"] = r["agent"] == oracle
         twin = by_key.get((r["agent"] + FROZEN_SUFFIX, r["condition"]))
@@ -274,6 +290,12 @@ def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
                             "after_minus_twin_high": high})
         out.append(summary)
     return out
+
+
+def _beyond_survival_rates(rates: SwitchRates, row: dict[str, Any]) -> SwitchRates:
+    """``rates`` less each episode's survival bonus per step (``row["survival_per_step"]``)."""
+    per_step = np.asarray(row["survival_per_step"], dtype=np.float64)
+    return SwitchRates(rates.before - per_step, rates.after - per_step)
 
 
 def _after_switch(b: EpisodeBatch, start: int | None, horizon: int,

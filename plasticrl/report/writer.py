@@ -282,6 +282,18 @@ def _goal_adaptation_lines(result: dict[str, Any], conf: int) -> list[str]:
                      f"{_num(e['after_over_before'])} | {_num(e['adaptation_ratio'])} | "
                      f"[{_num(e['adaptation_ratio_low'])}, {_num(e['adaptation_ratio_high'])}] | "
                      f"{_num(e['time_to_adapt_median'], 0)} | {_num(e['adapted_fraction'])} | {twin} |")
+    beyond = [e for e in entries if e.get("beyond_survival")]
+    if beyond:
+        lines += ["", "Beyond the survival bonus: the same rates less each episode's bonus for staying healthy per "
+                  "step, i.e. what the gait earns toward the goal (an agent that stands still keeps the whole bonus, "
+                  "which can make the plain ratio look good). The ratio is undefined ('-') when the oracle's rate "
+                  "beyond survival is not positive.", "",
+                  f"| agent | condition | before | after | ratio | {conf}% CI |", "| --- | --- | ---: | ---: | ---: | --- |"]
+        for e in beyond:
+            b = e["beyond_survival"]
+            lines.append(f"| {e['agent']} | {e['condition']} | {_num(b['reward_rate_before'])} | "
+                         f"{_num(b['reward_rate_after'])} | {_num(b['adaptation_ratio'])} | "
+                         f"[{_num(b['adaptation_ratio_low'])}, {_num(b['adaptation_ratio_high'])}] |")
     return lines
 
 
