@@ -43,15 +43,11 @@ from plasticrl.agents.config import HebbianMLPConfig
 from plasticrl.agents.initial_weights import EpisodeWeights, InitialWeightDraws
 from plasticrl.genome import GenomeSpec, ParamGroup
 from plasticrl.plasticity import (
-    bound_weights,
     coefficient_shape,
-    eligibility_step,
     get_rule,
-    modulate,
     modulatory_neurons,
-    rpe_step,
-    rule_delta,
 )
+from plasticrl.plasticity.synapse import SynapseSettings, SynapseState, global_modulator, synapse_step
 
 #: Najarro & Risi (2020)'s Ant network (AntBulletEnv-v0: 28 observations, 8 actions): 28 -> 128 -> 64 -> 8
 NAJARRO_ANT_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
@@ -116,6 +112,8 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
             self.plastic_layers = [self.num_layers - 1]
         self.modulation = p.modulation if self.plastic_layers else "none"
         self._elig_keep = None if p.eligibility_tau is None else math.exp(-1.0 / p.eligibility_tau)
+        self._synapse = SynapseSettings(self.rule or "none", p.bounds, p.weight_limit,
+                                        eligibility_keep=self._elig_keep)
         shapes = list(zip(self.sizes[1:], self.sizes[:-1]))
         self._draws = (InitialWeightDraws(cfg.initial_weights, shapes, self.device, self.dtype)
                        if cfg.initial_weights.kind == "random" else None)
@@ -256,22 +254,15 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
             self._fused.learn(reward)
             return
         s = self._state
-        m = None
-        if self.modulation == "reward":
-            m = self._mod_gain * reward
-        elif self.modulation == "rpe":
-            error, s["baseline"] = rpe_step(reward, s["baseline"], p.rpe_rate)
-            m = self._mod_gain * error
+        m, s["baseline"] = global_modulator(self.modulation, reward, self._mod_gain, s["baseline"], p.rpe_rate)
         for l in self.plastic_layers:
-            pre, post, w = s["pre"][l], s["post"][l], s["weights"][l]
+            pre = s["pre"][l]
             m_l = modulatory_neurons(pre, reward, self._mod_w[l], self._mod_b[l]) if self.modulation == "neurons" else m
-            if self._elig_keep is None:
-                delta = rule_delta(self.rule, pre, post, w, self._coeffs[l], None, m_l)
-            else:
-                term = rule_delta(self.rule, pre, post, w, self._coeffs[l], None, None)
-                s["elig"][l] = eligibility_step(s["elig"][l], term, self._elig_keep)
-                delta = modulate(s["elig"][l], m_l)
-            s["weights"][l] = self._guard_finite(bound_weights(w + delta, p.bounds, p.weight_limit), l)
+            layer = synapse_step(SynapseState(s["weights"][l], pre, s["post"][l], None, s["elig"].get(l)),
+                                 self._synapse, self._coeffs[l], m_l)
+            s["weights"][l] = self._guard_finite(layer.weights, l)
+            if layer.eligibility is not None:
+                s["elig"][l] = layer.eligibility
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # a row whose rule diverged is marked invalid (ranked worst) and restarts from its initial weights

@@ -53,16 +53,12 @@ from plasticrl.agents.initial_weights import EpisodeWeights, InitialWeightDraws
 from plasticrl.errors import PlasticRLError
 from plasticrl.genome import GenomeSpec, ParamGroup
 from plasticrl.plasticity import (
-    bcm_threshold_step,
     bound_weights,
     coefficient_shape,
-    eligibility_step,
     get_rule,
-    modulate,
     modulatory_neurons,
-    rpe_step,
-    rule_delta,
 )
+from plasticrl.plasticity.synapse import SynapseSettings, SynapseState, global_modulator, synapse_step
 from plasticrl.plasticity.csdp_online import (
     derangement_bank,
     negative_observations,
@@ -175,6 +171,8 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
         self._theta_keep = math.exp(-control_dt / cfg.plasticity.tau_theta)
         tau_e = cfg.plasticity.eligibility_tau
         self._elig_keep = None if tau_e is None else math.exp(-control_dt / tau_e)
+        self._synapse = SynapseSettings(self.rule or "none", cfg.plasticity.bounds, cfg.plasticity.weight_limit,
+                                        self._theta_keep, self._elig_keep)
         if cfg.encoder.kind == "population":
             self._centres = gaussian_centres(cfg.encoder.low, cfg.encoder.high, cfg.encoder.centres,
                                              device=self.device, dtype=self.dtype)
@@ -564,26 +562,18 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
             s["weights"][0] = self._guard_finite(bound_weights(s["weights"][0] + delta, p.bounds, p.weight_limit), 0)
         if not rule_on:
             return
-        m = None
-        if self.modulation == "reward":
-            m = self._mod_gain * reward
-        elif self.modulation == "rpe":
-            error, s["baseline"] = rpe_step(reward, s["baseline"], self.config.plasticity.rpe_rate)
-            m = self._mod_gain * error
+        m, s["baseline"] = global_modulator(self.modulation, reward, self._mod_gain, s["baseline"],
+                                            self.config.plasticity.rpe_rate)
         for l in self.plastic_layers:
-            pre, post = s["pre"][l], s["post"][l]
+            pre = s["pre"][l]
             m_l = modulatory_neurons(pre, reward, self._mod_w[l], self._mod_b[l]) if self.modulation == "neurons" else m
-            theta = s["theta"].get(l)
-            if self._elig_keep is None:
-                delta = rule_delta(self.rule, pre, post, s["weights"][l], self._coeffs[l], theta, m_l)
-            else:
-                term = rule_delta(self.rule, pre, post, s["weights"][l], self._coeffs[l], theta, None)
-                s["elig"][l] = eligibility_step(s["elig"][l], term, self._elig_keep)
-                delta = modulate(s["elig"][l], m_l)
-            w = bound_weights(s["weights"][l] + delta, p.bounds, p.weight_limit)
-            s["weights"][l] = self._guard_finite(w, l)
-            if theta is not None:
-                s["theta"][l] = bcm_threshold_step(theta, post, self._theta_keep)
+            layer = synapse_step(SynapseState(s["weights"][l], pre, s["post"][l], s["theta"].get(l), s["elig"].get(l)),
+                                 self._synapse, self._coeffs[l], m_l)
+            s["weights"][l] = self._guard_finite(layer.weights, l)
+            if layer.theta is not None:
+                s["theta"][l] = layer.theta
+            if layer.eligibility is not None:
+                s["elig"][l] = layer.eligibility
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # A member whose rule diverges is marked invalid (ranked worst by the trainer) and its

@@ -20,6 +20,7 @@ from plasticrl.plasticity.modulation import (
 from plasticrl.plasticity.oja import oja_update
 from plasticrl.plasticity.rules import RULES, RuleSpec, get_rule, register_rule, rule_delta
 from plasticrl.plasticity.sharing import SHARING_LEVELS, coefficient_shape
+from plasticrl.plasticity.synapse import SynapseSettings, SynapseState, global_modulator, synapse_step
 
 __all__ = [
     "contrastive_signal", "csdp_update", "goodness", "goodness_probability",
@@ -28,4 +29,5 @@ __all__ = [
     "bcm_threshold_step", "bcm_update", "bound_weights", "clip_weights", "coefficient_shape",
     "eligibility_step", "get_rule", "hebbian_abcd_update", "modulate", "modulatory_neurons",
     "normalise_by_max", "oja_update", "rpe_step", "rule_delta",
+    "SynapseSettings", "SynapseState", "global_modulator", "synapse_step",
 ]
