@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from plasticrl.agents import HebbianMLPPolicy
 from plasticrl.errors import PlasticRLError
+from genomes import perturbed_genome
 
 pytest.importorskip("numba")
 
@@ -31,9 +32,7 @@ def _pair(cfg, dtype="float64", obs_dim=OBS, act_dim=ACT):
 
 
 def _genome(policy, population=P, noise=0.5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    flat = policy.initial_genome(population)
-    return flat + noise * torch.randn(flat.shape, generator=g, dtype=flat.dtype)
+    return perturbed_genome(policy, population, noise, seed)
 
 
 def _compare(a, b, atol):

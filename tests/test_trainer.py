@@ -298,7 +298,7 @@ def test_physics_backends_train_identically(tmp_path):
 
 
 def test_shard_bounds_cover_population_contiguously():
-    from plasticrl.trainers.ray_evaluator import shard_bounds
+    from plasticrl.rollouts.shards import shard_bounds
 
     assert shard_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
     assert shard_bounds(2, 5) == [(0, 1), (1, 2)]

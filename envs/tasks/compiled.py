@@ -110,18 +110,11 @@ def _planar_step(qpos, qvel, before, action, dt, skip, forward_weight, ctrl_weig
                  obs, reward, position):
     # HalfCheetah(-Dir, -Vel)-v5: obs = [qpos[skip:], qvel, goal columns]; x_velocity = (x - before) / dt;
     # forward by mode; reward = forward - ctrl_weight * sum(action**2); position = x (never terminates)
-    rows, nq = qpos.shape
-    nv = qvel.shape[1]
+    rows = qpos.shape[0]
     width = goal_columns.shape[1]
     scratch = action[0].copy()
     for r in range(rows):
-        k = 0
-        for j in range(skip, nq):
-            obs[r, k] = qpos[r, j]
-            k += 1
-        for j in range(nv):
-            obs[r, k] = qvel[r, j]
-            k += 1
+        k = _copy_state(obs, r, qpos, qvel, skip)
         for j in range(width):
             obs[r, k] = goal_columns[r, j]
             k += 1
@@ -136,6 +129,18 @@ def _planar_step(qpos, qvel, before, action, dt, skip, forward_weight, ctrl_weig
         ctrl = ctrl_weight * _squared_row_sum(action, r, scratch)
         reward[r] = forward - ctrl
         position[r] = x
+
+
+def _copy_state(obs, r, qpos, qvel, skip):
+    # obs[r, :k] = [qpos[r, skip:], qvel[r]]; returns k, the next free column
+    k = 0
+    for j in range(skip, qpos.shape[1]):
+        obs[r, k] = qpos[r, j]
+        k += 1
+    for j in range(qvel.shape[1]):
+        obs[r, k] = qvel[r, j]
+        k += 1
+    return k
 
 
 def _clip(x, lo, hi):
@@ -161,13 +166,7 @@ def _ant_step(qpos, qvel, xpos, cfrc_ext, before, action, dt, skip, include_cfrc
     scratch = action[0].copy()
     forces = cfrc_ext[0].ravel().copy()
     for r in range(rows):
-        k = 0
-        for j in range(skip, nq):
-            obs[r, k] = qpos[r, j]
-            k += 1
-        for j in range(nv):
-            obs[r, k] = qvel[r, j]
-            k += 1
+        k = _copy_state(obs, r, qpos, qvel, skip)
         m = 0
         for b in range(nbody):
             for c in range(6):
@@ -213,6 +212,7 @@ if _numba is not None:
     _row_sum = _jit(_row_sum)
     _squared_row_sum = _jit(_squared_row_sum)
     _clip = _numba.njit(nogil=True, cache=True, inline="always")(_clip)
+    _copy_state = _jit(_copy_state)
     planar_step = _jit(_planar_step)
     ant_step = _jit(_ant_step)
     row_sum = _row_sum

@@ -25,6 +25,7 @@ from plasticrl.config import ExperimentConfig, config_from_dict, config_to_dict
 from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.obs_norm import ObsNormalizer
 from plasticrl.rollouts.loop import RolloutResult
+from plasticrl.rollouts.shards import shard_bounds
 
 #: how often Ray restarts a dead shard worker, and retries the evaluation it was running
 WORKER_RESTARTS = 3
@@ -36,18 +37,6 @@ def _require_ray():
     except ImportError:  # pragma: no cover - depends on the install
         raise PlasticRLError("the ray backend needs Ray: pip install 'plasticrl[dist]'") from None
     return ray
-
-
-def shard_bounds(population: int, shards: int) -> list[tuple[int, int]]:
-    """Split ``population`` members into ``shards`` contiguous, nearly equal ranges."""
-    shards = max(1, min(shards, population))
-    base, extra = divmod(population, shards)
-    bounds, start = [], 0
-    for i in range(shards):
-        stop = start + base + (1 if i < extra else 0)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
 
 
 class _ShardWorker:
@@ -90,7 +79,7 @@ class RayEvaluator:
             ray.init(**init_kwargs)
         if workers is None:
             workers = max(1, int(ray.available_resources().get("CPU", 1)))
-        self.bounds = shard_bounds(population, workers)
+        self.bounds = shard_bounds(population, max(1, workers))
         # A dead worker is restarted (its __init__ runs again) and its pending evaluation retried.
         remote_cls = ray.remote(num_cpus=1, max_restarts=WORKER_RESTARTS, max_task_retries=WORKER_RESTARTS)(_ShardWorker)
         cfg = config_to_dict(config)
