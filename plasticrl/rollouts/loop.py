@@ -117,16 +117,16 @@ def rollout(
     row_count = np.zeros(rows)
     row_sum = np.zeros((rows, obs_dim))
     row_sumsq = np.zeros((rows, obs_dim))
-    # With a split step (step_async / step_wait) the observation statistics of this step are
-    # summed while the physics of the next one runs on the worker threads.
-    split_step = hasattr(env, "step_async") and hasattr(env, "step_wait")
-    # the engine's lean step: the same values without the infos, which the loop does not read
-    step_wait = getattr(env, "step_wait_lean", None) if split_step else None
-    if step_wait is None and split_step:
-        step_wait = _with_unstable_flags(env.step_wait)
+    # With a split step (step_async / step_wait) the observation statistics of this step are summed
+    # while the physics of the next one runs on the worker threads; step_wait is the engine's lean one
+    # (the same values without the infos, which the loop does not read) or Gymnasium's with the
+    # unstable flags taken from its infos; None: env.step only.
+    step_wait = None
+    if hasattr(env, "step_async") and hasattr(env, "step_wait"):
+        step_wait = getattr(env, "step_wait_lean", None) or _with_unstable_flags(env.step_wait)
     if compiled.available() and device.type == "cpu" and dtype in _NUMPY_DTYPES:
         return _rollout_compiled(policy, env, obs, population, episodes_per_member, max_steps, affine, clip,
-                                 collect_obs_moments, split_step, sync, step_wait)
+                                 collect_obs_moments, step_wait, sync)
 
     def step() -> None:
         nonlocal obs, steps, env_steps, bad, returns, lengths, active, row_count, row_sum, row_sumsq
@@ -139,7 +139,7 @@ def rollout(
             policy_obs = raw
         actions = policy.act(torch.from_numpy(policy_obs).to(device=device, dtype=dtype))
         actions = actions.cpu().numpy().astype(np.float64)
-        if split_step:
+        if step_wait is not None:
             env.step_async(actions)
         bad |= active & ~np.isfinite(raw).all(axis=1)
         if collect_obs_moments:
@@ -148,7 +148,7 @@ def rollout(
             row_count += counted
             row_sum += live
             row_sumsq += live * live
-        if split_step:
+        if step_wait is not None:
             obs, reward, terminated, truncated, unstable = step_wait()
         else:
             obs, reward, terminated, truncated, info = env.step(actions)
@@ -211,9 +211,8 @@ def _result(policy: BatchedPolicy, returns: np.ndarray, lengths: np.ndarray, bad
 
 def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes_per_member: int,
                       max_steps: int | None, affine: tuple[np.ndarray, np.ndarray] | None, clip: float,
-                      collect_obs_moments: bool, split_step: bool,
-                      sync: Callable[[int], int] | None = None,
-                      step_wait: Callable[[], tuple] | None = None) -> RolloutResult:
+                      collect_obs_moments: bool, step_wait: Callable[[], tuple] | None,
+                      sync: Callable[[int], int] | None = None) -> RolloutResult:
     """:func:`rollout`'s loop with its per-step bookkeeping in the compiled loops of
     :mod:`plasticrl.rollouts.compiled`: the same operations in the same order, so the same bits, with
     preallocated buffers instead of a dozen numpy temporaries per step."""
@@ -239,11 +238,11 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
         compiled.prepare_obs(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
                              normalise, active, bad, raw, policy_obs.numpy())
         actions = policy.act(policy_obs).numpy().astype(np.float64)
-        if split_step:
+        if step_wait is not None:
             env.step_async(actions)
         if collect_obs_moments:
             compiled.accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq)
-        if split_step:
+        if step_wait is not None:
             obs, reward, terminated, truncated, unstable = step_wait()
         else:
             obs, reward, terminated, truncated, info = env.step(actions)
