@@ -33,18 +33,14 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 import torch
 
 from plasticrl.device import resolve_device, resolve_dtype
 from plasticrl.errors import PlasticRLError, check_shape
 from plasticrl.genome import GenomeSpec
+from plasticrl.agents.state import EpisodeState, detach_tree
 from plasticrl.seeding import derive_episode_seed
-
-REWARD_STATE_KEY = "previous_reward"
-"""Key of the stored reward input in :meth:`BatchedPolicy.episode_state` (with ``reward_input``)."""
 
 
 class BatchedPolicy(abc.ABC):
@@ -52,6 +48,8 @@ class BatchedPolicy(abc.ABC):
 
     #: the implementation of act/learn in use: "torch" (torch ops) or "fused" (numba kernels)
     kernel: str = "torch"
+    #: the type of ``episode_state().network``: the policy kind's own episode state (None: stateless)
+    episode_state_type: type | None = None
 
     def __init__(
         self,
@@ -150,27 +148,30 @@ class BatchedPolicy(abc.ABC):
         self._set_parameters(per_row)
 
     # -- per-episode state ------------------------------------------------------------
-    def episode_state(self) -> Any:
-        """The per-episode state (nested dicts/lists/NamedTuples of tensors); empty if stateless.
+    def episode_state(self) -> EpisodeState:
+        """The per-episode state: the policy kind's own (``network``, None if stateless) and, with
+        ``reward_input``, the stored previous reward, so that a state saved and set back replays the
+        same inputs. The live tensors, not a copy: snapshot them (e.g. ``map_tree(torch.clone, state)``)
+        before the next step changes them."""
+        return EpisodeState(getattr(self, "_state", None), self._previous_reward if self.reward_input else None)
 
-        With ``reward_input`` it includes the stored previous reward (key :data:`REWARD_STATE_KEY`),
-        so a state saved and set back replays the same inputs."""
-        state = getattr(self, "_state", {})
-        if not self.reward_input:
-            return state
-        if not isinstance(state, dict):
-            raise TypeError(f"{type(self).__name__}: reward_input needs a dict episode state; got {type(state)}")
-        return {**state, REWARD_STATE_KEY: self._previous_reward}
-
-    def set_episode_state(self, state: Any) -> None:
+    def set_episode_state(self, state: EpisodeState) -> None:
         """Replace the per-episode state, e.g. with one saved at a sequence start."""
+        name = type(self).__name__
+        if not isinstance(state, EpisodeState):
+            raise PlasticRLError(f"{name}.set_episode_state needs an EpisodeState (from episode_state()); "
+                                 f"got {type(state).__name__}")
+        expected = self.episode_state_type or type(None)
+        if type(state.network) is not expected:
+            raise PlasticRLError(f"{name}'s episode state holds a {expected.__name__}; got a "
+                                 f"{type(state.network).__name__} (pass a state from this kind's episode_state())")
         if self.reward_input:
-            if not isinstance(state, dict) or REWARD_STATE_KEY not in state:
-                raise PlasticRLError(f"this policy has reward_input: true; its episode state needs the stored "
-                                     f"reward {REWARD_STATE_KEY!r} (pass a state from episode_state())")
-            state = dict(state)
-            self._previous_reward = state.pop(REWARD_STATE_KEY)
-        self._state = state
+            if state.previous_reward is None:
+                raise PlasticRLError("this policy has reward_input: true; its episode state needs the stored "
+                                     "reward 'previous_reward' (pass a state from episode_state())")
+            self._previous_reward = state.previous_reward
+        if state.network is not None:
+            self._state = state.network
 
     def detach_state(self) -> None:
         """Cut the autograd graph through the per-episode state, keeping its values (truncated BPTT)."""
@@ -319,32 +320,3 @@ class BatchedPolicy(abc.ABC):
     def _squash(self, x: torch.Tensor) -> torch.Tensor:
         return self._action_mid + self._action_half * torch.tanh(x)
 
-
-def detach_tree(value: Any) -> Any:
-    """Detach every tensor in nested dicts, lists, tuples and NamedTuples."""
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    if isinstance(value, dict):
-        return {k: detach_tree(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [detach_tree(v) for v in value]
-    if isinstance(value, tuple) and hasattr(value, "_fields"):
-        return type(value)(*(detach_tree(v) for v in value))
-    if isinstance(value, tuple):
-        return tuple(detach_tree(v) for v in value)
-    return value
-
-
-def merge_rows(mask: torch.Tensor, fresh: Any, old: Any) -> Any:
-    """Take ``fresh`` for rows where ``mask`` is true, ``old`` elsewhere, through nested state."""
-    if old is None:
-        return None
-    if isinstance(old, torch.Tensor):
-        return torch.where(mask.view(-1, *([1] * (old.dim() - 1))), fresh, old)
-    if isinstance(old, dict):
-        return {k: merge_rows(mask, fresh[k], v) for k, v in old.items()}
-    if isinstance(old, list):
-        return [merge_rows(mask, f, o) for f, o in zip(fresh, old)]
-    if isinstance(old, tuple) and hasattr(old, "_fields"):
-        return type(old)(*(merge_rows(mask, f, o) for f, o in zip(fresh, old)))
-    raise TypeError(f"cannot merge state of type {type(old).__name__}")

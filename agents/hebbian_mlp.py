@@ -55,6 +55,23 @@ NAJARRO_ANT_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
 NAJARRO_ANT_SEARCHED = 5 * NAJARRO_ANT_SYNAPSES
 
 
+@dataclass(eq=False, slots=True)
+class HebbianEpisodeState:
+    """The per-episode state of a :class:`HebbianMLPPolicy`, per row (``N`` rows); the control step
+    replaces its tensors (fixed fields, mutable values)."""
+
+    #: fast weights, one ``[N, out, in]`` per layer (static layers keep their initial weights)
+    weights: list[torch.Tensor]
+    #: per plastic layer ``l``: its input ``x_l`` ``[N, in]`` in the last ``act``
+    pre: dict[int, torch.Tensor]
+    #: per plastic layer ``l``: its output ``x_{l+1}`` ``[N, out]`` in the last ``act``
+    post: dict[int, torch.Tensor]
+    #: per plastic layer: eligibility trace ``[N, out, in]`` (empty without ``plasticity.eligibility_tau``)
+    elig: dict[int, torch.Tensor]
+    #: ``[N]``: the RPE modulator's running reward estimate (None unless ``modulation: rpe``)
+    baseline: torch.Tensor | None
+
+
 @dataclass(frozen=True)
 class HebbianKernelConstants:
     """What a compiled kernel needs of the policy besides its genome and state, fixed at construction:
@@ -78,6 +95,8 @@ class HebbianKernelParameters:
 
 class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
     """Population-batched Hebbian MLP (see module docstring); rows ``N = P * E``."""
+
+    episode_state_type = HebbianEpisodeState
 
     def __init__(
         self,
@@ -204,25 +223,24 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         return HebbianKernelParameters(initial, self._coeffs, self._mod_gain)
 
     @property
-    def live_state(self) -> dict[str, Any]:
-        """The live per-row episode state the control step reads and writes in place (not a copy):
-        ``weights`` (fast weights), ``pre``/``post`` activity of the plastic layers' last forward pass,
-        ``elig`` (eligibility traces), ``baseline`` (the RPE's reward estimate or None). A kernel may
-        replace its tensors by contiguous copies of the same values."""
+    def live_state(self) -> HebbianEpisodeState:
+        """The live per-row episode state the control step reads and writes in place (not a copy; see
+        :class:`HebbianEpisodeState`). A kernel may replace its tensors by contiguous copies of the same
+        values."""
         return self._state
 
     # -- episode state ----------------------------------------------------------------
-    def _fresh_state(self) -> dict[str, Any]:
+    def _fresh_state(self) -> HebbianEpisodeState:
         N, dev, dt = self.num_rows, self.device, self.dtype
         zeros = lambda *shape: torch.zeros((N, *shape), device=dev, dtype=dt)  # noqa: E731
-        return {
-            "weights": list(self._w_init),
-            "pre": {l: zeros(self.sizes[l]) for l in self.plastic_layers},
-            "post": {l: zeros(self.sizes[l + 1]) for l in self.plastic_layers},
-            "elig": ({l: zeros(self.sizes[l + 1], self.sizes[l]) for l in self.plastic_layers}
-                     if self._elig_keep is not None else {}),
-            "baseline": zeros() if self.modulation == "rpe" else None,
-        }
+        return HebbianEpisodeState(
+            weights=list(self._w_init),
+            pre={l: zeros(self.sizes[l]) for l in self.plastic_layers},
+            post={l: zeros(self.sizes[l + 1]) for l in self.plastic_layers},
+            elig=({l: zeros(self.sizes[l + 1], self.sizes[l]) for l in self.plastic_layers}
+                  if self._elig_keep is not None else {}),
+            baseline=zeros() if self.modulation == "rpe" else None,
+        )
 
     @property
     def uses_reward(self) -> bool:
@@ -234,12 +252,12 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         if self._fused is not None:
             return self._fused.act(x)
         s = self._state
-        for l, w in enumerate(s["weights"]):
+        for l, w in enumerate(s.weights):
             # [N, in] @ [N, in, out]: one batched GEMM on the transposed view (see plastic_spiking._matvec)
             y = torch.tanh(torch.bmm(x.unsqueeze(1), w.transpose(1, 2)).squeeze(1))
-            if l in s["pre"]:
-                s["pre"][l] = x
-                s["post"][l] = y
+            if l in s.pre:
+                s.pre[l] = x
+                s.post[l] = y
             x = y
         return self._sanitize_actions(self._action_mid + self._action_half * x)
 
@@ -254,15 +272,15 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
             self._fused.learn(reward)
             return
         s = self._state
-        m, s["baseline"] = global_modulator(self.modulation, reward, self._mod_gain, s["baseline"], p.rpe_rate)
+        m, s.baseline = global_modulator(self.modulation, reward, self._mod_gain, s.baseline, p.rpe_rate)
         for l in self.plastic_layers:
-            pre = s["pre"][l]
+            pre = s.pre[l]
             m_l = modulatory_neurons(pre, reward, self._mod_w[l], self._mod_b[l]) if self.modulation == "neurons" else m
-            layer = synapse_step(SynapseState(s["weights"][l], pre, s["post"][l], None, s["elig"].get(l)),
+            layer = synapse_step(SynapseState(s.weights[l], pre, s.post[l], None, s.elig.get(l)),
                                  self._synapse, self._coeffs[l], m_l)
-            s["weights"][l] = self._guard_finite(layer.weights, l)
+            s.weights[l] = self._guard_finite(layer.weights, l)
             if layer.eligibility is not None:
-                s["elig"][l] = layer.eligibility
+                s.elig[l] = layer.eligibility
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # a row whose rule diverged is marked invalid (ranked worst) and restarts from its initial weights

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from plasticrl.agents.base import merge_rows
+from plasticrl.agents.state import merge_rows
 from plasticrl.agents.config import InitialWeightsConfig
 from plasticrl.seeding import Stream, derive_seed
 
@@ -111,7 +111,7 @@ class EpisodeWeights:
     @property
     def fast_weights(self) -> list[torch.Tensor]:
         """Current fast weights, one ``[N, out, in]`` tensor per layer."""
-        return list(self._state["weights"])
+        return list(self._state.weights)
 
     @property
     def initial_weights(self) -> list[torch.Tensor]:

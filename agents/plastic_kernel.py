@@ -697,46 +697,46 @@ class FusedStep(_FusedGlue):
     # -- state views --------------------------------------------------------------------------
     def _current_leaves(self) -> list[torch.Tensor]:
         s = self.policy.live_state
-        leaves = [self.policy.invalid, s["output"].v]
+        leaves = [self.policy.invalid, s.output.v]
         if self.spiking_in:
-            leaves.append(s["input"].v)
-        for h in s["hidden"]:
+            leaves.append(s.input.v)
+        for h in s.hidden:
             leaves.append(h.v)
             if self.alif:
                 leaves.append(h.a)
-        leaves.extend(s["weights"])
+        leaves.extend(s.weights)
         for l in self.plastic_set:
-            leaves.append(s["pre"][l])
-            leaves.append(s["post"][l])
-        leaves.extend(s["theta"].values())
-        if s["baseline"] is not None:
-            leaves.append(s["baseline"])
+            leaves.append(s.pre[l])
+            leaves.append(s.post[l])
+        leaves.extend(s.theta.values())
+        if s.baseline is not None:
+            leaves.append(s.baseline)
         return leaves
 
     def _own_state(self) -> None:
         s = self.policy.live_state
-        s["output"] = s["output"]._replace(v=_own(s["output"].v))
+        s.output = s.output._replace(v=_own(s.output.v))
         if self.spiking_in:
-            s["input"] = s["input"]._replace(v=_own(s["input"].v))
+            s.input = s.input._replace(v=_own(s.input.v))
         if self.alif:
-            s["hidden"] = [h._replace(v=_own(h.v), a=_own(h.a)) for h in s["hidden"]]
+            s.hidden = [h._replace(v=_own(h.v), a=_own(h.a)) for h in s.hidden]
         else:
-            s["hidden"] = [h._replace(v=_own(h.v)) for h in s["hidden"]]
-        s["weights"] = [_own(w) for w in s["weights"]]
-        s["pre"] = {l: _own(t) for l, t in s["pre"].items()}
-        s["post"] = {l: _own(t) for l, t in s["post"].items()}
-        s["theta"] = {l: _own(t) for l, t in s["theta"].items()}
-        if s["baseline"] is not None:
-            s["baseline"] = _own(s["baseline"])
+            s.hidden = [h._replace(v=_own(h.v)) for h in s.hidden]
+        s.weights = [_own(w) for w in s.weights]
+        s.pre = {l: _own(t) for l, t in s.pre.items()}
+        s.post = {l: _own(t) for l, t in s.post.items()}
+        s.theta = {l: _own(t) for l, t in s.theta.items()}
+        if s.baseline is not None:
+            s.baseline = _own(s.baseline)
         L, e2 = self.L, self._empty2
-        self.W = tuple(w.numpy() for w in s["weights"])
-        self.V = tuple([h.v.numpy() for h in s["hidden"]] + [s["output"].v.numpy()])
-        self.A = tuple([h.a.numpy() for h in s["hidden"]] + [e2]) if self.alif else tuple([e2] * L)
-        self.in_v = s["input"].v.numpy() if self.spiking_in else e2
-        self.pre = tuple(s["pre"][l].numpy() if l in self.plastic_set else e2 for l in range(L))
-        self.post = tuple(s["post"][l].numpy() if l in self.plastic_set else e2 for l in range(L))
-        self.theta = tuple(s["theta"][l].numpy() if l in s["theta"] else e2 for l in range(L))
-        self.baseline = s["baseline"].numpy() if s["baseline"] is not None else self._empty1
+        self.W = tuple(w.numpy() for w in s.weights)
+        self.V = tuple([h.v.numpy() for h in s.hidden] + [s.output.v.numpy()])
+        self.A = tuple([h.a.numpy() for h in s.hidden] + [e2]) if self.alif else tuple([e2] * L)
+        self.in_v = s.input.v.numpy() if self.spiking_in else e2
+        self.pre = tuple(s.pre[l].numpy() if l in self.plastic_set else e2 for l in range(L))
+        self.post = tuple(s.post[l].numpy() if l in self.plastic_set else e2 for l in range(L))
+        self.theta = tuple(s.theta[l].numpy() if l in s.theta else e2 for l in range(L))
+        self.baseline = s.baseline.numpy() if s.baseline is not None else self._empty1
 
     # -- control step ------------------------------------------------------------------------
     def act(self, obs: torch.Tensor) -> torch.Tensor:
@@ -768,26 +768,26 @@ class HebbianMLPFusedStep(_FusedGlue):
     # -- state views --------------------------------------------------------------------------
     def _current_leaves(self) -> list[torch.Tensor]:
         s = self.policy.live_state
-        leaves = [self.policy.invalid, *s["weights"]]
+        leaves = [self.policy.invalid, *s.weights]
         for l in self.plastic_set:
-            leaves.append(s["pre"][l])
-            leaves.append(s["post"][l])
-        if s["baseline"] is not None:
-            leaves.append(s["baseline"])
+            leaves.append(s.pre[l])
+            leaves.append(s.post[l])
+        if s.baseline is not None:
+            leaves.append(s.baseline)
         return leaves
 
     def _own_state(self) -> None:
         s = self.policy.live_state
-        s["weights"] = [_own(w) for w in s["weights"]]
-        s["pre"] = {l: _own(t) for l, t in s["pre"].items()}
-        s["post"] = {l: _own(t) for l, t in s["post"].items()}
-        if s["baseline"] is not None:
-            s["baseline"] = _own(s["baseline"])
+        s.weights = [_own(w) for w in s.weights]
+        s.pre = {l: _own(t) for l, t in s.pre.items()}
+        s.post = {l: _own(t) for l, t in s.post.items()}
+        if s.baseline is not None:
+            s.baseline = _own(s.baseline)
         e2 = self._empty2
-        self.W = tuple(w.numpy() for w in s["weights"])
-        self.pre = tuple(s["pre"][l].numpy() if l in self.plastic_set else e2 for l in range(self.L))
-        self.post = tuple(s["post"][l].numpy() if l in self.plastic_set else e2 for l in range(self.L))
-        self.baseline = s["baseline"].numpy() if s["baseline"] is not None else self._empty1
+        self.W = tuple(w.numpy() for w in s.weights)
+        self.pre = tuple(s.pre[l].numpy() if l in self.plastic_set else e2 for l in range(self.L))
+        self.post = tuple(s.post[l].numpy() if l in self.plastic_set else e2 for l in range(self.L))
+        self.baseline = s.baseline.numpy() if s.baseline is not None else self._empty1
 
     # -- control step ------------------------------------------------------------------------
     def act(self, obs: torch.Tensor) -> torch.Tensor:

@@ -67,7 +67,9 @@ from plasticrl.plasticity.csdp_online import (
 )
 from plasticrl.snn import (
     ALIFParameters,
+    ALIFState,
     LIFParameters,
+    LIFState,
     LIState,
     alif_initial_state,
     alif_step,
@@ -80,7 +82,7 @@ from plasticrl.snn import (
     population_encode,
     rate_decode,
 )
-from plasticrl.snn.stp import STPParameters, stp_initial_state, stp_retention, stp_step_retained
+from plasticrl.snn.stp import STPParameters, STPState, stp_initial_state, stp_retention, stp_step_retained
 
 # Lower bounds applied to searched STP constants (seconds): keep exp(-dt/tau) finite and U > 0.
 _STP_MIN_U = 1e-3
@@ -96,6 +98,61 @@ def _matvec(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def _rate_trace(trace: torch.Tensor, spikes: torch.Tensor, keep: float) -> torch.Tensor:
     # trace <- keep*trace + (1-keep)*spikes: a low-passed firing probability in [0, 1].
     return torch.lerp(trace, spikes, 1.0 - keep)
+
+
+@dataclass(eq=False, slots=True)
+class CSDPState:
+    """Online CSDP's per-row state (``input_plasticity.rule: csdp``); ``N`` rows, ``n_in`` encoder
+    outputs, ``h0`` neurons in the first hidden layer."""
+
+    #: ``[N, h0]``: first hidden layer's spike trace in the positive (real observation) stream
+    z: torch.Tensor
+    #: ``[N, h0]``: the same trace in the negative stream of the last step
+    z_neg: torch.Tensor
+    #: ``[N, n_in]``: presynaptic activity of the positive stream (the input trace, or the current)
+    pre: torch.Tensor
+    #: ``[N, n_in]``: presynaptic activity of the negative stream
+    pre_neg: torch.Tensor
+    #: ``[N, n_in]``: input spike trace (spiking encoder)
+    pre_trace: torch.Tensor
+    #: ``[N]`` bool: whether the row had a negative this step (lagged negatives need ``lag`` steps)
+    valid: torch.Tensor
+    #: ``[N]`` int64: control steps since the episode start
+    step: torch.Tensor
+    #: ``[N, lag, input_dim]``: the last observations, for lagged negatives (None otherwise)
+    history: torch.Tensor | None
+
+
+@dataclass(eq=False, slots=True)
+class SpikingEpisodeState:
+    """The per-episode state of a :class:`PlasticSpikingPolicy`, per row (``N`` rows; layer ``l`` maps
+    ``in = sizes[l]`` to ``out = sizes[l+1]`` neurons); the control step replaces its tensors (fixed
+    fields, mutable values)."""
+
+    #: input LIF neurons ``[N, sizes[0]]`` (they run only with ``encoder.spiking``)
+    input: LIFState
+    #: per hidden layer, its LIF or ALIF neurons ``[N, out]``
+    hidden: list[LIFState | ALIFState]
+    #: per hidden layer, its last sub-step's spikes ``[N, out]``, the recurrent input (``recurrent``)
+    hidden_spikes: list[torch.Tensor]
+    #: output neurons ``[N, act_dim]``: a leaky integrator (membrane decoding) or LIF (rate decoding)
+    output: LIState | LIFState
+    #: fast weights, one ``[N, out, in]`` per layer (static layers keep their initial weights)
+    weights: list[torch.Tensor]
+    #: per plastic layer ``l``: presynaptic trace ``[N, in]``
+    pre: dict[int, torch.Tensor]
+    #: per plastic layer ``l``: postsynaptic trace ``[N, out]`` (``tanh(v)`` for a membrane output)
+    post: dict[int, torch.Tensor]
+    #: per plastic layer: BCM sliding threshold ``[N, out]`` (empty unless ``plasticity.rule: bcm``)
+    theta: dict[int, torch.Tensor]
+    #: per plastic layer: eligibility trace ``[N, out, in]`` (empty without ``plasticity.eligibility_tau``)
+    elig: dict[int, torch.Tensor]
+    #: ``[N]``: the RPE modulator's running reward estimate (None unless ``modulation: rpe``)
+    baseline: torch.Tensor | None
+    #: per STP layer ``l``: Tsodyks-Markram state ``[N, in]`` (empty unless ``synapse: stp``)
+    stp: dict[int, STPState]
+    #: online CSDP's state (None unless ``input_plasticity.rule: csdp``)
+    csdp: CSDPState | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +186,8 @@ class KernelParameters:
 
 class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
     """Population-batched plastic spiking controller (see module docstring)."""
+
+    episode_state_type = SpikingEpisodeState
 
     def __init__(
         self,
@@ -371,38 +430,37 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
             self._fused.set_parameters(params)
 
     # -- episode state ----------------------------------------------------------------
-    def _fresh_state(self) -> dict[str, Any]:
+    def _fresh_state(self) -> SpikingEpisodeState:
         N, dev, dt = self.num_rows, self.device, self.dtype
         zeros = lambda *shape: torch.zeros((N, *shape), device=dev, dtype=dt)  # noqa: E731
         new_hidden = alif_initial_state if self.config.neuron.model == "alif" else lif_initial_state
-        state: dict[str, Any] = {
-            "input": lif_initial_state((N, self.sizes[0]), dev, dt),
-            "hidden": [new_hidden((N, h), dev, dt) for h in self.sizes[1:-1]],
-            "hidden_spikes": [zeros(h) for h in self.sizes[1:-1]],
-            "output": (LIState(zeros(self.act_dim)) if self.config.decoder.kind == "membrane"
-                       else lif_initial_state((N, self.act_dim), dev, dt)),
-            "pre": {l: zeros(self.sizes[l]) for l in self.plastic_layers},
-            "post": {l: zeros(self.sizes[l + 1]) for l in self.plastic_layers},
-            "weights": [w for w in self._w_init],
-            "theta": {l: zeros(self.sizes[l + 1]) for l in self.plastic_layers if self.rule == "bcm"},
-            "elig": ({l: zeros(self.sizes[l + 1], self.sizes[l]) for l in self.plastic_layers}
-                     if self._elig_keep is not None else {}),
-            "baseline": zeros() if self.modulation == "rpe" else None,
-            "stp": {l: stp_initial_state((N, self.sizes[l]), U=self._stp_params[l].U, device=dev, dtype=dt)
-                    for l in self.stp_layers},
-        }
+        csdp = None
         if self.csdp:
             ip = self.config.input_plasticity
             n_in, h0 = self.sizes[0], self.sizes[1]
-            state["csdp"] = {
-                "z": zeros(h0), "z_neg": zeros(h0),            # post traces of the two streams
-                "pre": zeros(n_in), "pre_neg": zeros(n_in),    # presynaptic activity of the two streams
-                "pre_trace": zeros(n_in),                       # input spike trace (spiking encoder)
-                "valid": torch.zeros(N, dtype=torch.bool, device=dev),
-                "step": torch.zeros(N, dtype=torch.long, device=dev),
-                "history": zeros(ip.lag, self.input_dim) if ip.negatives == "lagged" else None,
-            }
-        return state
+            csdp = CSDPState(
+                z=zeros(h0), z_neg=zeros(h0), pre=zeros(n_in), pre_neg=zeros(n_in), pre_trace=zeros(n_in),
+                valid=torch.zeros(N, dtype=torch.bool, device=dev),
+                step=torch.zeros(N, dtype=torch.long, device=dev),
+                history=zeros(ip.lag, self.input_dim) if ip.negatives == "lagged" else None,
+            )
+        return SpikingEpisodeState(
+            input=lif_initial_state((N, self.sizes[0]), dev, dt),
+            hidden=[new_hidden((N, h), dev, dt) for h in self.sizes[1:-1]],
+            hidden_spikes=[zeros(h) for h in self.sizes[1:-1]],
+            output=(LIState(zeros(self.act_dim)) if self.config.decoder.kind == "membrane"
+                    else lif_initial_state((N, self.act_dim), dev, dt)),
+            pre={l: zeros(self.sizes[l]) for l in self.plastic_layers},
+            post={l: zeros(self.sizes[l + 1]) for l in self.plastic_layers},
+            weights=[w for w in self._w_init],
+            theta={l: zeros(self.sizes[l + 1]) for l in self.plastic_layers if self.rule == "bcm"},
+            elig=({l: zeros(self.sizes[l + 1], self.sizes[l]) for l in self.plastic_layers}
+                  if self._elig_keep is not None else {}),
+            baseline=zeros() if self.modulation == "rpe" else None,
+            stp={l: stp_initial_state((N, self.sizes[l]), U=self._stp_params[l].U, device=dev, dtype=dt)
+                 for l in self.stp_layers},
+            csdp=csdp,
+        )
 
     # -- the public view a compiled kernel reads (plasticrl.agents.plastic_kernel) ------------------
     def kernel_constants(self) -> KernelConstants:
@@ -418,12 +476,10 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
         return KernelParameters(self._enc_gain, self._enc_bias, initial, self._coeffs, self._mod_gain)
 
     @property
-    def live_state(self) -> dict[str, Any]:
-        """The live per-row episode state the control step reads and writes in place (not a copy, unlike
-        :meth:`episode_state`): ``input``/``hidden``/
-        ``output`` neuron states, ``weights`` (fast weights), ``pre``/``post`` traces and ``theta``
-        (BCM thresholds) of the plastic layers, ``baseline`` (the RPE's reward estimate or None).
-        A kernel may replace its tensors by contiguous copies of the same values."""
+    def live_state(self) -> SpikingEpisodeState:
+        """The live per-row episode state the control step reads and writes in place (not a copy; see
+        :class:`SpikingEpisodeState`). A kernel may replace its tensors by contiguous copies of the same
+        values."""
         return self._state
 
     # -- control step -----------------------------------------------------------------
@@ -443,76 +499,76 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
         if self._fused is not None:
             return self._fused.act(obs)
         s = self._state
-        W = s["weights"]
+        W = s.weights
         plastic = self.plastic_layers
         membrane = self.config.decoder.kind == "membrane"
         hidden_step = alif_step if self.config.neuron.model == "alif" else lif_step
         current_in = self._encode(obs)
         spiking_input = self.config.encoder.spiking
-        csdp = s["csdp"] if self.csdp else None
+        csdp = s.csdp
         if csdp is not None:
             # the negative stream starts from the layer's state before this step's observation
-            start = (s["input"], s["hidden"][0], s["hidden_spikes"][0], csdp["z"], csdp["pre_trace"],
-                     s["stp"].get(0), W[0])
+            start = (s.input, s.hidden[0], s.hidden_spikes[0], csdp.z, csdp.pre_trace,
+                     s.stp.get(0), W[0])
         if not spiking_input:
             # Direct injection: the encoded current is constant over the control step, so the
             # first layer's drive is computed once; the rules see the current as pre activity.
             drive_0 = _matvec(W[0], current_in)
             if 0 in plastic:
-                s["pre"][0] = current_in
+                s.pre[0] = current_in
         spike_count = None
         for _ in range(self.K):
             if spiking_input:
-                x, s["input"] = lif_step(current_in, s["input"], self._input_params, self.dt)
+                x, s.input = lif_step(current_in, s.input, self._input_params, self.dt)
                 if csdp is not None:
-                    csdp["pre_trace"] = _rate_trace(csdp["pre_trace"], x, self._csdp_keep)
+                    csdp.pre_trace = _rate_trace(csdp.pre_trace, x, self._csdp_keep)
             for l in range(self.num_layers):
                 if l == 0 and not spiking_input:
                     current = drive_0
                 else:
                     if l in plastic:
-                        s["pre"][l] = _rate_trace(s["pre"][l], x, self._keep_pre)
+                        s.pre[l] = _rate_trace(s.pre[l], x, self._keep_pre)
                     if l in self._stp_params:
-                        efficacy, s["stp"][l] = stp_step_retained(x, s["stp"][l], self._stp_params[l].U,
+                        efficacy, s.stp[l] = stp_step_retained(x, s.stp[l], self._stp_params[l].U,
                                                                   *self._stp_keep[l])
                         current = _matvec(W[l], x * efficacy)
                     else:
                         current = _matvec(W[l], x)
                 if l < self.output_layer:
                     if self._w_rec:
-                        current = current + _matvec(self._w_rec[l], s["hidden_spikes"][l])
-                    x, s["hidden"][l] = hidden_step(current, s["hidden"][l], self._hidden_params[l], self.dt)
+                        current = current + _matvec(self._w_rec[l], s.hidden_spikes[l])
+                    x, s.hidden[l] = hidden_step(current, s.hidden[l], self._hidden_params[l], self.dt)
                     if self._w_rec:
-                        s["hidden_spikes"][l] = x
+                        s.hidden_spikes[l] = x
                     if l == 0 and csdp is not None:
-                        csdp["z"] = _rate_trace(csdp["z"], x, self._csdp_keep)
+                        csdp.z = _rate_trace(csdp.z, x, self._csdp_keep)
                     if l in plastic:
-                        s["post"][l] = _rate_trace(s["post"][l], x, self._keep_post)
+                        s.post[l] = _rate_trace(s.post[l], x, self._keep_post)
                 elif membrane:
-                    _, s["output"] = li_step(current, s["output"], self._decoder_tau, self.dt)
+                    _, s.output = li_step(current, s.output, self._decoder_tau, self.dt)
                 else:
-                    x, s["output"] = lif_step(current, s["output"], self._output_params, self.dt)
+                    x, s.output = lif_step(current, s.output, self._output_params, self.dt)
                     spike_count = x if spike_count is None else spike_count + x
                     if l in plastic:
-                        s["post"][l] = _rate_trace(s["post"][l], x, self._keep_post)
+                        s.post[l] = _rate_trace(s.post[l], x, self._keep_post)
         if membrane:
             if self.output_layer in plastic:
-                s["post"][self.output_layer] = torch.tanh(s["output"].v)
-            actions = membrane_decode(s["output"].v, self.action_low, self.action_high)
+                s.post[self.output_layer] = torch.tanh(s.output.v)
+            actions = membrane_decode(s.output.v, self.action_low, self.action_high)
         else:
             actions = rate_decode(spike_count, self.K, self.action_low, self.action_high)
         if csdp is not None:
             self._csdp_negative_stream(obs, current_in, csdp, start)
         return self._sanitize_actions(actions)
 
-    def _csdp_negative_stream(self, obs: torch.Tensor, current_in: torch.Tensor, csdp: dict, start: tuple) -> None:
+    def _csdp_negative_stream(self, obs: torch.Tensor, current_in: torch.Tensor, csdp: CSDPState, start: tuple) -> None:
         """Run the first hidden layer on this step's negative from the step's starting state."""
         ip = self.config.input_plasticity
-        negative, csdp["valid"] = negative_observations(ip.negatives, obs, csdp["history"], csdp["step"],
+        negative, csdp.valid = negative_observations(ip.negatives, obs, csdp.history, csdp.step,
                                                         self._csdp_bank)
-        if csdp["history"] is not None:
-            csdp["history"] = push_history(csdp["history"], obs)
-        csdp["step"] = csdp["step"] + 1
+        if csdp.history is not None:
+            csdp.history = push_history(csdp.history, obs)
+        csdp.step = csdp.step + 1
         s_in, h, h_spikes, z, pre_trace, stp, w0 = start
         current_neg = self._encode(negative)
         spiking_input = self.config.encoder.spiking
@@ -534,9 +590,9 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
             if self._w_rec:
                 h_spikes = x
             z = _rate_trace(z, x, keep)
-        csdp["z_neg"] = z
-        csdp["pre"] = csdp["pre_trace"] if spiking_input else current_in
-        csdp["pre_neg"] = pre_trace if spiking_input else current_neg
+        csdp.z_neg = z
+        csdp.pre = csdp.pre_trace if spiking_input else current_in
+        csdp.pre_neg = pre_trace if spiking_input else current_neg
 
     def _learn(self, reward: torch.Tensor) -> None:
         """Apply one control step of plasticity, gated by the configured modulator."""
@@ -555,25 +611,25 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
         p = self.config.plasticity
         if csdp_on:
             # self-supervised: the reward and the modulator play no part in the input layer's rule
-            c = s["csdp"]
-            delta = online_csdp_delta(c["pre"], c["pre_neg"], c["z"], c["z_neg"], c["valid"], self._csdp_theta,
-                                      self._csdp_eta, s["weights"][0], self._w_init[0],
+            c = s.csdp
+            delta = online_csdp_delta(c.pre, c.pre_neg, c.z, c.z_neg, c.valid, self._csdp_theta,
+                                      self._csdp_eta, s.weights[0], self._w_init[0],
                                       self.config.input_plasticity.decay)
-            s["weights"][0] = self._guard_finite(bound_weights(s["weights"][0] + delta, p.bounds, p.weight_limit), 0)
+            s.weights[0] = self._guard_finite(bound_weights(s.weights[0] + delta, p.bounds, p.weight_limit), 0)
         if not rule_on:
             return
-        m, s["baseline"] = global_modulator(self.modulation, reward, self._mod_gain, s["baseline"],
+        m, s.baseline = global_modulator(self.modulation, reward, self._mod_gain, s.baseline,
                                             self.config.plasticity.rpe_rate)
         for l in self.plastic_layers:
-            pre = s["pre"][l]
+            pre = s.pre[l]
             m_l = modulatory_neurons(pre, reward, self._mod_w[l], self._mod_b[l]) if self.modulation == "neurons" else m
-            layer = synapse_step(SynapseState(s["weights"][l], pre, s["post"][l], s["theta"].get(l), s["elig"].get(l)),
+            layer = synapse_step(SynapseState(s.weights[l], pre, s.post[l], s.theta.get(l), s.elig.get(l)),
                                  self._synapse, self._coeffs[l], m_l)
-            s["weights"][l] = self._guard_finite(layer.weights, l)
+            s.weights[l] = self._guard_finite(layer.weights, l)
             if layer.theta is not None:
-                s["theta"][l] = layer.theta
+                s.theta[l] = layer.theta
             if layer.eligibility is not None:
-                s["elig"][l] = layer.eligibility
+                s.elig[l] = layer.eligibility
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # A member whose rule diverges is marked invalid (ranked worst by the trainer) and its

@@ -5,6 +5,7 @@ layer's traces, the negative stream against a twin policy fed the documented neg
 batched rows against one row at a time, masked resets, zero learning rate / zero modulator,
 config errors, and a save / load round trip.
 """
+import dataclasses
 import math
 
 import pytest
@@ -54,7 +55,8 @@ def test_input_layer_belongs_to_csdp_and_genome_groups():
     searched = policy(genome={"search": ["layers.*.w", "layers.0.csdp_*"]})
     assert {"layers.0.csdp_eta", "layers.0.csdp_theta"} <= set(searched.genome.searched_names)
     off = PlasticSpikingPolicy(OBS, ACT, LOW, HIGH, {"hidden": [HID]})
-    assert not off.csdp and off.plastic_layers == [0, 1] and "csdp" not in off.episode_state()
+    off.load_genome(off.initial_genome(1))  # a loaded policy has its episode state: no CSDP part
+    assert not off.csdp and off.plastic_layers == [0, 1] and off.episode_state().network.csdp is None
 
 
 def test_derangement_bank_is_seeded_and_has_no_fixed_points():
@@ -92,25 +94,25 @@ def test_online_update_matches_hand_values(negatives):
     moved = 0.0
     for t in range(6):
         pol.act(obs[t])
-        c = pol.episode_state()["csdp"]
+        c = pol.episode_state().network.csdp
         # presynaptic activity of both streams: the encoded real and the encoded negative observation
-        assert torch.allclose(c["pre"], gain * obs[t] + bias)
+        assert torch.allclose(c.pre, gain * obs[t] + bias)
         if negatives == "permute":
             negative = obs[t].gather(1, pol._csdp_bank[t % len(pol._csdp_bank)].expand(2, OBS))
-            assert c["valid"].all()
+            assert c.valid.all()
         else:
             negative = obs[t - 2] if t >= 2 else torch.zeros_like(obs[t])
-            assert c["valid"].tolist() == [t >= 2] * 2
-        assert torch.allclose(c["pre_neg"], gain * negative + bias)
+            assert c.valid.tolist() == [t >= 2] * 2
+        assert torch.allclose(c.pre_neg, gain * negative + bias)
         w_before = pol.fast_weights[0].clone()
         pol.learn(reward[t])
         change = pol.fast_weights[0] - w_before
         for r in range(2):
-            if not bool(c["valid"][r]):
+            if not bool(c.valid[r]):
                 assert torch.equal(change[r], torch.zeros_like(change[r]))
                 continue
-            hand = _hand_delta(c["pre"][r].tolist(), c["pre_neg"][r].tolist(), c["z"][r].tolist(),
-                               c["z_neg"][r].tolist(), theta, float(eta[r]))
+            hand = _hand_delta(c.pre[r].tolist(), c.pre_neg[r].tolist(), c.z[r].tolist(),
+                               c.z_neg[r].tolist(), theta, float(eta[r]))
             assert torch.allclose(change[r], hand, atol=1e-12)
             moved = max(moved, float(hand.abs().max()))
     assert moved > 1e-4  # the layer fired and learned: the comparison above was not 0 == 0
@@ -152,11 +154,11 @@ def test_negative_stream_is_the_layer_fed_the_negative_from_the_same_state(negat
         negative = obs[t_check - lag]
     pol.act(obs[t_check])
     twin.act(negative)
-    z_neg = pol.episode_state()["csdp"]["z_neg"]
+    z_neg = pol.episode_state().network.csdp.z_neg
     assert float(z_neg.abs().sum()) > 0
-    assert torch.allclose(z_neg, twin.episode_state()["csdp"]["z"], atol=1e-12)
+    assert torch.allclose(z_neg, twin.episode_state().network.csdp.z, atol=1e-12)
     # and the positive stream is the real forward pass, untouched by the negative one
-    assert not torch.allclose(pol.episode_state()["csdp"]["z"], z_neg)
+    assert not torch.allclose(pol.episode_state().network.csdp.z, z_neg)
 
 
 def test_lagged_negatives_wait_for_enough_history():
@@ -222,13 +224,13 @@ def test_reset_mask_restores_only_those_rows():
     for t in range(5):
         pol.act(obs[t])
         pol.learn(reward[t])
-    before = pol.episode_state()["csdp"]
-    before = {k: v.clone() for k, v in before.items()}
+    before = pol.episode_state().network.csdp
+    before = {f.name: getattr(before, f.name).clone() for f in dataclasses.fields(before)}
     w_before = pol.fast_weights[0].clone()
     mask = torch.tensor([True, False, True, False])
     pol.reset(mask)
-    after = pol.episode_state()["csdp"]
-    for key, value in after.items():
+    after = pol.episode_state().network.csdp
+    for key, value in ((f.name, getattr(after, f.name)) for f in dataclasses.fields(after)):
         assert (value[mask] == 0).all(), key
         assert torch.equal(value[~mask], before[key][~mask]), key
     assert torch.equal(pol.fast_weights[0][mask], pol.initial_weights[0][mask])

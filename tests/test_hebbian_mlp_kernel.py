@@ -38,11 +38,11 @@ def _genome(policy, population=P, noise=0.5, seed=0):
 def _compare(a, b, atol):
     for wa, wb in zip(a.fast_weights, b.fast_weights):
         torch.testing.assert_close(wb, wa, rtol=0, atol=atol)
-    for l in a.live_state["post"]:
-        torch.testing.assert_close(b.live_state["pre"][l], a.live_state["pre"][l], rtol=0, atol=atol)
-        torch.testing.assert_close(b.live_state["post"][l], a.live_state["post"][l], rtol=0, atol=atol)
-    if a.live_state["baseline"] is not None:
-        torch.testing.assert_close(b.live_state["baseline"], a.live_state["baseline"], rtol=0, atol=atol)
+    for l in a.live_state.post:
+        torch.testing.assert_close(b.live_state.pre[l], a.live_state.pre[l], rtol=0, atol=atol)
+        torch.testing.assert_close(b.live_state.post[l], a.live_state.post[l], rtol=0, atol=atol)
+    if a.live_state.baseline is not None:
+        torch.testing.assert_close(b.live_state.baseline, a.live_state.baseline, rtol=0, atol=atol)
     assert torch.equal(a.invalid, b.invalid)
 
 

@@ -26,11 +26,11 @@ def _genome(policy, population=P, noise=0.5, seed=0):
 def _compare(a, b, atol):
     for wa, wb in zip(a.fast_weights, b.fast_weights):
         torch.testing.assert_close(wb, wa, rtol=0, atol=atol)
-    assert a._state["theta"].keys() == b._state["theta"].keys()
-    for l in a._state["theta"]:
-        torch.testing.assert_close(b._state["theta"][l], a._state["theta"][l], rtol=0, atol=atol)
-    for l in a._state["post"]:
-        torch.testing.assert_close(b._state["post"][l], a._state["post"][l], rtol=0, atol=atol)
+    assert a.live_state.theta.keys() == b.live_state.theta.keys()
+    for l in a.live_state.theta:
+        torch.testing.assert_close(b.live_state.theta[l], a.live_state.theta[l], rtol=0, atol=atol)
+    for l in a.live_state.post:
+        torch.testing.assert_close(b.live_state.post[l], a.live_state.post[l], rtol=0, atol=atol)
     assert torch.equal(a.invalid, b.invalid)
 
 

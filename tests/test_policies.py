@@ -98,16 +98,16 @@ def test_reset_mask_restores_only_masked_rows():
     policy = spiking({"plasticity": {"rule": "bcm", "modulation": "rpe", "eligibility_tau": 0.1}})
     rollout(policy, perturbed_genome(policy, 3), 15, episodes=2)
     before = {k: v.clone() for k, v in enumerate(policy.fast_weights)}
-    v_before = policy._state["hidden"][0].v.clone()
+    v_before = policy.live_state.hidden[0].v.clone()
     mask = torch.tensor([True, False, False, True, False, True])
     policy.reset(mask)
     for l, w in enumerate(policy.fast_weights):
         assert torch.equal(w[mask], policy.initial_weights[l][mask])
         assert torch.equal(w[~mask], before[l][~mask])
-    assert (policy._state["hidden"][0].v[mask] == 0).all()
-    assert torch.equal(policy._state["hidden"][0].v[~mask], v_before[~mask])
-    assert (policy._state["baseline"][mask] == 0).all()
-    assert (policy._state["elig"][0][mask] == 0).all()
+    assert (policy.live_state.hidden[0].v[mask] == 0).all()
+    assert torch.equal(policy.live_state.hidden[0].v[~mask], v_before[~mask])
+    assert (policy.live_state.baseline[mask] == 0).all()
+    assert (policy.live_state.elig[0][mask] == 0).all()
     assert not torch.equal(before[0][0], policy.initial_weights[0][0])  # the reset rows had learned
     # a reset episode then behaves exactly like a fresh one of the same member; the others do not
     after_reset = drive(policy, 10, seed=1)

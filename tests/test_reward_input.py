@@ -6,7 +6,7 @@ import torch
 
 import plasticrl
 from plasticrl.agents import LinearPolicy, PlasticSpikingPolicy, make_policy, parse_policy_config
-from plasticrl.agents.base import REWARD_STATE_KEY
+from plasticrl.agents.state import EpisodeState
 from plasticrl.envs import make_vec
 from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.loop import rollout
@@ -67,7 +67,7 @@ def test_reward_input_off_reads_no_reward_and_the_genome_is_unchanged():
     before = plain.act(x)
     plain.learn(torch.tensor([100.0]))
     assert torch.equal(plain.act(x), before)
-    assert plain.episode_state() == {}
+    assert plain.episode_state() == EpisodeState(network=None, previous_reward=None)
 
 
 @pytest.mark.parametrize("config, extra", [
@@ -119,13 +119,13 @@ def test_episode_state_round_trip_keeps_the_stored_reward():
         policy.act(obs)
         policy.learn(reward)
     saved = snapshot(policy.episode_state())  # as recurrent PPO stores it at a sequence start
-    assert torch.equal(saved[REWARD_STATE_KEY], stream[5][1])
+    assert torch.equal(saved.previous_reward, stream[5][1])
     first = []
     for obs, reward in stream[6:]:
         first.append(policy.act(obs))
         policy.learn(reward)
     policy.reset()  # wipes everything, the stored reward included
-    assert torch.equal(policy.episode_state()[REWARD_STATE_KEY], torch.zeros(3, dtype=torch.float64))
+    assert torch.equal(policy.episode_state().previous_reward, torch.zeros(3, dtype=torch.float64))
     policy.set_episode_state(restore(saved, None))
     again = []
     for obs, reward in stream[6:]:
@@ -133,10 +133,10 @@ def test_episode_state_round_trip_keeps_the_stored_reward():
         policy.learn(reward)
     assert torch.equal(torch.stack(first), torch.stack(again))
     # the stored reward matters: replaying with it zeroed gives other actions
-    policy.set_episode_state({**saved, REWARD_STATE_KEY: torch.zeros(3, dtype=torch.float64)})
+    policy.set_episode_state(saved._replace(previous_reward=torch.zeros(3, dtype=torch.float64)))
     assert not torch.equal(policy.act(stream[6][0]), first[0])
-    with pytest.raises(PlasticRLError, match=REWARD_STATE_KEY):
-        policy.set_episode_state({k: v for k, v in saved.items() if k != REWARD_STATE_KEY})
+    with pytest.raises(PlasticRLError, match="previous_reward"):
+        policy.set_episode_state(saved._replace(previous_reward=None))
 
 
 def test_detach_state_cuts_the_graph_of_the_stored_reward():
@@ -145,8 +145,8 @@ def test_detach_state_cuts_the_graph_of_the_stored_reward():
     signal = torch.tensor([2.0], requires_grad=True)
     policy.learn(signal * 1.0)
     policy.detach_state()
-    assert not policy.episode_state()[REWARD_STATE_KEY].requires_grad
-    assert policy.episode_state()[REWARD_STATE_KEY].item() == 2.0
+    assert not policy.episode_state().previous_reward.requires_grad
+    assert policy.episode_state().previous_reward.item() == 2.0
 
 
 def test_reward_shape_is_checked_for_every_kind():

@@ -49,8 +49,8 @@ def _options(env_id: str) -> dict:
 def _state(policy) -> list[torch.Tensor]:
     """Every per-row tensor of the policy's live state (row-major first dimension)."""
     s = policy.live_state
-    tensors = [s["output"].v] + [h.v for h in s["hidden"]] + list(s["weights"])
-    tensors += [s[k][layer] for k in ("pre", "post", "theta") for layer in sorted(s[k])]
+    tensors = [s.output.v] + [h.v for h in s.hidden] + list(s.weights)
+    tensors += [getattr(s, k)[layer] for k in ("pre", "post", "theta") for layer in sorted(getattr(s, k))]
     return [t.clone() for t in tensors]
 
 

@@ -221,7 +221,7 @@ def test_stp_changes_the_policy_and_depresses_its_synapses():
     twin.load_genome(twin.initial_genome(2))
     with_stp, without = drive(policy, 10), drive(twin, 10)
     assert not torch.allclose(with_stp, without)
-    state = policy._state["stp"][1]
+    state = policy.live_state.stp[1]
     assert (state.fresh == 0).any() and (state.x < 1).any()  # some hidden neurons spiked and released
 
 
@@ -229,11 +229,11 @@ def test_reset_mask_restores_stp_state_for_masked_rows_only():
     policy = stp_policy()
     policy.load_genome(policy.initial_genome(3), episodes_per_member=2)
     drive(policy, 8)
-    before = {l: st for l, st in policy._state["stp"].items()}
+    before = {l: st for l, st in policy.live_state.stp.items()}
     assert all((st.fresh == 0).any() for st in before.values())
     mask = torch.tensor([True, False, False, True, True, False])
     policy.reset(mask)
-    for l, st in policy._state["stp"].items():
+    for l, st in policy.live_state.stp.items():
         assert (st.fresh[mask] == 1).all() and (st.x[mask] == 1).all()
         assert torch.allclose(st.u[mask], torch.full_like(st.u[mask], 0.4))
         for field in ("u", "x", "fresh"):

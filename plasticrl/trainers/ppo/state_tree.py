@@ -1,7 +1,7 @@
 """Snapshots of a batched policy's per-episode state for recurrent PPO.
 
-A policy's episode state is a tree (dicts, lists, tuples, NamedTuples) of ``[N, ...]``
-tensors, one row per environment. PPO stores it at every sequence start during the rollout
+A policy's episode state (:class:`~plasticrl.agents.state.EpisodeState`) is a tree of ``[N, ...]``
+tensors, one row per environment, walked by :func:`plasticrl.agents.state.map_tree`. PPO stores it at every sequence start during the rollout
 and, for an update, gathers the rows of the chosen sequences into one batch to replay them.
 
 Fast weights get special treatment on restore. A stored fast weight is a detached value, so a
@@ -14,25 +14,12 @@ depend on them, the same approximation truncated BPTT makes for every other stat
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-
-def map_tree(fn: Callable[..., torch.Tensor], tree: Any, *others: Any) -> Any:
-    """Apply ``fn`` to every tensor leaf of ``tree`` (and the matching leaves of ``others``)."""
-    if isinstance(tree, torch.Tensor):
-        return fn(tree, *others)
-    if isinstance(tree, dict):
-        return {k: map_tree(fn, v, *(o[k] for o in others)) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [map_tree(fn, v, *(o[i] for o in others)) for i, v in enumerate(tree)]
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(map_tree(fn, v, *(o[i] for o in others)) for i, v in enumerate(tree)))
-    if isinstance(tree, tuple):
-        return tuple(map_tree(fn, v, *(o[i] for o in others)) for i, v in enumerate(tree))
-    return tree  # None, floats: no rows to carry
+from plasticrl.agents.state import EpisodeState, map_tree
 
 
 def snapshot(state: Any) -> Any:
@@ -51,15 +38,17 @@ def gather(stacked: Any, chunk: torch.Tensor, row: torch.Tensor) -> Any:
     return map_tree(lambda t: t[chunk, row], stacked)
 
 
-def restore(stored: Any, initial_weights: Sequence[torch.Tensor] | None) -> Any:
+def restore(stored: EpisodeState, initial_weights: Sequence[torch.Tensor] | None) -> EpisodeState:
     """The state to replay from: ``stored`` with a straight-through path to the initial weights.
 
     ``initial_weights`` are the policy's current per-row initial weights (with gradient); the
-    stored ``"weights"`` entry (when the state has one) gets ``w + (w_init - w_init.detach())``.
+    stored fast weights (``network.weights``, when the policy has them) get
+    ``w + (w_init - w_init.detach())``.
     """
     state = map_tree(lambda t: t.clone(), stored)
-    if initial_weights is None or not isinstance(state, dict) or "weights" not in state:
+    network = state.network
+    if initial_weights is None or getattr(network, "weights", None) is None:
         return state
-    state["weights"] = [w + (w0 - w0.detach()) if w0.requires_grad else w
-                        for w, w0 in zip(state["weights"], initial_weights)]
+    network.weights = [w + (w0 - w0.detach()) if w0.requires_grad else w
+                       for w, w0 in zip(network.weights, initial_weights)]
     return state
