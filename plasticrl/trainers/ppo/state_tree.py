@@ -1,8 +1,9 @@
 """Snapshots of a batched policy's per-episode state for recurrent PPO.
 
 A policy's episode state (:class:`~plasticrl.agents.state.EpisodeState`) is a tree of ``[N, ...]``
-tensors, one row per environment, walked by :func:`plasticrl.agents.state.map_tree`. PPO stores it at every sequence start during the rollout
-and, for an update, gathers the rows of the chosen sequences into one batch to replay them.
+tensors, one row per environment, walked by :func:`plasticrl.agents.state.map_tree`. PPO stores it
+at every sequence start during the rollout and, for an update, gathers the rows of the chosen
+sequences into one batch to replay them.
 
 Fast weights get special treatment on restore. A stored fast weight is a detached value, so a
 replay from it would give the *initial* weights (the main policy parameters) no gradient at
