@@ -60,16 +60,16 @@ class HebbianEpisodeState:
     """The per-episode state of a :class:`HebbianMLPPolicy`, per row (``N`` rows); the control step
     replaces its tensors (fixed fields, mutable values)."""
 
-    #: fast weights, one ``[N, out, in]`` per layer (static layers keep their initial weights)
     weights: list[torch.Tensor]
-    #: per plastic layer ``l``: its input ``x_l`` ``[N, in]`` in the last ``act``
+    """Fast weights, one ``[N, out, in]`` per layer (static layers keep their initial weights)"""
     pre: dict[int, torch.Tensor]
-    #: per plastic layer ``l``: its output ``x_{l+1}`` ``[N, out]`` in the last ``act``
+    """Per plastic layer ``l``: its input ``x_l`` ``[N, in]`` in the last ``act``"""
     post: dict[int, torch.Tensor]
-    #: per plastic layer: eligibility trace ``[N, out, in]`` (empty without ``plasticity.eligibility_tau``)
+    """Per plastic layer ``l``: its output ``x_{l+1}`` ``[N, out]`` in the last ``act``"""
     elig: dict[int, torch.Tensor]
-    #: ``[N]``: the RPE modulator's running reward estimate (None unless ``modulation: rpe``)
+    """Per plastic layer: eligibility trace ``[N, out, in]`` (empty without ``plasticity.eligibility_tau``)"""
     baseline: torch.Tensor | None
+    """``[N]``: the RPE modulator's running reward estimate (None unless ``modulation: rpe``)"""
 
 
 @dataclass(frozen=True)

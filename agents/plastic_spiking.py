@@ -105,22 +105,22 @@ class CSDPState:
     """Online CSDP's per-row state (``input_plasticity.rule: csdp``); ``N`` rows, ``n_in`` encoder
     outputs, ``h0`` neurons in the first hidden layer."""
 
-    #: ``[N, h0]``: first hidden layer's spike trace in the positive (real observation) stream
     z: torch.Tensor
-    #: ``[N, h0]``: the same trace in the negative stream of the last step
+    """``[N, h0]``: first hidden layer's spike trace in the positive (real observation) stream"""
     z_neg: torch.Tensor
-    #: ``[N, n_in]``: presynaptic activity of the positive stream (the input trace, or the current)
+    """``[N, h0]``: the same trace in the negative stream of the last step"""
     pre: torch.Tensor
-    #: ``[N, n_in]``: presynaptic activity of the negative stream
+    """``[N, n_in]``: presynaptic activity of the positive stream (the input trace, or the current)"""
     pre_neg: torch.Tensor
-    #: ``[N, n_in]``: input spike trace (spiking encoder)
+    """``[N, n_in]``: presynaptic activity of the negative stream"""
     pre_trace: torch.Tensor
-    #: ``[N]`` bool: whether the row had a negative this step (lagged negatives need ``lag`` steps)
+    """``[N, n_in]``: input spike trace (spiking encoder)"""
     valid: torch.Tensor
-    #: ``[N]`` int64: control steps since the episode start
+    """``[N]`` bool: whether the row had a negative this step (lagged negatives need ``lag`` steps)"""
     step: torch.Tensor
-    #: ``[N, lag, input_dim]``: the last observations, for lagged negatives (None otherwise)
+    """``[N]`` int64: control steps since the episode start"""
     history: torch.Tensor | None
+    """``[N, lag, input_dim]``: the last observations, for lagged negatives (None otherwise)"""
 
 
 @dataclass(eq=False, slots=True)
@@ -129,30 +129,30 @@ class SpikingEpisodeState:
     ``in = sizes[l]`` to ``out = sizes[l+1]`` neurons); the control step replaces its tensors (fixed
     fields, mutable values)."""
 
-    #: input LIF neurons ``[N, sizes[0]]`` (they run only with ``encoder.spiking``)
     input: LIFState
-    #: per hidden layer, its LIF or ALIF neurons ``[N, out]``
+    """Input LIF neurons ``[N, sizes[0]]`` (they run only with ``encoder.spiking``)"""
     hidden: list[LIFState | ALIFState]
-    #: per hidden layer, its last sub-step's spikes ``[N, out]``, the recurrent input (``recurrent``)
+    """Per hidden layer, its LIF or ALIF neurons ``[N, out]``"""
     hidden_spikes: list[torch.Tensor]
-    #: output neurons ``[N, act_dim]``: a leaky integrator (membrane decoding) or LIF (rate decoding)
+    """Per hidden layer, its last sub-step's spikes ``[N, out]``, the recurrent input (``recurrent``)"""
     output: LIState | LIFState
-    #: fast weights, one ``[N, out, in]`` per layer (static layers keep their initial weights)
+    """Output neurons ``[N, act_dim]``: a leaky integrator (membrane decoding) or LIF (rate decoding)"""
     weights: list[torch.Tensor]
-    #: per plastic layer ``l``: presynaptic trace ``[N, in]``
+    """Fast weights, one ``[N, out, in]`` per layer (static layers keep their initial weights)"""
     pre: dict[int, torch.Tensor]
-    #: per plastic layer ``l``: postsynaptic trace ``[N, out]`` (``tanh(v)`` for a membrane output)
+    """Per plastic layer ``l``: presynaptic trace ``[N, in]``"""
     post: dict[int, torch.Tensor]
-    #: per plastic layer: BCM sliding threshold ``[N, out]`` (empty unless ``plasticity.rule: bcm``)
+    """Per plastic layer ``l``: postsynaptic trace ``[N, out]`` (``tanh(v)`` for a membrane output)"""
     theta: dict[int, torch.Tensor]
-    #: per plastic layer: eligibility trace ``[N, out, in]`` (empty without ``plasticity.eligibility_tau``)
+    """Per plastic layer: BCM sliding threshold ``[N, out]`` (empty unless ``plasticity.rule: bcm``)"""
     elig: dict[int, torch.Tensor]
-    #: ``[N]``: the RPE modulator's running reward estimate (None unless ``modulation: rpe``)
+    """Per plastic layer: eligibility trace ``[N, out, in]`` (empty without ``plasticity.eligibility_tau``)"""
     baseline: torch.Tensor | None
-    #: per STP layer ``l``: Tsodyks-Markram state ``[N, in]`` (empty unless ``synapse: stp``)
+    """``[N]``: the RPE modulator's running reward estimate (None unless ``modulation: rpe``)"""
     stp: dict[int, STPState]
-    #: online CSDP's state (None unless ``input_plasticity.rule: csdp``)
+    """Per STP layer ``l``: Tsodyks-Markram state ``[N, in]`` (empty unless ``synapse: stp``)"""
     csdp: CSDPState | None = None
+    """Online CSDP's state (None unless ``input_plasticity.rule: csdp``)"""
 
 
 @dataclass(frozen=True)

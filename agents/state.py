@@ -26,12 +26,12 @@ class EpisodeState(NamedTuple):
     """What :meth:`BatchedPolicy.episode_state` returns and :meth:`BatchedPolicy.set_episode_state` takes:
     everything a row carries from one control step to the next."""
 
-    #: the policy kind's own state (:class:`~plasticrl.agents.plastic_spiking.SpikingEpisodeState`,
-    #: :class:`~plasticrl.agents.hebbian_mlp.HebbianEpisodeState`), ``None`` for a stateless policy
     network: Any
-    #: ``[N]``: the reward the last ``learn`` stored, the next ``act``'s extra input (``reward_input``);
-    #: ``None`` without reward input
+    """The policy kind's own state (:class:`~plasticrl.agents.plastic_spiking.SpikingEpisodeState`,
+    :class:`~plasticrl.agents.hebbian_mlp.HebbianEpisodeState`), ``None`` for a stateless policy"""
     previous_reward: torch.Tensor | None
+    """``[N]``: the reward the last ``learn`` stored, the next ``act``'s extra input (``reward_input``); ``None``
+    without reward input"""
 
 
 def map_tree(fn: Callable[..., Any], tree: Any, *others: Any) -> Any:
