@@ -33,13 +33,14 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
+
 import numpy as np
 import torch
 
+from plasticrl.agents.state import EpisodeState, detach_tree
 from plasticrl.device import resolve_device, resolve_dtype
 from plasticrl.errors import PlasticRLError, check_shape
 from plasticrl.genome import GenomeSpec
-from plasticrl.agents.state import EpisodeState, detach_tree
 from plasticrl.seeding import derive_episode_seed
 
 
@@ -170,6 +171,9 @@ class BatchedPolicy(abc.ABC):
                 raise PlasticRLError("this policy has reward_input: true; its episode state needs the stored "
                                      "reward 'previous_reward' (pass a state from episode_state())")
             self._previous_reward = state.previous_reward
+        elif state.previous_reward is not None:
+            raise PlasticRLError(f"{name} has no reward input (reward_input: false); the episode state carries a "
+                                 "stored reward, so it comes from a policy with reward_input: true")
         if state.network is not None:
             self._state = state.network
 

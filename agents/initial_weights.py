@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from plasticrl.agents.state import merge_rows
 from plasticrl.agents.config import InitialWeightsConfig
+from plasticrl.agents.state import merge_rows
 from plasticrl.seeding import Stream, derive_seed
 
 

@@ -167,3 +167,6 @@ def test_a_wrong_state_is_refused_in_one_line():
     assert "\n" not in str(err.value)
     with pytest.raises(PlasticRLError, match="reward_input: true.*'previous_reward'"):
         hebbian.set_episode_state(hebbian.episode_state()._replace(previous_reward=None))
+    spiking_with_reward = _loaded(PlasticSpikingPolicy, {**SPIKING_BCM_ALIF, "reward_input": True}, "torch")
+    with pytest.raises(PlasticRLError, match="has no reward input .*comes from a policy with reward_input: true"):
+        spiking.set_episode_state(spiking_with_reward.episode_state())
