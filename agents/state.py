@@ -41,17 +41,28 @@ def map_tree(fn: Callable[..., Any], tree: Any, *others: Any) -> Any:
     if isinstance(tree, torch.Tensor):
         return fn(tree, *others)
     if isinstance(tree, dict):
-        return {k: map_tree(fn, v, *(o[k] for o in others)) for k, v in tree.items()}
+        return {k: map_tree(fn, v, *[o[k] for o in others]) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [map_tree(fn, v, *(o[i] for o in others)) for i, v in enumerate(tree)]
-    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
-        return type(tree)(*(map_tree(fn, v, *(o[i] for o in others)) for i, v in enumerate(tree)))
+        return [map_tree(fn, v, *[o[i] for o in others]) for i, v in enumerate(tree)]
     if isinstance(tree, tuple):
-        return tuple(map_tree(fn, v, *(o[i] for o in others)) for i, v in enumerate(tree))
-    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
-        return type(tree)(**{f.name: map_tree(fn, getattr(tree, f.name), *(getattr(o, f.name) for o in others))
-                             for f in dataclasses.fields(tree)})
+        items = [map_tree(fn, v, *[o[i] for o in others]) for i, v in enumerate(tree)]
+        return type(tree)(*items) if hasattr(tree, "_fields") else tuple(items)
+    names = _dataclass_fields(type(tree))
+    if names:
+        return type(tree)(**{n: map_tree(fn, getattr(tree, n), *[getattr(o, n) for o in others]) for n in names})
     return tree  # None, floats: no rows to carry
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _dataclass_fields(cls: type) -> tuple[str, ...]:
+    """The field names of a dataclass type, () for any other type (cached: looked up at every walk)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
+        _FIELD_NAMES[cls] = names
+    return names
 
 
 def detach_tree(tree: Any) -> Any:
