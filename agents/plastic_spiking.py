@@ -561,7 +561,8 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
             self._csdp_negative_stream(obs, current_in, csdp, start)
         return self._sanitize_actions(actions)
 
-    def _csdp_negative_stream(self, obs: torch.Tensor, current_in: torch.Tensor, csdp: CSDPState, start: tuple) -> None:
+    def _csdp_negative_stream(self, obs: torch.Tensor, current_in: torch.Tensor, csdp: CSDPState,
+                              start: tuple) -> None:
         """Run the first hidden layer on this step's negative from the step's starting state."""
         ip = self.config.input_plasticity
         negative, csdp.valid = negative_observations(ip.negatives, obs, csdp.history, csdp.step,
