@@ -390,9 +390,22 @@ class EvaluationResult:
         raise KeyError((agent, condition))
 
     @property
+    def held_out_conditions(self) -> list[str]:
+        """The conditions the held-out means average over: all but nominal and the reference conditions."""
+        from plasticrl.eval.plasticity_effect import held_out_conditions
+
+        return held_out_conditions({"conditions": self.conditions, "reference_conditions": self.reference_conditions})
+
+    @property
     def has_beyond_survival(self) -> bool:
         """Whether the rows hold retained fractions of the return beyond the survival bonus."""
         return any(r.retained_beyond_survival is not None for r in self.rows)
+
+    @property
+    def recorded_obs_std_floor(self) -> float | None:
+        """The observation std floor the evaluation replaced every plasticrl agent's with (``None``: none,
+        or not recorded)."""
+        return None if isinstance(self.obs_std_floor, _NotRecorded) else self.obs_std_floor
 
     def replace(self, **changes: Any) -> EvaluationResult:
         """A copy with ``changes`` (e.g. ``obs_std_floor``)."""
