@@ -110,7 +110,6 @@ def evaluate(agents: Sequence[str | os.PathLike | Agent], env_id: str | None = N
     from plasticrl.eval.evaluate import evaluate as _evaluate
     from plasticrl.eval.settings import EvalSettings as _EvalSettings, eval_settings
     from plasticrl.rollouts.controllers import PlasticController, check_same_env, common_env_kwargs, load_controller
-    from plasticrl.rollouts.controllers import frozen_twins as _frozen_twins
     from plasticrl.rollouts.saved_agent import Agent as _Agent
 
     passed = {k: kwargs.pop(k) for k in list(kwargs) if k in _EvalSettings.model_fields}
@@ -121,8 +120,6 @@ def evaluate(agents: Sequence[str | os.PathLike | Agent], env_id: str | None = N
                              f"settings and {', '.join(sorted(passed))}")
     controllers = [PlasticController(a, f"agent{i}") if isinstance(a, _Agent)
                    else load_controller(a, obs_std_floor=settings.obs_std_floor) for i, a in enumerate(agents)]
-    if settings.frozen_twins:
-        controllers += _frozen_twins(controllers)
     env_id = check_same_env(controllers, env_id)
     kwargs.setdefault("env_kwargs", common_env_kwargs(controllers))
     return _evaluate(controllers, env_id, settings, **kwargs)

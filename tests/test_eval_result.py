@@ -144,6 +144,12 @@ def test_settings_object_and_keywords_give_the_same_result(cheetah):
     # the episode length as a setting is the env keyword argument
     steps = EvalSettings(suite="nominal", episodes=2, seed=9, max_episode_steps=30)
     assert evaluate_module.evaluate(cheetah[2:], "HalfCheetah-v5", steps) == by_keywords
+    # frozen_twins: the twin of each controller that learns, after the controllers; none to freeze: one line
+    twinned = evaluate_module.evaluate(cheetah[:1] + cheetah[2:], "HalfCheetah-v5", suite="nominal", episodes=2,
+                                       seed=9, frozen_twins=True, **kwargs)
+    assert twinned.agents == ("p", "l", "p/frozen") and twinned.row("l", "nominal") == by_keywords.row("l", "nominal")
+    with pytest.raises(PlasticRLError, match="frozen twins asked for, but none of the agents learns"):
+        evaluate_module.evaluate(cheetah[2:], "HalfCheetah-v5", suite="nominal", frozen_twins=True, **kwargs)
 
 
 @pytest.mark.parametrize("values,message", [

@@ -28,7 +28,7 @@ import numpy as np
 from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.eval.adaptation import curve_from_sum, switch_step
 from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS, EpisodeBatch, join_pieces, plan_chunks, stream_batch
-from plasticrl.rollouts.controllers import Controller
+from plasticrl.rollouts.controllers import Controller, frozen_twins
 from plasticrl.eval.goal_adaptation import (
     SwitchRates,
     after_switch_difference,
@@ -84,9 +84,10 @@ def evaluate(
 
     ``settings``: suite, episodes, seed, ``only``, ``max_rows``, ``window``, confidence and episode
     length (:class:`~plasticrl.eval.settings.EvalSettings`); or give them as keyword ``values``
-    (``suite="nominal", episodes=5``), not both. ``frozen_twins`` and ``obs_std_floor`` act where agent
-    files are loaded (:func:`plasticrl.evaluate`, :mod:`plasticrl.experiments.evaluation`): here the
-    controllers are given. ``oracle``: a controller that observes the goal (run with
+    (``suite="nominal", episodes=5``), not both. ``frozen_twins`` adds, after the controllers, the
+    frozen twin (``NAME/frozen``) of every one that learns within the episode; ``obs_std_floor`` acts
+    where agent files are loaded (:func:`plasticrl.evaluate`, :mod:`plasticrl.experiments.evaluation`).
+    ``oracle``: a controller that observes the goal (run with
     ``goal_observed=True`` added to the env keyword arguments, first, on the same episodes), the
     yardstick of goal adaptation. Episodes stream through engine batches of at most ``max_rows`` rows,
     each reduced as it ends, so memory grows with the episode count only by a few numbers per episode;
@@ -98,7 +99,15 @@ def evaluate(
                              f"settings and {', '.join(sorted(values))}")
     suite, episodes, seed = settings.suite, settings.episodes, settings.seed
     only, max_rows, window, confidence = settings.only, settings.max_rows, settings.window, settings.confidence
-    controllers = ([oracle] if oracle is not None else []) + list(controllers)
+    controllers = list(controllers)
+    if settings.frozen_twins:
+        twins = frozen_twins(controllers)
+        if not twins:
+            raise PlasticRLError("frozen twins asked for, but none of the agents learns within the episode (a "
+                                 "plastic_spiking policy with plasticity.rule or input_plasticity.rule set); "
+                                 "nothing to freeze")
+        controllers += twins
+    controllers = ([oracle] if oracle is not None else []) + controllers
     names = [c.name for c in controllers]
     if len(set(names)) != len(names):
         raise PlasticRLError(f"agent names must be unique; got {names} (give --name for each)")

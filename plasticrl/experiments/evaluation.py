@@ -38,8 +38,8 @@ def evaluate_agents(
     to W&B. Returns the result and the written paths.
 
     ``settings.frozen_twins`` adds each plastic agent again with its learning rates at 0
-    (``NAME/frozen``); ``settings.obs_std_floor`` replaces the plasticrl agents' floor on the observation
-    std and is recorded in the result.
+    (``NAME/frozen``, :func:`~plasticrl.eval.evaluate.evaluate`); ``settings.obs_std_floor`` replaces
+    the plasticrl agents' floor on the observation std and is recorded in the result.
     ``env_kwargs`` default to those the agents were trained with (they must agree).
     ``oracle`` (shown as ``oracle_name``, default the run's name): an agent trained with the goal in
     its observation (``goal_observed=True``) on the same goal-switching task; it runs first on the
@@ -48,7 +48,7 @@ def evaluate_agents(
     files of unknown origin; see :mod:`plasticrl.agents.sb3`). ``force`` skips the memory guard
     (:mod:`plasticrl.rollouts.memory`).
     """
-    from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, frozen_twins, load_controller
+    from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, load_controller
     from plasticrl.eval.evaluate import evaluate
     from plasticrl.report.writer import write_reports
     from plasticrl.report.wandb_log import log_evaluation, resolve_mode
@@ -61,13 +61,6 @@ def evaluate_agents(
     controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor, env_id=env,
                                    trust_pickle=trust_pickle)
                    for i, p in enumerate(agents)]
-    if settings.frozen_twins:
-        twins = frozen_twins(controllers)
-        if not twins:
-            raise PlasticRLError("frozen twins asked for, but none of the agents learns within the episode (a "
-                                 "plastic_spiking policy with plasticity.rule or input_plasticity.rule set); "
-                                 "nothing to freeze")
-        controllers += twins
     env_id = check_same_env(controllers, env)
     oracle_ctrl = None
     if oracle is not None:
