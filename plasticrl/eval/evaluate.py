@@ -267,10 +267,13 @@ def _goal_switch(g: _Gathered, b: EpisodeBatch, condition: str, oracle_rates: di
     return out
 
 
-def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
+def goal_adaptation(result: EvaluationResult | dict[str, Any]) -> list[dict[str, Any]]:
     """Per agent and condition of a goal-switching task: rates before/after the switch, the paired
     adaptation ratio against the oracle (when one was evaluated), time to adapt, and, for an agent
-    with a frozen twin, the paired after-switch difference (agent - twin). Empty on other tasks."""
+    with a frozen twin, the paired after-switch difference (agent - twin), as ``eval.json``'s entries
+    (the result holds them as :class:`~plasticrl.eval.result.GoalAdaptation`). Empty on other tasks."""
+    if isinstance(result, EvaluationResult):
+        result = result.to_json()
     rows = [r for r in result["rows"] if r.get("reward_rates_after") is not None]
     by_key = {(r["agent"], r["condition"]): r for r in rows}
     oracle = result.get("oracle")
