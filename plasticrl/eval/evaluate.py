@@ -27,7 +27,7 @@ import numpy as np
 
 from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.eval.adaptation import curve_from_sum, switch_step
-from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS, EpisodeBatch, join_pieces, plan_chunks, stream_batch
+from plasticrl.rollouts.batch import EpisodeBatch, join_pieces, plan_chunks, stream_batch
 from plasticrl.rollouts.controllers import Controller, frozen_twins
 from plasticrl.eval.goal_adaptation import (
     SwitchRates,
@@ -37,7 +37,7 @@ from plasticrl.eval.goal_adaptation import (
     time_to_adapt,
 )
 from plasticrl.eval.plasticity_effect import FROZEN_SUFFIX, plasticity_effect
-from plasticrl.eval.result import RESULT_FORMAT, RESULT_KIND, EvaluationResult, as_result
+from plasticrl.eval.result import RESULT_FORMAT, RESULT_KIND, EvaluationResult
 from plasticrl.eval.settings import EVAL_SUITES, EvalSettings, eval_settings
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
@@ -364,8 +364,3 @@ def _default_horizon(env_id: str) -> int:
 
     spec = gym.spec(env_id if "/" in env_id else f"plasticrl/{env_id}")
     return int(spec.max_episode_steps or 1000)
-
-
-def has_beyond_survival(result: EvaluationResult | dict[str, Any]) -> bool:
-    """Whether the result also holds retained fractions of the return beyond the survival bonus."""
-    return as_result(result).has_beyond_survival

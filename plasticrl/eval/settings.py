@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from plasticrl.errors import PlasticRLError, check_choice, validation_error
+from plasticrl.errors import check_choice, validation_error
 from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS
 
 #: suites of named conditions (``train`` is a distribution, not a list); ``morphology`` (Ant) and
