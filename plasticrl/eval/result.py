@@ -436,7 +436,9 @@ class EvaluationResult:
         ``plasticity_effect`` (assembled by hand) gets it derived from its rows."""
         from plasticrl.eval.plasticity_effect import plasticity_effect
 
-        data = json_safe(dict(data))
+        data = json_safe(dict(data))  # a copy: the defaults below do not change the caller's dict
+        for key in ("agents", "conditions", "rows"):
+            data[key] = data.get(key) or []
         effects = data["plasticity_effect"] if "plasticity_effect" in data else json_safe(plasticity_effect(data))
         return cls(
             format=data.get("format", RESULT_FORMAT), kind=data.get("kind", RESULT_KIND),

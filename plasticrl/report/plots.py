@@ -27,8 +27,9 @@ def pyplot():
     return plt
 
 
-def retained_plot(result: EvaluationResult, path: Path) -> Path:
+def retained_plot(result: EvaluationResult | dict[str, Any], path: Path) -> Path:
     """Retained fraction per condition; a second panel without the survival bonus where the task pays one."""
+    result = as_result(result)
     plt = pyplot()
     conds = [c for c in result.conditions if c != "nominal"]
     panels = [("retained", "retained fraction (condition / nominal)")]
@@ -65,8 +66,9 @@ def _retained_bars(ax, result: EvaluationResult, conds: list[str], key: str) -> 
     ax.axhline(0.8, color="grey", lw=0.8, ls="--")
 
 
-def severity_plot(result: EvaluationResult, path: Path) -> Path | None:
+def severity_plot(result: EvaluationResult | dict[str, Any], path: Path) -> Path | None:
     """Mean return against severity, one panel per condition family (none without severities)."""
+    result = as_result(result)
     plt = pyplot()
     families = sorted({r.family for r in result.rows if r.severity in SEVERITY_ORDER})
     if not families:
@@ -97,10 +99,11 @@ def severity_plot(result: EvaluationResult, path: Path) -> Path | None:
     return path
 
 
-def adaptation_plot(result: EvaluationResult, path: Path) -> Path | None:
+def adaptation_plot(result: EvaluationResult | dict[str, Any], path: Path) -> Path | None:
     """Reward per window around each mid-episode switch: a grid with one row per condition family and one
     column per severity (mild, moderate, severe) when the names are ``family@severity``, else panels
     wrapped four to a row; rows share their y axis, one legend for the figure."""
+    result = as_result(result)
     plt = pyplot()
     conds = sorted({c.condition for c in result.curves})
     if not conds:

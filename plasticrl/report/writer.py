@@ -242,8 +242,9 @@ def _perturbation_text(spec: Any) -> str:
     return "; ".join(out)
 
 
-def _conditions_lines(result: EvaluationResult) -> list[str]:
+def _conditions_lines(result: Result) -> list[str]:
     """What each condition is: severity defined, then every condition with its exact perturbation."""
+    result = as_result(result)
     seen: dict[str, ConditionSummary] = {}
     for r in result.rows:
         seen.setdefault(r.condition, r)
