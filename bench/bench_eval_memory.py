@@ -28,6 +28,7 @@ def one(episodes: int, max_rows: int, workdir: Path) -> dict:
 
     from plasticrl.agents import make_policy
     from plasticrl.envs import make_vec
+    from plasticrl.eval.settings import EvalSettings
     from plasticrl.experiments.evaluation import evaluate_agents
     from plasticrl.rollouts.saved_agent import save_agent
 
@@ -39,13 +40,13 @@ def one(episodes: int, max_rows: int, workdir: Path) -> dict:
                        {"env_id": "HalfCheetah-v5", "env_kwargs": {}})
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    result, _ = evaluate_agents([agent], workdir / "eval", suite="nominal", episodes=episodes, max_rows=max_rows,
-                                max_episode_steps=10, wandb_mode="disabled", plots=False)
+    settings = EvalSettings(suite="nominal", episodes=episodes, max_rows=max_rows, max_episode_steps=10)
+    result, _ = evaluate_agents([agent], workdir / "eval", settings, wandb_mode="disabled", plots=False)
     return {"episodes": episodes, "max_rows": max_rows, "seconds": round(time.perf_counter() - started, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "rss_before_eval_mb": round(before / 1024, 1),
             "eval_json_mb": round((workdir / "eval" / "eval.json").stat().st_size / 2**20, 2),
-            "valid_episodes": episodes - result["rows"][0]["invalid_episodes"]}
+            "valid_episodes": episodes - result.rows[0].invalid_episodes}
 
 
 def main() -> None:

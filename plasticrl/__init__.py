@@ -51,6 +51,8 @@ if TYPE_CHECKING:  # for type checkers and the API reference only; the imports b
 
     from plasticrl.agents.base import BatchedPolicy
     from plasticrl.config import ExperimentConfig
+    from plasticrl.eval.result import EvaluationResult
+    from plasticrl.eval.settings import EvalSettings
     from plasticrl.rollouts.loop import RolloutResult
     from plasticrl.rollouts.saved_agent import Agent
     from plasticrl.trainers.es import TrainResult
@@ -94,24 +96,33 @@ def train(config: ExperimentConfig | str | os.PathLike, overrides: Sequence[str]
     return _train(config, overrides, out)
 
 
-def evaluate(agents: Sequence[str | os.PathLike | Agent], env_id: str | None = None, suite: str = "novel",
-             episodes: int = 10, seed: int = 0, frozen_twins: bool = False, **kwargs: Any) -> dict[str, Any]:
+def evaluate(agents: Sequence[str | os.PathLike | Agent], env_id: str | None = None,
+             settings: EvalSettings | None = None, **kwargs: Any) -> EvaluationResult:
     """Evaluate agents (files, run directories or loaded :class:`Agent` objects) on the nominal condition
-    and every condition of ``suite``, on the same paired episodes; ``frozen_twins`` adds each plastic
-    agent with its learning rates at 0. ``env_id`` defaults to the agents' own. Returns the JSON-ready
-    result; :mod:`plasticrl.report` writes it out. See :func:`plasticrl.eval.evaluate.evaluate`."""
+    and every condition of the suite, on the same paired episodes. ``settings``
+    (:class:`~plasticrl.eval.settings.EvalSettings`), or its fields as keywords (``suite="nominal",
+    episodes=5, frozen_twins=True``): ``frozen_twins`` adds each plastic agent with its learning rates at 0.
+    ``env_id`` defaults to the agents' own; ``env_kwargs=`` and the other keywords of
+    :func:`plasticrl.eval.evaluate.evaluate` pass through. Returns the
+    :class:`~plasticrl.eval.result.EvaluationResult` (``to_json()``: ``eval.json``);
+    :mod:`plasticrl.report` writes it out."""
+    from plasticrl.errors import PlasticRLError
     from plasticrl.eval.evaluate import evaluate as _evaluate
+    from plasticrl.eval.settings import EvalSettings as _EvalSettings, eval_settings
     from plasticrl.rollouts.controllers import PlasticController, check_same_env, common_env_kwargs, load_controller
-    from plasticrl.rollouts.controllers import frozen_twins as _frozen_twins
     from plasticrl.rollouts.saved_agent import Agent as _Agent
 
-    controllers = [PlasticController(a, f"agent{i}") if isinstance(a, _Agent) else load_controller(a)
-                   for i, a in enumerate(agents)]
-    if frozen_twins:
-        controllers += _frozen_twins(controllers)
+    passed = {k: kwargs.pop(k) for k in list(kwargs) if k in _EvalSettings.model_fields}
+    if settings is None:
+        settings = eval_settings(**passed)  # checked before any agent is loaded
+    elif passed:
+        raise PlasticRLError(f"give the evaluation settings as settings= or as keywords, not both; got both "
+                             f"settings and {', '.join(sorted(passed))}")
+    controllers = [PlasticController(a, f"agent{i}") if isinstance(a, _Agent)
+                   else load_controller(a, obs_std_floor=settings.obs_std_floor) for i, a in enumerate(agents)]
     env_id = check_same_env(controllers, env_id)
     kwargs.setdefault("env_kwargs", common_env_kwargs(controllers))
-    return _evaluate(controllers, env_id, suite=suite, episodes=episodes, seed=seed, **kwargs)
+    return _evaluate(controllers, env_id, settings, **kwargs)
 
 
 def load(path: str | os.PathLike, device: str = "cpu", frozen: bool = False,

@@ -171,14 +171,15 @@ def test_motor_failure_suite_is_evaluated_as_mid_episode_damage():
 
     result = evaluate([_Sway("HalfCheetah-v5", 6)], "HalfCheetah-v5", suite="motor_failure", episodes=2, seed=0,
                       env_kwargs=kwargs, window=20)
-    rows = {r["condition"]: r for r in result["rows"]}
-    assert not rows["nominal"]["mid_episode"]
+    rows = {r.condition: r for r in result.rows}
+    assert not rows["nominal"].mid_episode
     for name in names[1:]:
         r = rows[name]
-        assert r["mid_episode"] and r["switch_step"] == MOTOR_FAILURE_STEP and r["steps_after_switch"] == 60
+        assert r.mid_episode and r.switch_step == MOTOR_FAILURE_STEP and r.after_switch.steps_after_switch == 60
         # the return from the switch on is the rewards of steps 500.. of the same episodes
-        np.testing.assert_allclose(r["returns_after_switch"], batches[name].rewards[MOTOR_FAILURE_STEP:].sum(axis=0))
-    assert {c["condition"] for c in result["curves"]} == set(names[1:])
+        np.testing.assert_allclose(r.after_switch.returns_after_switch,
+                                   batches[name].rewards[MOTOR_FAILURE_STEP:].sum(axis=0))
+    assert {c.condition for c in result.curves} == set(names[1:])
 
 
 @pytest.mark.parametrize("name,env_id,train,suite_name,seeds,episodes", [
@@ -258,11 +259,11 @@ def test_morphology_evaluation_marks_the_training_bodies_as_reference():
 
     result = evaluate([_Sway("Ant-v5", 8)], "Ant-v5", suite="morphology", episodes=1, seed=0,
                       env_kwargs={"max_episode_steps": 5, "include_cfrc_ext_in_observation": False})
-    assert result["conditions"] == ["nominal", "short_front_left", "short_front_right", "short_back_left",
-                                    "short_back_right"]
-    assert result["reference_conditions"] == ["short_front_left", "short_front_right"]
-    assert all(not r["mid_episode"] for r in result["rows"])
-    assert all(r.get("mean_return_beyond_survival") is not None for r in result["rows"])  # Ant pays a survival bonus
+    assert list(result.conditions) == ["nominal", "short_front_left", "short_front_right", "short_back_left",
+                                       "short_back_right"]
+    assert list(result.reference_conditions) == ["short_front_left", "short_front_right"]
+    assert all(not r.mid_episode for r in result.rows)
+    assert all(r.mean_return_beyond_survival is not None for r in result.rows)  # Ant pays a survival bonus
 
 
 def test_protocol_condition_names_are_accepted_wherever_a_perturbation_is():

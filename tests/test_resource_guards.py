@@ -141,14 +141,15 @@ def test_streamed_evaluation_equals_one_batch(tmp_path, monkeypatch):
     sizes.clear()
     streamed = run(3)
     assert max(sizes[1:]) <= 3  # sizes[0]: the guard's one-row env
-    for a, b in zip(whole["rows"], streamed["rows"]):
-        assert np.allclose(a["returns"], b["returns"], rtol=1e-9) and a["mean_length"] == b["mean_length"]
-        assert np.allclose(a.get("returns_after_switch", []), b.get("returns_after_switch", []), rtol=1e-5)
-        assert a["mean_return"] == pytest.approx(b["mean_return"], rel=1e-9)
-    (c1,), (c2,) = whole["curves"], streamed["curves"]
-    assert c1["offsets"] == c2["offsets"] and c1["episodes_used"] == c2["episodes_used"] == 7
-    assert np.allclose(c1["reward"], c2["reward"], rtol=1e-9, atol=1e-12)
-    assert c1["time_to_recover"] == c2["time_to_recover"]
+    for a, b in zip(whole.rows, streamed.rows):
+        assert np.allclose(a.returns, b.returns, rtol=1e-9) and a.mean_length == b.mean_length
+        after = [r.after_switch.returns_after_switch if r.after_switch else [] for r in (a, b)]
+        assert np.allclose(after[0], after[1], rtol=1e-5)
+        assert a.mean_return == pytest.approx(b.mean_return, rel=1e-9)
+    (c1,), (c2,) = whole.curves, streamed.curves
+    assert c1.offsets == c2.offsets and c1.episodes_used == c2.episodes_used == 7
+    assert np.allclose(c1.reward, c2.reward, rtol=1e-9, atol=1e-12)
+    assert c1.time_to_recover == c2.time_to_recover
 
 
 def test_goal_adaptation_with_an_oracle_is_the_same_streamed(tmp_path):
@@ -167,13 +168,16 @@ def test_goal_adaptation_with_an_oracle_is_the_same_streamed(tmp_path):
                         env_kwargs={**kw, "max_episode_steps": 40}, max_rows=max_rows, window=5, oracle=oracle)
 
     whole, streamed = run(512), run(2)
-    for a, b in zip(whole["rows"], streamed["rows"]):
-        assert a["goal_switch_steps"] == b["goal_switch_steps"]
-        assert np.array_equal(a["time_to_adapt"], b["time_to_adapt"], equal_nan=True)
-        for key in ("returns", "reward_rates_before", "reward_rates_after"):
-            assert np.allclose(np.asarray(a[key], dtype=float), np.asarray(b[key], dtype=float), rtol=1e-5,
-                               equal_nan=True)
-        assert a["oracle_reward_rate_after"] == pytest.approx(b["oracle_reward_rate_after"], rel=1e-5)
+    for a, b in zip(whole.rows, streamed.rows):
+        ga, gb = a.goal_switch, b.goal_switch
+        assert ga.goal_switch_steps == gb.goal_switch_steps
+        # None: not finite (NaN), as the result holds it
+        assert np.array_equal(np.asarray(ga.time_to_adapt, dtype=float), np.asarray(gb.time_to_adapt, dtype=float),
+                              equal_nan=True)
+        for x, y in ((a.returns, b.returns), (ga.reward_rates_before, gb.reward_rates_before),
+                     (ga.reward_rates_after, gb.reward_rates_after)):
+            assert np.allclose(np.asarray(x, dtype=float), np.asarray(y, dtype=float), rtol=1e-5, equal_nan=True)
+        assert ga.oracle_reward_rate_after == pytest.approx(gb.oracle_reward_rate_after, rel=1e-5)
 
 
 # -- W&B online without a network ----------------------------------------------------------------------

@@ -13,6 +13,13 @@ from rich.table import Table
 
 from plasticrl.cli.common import FORCE_HELP, StepProgress, app, console, fail, os_error, stamp
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.result import EvaluationResult
+from plasticrl.eval.settings import EvalSettings, eval_settings
+
+
+def _default(name: str):
+    """The default of an :class:`EvalSettings` field: one definition for the option and the model."""
+    return EvalSettings.model_fields[name].default
 
 
 class EvalProgress(StepProgress):
@@ -40,13 +47,11 @@ class EvalProgress(StepProgress):
                                f"elapsed {time.monotonic() - self.started:.0f} s", highlight=False, soft_wrap=True)
 
 
-def print_summary(result: dict) -> None:
+def print_summary(result: EvaluationResult) -> None:
     """The evaluation table (agent x condition) and the plasticity effect, on the console."""
-    table = Table(title=f"{result['env_id']} / {result['suite']}: {result['episodes']} paired episodes")
-    from plasticrl.eval.evaluate import has_beyond_survival
-
-    survival = has_beyond_survival(result)
-    invalid = any(r.get("invalid_episodes") for r in result["rows"])
+    table = Table(title=f"{result.env_id} / {result.suite}: {result.episodes} paired episodes")
+    survival = result.has_beyond_survival
+    invalid = any(r.invalid_episodes for r in result.rows)
     cols = ["agent", "condition", "mean return", "95% CI", "retained", "time to recover"]
     for col in cols + (["retained beyond survival"] if survival else []) + (["invalid episodes"] if invalid else []):
         table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
@@ -57,25 +62,26 @@ def print_summary(result: dict) -> None:
     def ret(v) -> str:
         return "-" if v is None or not math.isfinite(v) else f"{v:.1f}"
 
-    for r in result["rows"]:
-        ttr = "" if not r["mid_episode"] else ("never" if r["time_to_recover"] is None else str(r["time_to_recover"]))
-        cells = [r["agent"], r["condition"], ret(r["mean_return"]), f"[{ret(r['ci_low'])}, {ret(r['ci_high'])}]",
-                 fraction(r["retained"]), ttr]
-        table.add_row(*cells, *([fraction(r.get("retained_beyond_survival"))] if survival else []),
-                      *([f"{r.get('invalid_episodes', 0)}/{result['episodes']}"] if invalid else []))
+    for r in result.rows:
+        ttr = "" if not r.mid_episode else ("never" if r.time_to_recover is None else str(r.time_to_recover))
+        cells = [r.agent, r.condition, ret(r.mean_return), f"[{ret(r.ci_low)}, {ret(r.ci_high)}]",
+                 fraction(r.retained), ttr]
+        table.add_row(*cells, *([fraction(r.retained_beyond_survival)] if survival else []),
+                      *([f"{r.invalid_episodes}/{result.episodes}"] if invalid else []))
     console.print(table)
     from plasticrl.eval.plasticity_effect import HELD_OUT
 
     print_goal_adaptation(result)
-    for e in result.get("plasticity_effect", []):
-        if e["condition"] == HELD_OUT:
-            console.print(f"within-episode plasticity adds, {e['agent']} minus {e['twin']} (paired, held-out mean): "
-                          f"{e['difference']:+.1f} [{e['low']:+.1f}, {e['high']:+.1f}] per episode")
+    nan = lambda v: math.nan if v is None else v  # noqa: E731 - None: not finite, printed as before
+    for e in result.plasticity_effect:
+        if e.condition == HELD_OUT:
+            console.print(f"within-episode plasticity adds, {e.agent} minus {e.twin} (paired, held-out mean): "
+                          f"{nan(e.difference):+.1f} [{nan(e.low):+.1f}, {nan(e.high):+.1f}] per episode")
 
 
-def print_goal_adaptation(result: dict) -> None:
+def print_goal_adaptation(result: EvaluationResult) -> None:
     """Goal-switching tasks: reward per step before/after the switch, adaptation ratio, time to adapt."""
-    entries = result.get("goal_adaptation") or []
+    entries = result.goal_adaptation
     if not entries:
         return
 
@@ -87,36 +93,33 @@ def print_goal_adaptation(result: dict) -> None:
                 "after - frozen twin"):
         table.add_column(col, justify="left" if col in ("agent", "condition") else "right")
     for e in entries:
-        twin = "" if "after_minus_twin" not in e else (
-            f"{num(e['after_minus_twin'], '+.2f')} [{num(e['after_minus_twin_low'], '+.2f')}, "
-            f"{num(e['after_minus_twin_high'], '+.2f')}]")
-        table.add_row(e["agent"], e["condition"], num(e["reward_rate_before"], ".2f"),
-                      num(e["reward_rate_after"], ".2f"), num(e["adaptation_ratio"], ".2f"),
-                      f"[{num(e['adaptation_ratio_low'], '.2f')}, {num(e['adaptation_ratio_high'], '.2f')}]",
-                      num(e["time_to_adapt_median"], ".0f"), num(e["adapted_fraction"], ".0%"), twin)
+        t = e.twin_difference
+        twin = "" if t is None else (
+            f"{num(t.after_minus_twin, '+.2f')} [{num(t.after_minus_twin_low, '+.2f')}, "
+            f"{num(t.after_minus_twin_high, '+.2f')}]")
+        table.add_row(e.agent, e.condition, num(e.reward_rate_before, ".2f"),
+                      num(e.reward_rate_after, ".2f"), num(e.adaptation_ratio, ".2f"),
+                      f"[{num(e.adaptation_ratio_low, '.2f')}, {num(e.adaptation_ratio_high, '.2f')}]",
+                      num(e.time_to_adapt_median, ".0f"), num(e.adapted_fraction, ".0%"), twin)
     console.print(table)
     for e in entries:
-        if e.get("beyond_survival"):
-            b = e["beyond_survival"]
-            console.print(f"{e['agent']} / {e['condition']} beyond the survival bonus: before "
-                          f"{num(b['reward_rate_before'], '.2f')}, after {num(b['reward_rate_after'], '.2f')} per step, "
-                          f"ratio {num(b['adaptation_ratio'], '.2f')} [{num(b['adaptation_ratio_low'], '.2f')}, "
-                          f"{num(b['adaptation_ratio_high'], '.2f')}]", highlight=False, soft_wrap=True)
+        if e.beyond_survival is not None:
+            b = e.beyond_survival
+            console.print(f"{e.agent} / {e.condition} beyond the survival bonus: before "
+                          f"{num(b.reward_rate_before, '.2f')}, after {num(b.reward_rate_after, '.2f')} per step, "
+                          f"ratio {num(b.adaptation_ratio, '.2f')} [{num(b.adaptation_ratio_low, '.2f')}, "
+                          f"{num(b.adaptation_ratio_high, '.2f')}]", highlight=False, soft_wrap=True)
 
 
-def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episodes: int, seed: int,
-                     only: list[str], out: Path, names: list[str], max_rows: int, window: int,
-                     max_episode_steps: Optional[int], wandb_mode: Optional[str], plots: bool,
-                     quiet: bool, frozen: bool = False, obs_std_floor: Optional[float] = None,
-                     trust_pickle: bool = False, oracle: Optional[Path] = None, force: bool = False) -> dict:
-    """Body of ``plasticrl eval``; returns the result dict."""
+def run_eval_command(agents: list[Path], env: Optional[str], settings: EvalSettings, out: Path, names: list[str],
+                     wandb_mode: Optional[str], plots: bool, quiet: bool, trust_pickle: bool = False,
+                     oracle: Optional[Path] = None, force: bool = False) -> EvaluationResult:
+    """Body of ``plasticrl eval``; returns the result."""
     from plasticrl.experiments.evaluation import evaluate_agents
 
     result, paths = evaluate_agents(
-        agents, out, names=names, env=env, suite=suite, episodes=episodes, seed=seed, only=only,
-        max_rows=max_rows, window=window, max_episode_steps=max_episode_steps, frozen=frozen,
-        obs_std_floor=obs_std_floor, wandb_mode=wandb_mode, plots=plots, progress=None if quiet else EvalProgress,
-        trust_pickle=trust_pickle, oracle=oracle, force=force)
+        agents, out, settings, names=names, env=env, wandb_mode=wandb_mode, plots=plots,
+        progress=None if quiet else EvalProgress, trust_pickle=trust_pickle, oracle=oracle, force=force)
     if not quiet:
         print_summary(result)
     from plasticrl.report.writer import invalid_episode_warnings
@@ -131,16 +134,16 @@ def run_eval_command(agents: list[Path], env: Optional[str], suite: str, episode
 def eval_cmd(
     agents: list[Path] = typer.Argument(..., help="Agent files (.pt or run directories) and SB3 models (.zip)."),
     env: Optional[str] = typer.Option(None, help="Env id (default: the one the agents were trained on)."),
-    suite: str = typer.Option("novel", help="Suite of conditions: novel (held out, 3 severities), nominal, "
+    suite: str = typer.Option(_default("suite"), help="Suite of conditions: novel (held out, 3 severities), nominal, "
                                 "morphology (Ant: shortened lower legs) or motor_failure (one dead motor from step 500)."),
-    episodes: int = typer.Option(10, help="Paired episodes per condition (seeds SEED..SEED+N-1)."),
-    seed: int = typer.Option(0, help="First episode seed."),
+    episodes: int = typer.Option(_default("episodes"), help="Paired episodes per condition (seeds SEED..SEED+N-1)."),
+    seed: int = typer.Option(_default("seed"), help="First episode seed."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Glob on condition names (repeatable), "
                                              "e.g. 'remove_limb_mid@*'."),
     out: Optional[Path] = typer.Option(None, help="Output directory (default: runs/eval-<time>)."),
     name: Optional[list[str]] = typer.Option(None, "--name", help="Label per agent (repeatable, in order)."),
-    max_rows: int = typer.Option(512, help="Most (condition x episode) rows stepped in one engine batch."),
-    window: int = typer.Option(20, help="Window (steps) of the adaptation curves."),
+    max_rows: int = typer.Option(_default("max_rows"), help="Most (condition x episode) rows stepped in one engine batch."),
+    window: int = typer.Option(_default("window"), help="Window (steps) of the adaptation curves."),
     max_episode_steps: Optional[int] = typer.Option(None, help="Override the episode length."),
     wandb_mode: Optional[str] = typer.Option(None, "--wandb-mode", help="offline (default), online, disabled."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
@@ -161,10 +164,12 @@ def eval_cmd(
     """Evaluate agents on nominal and every suite condition: returns, bootstrap CIs, retained
     fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
     try:
-        run_eval_command(agents, env, suite, episodes, seed, list(only or []),
-                         out or Path("runs") / f"eval-{stamp()}", list(name or []), max_rows, window,
-                         max_episode_steps, wandb_mode, not no_plots, quiet, frozen_twins, obs_std_floor,
-                         trust_pickle, oracle, force)
+        # every setting checked before an agent is loaded or a file written
+        settings = eval_settings("eval options", suite=suite, episodes=episodes, seed=seed, only=tuple(only or ()),
+                                 max_rows=max_rows, window=window, max_episode_steps=max_episode_steps,
+                                 frozen_twins=frozen_twins, obs_std_floor=obs_std_floor)
+        run_eval_command(agents, env, settings, out or Path("runs") / f"eval-{stamp()}", list(name or []),
+                         wandb_mode, not no_plots, quiet, trust_pickle, oracle, force)
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes

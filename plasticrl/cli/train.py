@@ -84,19 +84,25 @@ def _print_demo_effect(result, episodes: int) -> None:
     table = Table(title=f"plastic agent vs its frozen twin ({episodes} held-out paired episodes)")
     for col in ("agent", "mean return", "95% CI", "reward/step before flip", "after flip"):
         table.add_column(col, justify="left" if col == "agent" else "right")
-    for row in result.evaluation["rows"]:
-        rates = result.goal_adaptation(row["agent"]) or {}
-        table.add_row(row["agent"], f"{row['mean_return']:.1f}", f"[{row['ci_low']:.1f}, {row['ci_high']:.1f}]",
-                      f"{rates.get('reward_rate_before', float('nan')):.2f}",
-                      f"{rates.get('reward_rate_after', float('nan')):.2f}")
+    for row in result.evaluation.rows:
+        rates = result.goal_adaptation(row.agent)
+        table.add_row(row.agent, f"{_f(row.mean_return):.1f}", f"[{_f(row.ci_low):.1f}, {_f(row.ci_high):.1f}]",
+                      f"{_f(rates.reward_rate_before if rates else None):.2f}",
+                      f"{_f(rates.reward_rate_after if rates else None):.2f}")
     console.print(table)
     if effect is not None:
-        console.print(f"within-episode plasticity adds {effect['difference']:+.1f} per episode "
-                      f"[{effect['low']:+.1f}, {effect['high']:+.1f}] (plastic minus frozen twin, paired, 95% CI)")
-    after = result.goal_adaptation("plastic") or {}
-    if "after_minus_twin" in after:
-        console.print(f"after the flip: {after['after_minus_twin']:+.2f} reward per step "
-                      f"[{after['after_minus_twin_low']:+.2f}, {after['after_minus_twin_high']:+.2f}]")
+        console.print(f"within-episode plasticity adds {_f(effect.difference):+.1f} per episode "
+                      f"[{_f(effect.low):+.1f}, {_f(effect.high):+.1f}] (plastic minus frozen twin, paired, 95% CI)")
+    plastic = result.goal_adaptation("plastic")
+    after = plastic.twin_difference if plastic is not None else None
+    if after is not None:
+        console.print(f"after the flip: {_f(after.after_minus_twin):+.2f} reward per step "
+                      f"[{_f(after.after_minus_twin_low):+.2f}, {_f(after.after_minus_twin_high):+.2f}]")
+
+
+def _f(value: float | None) -> float:
+    """A result's number for a format: ``None`` (not finite, as the result holds it) shows as ``nan``."""
+    return math.nan if value is None else value
 
 
 def _demo_ending(configs: list, result, episodes: int) -> None:

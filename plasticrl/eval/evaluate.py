@@ -13,8 +13,8 @@ per condition. On goal-switching tasks (HalfCheetahDir, AntDir, HalfCheetahVel) 
 the reward per step before and after every episode's goal switch, and with an ``oracle`` (an agent
 trained with ``goal_observed=True``, evaluated on the same paired episodes with the goal in its
 observation) ``goal_adaptation`` holds each agent's adaptation ratio and time to adapt (see
-:mod:`plasticrl.eval.goal_adaptation`). The result is a plain JSON-ready dict that the report
-writers consume.
+:mod:`plasticrl.eval.goal_adaptation`). The result is an
+:class:`~plasticrl.eval.result.EvaluationResult`; its ``to_json()`` is ``eval.json``.
 """
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ import numpy as np
 
 from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.eval.adaptation import curve_from_sum, switch_step
-from plasticrl.rollouts.batch import DEFAULT_MAX_ROWS, EpisodeBatch, join_pieces, plan_chunks, stream_batch
-from plasticrl.rollouts.controllers import Controller
+from plasticrl.rollouts.batch import EpisodeBatch, join_pieces, plan_chunks, stream_batch
+from plasticrl.rollouts.controllers import Controller, frozen_twins
 from plasticrl.eval.goal_adaptation import (
     SwitchRates,
     after_switch_difference,
@@ -37,13 +37,11 @@ from plasticrl.eval.goal_adaptation import (
     time_to_adapt,
 )
 from plasticrl.eval.plasticity_effect import FROZEN_SUFFIX, plasticity_effect
+from plasticrl.eval.result import RESULT_FORMAT, RESULT_KIND, EvaluationResult
+from plasticrl.eval.settings import EVAL_SUITES, EvalSettings, eval_settings
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
 NOMINAL = "nominal"
-#: suites of named conditions (``train`` is a distribution, not a list); ``morphology`` (Ant) and
-#: ``motor_failure`` (locomotion) are the Hebbian meta-learning protocol's (see plasticrl.envs.suite)
-EVAL_SUITES = ("nominal", "novel", "morphology", "motor_failure")
-RESULT_FORMAT = 1
 
 #: progress(agent_name, agent_count, steps_done_in_agent, steps_total_in_agent); the oracle, when
 #: given, is reported first under its own name
@@ -74,33 +72,50 @@ def _family(name: str) -> str:
 def evaluate(
     controllers: Sequence[Controller],
     env_id: str,
-    suite: str = "novel",
-    episodes: int = 10,
-    seed: int = 0,
-    only: Sequence[str] = (),
+    settings: EvalSettings | None = None,
+    *,
     env_kwargs: dict[str, Any] | None = None,
-    max_rows: int = DEFAULT_MAX_ROWS,
-    window: int = 20,
-    confidence: float = CONFIDENCE,
     progress: Progress | None = None,
     oracle: Controller | None = None,
     force: bool = False,
-) -> dict[str, Any]:
-    """Evaluate ``controllers`` under the suite; returns the JSON-ready result (see module doc).
-    ``oracle``: a controller that observes the goal (run with ``goal_observed=True`` added to the env
-    keyword arguments, first, on the same episodes), the yardstick of goal adaptation. Episodes
-    stream through engine batches of at most ``max_rows`` rows, each reduced as it ends, so memory
-    grows with the episode count only by a few numbers per episode; ``force`` skips the memory
-    guard (:mod:`plasticrl.rollouts.memory`)."""
-    if episodes < 1:
-        raise PlasticRLError(f"episodes must be >= 1; got {episodes}")
-    controllers = ([oracle] if oracle is not None else []) + list(controllers)
+    **values: Any,
+) -> EvaluationResult:
+    """Evaluate ``controllers`` under the suite; returns the typed result (see module doc).
+
+    ``settings``: suite, episodes, seed, ``only``, ``max_rows``, ``window``, confidence and episode
+    length (:class:`~plasticrl.eval.settings.EvalSettings`); or give them as keyword ``values``
+    (``suite="nominal", episodes=5``), not both. ``frozen_twins`` adds, after the controllers, the
+    frozen twin (``NAME/frozen``) of every one that learns within the episode; ``obs_std_floor`` acts
+    where agent files are loaded (:func:`plasticrl.evaluate`, :mod:`plasticrl.experiments.evaluation`).
+    ``oracle``: a controller that observes the goal (run with
+    ``goal_observed=True`` added to the env keyword arguments, first, on the same episodes), the
+    yardstick of goal adaptation. Episodes stream through engine batches of at most ``max_rows`` rows,
+    each reduced as it ends, so memory grows with the episode count only by a few numbers per episode;
+    ``force`` skips the memory guard (:mod:`plasticrl.rollouts.memory`)."""
+    if settings is None:
+        settings = eval_settings(**values)
+    elif values:
+        raise PlasticRLError(f"give the evaluation settings as settings= or as keywords, not both; got both "
+                             f"settings and {', '.join(sorted(values))}")
+    suite, episodes, seed = settings.suite, settings.episodes, settings.seed
+    only, max_rows, window, confidence = settings.only, settings.max_rows, settings.window, settings.confidence
+    controllers = list(controllers)
+    if settings.frozen_twins:
+        twins = frozen_twins(controllers)
+        if not twins:
+            raise PlasticRLError("frozen twins asked for, but none of the agents learns within the episode (a "
+                                 "plastic_spiking policy with plasticity.rule or input_plasticity.rule set); "
+                                 "nothing to freeze")
+        controllers += twins
+    controllers = ([oracle] if oracle is not None else []) + controllers
     names = [c.name for c in controllers]
     if len(set(names)) != len(names):
         raise PlasticRLError(f"agent names must be unique; got {names} (give --name for each)")
     conditions = suite_conditions(env_id, suite, only)
     pairs = [(c["name"], c["perturbation"]) for c in conditions]
     kwargs = dict(env_kwargs or {})
+    if settings.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = settings.max_episode_steps
     horizon = int(kwargs.get("max_episode_steps") or _default_horizon(env_id))
     chunks = plan_chunks(len(pairs), episodes, max_rows)
     if not force:
@@ -157,7 +172,7 @@ def evaluate(
                 **_beyond_survival(b, nominal, confidence, seed),
                 **_goal_switch(g, b, cond["name"], oracle_rates, is_oracle, window),
             })
-    result = {"format": RESULT_FORMAT, "kind": "plasticrl-eval", "env_id": env_id, "env_kwargs": kwargs,
+    result = {"format": RESULT_FORMAT, "kind": RESULT_KIND, "env_id": env_id, "env_kwargs": kwargs,
               "suite": suite, "episodes": episodes, "seed": seed, "confidence": confidence, "window": window,
               "agents": names, "conditions": [c["name"] for c in conditions], "rows": rows, "curves": curves}
     # conditions a suite evaluates for reference only (the training bodies of the morphology split):
@@ -167,7 +182,7 @@ def evaluate(
         result["oracle"] = oracle.name
     result["plasticity_effect"] = plasticity_effect(result)
     result["goal_adaptation"] = goal_adaptation(result)
-    return result
+    return EvaluationResult.from_json(result)
 
 
 class _Gathered:
@@ -252,10 +267,13 @@ def _goal_switch(g: _Gathered, b: EpisodeBatch, condition: str, oracle_rates: di
     return out
 
 
-def goal_adaptation(result: dict[str, Any]) -> list[dict[str, Any]]:
+def goal_adaptation(result: EvaluationResult | dict[str, Any]) -> list[dict[str, Any]]:
     """Per agent and condition of a goal-switching task: rates before/after the switch, the paired
     adaptation ratio against the oracle (when one was evaluated), time to adapt, and, for an agent
-    with a frozen twin, the paired after-switch difference (agent - twin). Empty on other tasks."""
+    with a frozen twin, the paired after-switch difference (agent - twin), as ``eval.json``'s entries
+    (the result holds them as :class:`~plasticrl.eval.result.GoalAdaptation`). Empty on other tasks."""
+    if isinstance(result, EvaluationResult):
+        result = result.to_json()
     rows = [r for r in result["rows"] if r.get("reward_rates_after") is not None]
     by_key = {(r["agent"], r["condition"]): r for r in rows}
     oracle = result.get("oracle")
@@ -346,8 +364,3 @@ def _default_horizon(env_id: str) -> int:
 
     spec = gym.spec(env_id if "/" in env_id else f"plasticrl/{env_id}")
     return int(spec.max_episode_steps or 1000)
-
-
-def has_beyond_survival(result: dict[str, Any]) -> bool:
-    """Whether the result also holds retained fractions of the return beyond the survival bonus."""
-    return any(r.get("retained_beyond_survival") is not None for r in result["rows"])

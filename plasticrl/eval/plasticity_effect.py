@@ -26,11 +26,15 @@ def held_out_conditions(result: dict[str, Any]) -> list[str]:
     return [c for c in result["conditions"] if c != "nominal" and c not in reference]
 
 
-def plasticity_effect(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per agent with a frozen twin in ``result``: the paired difference in return (agent - twin) on
-    nominal, on each condition and averaged over the held-out conditions, with bootstrap intervals;
-    also as a fraction of the twin's nominal return. Empty when there are no twins or the rows do
+def plasticity_effect(result: Any) -> list[dict[str, Any]]:
+    """Per agent with a frozen twin in ``result`` (an ``eval.json`` dict or an
+    :class:`~plasticrl.eval.result.EvaluationResult`): the paired difference in return (agent - twin)
+    on nominal, on each condition and averaged over the held-out conditions, with bootstrap intervals;
+    also as a fraction of the twin's nominal return, as ``eval.json``'s entries (the result holds them
+    as :class:`~plasticrl.eval.result.PlasticityEffect`). Empty when there are no twins or the rows do
     not carry their episodes' returns."""
+    if hasattr(result, "to_json"):  # the typed result: derived from its JSON rows, as on reading eval.json
+        result = result.to_json()
     agents = result["agents"]
     confidence = result.get("confidence", CONFIDENCE)
     seed = int(result.get("seed", 0))

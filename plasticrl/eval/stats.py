@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-CONFIDENCE = 0.95
+from plasticrl.eval.settings import CONFIDENCE
+
+__all__ = ["CONFIDENCE", "Interval", "bootstrap_mean", "bootstrap_mean_difference", "bootstrap_mean_over_conditions",
+           "bootstrap_mean_retained", "bootstrap_ratio"]
 N_RESAMPLES = 10_000
 #: most resampled values (resamples x sample size) held at once: scipy draws every resample in one
 #: array by default, 800 MB for 10^4 resamples of 10^4 episodes; evaluations of up to 838 episodes

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plasticrl.errors import PlasticRLError, check_name, validation_error
+from plasticrl.eval.settings import EvalSettings
 from plasticrl.io import atomic_write_json
 
 if TYPE_CHECKING:
@@ -64,17 +65,12 @@ class Baseline(_Strict):
                                                                 "only (default: the experiment's; null: nominal)")
 
 
-class ExpEval(_Strict):
-    suite: str = "novel"
-    episodes: int = Field(10, gt=0)
-    seed: int = 1000
-    only: list[str] = Field(default_factory=list, description="glob patterns on condition names")
-    window: int = Field(20, gt=0)
-    max_rows: int = Field(512, gt=0)
-    frozen_twins: bool = Field(False, description="also evaluate each plastic agent with its learning rates set "
-                                                  "to 0 (label NAME/frozen): what within-episode learning adds")
-    obs_std_floor: Optional[float] = Field(None, ge=0, description="replaces each plasticrl agent's floor on the "
-                                                                   "observation std (raw units; as --obs-std-floor)")
+class ExpEval(EvalSettings):
+    """The ``eval:`` section: the evaluation settings of ``plasticrl eval``, with held-out episode seeds
+    from 1000 on (training episodes start at the run's seed) and the oracle named by its agent label."""
+
+    seed: int = Field(1000, description="first episode seed (held out: training episodes start at the run's seed)")
+    """First episode seed."""
     oracle: Optional[str] = Field(None, description="goal-switching tasks: label of the agent trained with "
                                   "env.kwargs.goal_observed=true; evaluated as the oracle (as eval --oracle)")
 
@@ -230,7 +226,8 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     """Train every agent and baseline (skipping finished ones), evaluate them together, write reports;
     ``force`` skips the memory guards (:mod:`plasticrl.rollouts.memory`).
 
-    Returns what ``experiment.json`` holds plus ``result`` (the evaluation, as ``eval.json``)."""
+    Returns what ``experiment.json`` holds plus ``result`` (the :class:`~plasticrl.eval.result.EvaluationResult`,
+    whose ``to_json()`` is ``eval.json``)."""
     from plasticrl.report.rebuild import rebuild
     from plasticrl.experiments.evaluation import evaluate_agents
     from plasticrl.report.wandb_log import resolve_mode
@@ -257,10 +254,9 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     log(f"evaluating {', '.join(files)} on {spec.env.id} / {spec.eval.suite}"
         + (f" against the oracle {e.oracle}" if e.oracle else ""))
     result, paths = evaluate_agents(
-        list(files.values()), exp_dir / "eval", names=list(files), env=spec.env.id, env_kwargs=spec.env.kwargs,
-        suite=e.suite, episodes=e.episodes, seed=e.seed, only=e.only, max_rows=e.max_rows, window=e.window,
-        frozen=e.frozen_twins, obs_std_floor=e.obs_std_floor, wandb_mode=mode, run_name=f"experiment-{spec.name}",
-        progress=progress, oracle=trained[e.oracle] if e.oracle else None, oracle_name=e.oracle, force=force)
+        list(files.values()), exp_dir / "eval", e, names=list(files), env=spec.env.id, env_kwargs=spec.env.kwargs,
+        wandb_mode=mode, run_name=f"experiment-{spec.name}", progress=progress,
+        oracle=trained[e.oracle] if e.oracle else None, oracle_name=e.oracle, force=force)
     rebuild([exp_dir / label for label in trained], exp_dir)
     summary = {"name": spec.name, "env_id": spec.env.id, "dir": str(exp_dir),
                "agents": {label: str(p) for label, p in trained.items()}, "evaluated": list(files),

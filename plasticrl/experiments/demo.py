@@ -27,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.config import ExperimentConfig, config_from_dict, parse_overrides, set_dotted
-from plasticrl.eval.evaluate import evaluate
+from plasticrl.eval.evaluate import NOMINAL, evaluate
 from plasticrl.eval.plasticity_effect import FROZEN_SUFFIX
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.result import EvaluationResult, GoalAdaptation, PlasticityEffect
 from plasticrl.eval.robustness import ConditionResult
+from plasticrl.eval.settings import eval_settings
 from plasticrl.io import atomic_write_json
 from plasticrl.report.writer import write_reports
 from plasticrl.rollouts.batch import run_batch
@@ -95,23 +97,23 @@ def demo_configs(overrides: Sequence[str] = ()) -> tuple[ExperimentConfig, Exper
 @dataclass
 class DemoResult:
     """What the demo measured: both stages' training results, the plastic-vs-frozen evaluation
-    (the JSON-ready result of :func:`plasticrl.eval.evaluate.evaluate`), the robustness table, and
-    where everything was written."""
+    (the result of :func:`plasticrl.eval.evaluate.evaluate`), the robustness table, and where
+    everything was written."""
 
     stages: list[TrainResult]
-    evaluation: dict[str, Any]
+    evaluation: EvaluationResult
     robustness: list[ConditionResult]
     run_dir: Path
     report_paths: dict[str, Path]
 
-    def plasticity_effect(self) -> dict[str, Any] | None:
+    def plasticity_effect(self) -> PlasticityEffect | None:
         """The paired plastic-minus-frozen-twin difference in return on the nominal condition."""
-        return next((e for e in self.evaluation.get("plasticity_effect", []) if e["condition"] == "nominal"), None)
+        return next((e for e in self.evaluation.plasticity_effect if e.condition == NOMINAL), None)
 
-    def goal_adaptation(self, agent: str) -> dict[str, Any] | None:
+    def goal_adaptation(self, agent: str) -> GoalAdaptation | None:
         """Reward per step before/after the flip of ``agent`` (and, for the plastic agent, the paired
         after-flip difference to its twin)."""
-        return next((e for e in self.evaluation.get("goal_adaptation", []) if e["agent"] == agent), None)
+        return next((e for e in self.evaluation.goal_adaptation if e.agent == agent), None)
 
 
 def run_demo(
@@ -127,6 +129,10 @@ def run_demo(
     if not isinstance(episodes, int) or episodes < 1:  # checked before training, not after it
         raise PlasticRLError(f"episodes must be an integer >= 1; got {episodes!r}")
     conditions = DEMO_CONDITIONS if conditions is None else conditions
+    # Held-out seeds, disjoint from training (derived per generation) and from the centre evaluation:
+    # what is reported was never used for selection.
+    seed = HELD_OUT_SEED_OFFSET + configs[-1].seed
+    settings = eval_settings("demo evaluation settings", suite=NOMINAL, episodes=episodes, seed=seed)
     for config in configs:  # every stage's settings, before the run directory exists
         check_config(config)
     run_dir = new_run_dir(out, DEMO_NAME if len(configs) > 1 else configs[0].name)
@@ -141,14 +147,10 @@ def run_demo(
         previous = stage_dir / "best_agent.pt"
     final = configs[-1]
     agent = load(previous, device=final.device)
-    seed = HELD_OUT_SEED_OFFSET + final.seed
     kwargs = env_kwargs(final)
-    # Held-out seeds, disjoint from training (derived per generation) and from the centre evaluation:
-    # what is reported was never used for selection.
     plastic = PlasticController(agent, "plastic")
     frozen = PlasticController(agent.frozen_copy(), "plastic" + FROZEN_SUFFIX)
-    evaluation = evaluate([plastic, frozen], final.env.id, suite="nominal", episodes=episodes, seed=seed,
-                          env_kwargs=kwargs)
+    evaluation = evaluate([plastic, frozen], final.env.id, settings, env_kwargs=kwargs)
     paths = write_reports(evaluation, run_dir / "eval", plots=True)
     batches = run_batch(PlasticController(agent, "best"), final.env.id, list(conditions.items()), episodes,
                         seed=seed, env_kwargs=kwargs)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.result import EvaluationResult
+from plasticrl.eval.settings import EvalSettings
 
 #: given the controllers' names, a context manager yielding ``evaluate``'s progress callback
 ProgressFactory = Callable[[list[str]], AbstractContextManager]
@@ -16,19 +18,11 @@ ProgressFactory = Callable[[list[str]], AbstractContextManager]
 def evaluate_agents(
     agents: Sequence[str | Path],
     out: str | Path,
+    settings: Optional[EvalSettings] = None,
     *,
     names: Sequence[str] = (),
     env: Optional[str] = None,
     env_kwargs: Optional[dict[str, Any]] = None,
-    suite: str = "novel",
-    episodes: int = 10,
-    seed: int = 0,
-    only: Sequence[str] = (),
-    max_rows: int = 512,
-    window: int = 20,
-    max_episode_steps: Optional[int] = None,
-    frozen: bool = False,
-    obs_std_floor: Optional[float] = None,
     wandb_mode: Optional[str] = None,
     plots: bool = True,
     run_name: Optional[str] = None,
@@ -37,13 +31,15 @@ def evaluate_agents(
     oracle_name: Optional[str] = None,
     trust_pickle: bool = False,
     force: bool = False,
-) -> tuple[dict[str, Any], dict[str, Path]]:
+) -> tuple[EvaluationResult, dict[str, Path]]:
     """Evaluate agent files (plasticrl ``.pt`` / run directories, SB3 ``.zip``) on the nominal
-    condition and every condition of ``suite``; write ``eval.json``, CSVs, ``report.md`` and plots
-    to ``out`` and log them to W&B. Returns the result dict and the written paths.
+    condition and every condition of the settings' suite (:class:`~plasticrl.eval.settings.EvalSettings`,
+    default: its defaults); write ``eval.json``, CSVs, ``report.md`` and plots to ``out`` and log them
+    to W&B. Returns the result and the written paths.
 
-    ``frozen`` adds each plastic agent again with its learning rates at 0 (``NAME/frozen``);
-    ``obs_std_floor`` replaces the plasticrl agents' floor on the observation std and is recorded.
+    ``settings.frozen_twins`` adds each plastic agent again with its learning rates at 0
+    (``NAME/frozen``, :func:`~plasticrl.eval.evaluate.evaluate`); ``settings.obs_std_floor`` replaces
+    the plasticrl agents' floor on the observation std and is recorded in the result.
     ``env_kwargs`` default to those the agents were trained with (they must agree).
     ``oracle`` (shown as ``oracle_name``, default the run's name): an agent trained with the goal in
     its observation (``goal_observed=True``) on the same goal-switching task; it runs first on the
@@ -52,24 +48,19 @@ def evaluate_agents(
     files of unknown origin; see :mod:`plasticrl.agents.sb3`). ``force`` skips the memory guard
     (:mod:`plasticrl.rollouts.memory`).
     """
-    from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, frozen_twins, load_controller
+    from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, load_controller
     from plasticrl.eval.evaluate import evaluate
     from plasticrl.report.writer import write_reports
     from plasticrl.report.wandb_log import log_evaluation, resolve_mode
 
+    settings = EvalSettings() if settings is None else settings
+    obs_std_floor = settings.obs_std_floor
     if names and len(names) != len(agents):
         raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
     mode = resolve_mode(wandb_mode)
     controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor, env_id=env,
                                    trust_pickle=trust_pickle)
                    for i, p in enumerate(agents)]
-    if frozen:
-        twins = frozen_twins(controllers)
-        if not twins:
-            raise PlasticRLError("frozen twins asked for, but none of the agents learns within the episode (a "
-                                 "plastic_spiking policy with plasticity.rule or input_plasticity.rule set); "
-                                 "nothing to freeze")
-        controllers += twins
     env_id = check_same_env(controllers, env)
     oracle_ctrl = None
     if oracle is not None:
@@ -80,14 +71,11 @@ def evaluate_agents(
             raise PlasticRLError(f"oracle {str(oracle)!r} was not trained with goal_observed=True; an oracle must "
                                  "observe the goal (env.kwargs.goal_observed: true)")
     env_kwargs = common_env_kwargs(controllers) if env_kwargs is None else dict(env_kwargs)
-    if max_episode_steps is not None:
-        env_kwargs["max_episode_steps"] = max_episode_steps
     with (progress([c.name for c in controllers]) if progress is not None else nullcontext(None)) as bar:
-        result = evaluate(controllers, env_id, suite=suite, episodes=episodes, seed=seed, only=only,
-                          env_kwargs=env_kwargs, max_rows=max_rows, window=window, progress=bar, oracle=oracle_ctrl,
+        result = evaluate(controllers, env_id, settings, env_kwargs=env_kwargs, progress=bar, oracle=oracle_ctrl,
                           force=force)
     # Recorded because it changes how the plasticrl agents saw their observations.
-    result["obs_std_floor"] = obs_std_floor
+    result = result.replace(obs_std_floor=obs_std_floor)
     out = Path(out)
     paths = write_reports(result, out, plots=plots)
     images = [p for p in paths.values() if p.suffix == ".png"]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.eval.plasticity_effect import held_out_conditions
+from plasticrl.eval.result import EvaluationResult, as_result
 
 SEED_PATTERN = re.compile(r"^(?P<base>.+?)[_-](?:s|seed)(?P<seed>\d+)$")
 SCORES = {"return": "mean return under the condition", "retained": "retained fraction (condition / own nominal)"}
@@ -42,15 +42,17 @@ def seed_groups(agents: list[str]) -> dict[str, list[str]]:
             if len(members) >= 2}
 
 
-def score_matrix(result: dict[str, Any], labels: list[str], score: str) -> tuple[np.ndarray, list[str], list[str]]:
+def score_matrix(result: EvaluationResult | dict[str, Any], labels: list[str],
+                 score: str) -> tuple[np.ndarray, list[str], list[str]]:
     """``[runs, conditions]`` scores of ``labels`` over the held-out conditions they all have, the kept
     condition names, and the names removed because some run's score there is not finite."""
-    by = {(r["agent"], r["condition"]): r for r in result["rows"]}
-    conds = [c for c in held_out_conditions(result) if all((lab, c) in by for lab in labels)]
+    result = as_result(result)
+    by = {(r.agent, r.condition): r for r in result.rows}
+    conds = [c for c in result.held_out_conditions if all((lab, c) in by for lab in labels)]
 
     def value(label: str, cond: str) -> float:
         row = by[(label, cond)]
-        v = row.get("mean_return") if score == "return" else row.get("retained")
+        v = row.mean_return if score == "return" else row.retained
         return math.nan if v is None else float(v)
 
     full = np.array([[value(lab, c) for c in conds] for lab in labels], dtype=float).reshape(len(labels), len(conds))
@@ -80,11 +82,12 @@ def _estimates(library: Any, matrices: dict[str, np.ndarray], func: Any, confide
                                               random_state=np.random.RandomState(seed))
 
 
-def aggregate(result: dict[str, Any], confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
+def aggregate(result: EvaluationResult | dict[str, Any], confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Per seed group and score: IQM, mean and median with stratified bootstrap intervals (rliable), and
     the performance profile (fraction of run x condition scores above each threshold, with intervals)."""
     library, metrics = _rliable()
-    groups = seed_groups(result["agents"])
+    result = as_result(result)
+    groups = seed_groups(list(result.agents))
     out: dict[str, Any] = {"confidence": confidence, "reps": REPS, "seed": seed, "groups": {}, "profiles": {}}
     for score in SCORES:
         matrices = {}
@@ -177,16 +180,17 @@ def markdown(agg: dict[str, Any], image: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_aggregate(result: dict[str, Any], out_dir: Path, plots: bool = True) -> dict[str, Path]:
+def write_aggregate(result: EvaluationResult | dict[str, Any], out_dir: Path, plots: bool = True) -> dict[str, Path]:
     """``seeds.json``, ``seeds.md`` and ``profiles.png`` in ``out_dir`` when ``result`` holds seed groups
     (nothing otherwise)."""
     from plasticrl.io import atomic_write_json
 
-    if not seed_groups(result["agents"]):
+    result = as_result(result)
+    if not seed_groups(list(result.agents)):
         return {}
-    agg = aggregate(result, result.get("confidence", 0.95), result.get("seed", 0))
+    agg = aggregate(result, result.confidence, result.seed)
     paths = {"seeds_json": atomic_write_json(Path(out_dir) / "seeds.json", agg)}
-    image = profile_plot(agg, Path(out_dir) / "profiles.png", result["env_id"]) if plots else None
+    image = profile_plot(agg, Path(out_dir) / "profiles.png", result.env_id) if plots else None
     if image is not None:
         paths["profiles"] = image
     paths["seeds_md"] = Path(out_dir) / "seeds.md"

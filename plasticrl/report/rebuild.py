@@ -38,7 +38,7 @@ def rebuild(paths: list[Path], out: Path, plots: bool = True) -> list[Path]:
             written += list(write_reports(result, d, plots=plots).values())
             # runs of one setting with several seeds: IQM, intervals and profiles with rliable (an
             # optional extra: without it the reports are still rebuilt, and a warning says what is missing)
-            if seed_groups(result["agents"]) and importlib.util.find_spec("rliable") is None:
+            if seed_groups(list(result.agents)) and importlib.util.find_spec("rliable") is None:
                 warnings.warn(f"{d}: agents with several seeds, not aggregated: install the stats extra "
                               "(pip install \"plasticrl[stats]\") for seeds.md and profiles.png", stacklevel=2)
             else:

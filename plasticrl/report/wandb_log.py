@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from plasticrl.eval.result import EvaluationResult
 from plasticrl.report.writer import CSV_COLUMNS, CURVE_COLUMNS
 
 
@@ -23,24 +24,25 @@ def resolve_mode(mode: str | None) -> str:
     return value
 
 
-def log_evaluation(result: dict[str, Any], out_dir: Path, images: list[Path], mode: str,
+def log_evaluation(result: EvaluationResult, out_dir: Path, images: list[Path], mode: str,
                    project: str = "plasticrl", name: str | None = None) -> None:
     """One W&B run (job type ``eval``) in ``out_dir`` with the per-condition and curve tables and the PNGs."""
     if mode == "disabled":
         return
     from plasticrl.trainers.logger import RunLogger
 
-    config = {k: result[k] for k in ("env_id", "suite", "episodes", "seed", "confidence", "agents")}
+    config = {"env_id": result.env_id, "suite": result.suite, "episodes": result.episodes, "seed": result.seed,
+              "confidence": result.confidence, "agents": list(result.agents)}
     logger = RunLogger(out_dir, config, wandb_mode=mode, project=project, run_name=name, tags=["eval"])
     run = logger.wandb_run
     try:
         if run is not None:
             import wandb
 
-            rows = [[r.get(k) for k in CSV_COLUMNS] for r in result["rows"]]
+            rows = [[r.value(k) for k in CSV_COLUMNS] for r in result.rows]
             payload: dict[str, Any] = {"eval/conditions_table": wandb.Table(columns=list(CSV_COLUMNS), data=rows)}
-            curve_rows = [[c["agent"], c["condition"], off, rew, c["pre_switch_reward"], c["time_to_recover"]]
-                          for c in result["curves"] for off, rew in zip(c["offsets"], c["reward"])]
+            curve_rows = [[c.agent, c.condition, off, rew, c.pre_switch_reward, c.time_to_recover]
+                          for c in result.curves for off, rew in zip(c.offsets, c.reward)]
             if curve_rows:
                 payload["eval/adaptation_table"] = wandb.Table(columns=list(CURVE_COLUMNS), data=curve_rows)
             for img in images:

@@ -1,7 +1,9 @@
 """Report files from an evaluation result: ``eval.json``, ``eval.csv``, ``curves.csv``, ``report.md``.
 
-Everything is derived from the result dict of :func:`plasticrl.eval.evaluate.evaluate`, so
-``plasticrl report`` can rebuild the same files (and the plots) from a saved ``eval.json``.
+Everything is derived from the :class:`~plasticrl.eval.result.EvaluationResult` of
+:func:`plasticrl.eval.evaluate.evaluate` (``eval.json`` is its ``to_json()``), so ``plasticrl report`` can
+rebuild the same files (and the plots) from a saved ``eval.json``. The writers also take an
+``eval.json`` dict (read with :meth:`~plasticrl.eval.result.EvaluationResult.from_json`).
 """
 from __future__ import annotations
 
@@ -13,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.eval.evaluate import goal_adaptation, has_beyond_survival
-from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, held_out_conditions, plasticity_effect
+from plasticrl.eval.evaluate import goal_adaptation
+from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
+from plasticrl.eval.result import ConditionSummary, EvaluationResult, PlasticityEffect, as_result
 from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
-from plasticrl.io import atomic_write_json, json_safe
+from plasticrl.io import atomic_write_json
+
+#: an evaluation result, typed or as its ``eval.json`` dict
+Result = EvaluationResult | dict[str, Any]
 
 RESULT_FILE = "eval.json"
 CSV_COLUMNS = ("agent", "condition", "family", "severity", "mid_episode", "switch_step", "mean_return",
@@ -35,28 +41,23 @@ def _num(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def json_ready(value: Any) -> Any:
-    """``value`` with NaN and infinities as ``None`` (strict JSON has no such numbers): the one
-    convention of :func:`plasticrl.io.json_safe`."""
-    return json_safe(value)
-
-
-def invalid_episode_warnings(result: dict[str, Any]) -> list[str]:
+def invalid_episode_warnings(result: Result) -> list[str]:
     """One sentence per agent with invalid episodes (non-finite controller, observations or rewards,
     or unstable physics): how many, in which conditions. Empty when every episode was valid."""
+    result = as_result(result)
     out = []
-    for agent in result["agents"]:
-        rows = [r for r in result["rows"] if r["agent"] == agent and r.get("invalid_episodes")]
+    for agent in result.agents:
+        rows = [r for r in result.rows_of(agent) if r.invalid_episodes]
         if rows:
-            total = sum(int(r["invalid_episodes"]) for r in rows)
-            of = len(result["conditions"]) * int(result["episodes"])
-            where = ", ".join(f"{r['condition']} ({r['invalid_episodes']})" for r in rows)
+            total = sum(r.invalid_episodes for r in rows)
+            of = len(result.conditions) * result.episodes
+            where = ", ".join(f"{r.condition} ({r.invalid_episodes})" for r in rows)
             out.append(f"{agent}: {total} of {of} episodes invalid (non-finite controller, observations or "
                        f"rewards, or unstable physics), left out of its statistics: {where}")
     return out
 
 
-def invalid_episode_lines(result: dict[str, Any]) -> list[str]:
+def invalid_episode_lines(result: Result) -> list[str]:
     """The report's warning section on invalid episodes (none when every episode was valid)."""
     warnings = invalid_episode_warnings(result)
     if not warnings:
@@ -64,7 +65,7 @@ def invalid_episode_lines(result: dict[str, Any]) -> list[str]:
     return ["## Warning: invalid episodes", "", *[f"- **{w}**" for w in warnings], ""]
 
 
-def load_result(path: str | Path) -> dict[str, Any]:
+def load_result(path: str | Path) -> EvaluationResult:
     """Read an ``eval.json`` (or the one inside a directory) and check it is an evaluation result."""
     path = Path(path)
     if path.is_dir():
@@ -78,7 +79,7 @@ def load_result(path: str | Path) -> dict[str, Any]:
     # or without the before/after-switch split) is reported like a fresh one.
     data["plasticity_effect"] = plasticity_effect(data)
     data["goal_adaptation"] = goal_adaptation(data)
-    return data
+    return EvaluationResult.from_json(data)
 
 
 def _finite(v: Any) -> bool:
@@ -91,83 +92,87 @@ def _finite_mean(values) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
-def _mean_retained(nominal: dict[str, Any], others: list[dict[str, Any]], key: str, result: dict[str, Any]) -> str:
+def _mean_retained(nominal: ConditionSummary, others: list[ConditionSummary], key: str,
+                   result: EvaluationResult) -> str:
     """``key`` ("retained" or "retained_beyond_survival") averaged over the conditions where it is
     finite, with its interval when the rows carry their episodes (results from before the
     per-episode survival bonus was kept give the mean alone)."""
-    kept = [r for r in others if _finite(r.get(key))]
+    kept = [r for r in others if _finite(r.value(key))]
     if not kept:
         return "-"
 
-    def episodes(row: dict[str, Any]):
+    def episodes(row: ConditionSummary):
         if key == "retained":
-            return row.get("returns")
-        if row.get("returns") is None or row.get("survival_bonus") is None:
+            return row.returns
+        bonus = row.beyond_survival.survival_bonus if row.beyond_survival is not None else None
+        if row.returns is None or bonus is None:
             return None
-        return [a - b for a, b in zip(row["returns"], row["survival_bonus"])]
+        return [a - b for a, b in zip(row.returns, bonus)]
 
     samples = [episodes(r) for r in [nominal] + kept]
     if any(x is None or None in x for x in samples):
-        return _num(_finite_mean(r[key] for r in kept))
-    iv = bootstrap_mean_retained(samples[1:], samples[0], result["confidence"], seed=result["seed"])
+        return _num(_finite_mean(r.value(key) for r in kept))
+    iv = bootstrap_mean_retained(samples[1:], samples[0], result.confidence, seed=result.seed)
     return f"{_num(iv.estimate)} [{_num(iv.low)}, {_num(iv.high)}]"
 
 
-def _mean_held_out_return(others: list[dict[str, Any]], result: dict[str, Any]) -> str:
+def _mean_held_out_return(others: list[ConditionSummary], result: EvaluationResult) -> str:
     """The return averaged over the held-out conditions: what the agent earns under them, in the
     task's units (a retained fraction rewards a slow gait as much as a sturdy one). The interval
     resamples episode indices, each episode's return averaged over the conditions (they share its seed)."""
     if not others:
         return "-"
-    samples = [r.get("returns") for r in others]
+    samples = [r.returns for r in others]
     if any(x is None or None in x for x in samples):  # null: an invalid episode, left out of the means
-        return _num(_finite_mean(r["mean_return"] for r in others), 1)
-    iv = bootstrap_mean_over_conditions(samples, result["confidence"], seed=result["seed"])
+        return _num(_finite_mean(r.mean_return for r in others), 1)
+    iv = bootstrap_mean_over_conditions(samples, result.confidence, seed=result.seed)
     return f"{_num(iv.estimate, 1)} [{_num(iv.low, 1)}, {_num(iv.high, 1)}]"
 
 
-def rows_csv(result: dict[str, Any]) -> str:
+def rows_csv(result: Result) -> str:
+    """``eval.csv``: one line per agent and condition, the columns :data:`CSV_COLUMNS` (empty: none)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    for row in result["rows"]:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_COLUMNS})
+    for row in as_result(result).rows:
+        writer.writerow({k: ("" if row.value(k) is None else row.value(k)) for k in CSV_COLUMNS})
     return buf.getvalue()
 
 
-def curves_csv(result: dict[str, Any]) -> str:
+def curves_csv(result: Result) -> str:
+    """``curves.csv``: one line per window of every adaptation curve."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CURVE_COLUMNS)
-    for c in result["curves"]:
-        for off, rew in zip(c["offsets"], c["reward"]):
-            writer.writerow([c["agent"], c["condition"], off, rew, c["pre_switch_reward"],
-                             "" if c["time_to_recover"] is None else c["time_to_recover"]])
+    for c in as_result(result).curves:
+        for off, rew in zip(c.offsets, c.reward):
+            writer.writerow([c.agent, c.condition, off, rew, c.pre_switch_reward,
+                             "" if c.time_to_recover is None else c.time_to_recover])
     return buf.getvalue()
 
 
-def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
+def markdown(result: Result, images: list[str] | None = None) -> str:
     """The Markdown report: summary per agent, then one table per agent with every condition."""
-    conf = int(round(100 * result["confidence"]))
-    lines = [f"# Robustness report: {result['env_id']}, suite `{result['suite']}`", "",
-             f"{result['episodes']} paired episodes per condition (seeds {result['seed']}.."
-             f"{result['seed'] + result['episodes'] - 1}, identical across conditions); {conf}% percentile "
+    result = as_result(result)
+    conf = int(round(100 * result.confidence))
+    lines = [f"# Robustness report: {result.env_id}, suite `{result.suite}`", "",
+             f"{result.episodes} paired episodes per condition (seeds {result.seed}.."
+             f"{result.seed + result.episodes - 1}, identical across conditions); {conf}% percentile "
              f"bootstrap intervals; retained = condition mean / nominal mean (meaningful when the nominal return is "
              "positive).", ""]
-    if result.get("obs_std_floor") is not None:
-        lines += [f"Observation std floor: {result['obs_std_floor']:g} (raw units) for every plasticrl agent, "
+    if result.recorded_obs_std_floor is not None:
+        lines += [f"Observation std floor: {result.recorded_obs_std_floor:g} (raw units) for every plasticrl agent, "
                   "replacing the floor each was trained with (`--obs-std-floor`).", ""]
     # the return beyond the bonus is shown whenever the task pays one, also when no retained fraction of it
     # is defined (every agent's nominal return beyond the bonus <= 0: agents that stand still)
-    survival = has_beyond_survival(result) or any(r.get("mean_return_beyond_survival") is not None
-                                                  for r in result["rows"])
+    survival = result.has_beyond_survival or any(r.mean_return_beyond_survival is not None for r in result.rows)
     if survival:
         lines += ["Beyond survival: the same figures for the return minus the task's bonus for staying healthy "
                   "(`reward_survive`); an agent that never falls keeps all of that bonus under any damage, so "
                   "this is the part of the return its gait earns.", ""]
     extra_head, extra_rule = (f" mean retained beyond survival [{conf}% CI] |", " --- |") if survival else ("", "")
     lines += invalid_episode_lines(result)
-    reference = result.get("reference_conditions") or []
+    reference = result.reference_conditions
     lines += ["## Summary", "", "Mean return and mean retained (held-out): the mean over held-out conditions, its "
               "interval from resampling episodes jointly across conditions."
               + (f" Evaluated for reference and left out of these means (the agents trained on them): "
@@ -175,46 +180,46 @@ def markdown(result: dict[str, Any], images: list[str] | None = None) -> str:
               f"| agent | nominal return | mean return (held-out) [{conf}% CI] | mean retained (held-out) "
               f"[{conf}% CI] | worst condition | worst retained |{extra_head}",
               f"| --- | ---: | --- | --- | --- | ---: |{extra_rule}"]
-    for agent in result["agents"]:
-        rows = [r for r in result["rows"] if r["agent"] == agent]
-        nominal = next(r for r in rows if r["condition"] == "nominal")
-        held_out = set(held_out_conditions(result))
-        others = [r for r in rows if r["condition"] in held_out]
+    for agent in result.agents:
+        rows = result.rows_of(agent)
+        nominal = next(r for r in rows if r.condition == "nominal")
+        held_out = set(result.held_out_conditions)
+        others = [r for r in rows if r.condition in held_out]
         mean_ret = _mean_retained(nominal, others, "retained", result)
-        ranked = [r for r in others if _finite(r["retained"])]
-        worst = min(ranked, key=lambda r: r["retained"]) if ranked else None
+        ranked = [r for r in others if _finite(r.retained)]
+        worst = min(ranked, key=lambda r: r.retained) if ranked else None
         extra = f" {_mean_retained(nominal, others, 'retained_beyond_survival', result)} |" if survival else ""
-        lines.append(f"| {agent} | {_num(nominal['mean_return'], 1)} | {_mean_held_out_return(others, result)} | "
+        lines.append(f"| {agent} | {_num(nominal.mean_return, 1)} | {_mean_held_out_return(others, result)} | "
                      f"{mean_ret} | "
-                     f"{worst['condition'] if worst else '-'} | {_num(worst['retained']) if worst else '-'} |{extra}")
-    for agent in result["agents"]:
+                     f"{worst.condition if worst else '-'} | {_num(worst.retained) if worst else '-'} |{extra}")
+    for agent in result.agents:
         extra_head, extra_rule = ((f" return beyond survival | retained beyond survival | {conf}% CI |",
                                    " ---: | ---: | --- |") if survival else ("", ""))
         lines += ["", f"## {agent}", "", f"| condition | mean return | {conf}% CI | retained | {conf}% CI | "
                   f"mean length | time to recover |{extra_head}",
                   f"| --- | ---: | --- | ---: | --- | ---: | ---: |{extra_rule}"]
-        for r in (r for r in result["rows"] if r["agent"] == agent):
-            ttr = "-" if not r["mid_episode"] else (_num(r["time_to_recover"]) if r["time_to_recover"] is not None
-                                                    else "never")
-            extra = (f" {_num(r.get('mean_return_beyond_survival'), 1)} | {_num(r.get('retained_beyond_survival'))} | "
-                     f"[{_num(r.get('retained_beyond_survival_low'))}, {_num(r.get('retained_beyond_survival_high'))}] |"
-                     if survival else "")
-            lines.append(f"| {r['condition']} | {_num(r['mean_return'], 1)} | [{_num(r['ci_low'], 1)}, "
-                         f"{_num(r['ci_high'], 1)}] | {_num(r['retained'])} | [{_num(r['retained_low'])}, "
-                         f"{_num(r['retained_high'])}] | {_num(r['mean_length'], 1)} | {ttr} |{extra}")
+        for r in result.rows_of(agent):
+            ttr = "-" if not r.mid_episode else (_num(r.time_to_recover) if r.time_to_recover is not None
+                                                 else "never")
+            extra = (f" {_num(r.mean_return_beyond_survival, 1)} | {_num(r.retained_beyond_survival)} | "
+                     f"[{_num(r.value('retained_beyond_survival_low'))}, "
+                     f"{_num(r.value('retained_beyond_survival_high'))}] |" if survival else "")
+            lines.append(f"| {r.condition} | {_num(r.mean_return, 1)} | [{_num(r.ci_low, 1)}, "
+                         f"{_num(r.ci_high, 1)}] | {_num(r.retained)} | [{_num(r.retained_low)}, "
+                         f"{_num(r.retained_high)}] | {_num(r.mean_length, 1)} | {ttr} |{extra}")
     lines += _plasticity_effect_lines(result, conf)
     lines += _goal_adaptation_lines(result, conf)
     lines += _conditions_lines(result)
-    if result["curves"]:
-        lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result['window']} steps; "
+    if result.curves:
+        lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result.window} steps; "
                   "time to recover = steps after the switch until the window from which every window stays at or "
                   "above 80% of the pre-switch reward (`never`: not within the episode).", "",
                   "| agent | condition | switch step | pre-switch reward/step | time to recover |",
                   "| --- | --- | ---: | ---: | ---: |"]
-        for c in result["curves"]:
-            ttr = "never" if c["time_to_recover"] is None else str(c["time_to_recover"])
-            lines.append(f"| {c['agent']} | {c['condition']} | {c['switch_step']} | "
-                         f"{_num(c['pre_switch_reward'])} | {ttr} |")
+        for c in result.curves:
+            ttr = "never" if c.time_to_recover is None else str(c.time_to_recover)
+            lines.append(f"| {c.agent} | {c.condition} | {c.switch_step} | "
+                         f"{_num(c.pre_switch_reward)} | {ttr} |")
     if images:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in images]
     return "\n".join(lines) + "\n"
@@ -237,11 +242,12 @@ def _perturbation_text(spec: Any) -> str:
     return "; ".join(out)
 
 
-def _conditions_lines(result: dict[str, Any]) -> list[str]:
+def _conditions_lines(result: Result) -> list[str]:
     """What each condition is: severity defined, then every condition with its exact perturbation."""
-    seen: dict[str, dict[str, Any]] = {}
-    for r in result["rows"]:
-        seen.setdefault(r["condition"], r)
+    result = as_result(result)
+    seen: dict[str, ConditionSummary] = {}
+    for r in result.rows:
+        seen.setdefault(r.condition, r)
     if len(seen) <= 1:
         return []
     lines = ["", "## Conditions", "",
@@ -252,17 +258,17 @@ def _conditions_lines(result: dict[str, Any]) -> list[str]:
              "switch on mid-episode (time to recover, adaptation plot); the others hold from the first step.", "",
              "| condition | severity | perturbation |", "| --- | --- | --- |"]
     for name, r in seen.items():
-        lines.append(f"| {name} | {r.get('severity') or '-'} | {_perturbation_text(r.get('perturbation'))} |")
+        lines.append(f"| {name} | {r.severity or '-'} | {_perturbation_text(r.perturbation)} |")
     return lines
 
 
-def _goal_adaptation_lines(result: dict[str, Any], conf: int) -> list[str]:
+def _goal_adaptation_lines(result: EvaluationResult, conf: int) -> list[str]:
     """Goal-switching tasks: reward per step before and after each episode's goal switch, the paired
     adaptation ratio against the oracle and the time to adapt (none on other tasks)."""
-    entries = result.get("goal_adaptation") or []
+    entries = result.goal_adaptation
     if not entries:
         return []
-    oracle = result.get("oracle")
+    oracle = result.oracle
     lines = ["", "## Adaptation to the goal switch", "",
              "Reward per step before and after each episode's goal switch (the goal is revealed only through the "
              "reward). Adaptation ratio: the after-switch rate over the oracle's"
@@ -275,14 +281,15 @@ def _goal_adaptation_lines(result: dict[str, Any], conf: int) -> list[str]:
              f"time to adapt | adapted | after - twin | {conf}% CI |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
     for e in entries:
-        twin = (f"{_num(e['after_minus_twin'])} | [{_num(e['after_minus_twin_low'])}, "
-                f"{_num(e['after_minus_twin_high'])}]") if "after_minus_twin" in e else "- | -"
-        lines.append(f"| {e['agent']} | {e['condition']} | {e['episodes_with_switch']} | "
-                     f"{_num(e['reward_rate_before'])} | {_num(e['reward_rate_after'])} | "
-                     f"{_num(e['after_over_before'])} | {_num(e['adaptation_ratio'])} | "
-                     f"[{_num(e['adaptation_ratio_low'])}, {_num(e['adaptation_ratio_high'])}] | "
-                     f"{_num(e['time_to_adapt_median'], 0)} | {_num(e['adapted_fraction'])} | {twin} |")
-    beyond = [e for e in entries if e.get("beyond_survival")]
+        t = e.twin_difference
+        twin = (f"{_num(t.after_minus_twin)} | [{_num(t.after_minus_twin_low)}, "
+                f"{_num(t.after_minus_twin_high)}]") if t is not None else "- | -"
+        lines.append(f"| {e.agent} | {e.condition} | {e.episodes_with_switch} | "
+                     f"{_num(e.reward_rate_before)} | {_num(e.reward_rate_after)} | "
+                     f"{_num(e.after_over_before)} | {_num(e.adaptation_ratio)} | "
+                     f"[{_num(e.adaptation_ratio_low)}, {_num(e.adaptation_ratio_high)}] | "
+                     f"{_num(e.time_to_adapt_median, 0)} | {_num(e.adapted_fraction)} | {twin} |")
+    beyond = [e for e in entries if e.beyond_survival is not None]
     if beyond:
         lines += ["", "Beyond the survival bonus: the same rates less each episode's bonus for staying healthy per "
                   "step, i.e. what the gait earns toward the goal (an agent that stands still keeps the whole bonus, "
@@ -290,16 +297,16 @@ def _goal_adaptation_lines(result: dict[str, Any], conf: int) -> list[str]:
                   "beyond survival is not positive.", "",
                   f"| agent | condition | before | after | ratio | {conf}% CI |", "| --- | --- | ---: | ---: | ---: | --- |"]
         for e in beyond:
-            b = e["beyond_survival"]
-            lines.append(f"| {e['agent']} | {e['condition']} | {_num(b['reward_rate_before'])} | "
-                         f"{_num(b['reward_rate_after'])} | {_num(b['adaptation_ratio'])} | "
-                         f"[{_num(b['adaptation_ratio_low'])}, {_num(b['adaptation_ratio_high'])}] |")
+            b = e.beyond_survival
+            lines.append(f"| {e.agent} | {e.condition} | {_num(b.reward_rate_before)} | "
+                         f"{_num(b.reward_rate_after)} | {_num(b.adaptation_ratio)} | "
+                         f"[{_num(b.adaptation_ratio_low)}, {_num(b.adaptation_ratio_high)}] |")
     return lines
 
 
-def _plasticity_effect_lines(result: dict[str, Any], conf: int) -> list[str]:
+def _plasticity_effect_lines(result: EvaluationResult, conf: int) -> list[str]:
     """The section comparing each plastic agent with its frozen twin (none without twins)."""
-    effects = result["plasticity_effect"] if "plasticity_effect" in result else plasticity_effect(result)
+    effects = result.plasticity_effect
     if not effects:
         return []
     lines = ["", "## What within-episode plasticity adds", "",
@@ -313,32 +320,32 @@ def _plasticity_effect_lines(result: dict[str, Any], conf: int) -> list[str]:
              "per step before switch | per step after switch |",
              "| --- | --- | ---: | --- | ---: | --- | --- | --- |"]
 
-    def per_step(e: dict[str, Any], key: str) -> str:
-        if f"{key}_per_step" not in e:
+    def per_step(e: PlasticityEffect, key: str) -> str:
+        if e.around_switch is None:
             return "-"
-        return (f"{_num(e[f'{key}_per_step'])} [{_num(e[f'{key}_per_step_low'])}, "
-                f"{_num(e[f'{key}_per_step_high'])}]")
+        part = e.around_switch
+        return (f"{_num(getattr(part, f'{key}_per_step'))} [{_num(getattr(part, f'{key}_per_step_low'))}, "
+                f"{_num(getattr(part, f'{key}_per_step_high'))}]")
 
     for e in effects:
-        bold = "**" if e["condition"] in (HELD_OUT, SWITCHED) else ""
-        lines.append(f"| {e['agent']} | {bold}{e['condition']}{bold} | {_num(e['difference'], 1)} | "
-                     f"[{_num(e['low'], 1)}, {_num(e['high'], 1)}] | {_num(e['of_twin_nominal'])} | "
-                     f"[{_num(e['of_twin_nominal_low'])}, {_num(e['of_twin_nominal_high'])}] | "
+        bold = "**" if e.condition in (HELD_OUT, SWITCHED) else ""
+        lines.append(f"| {e.agent} | {bold}{e.condition}{bold} | {_num(e.difference, 1)} | "
+                     f"[{_num(e.low, 1)}, {_num(e.high, 1)}] | {_num(e.of_twin_nominal)} | "
+                     f"[{_num(e.of_twin_nominal_low)}, {_num(e.of_twin_nominal_high)}] | "
                      f"{per_step(e, 'before_switch')} | {per_step(e, 'after_switch')} |")
     return lines
 
 
-def write_reports(result: dict[str, Any], out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
-    """Write JSON, CSVs, PNGs (when ``plots``) and the Markdown report into ``out_dir``; returns the paths."""
+def write_reports(result: Result, out_dir: str | Path, plots: bool = True) -> dict[str, Path]:
+    """Write JSON, CSVs, PNGs (when ``plots``) and the Markdown report into ``out_dir``; returns the paths.
+    A result dict assembled by hand without ``plasticity_effect`` gets it derived from its rows."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = json_ready(result)
-    if "plasticity_effect" not in result:  # a result assembled by hand, not by evaluate() or load_result()
-        result["plasticity_effect"] = plasticity_effect(result)
-    paths = {"json": atomic_write_json(out / RESULT_FILE, result)}
+    result = as_result(result)
+    paths = {"json": atomic_write_json(out / RESULT_FILE, result.to_json())}
     paths["csv"] = out / "eval.csv"
     paths["csv"].write_text(rows_csv(result))
-    if result["curves"]:
+    if result.curves:
         paths["curves_csv"] = out / "curves.csv"
         paths["curves_csv"].write_text(curves_csv(result))
     images: list[Path] = []
