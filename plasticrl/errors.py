@@ -46,13 +46,15 @@ def check_name(what: str, value: object) -> str:
 
 
 def validation_error(exc: Any, source: str, prefix: Sequence[str] = (), union_tags: Iterable[str] = (),
-                     valid_keys: Callable[[list[str]], list[str]] | None = None) -> PlasticRLError:
+                     valid_keys: Callable[[list[str]], list[str]] | None = None,
+                     name_location: Callable[[list[str]], str] | None = None) -> PlasticRLError:
     """The one way a pydantic ``ValidationError`` reaches a user: ``invalid SOURCE: key: message (got
     value)``, one line for one problem, one line per problem otherwise.
 
     ``prefix``: path components put before each location (``["ppo"]``); ``union_tags``: discriminator
     values pydantic inserts into locations, dropped from them; ``valid_keys(parent)``: the keys valid
-    under ``parent``, named when a key is unknown.
+    under ``parent``, named when a key is unknown; ``name_location(loc)``: how a location is written
+    (default: its components joined by dots), e.g. as the command-line option the user typed.
     """
     tags = set(union_tags)
     lines = []
@@ -70,7 +72,8 @@ def validation_error(exc: Any, source: str, prefix: Sequence[str] = (), union_ta
         elif err["type"] == "extra_forbidden" and valid_keys is not None:
             valid = valid_keys(loc[:-1])
             msg = "unknown key" + (f"; valid keys: {', '.join(valid)}" if valid else "")
-        lines.append(f"{'.'.join(loc)}: {msg}{got}" if loc else f"{msg}{got}")
+        where = (name_location(loc) if name_location is not None else '.'.join(loc)) if loc else ""
+        lines.append(f"{where}: {msg}{got}" if where else f"{msg}{got}")
     if len(lines) == 1:
         return PlasticRLError(f"invalid {source}: {lines[0]}")
     return PlasticRLError(f"invalid {source}:\n  " + "\n  ".join(lines))

@@ -169,9 +169,9 @@ def test_eval_settings_refuse_bad_values_in_one_line(values, message):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--episodes", "0"], "invalid eval options: episodes: Input should be greater than 0 (got 0)"),
+    (["--episodes", "0"], "invalid eval options: --episodes: Input should be greater than 0 (got 0)"),
     (["--suite", "weird"], "unknown suite 'weird'; valid choices: morphology, motor_failure, nominal, novel"),
-    (["--window", "-1"], "invalid eval options: window: Input should be greater than 0 (got -1)"),
+    (["--window", "-1"], "invalid eval options: --window: Input should be greater than 0 (got -1)"),
 ])
 def test_eval_command_refuses_bad_settings_before_loading_or_writing(tmp_path, args, message):
     out = tmp_path / "ev"

@@ -165,7 +165,7 @@ def eval_cmd(
     fraction, adaptation curves; writes eval.json, eval.csv, curves.csv, report.md and PNGs."""
     try:
         # every setting checked before an agent is loaded or a file written
-        settings = eval_settings("eval options", suite=suite, episodes=episodes, seed=seed, only=tuple(only or ()),
+        settings = eval_settings("eval options", as_options=True, suite=suite, episodes=episodes, seed=seed, only=tuple(only or ()),
                                  max_rows=max_rows, window=window, max_episode_steps=max_episode_steps,
                                  frozen_twins=frozen_twins, obs_std_floor=obs_std_floor)
         run_eval_command(agents, env, settings, out or Path("runs") / f"eval-{stamp()}", list(name or []),

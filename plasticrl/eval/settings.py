@@ -70,10 +70,12 @@ class EvalSettings(BaseModel):
         return value
 
 
-def eval_settings(source: str = "eval settings", **values: Any) -> EvalSettings:
+def eval_settings(source: str = "eval settings", as_options: bool = False, **values: Any) -> EvalSettings:
     """:class:`EvalSettings` from keyword values; a bad value raises
-    :class:`~plasticrl.errors.PlasticRLError` (``invalid SOURCE: key: message``, one line)."""
+    :class:`~plasticrl.errors.PlasticRLError` (``invalid SOURCE: key: message``, one line).
+    ``as_options``: name a bad value by the command-line option that gave it (``--max-rows``)."""
     try:
         return EvalSettings(**values)
     except ValidationError as exc:
-        raise validation_error(exc, source) from None
+        name = (lambda loc: "--" + str(loc[0]).replace("_", "-")) if as_options else None
+        raise validation_error(exc, source, name_location=name) from None
