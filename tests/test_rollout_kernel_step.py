@@ -136,3 +136,28 @@ def test_shards_with_the_compiled_step_match_one_env_without_it():
         assert torch.equal(torch.cat([s[i] for s in states]), tensor)
     per_shard = result.lengths.max(dim=1).values
     assert len(set(per_shard.tolist())) > 1  # members (one per shard) finished at different steps
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    (BCM, (True,)),
+    ({**BCM, "plasticity": {"rule": "bcm", "eta_scale": 0.0}}, (False,)),  # the frozen twin learns nothing
+    ({**BCM, "kernel": "torch"}, None),
+    ({**BCM, "reward_input": True}, None),  # its reward column is built in Python
+    ({"kind": "linear"}, None),
+])
+def test_which_policies_hand_their_kernels_to_the_loop(cfg, expected):
+    import numpy as np
+
+    env = make_vec("HalfCheetah-v5", 2)
+    policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
+    policy.load_genome(policy.initial_genome(2))
+    dtype = np.float32
+    obs, actions, reward = (np.zeros((2, policy.obs_dim), dtype), np.zeros((2, policy.act_dim), dtype),
+                            np.zeros(2, dtype))
+    step = policy.kernel_step(obs, actions, reward)
+    env.close()
+    if expected is None:
+        assert step is None
+        return
+    assert step.kind == "spiking" and (step.learn_on,) == expected
+    assert step.act[0] is obs and any(a is actions for a in step.act) and step.learn[0] is reward

@@ -236,16 +236,18 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
     mean, std = affine if normalise else (np.zeros(obs_dim), np.ones(obs_dim))
     clip = float(clip)
     steps = env_steps = 0
-    # A fused policy's act and learn run inside the compiled step (see _fused_step): buffers it reads and writes
+    # A fused policy's act and learn run inside the compiled step (fused_step below), on these buffers
     np_dtype = _NUMPY_DTYPES[policy.dtype]
     fused_obs = np.zeros((rows, obs_dim), dtype=np_dtype)
     fused_actions = np.zeros((rows, policy.act_dim), dtype=np_dtype)
     fused_reward = np.zeros(rows, dtype=np_dtype)
     kernels = None
-    if "act" not in vars(policy) and "learn" not in vars(policy):
+    kernel_step = getattr(policy, "kernel_step", None)  # (a duck-typed policy may not have one)
+    replaced = getattr(policy, "__dict__", {})
+    if kernel_step is not None and "act" not in replaced and "learn" not in replaced:
         # (an act or learn replaced on the instance, a wrapper or a timer, is called as it is)
         with torch.inference_mode():  # as act and learn run in _run (the fused glue takes its state views here)
-            kernels = policy.kernel_step(fused_obs, fused_actions, fused_reward)
+            kernels = kernel_step(fused_obs, fused_actions, fused_reward)
     if kernels is not None and kernels.kind == "spiking":
         began = False
         actions = np.zeros((rows, policy.act_dim))
