@@ -11,6 +11,13 @@ and perturbations.
 
 Used by :func:`plasticrl.rollouts.loop.rollout` when numba is installed (the ``fast`` extra) and the
 policy runs on the CPU in float32 or float64; otherwise the loop keeps its numpy path.
+
+With a fused spiking policy (:meth:`~plasticrl.agents.base.BatchedPolicy.kernel_step`) the loop runs
+the policy's kernels here too: :func:`finish_spiking`, one call per control step once the env has
+stepped, does the step's statistics and bookkeeping, the policy's ``learn`` and, if the loop goes on,
+the next step's observations and ``act`` (:func:`begin_spiking` alone for a step it did not begin), so
+that Python runs once per step and shard between the physics and the policy
+(``tests/test_rollout_kernel_step.py``: the same bits as ``act`` and ``learn`` called from Python).
 """
 from __future__ import annotations
 
