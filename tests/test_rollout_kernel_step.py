@@ -90,6 +90,7 @@ CONFIGS = {
                                  "plasticity": {"rule": "hebbian_abcd", "modulation": "none", "sharing": "post",
                                                 "eta_scale": 0.2}}, "float32", 0.5),
     "learning_off": ({**BCM, "plasticity": {"rule": "bcm", "eta_scale": 0.0}}, "float32", 0.5),
+    "random_initial_weights": ({**BCM, "initial_weights": {"kind": "random", "scale": 0.5}}, "float32", 0.5),
     "diverging_weights": ({**BCM, "plasticity": {"rule": "hebbian_abcd", "modulation": "reward", "bounds": "none",
                                                  "eta_scale": 1e38}}, "float32", 3.0),
 }
