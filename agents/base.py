@@ -33,6 +33,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,6 +43,9 @@ from plasticrl.device import resolve_device, resolve_dtype
 from plasticrl.errors import PlasticRLError, check_shape
 from plasticrl.genome import GenomeSpec
 from plasticrl.seeding import derive_episode_seed
+
+if TYPE_CHECKING:
+    from plasticrl.agents.plastic_kernel import KernelStep
 
 
 class BatchedPolicy(abc.ABC):
@@ -270,6 +274,17 @@ class BatchedPolicy(abc.ABC):
     def uses_reward(self) -> bool:
         """Whether the actions depend on the rewards given to :meth:`learn` (here: reward input)."""
         return self.reward_input
+
+    def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
+        """The fused kernels' arguments for a caller that runs :meth:`act` and :meth:`learn` inside its own
+        compiled step (the rollout loop, :mod:`plasticrl.rollouts.compiled`), or ``None`` where this policy
+        has no such path (the default; a fused policy returns one unless it has ``reward_input``).
+
+        ``obs [N, input_dim]`` (read by ``act``), ``actions [N, act_dim]`` (written by it) and
+        ``reward [N]`` (read by ``learn``): C-contiguous numpy buffers in the policy's dtype that the
+        caller fills. The arguments stay valid until the policy's state tensors are replaced
+        (``load_genome``, ``reset``, a state load): ask again after those."""
+        return None
 
     @abc.abstractmethod
     def _reset(self, mask: torch.Tensor | None) -> None:

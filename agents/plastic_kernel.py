@@ -34,6 +34,7 @@ from __future__ import annotations
 import importlib
 import math
 import operator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -526,6 +527,18 @@ else:  # pragma: no cover
 # ---------------------------------------------------------------------------------------------
 # Glue between the policy's torch state and the kernels.
 
+class KernelStep(NamedTuple):
+    """What a caller needs to run a fused policy's control step inside its own compiled code
+    (:meth:`BatchedPolicy.kernel_step`): the ``act`` kernel's arguments and :func:`learn_kernel`'s, on
+    buffers the caller owns and fills, and whether ``learn`` runs at all (a plasticity rule is on and
+    its learning rate scale is above 0, as the policy's own ``learn`` decides)."""
+
+    kind: str  # "spiking": act_kernel's arguments; "mlp": mlp_act_kernel's
+    act: tuple
+    learn: tuple
+    learn_on: bool
+
+
 def _own(t: torch.Tensor) -> torch.Tensor:
     """A private contiguous copy: the kernels write into it in place."""
     return t.detach().clone(memory_format=torch.contiguous_format)
@@ -623,10 +636,28 @@ class _FusedGlue:
         """One control step of plasticity (the policy has checked that a rule is on)."""
         self._check_grad(reward)
         self._sync()
-        learn_kernel(reward.detach().contiguous().numpy(), self.modulation, self.mod_gain, self.baseline,
-                     self.rpe_rate, self.rule, self.W, self.w_init, self.pre, self.post, self.theta, self.eta,
-                     self.cA, self.cB, self.cC, self.cD, self.plastic, self.bounds, self.limit, self.eps,
-                     self.theta_keep, self.theta_w, self.invalid_np)
+        learn_kernel(*self.learn_arguments(reward.detach().contiguous().numpy()))
+
+    def learn_arguments(self, reward: np.ndarray) -> tuple:
+        """The arguments of :func:`learn_kernel` for the reward array ``reward [N]`` (policy dtype), on the
+        current state views (call :meth:`_sync` first)."""
+        return (reward, self.modulation, self.mod_gain, self.baseline, self.rpe_rate, self.rule, self.W,
+                self.w_init, self.pre, self.post, self.theta, self.eta, self.cA, self.cB, self.cC, self.cD,
+                self.plastic, self.bounds, self.limit, self.eps, self.theta_keep, self.theta_w, self.invalid_np)
+
+    def step_arguments(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> tuple[tuple, tuple]:
+        """The arguments of the ``act`` and ``learn`` kernels on caller-owned buffers, for a caller that runs
+        them itself inside one compiled step (:mod:`plasticrl.rollouts.compiled`): ``obs [N, input_dim]``
+        read by ``act``, ``actions [N, act_dim]`` written by it, ``reward [N]`` read by ``learn``, all
+        C-contiguous in the policy's dtype. They stay valid while the policy's state tensors do (until
+        the next ``load_genome``, ``reset`` or state load); checked for autograd as ``act`` is."""
+        self._check_grad()
+        self._sync()
+        return self.act_arguments(obs, actions), self.learn_arguments(reward)
+
+    def act_arguments(self, obs: np.ndarray, actions: np.ndarray) -> tuple:
+        """The arguments of this policy's ``act`` kernel on ``obs`` and ``actions`` (see :meth:`step_arguments`)."""
+        raise NotImplementedError
 
 
 class FusedStep(_FusedGlue):
@@ -744,14 +775,17 @@ class FusedStep(_FusedGlue):
         self._check_grad(obs)
         self._sync()
         pol = self.policy
-        obs_np = obs.detach().contiguous().numpy()
         actions = torch.empty((pol.num_rows, pol.act_dim), dtype=pol.dtype)
-        act_kernel(obs_np, self.gain, self.bias, self.centres, self.sigma, self.population, self.spiking_in,
-                   self.in_v, self.in_w, self.in_th, self.W, self.V, self.A, self.lif_w, self.th, self.alif,
-                   self.beta_a, self.rho, self.rho_w, self.reset_zero, self.pre, self.post, self.plastic,
-                   self.pre_w, self.post_w, pol.K, self.membrane, self.mid, self.half, self.low, self.span,
-                   self.k_float, self.invalid_np, actions.numpy(), self.buf, self.active, self.dense, self.consts)
+        act_kernel(*self.act_arguments(obs.detach().contiguous().numpy(), actions.numpy()))
         return actions
+
+    def act_arguments(self, obs: np.ndarray, actions: np.ndarray) -> tuple:
+        """The arguments of :func:`act_kernel` for ``obs`` and ``actions``, on the current state views."""
+        return (obs, self.gain, self.bias, self.centres, self.sigma, self.population, self.spiking_in,
+                self.in_v, self.in_w, self.in_th, self.W, self.V, self.A, self.lif_w, self.th, self.alif,
+                self.beta_a, self.rho, self.rho_w, self.reset_zero, self.pre, self.post, self.plastic,
+                self.pre_w, self.post_w, self.policy.K, self.membrane, self.mid, self.half, self.low, self.span,
+                self.k_float, self.invalid_np, actions, self.buf, self.active, self.dense, self.consts)
 
 
 class HebbianMLPFusedStep(_FusedGlue):

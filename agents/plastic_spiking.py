@@ -43,8 +43,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from plasticrl.agents.base import BatchedPolicy
@@ -83,6 +84,9 @@ from plasticrl.snn import (
     rate_decode,
 )
 from plasticrl.snn.stp import STPParameters, STPState, stp_initial_state, stp_retention, stp_step_retained
+
+if TYPE_CHECKING:
+    from plasticrl.agents.plastic_kernel import KernelStep
 
 # Lower bounds applied to searched STP constants (seconds): keep exp(-dt/tau) finite and U > 0.
 _STP_MIN_U = 1e-3
@@ -631,6 +635,18 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
                 s.theta[l] = layer.theta
             if layer.eligibility is not None:
                 s.elig[l] = layer.eligibility
+
+    def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
+        """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments with ``kernel: fused`` and no
+        ``reward_input`` (whose reward column the caller would have to build), else ``None``."""
+        if self._fused is None or self.reward_input:
+            return None
+        from plasticrl.agents.plastic_kernel import KernelStep
+
+        act, learn = self._fused.step_arguments(obs, actions, reward)
+        # as _learn decides: the fused kernel covers no CSDP, so the rule alone (at a scale above 0)
+        learn_on = bool(self.plastic_layers) and self.config.plasticity.eta_scale > 0
+        return KernelStep("spiking", act, learn, learn_on)
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # A member whose rule diverges is marked invalid (ranked worst by the trainer) and its

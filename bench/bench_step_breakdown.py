@@ -7,6 +7,12 @@ What the wrappers do not cover is the rollout's own bookkeeping (observation cop
 normalisation, observation statistics, returns, masks, torch/numpy conversions); the wrappers'
 own cost lands in the parts they wrap.
 
+With the fused kernel the loop runs the policy's act and learn and its own bookkeeping in one
+compiled call per step (``compiled.finish_spiking``, and ``begin_spiking`` for a step it did not
+begin): ``compiled_step`` times those calls and ``act``/``learn`` stay 0. ``--python-act-learn``
+times the policy's ``act`` and ``learn`` called from Python instead (a policy whose ``act`` is
+wrapped takes that path), as the loop did before.
+
 This explains the whole-loop ratio of bench_train_loop.py: physics runs on every core, everything
 else on the main thread while the physics waits.
 
@@ -56,20 +62,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rollouts after one warm-up rollout")
     parser.add_argument("--bookkeeping", default="compiled", choices=["compiled", "numpy"],
                         help="the rollout's per-step bookkeeping: compiled loops (default, needs numba) or numpy")
+    parser.add_argument("--python-act-learn", action="store_true",
+                        help="call the policy's act and learn from Python (the loop's path before its compiled step)")
     args = parser.parse_args()
-    if args.bookkeeping == "numpy":
-        from plasticrl.rollouts import compiled
+    from plasticrl.rollouts import compiled
 
+    if args.bookkeeping == "numpy":
         compiled.available = lambda: False
     overrides = POLICIES["plastic_bcm_reward_fused" if args.kernel == "fused" else "plastic_bcm_reward"]
     config = load_config(None, [f"env.id={args.env}", *overrides, "logging.wandb.mode=disabled"])
     evaluator = LocalEvaluator(config, args.population)
     policy, env = evaluator.policy, evaluator.env
     totals: dict[str, float] = defaultdict(float)
-    for obj, name, key in [(policy, "act", "act"), (policy, "learn", "learn"), (env.pool, "finish", "physics"),
+    timed_policy = ([(policy, "act", "act"), (policy, "learn", "learn")] if args.python_act_learn else
+                    [(compiled, "begin_spiking", "compiled_step"), (compiled, "finish_spiking", "compiled_step")])
+    for obj, name, key in [*timed_policy, (env.pool, "finish", "physics"),
                            (env.task, "observe", "env_observe"), (env.task, "evaluate", "env_reward"),
                            (env, "_perturbation_infos", "env_perturbation_infos"),
-                           (env, "step_async", "env_step_async"), (env, "step_wait", "env_step_wait")]:
+                           (env.task, "evaluate_compiled", "env_task_compiled"),
+                           (env, "step_async", "env_step_async"), (env, "step_wait", "env_step_wait"),
+                           (env, "step_wait_lean", "env_step_wait")]:
+        # the rollout takes the env's lean step where it has one (step_wait_lean), Gymnasium's otherwise
         _timed(obj, name, key, totals)
     genomes = torch.randn(args.population, policy.genome.dim, generator=torch.Generator().manual_seed(0)) * 0.1
     per_repeat = []
@@ -79,16 +92,17 @@ def main() -> None:
         result = rollout(policy, env, genomes, 1, seed=repeat, collect_obs_moments=True)
         elapsed = time.perf_counter() - start
         steps = result.env_steps / args.population
-        us = {k: v / steps * 1e6 for k, v in totals.items()}
+        us = defaultdict(float, {k: v / steps * 1e6 for k, v in totals.items()})
         row = {
             "step_total": elapsed / steps * 1e6,
             "physics": us["physics"],
-            "act": us["act"], "learn": us["learn"],
+            "act": us["act"], "learn": us["learn"], "compiled_step": us["compiled_step"],
             "env_python": us["env_step_async"] + us["env_step_wait"] - us["physics"],
             "env_observe": us["env_observe"], "env_reward": us["env_reward"],
+            "env_task_compiled": us["env_task_compiled"],
             "env_perturbation_infos": us["env_perturbation_infos"],
-            "rollout_bookkeeping": elapsed / steps * 1e6 - us["act"] - us["learn"] - us["env_step_async"]
-                                   - us["env_step_wait"],
+            "rollout_bookkeeping": elapsed / steps * 1e6 - us["act"] - us["learn"] - us["compiled_step"]
+                                   - us["env_step_async"] - us["env_step_wait"],
         }
         if repeat:  # the first rollout compiles and warms up
             per_repeat.append(row)
@@ -100,7 +114,8 @@ def main() -> None:
     print(json.dumps({
         "benchmark": "rollout_step_breakdown_us", "env": args.env, "population": args.population,
         "kernel": args.kernel, "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(),
-        "repeats": args.repeats, "bookkeeping": args.bookkeeping, "load_average": os.getloadavg(),
+        "repeats": args.repeats, "bookkeeping": args.bookkeeping, "python_act_learn": args.python_act_learn,
+        "load_average": os.getloadavg(),
         "median_us_per_step": median, "min_us_per_step": minimum,
     }, indent=2))
 

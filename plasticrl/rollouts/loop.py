@@ -189,6 +189,12 @@ def _with_unstable_flags(step_wait: Callable[[], tuple]) -> Callable[[], tuple]:
     return lean
 
 
+def _row_flags(flags: np.ndarray | bool, rows: int) -> np.ndarray:
+    """Per-row bool flags (``unstable``: an array, or one bool for every row) as a contiguous array."""
+    flags = np.asarray(flags, dtype=np.bool_)
+    return np.full(rows, bool(flags)) if flags.ndim == 0 else np.ascontiguousarray(flags)
+
+
 def _unstable(info: Any) -> np.ndarray | bool:
     """The rows MuJoCo flagged unstable this step (``info["unstable"]``), or False."""
     unstable = info.get("unstable") if isinstance(info, dict) else None
@@ -230,6 +236,51 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
     mean, std = affine if normalise else (np.zeros(obs_dim), np.ones(obs_dim))
     clip = float(clip)
     steps = env_steps = 0
+    # A fused policy's act and learn run inside the compiled step (fused_step below), on these buffers
+    np_dtype = _NUMPY_DTYPES[policy.dtype]
+    fused_obs = np.zeros((rows, obs_dim), dtype=np_dtype)
+    fused_actions = np.zeros((rows, policy.act_dim), dtype=np_dtype)
+    fused_reward = np.zeros(rows, dtype=np_dtype)
+    kernels = None
+    kernel_step = getattr(policy, "kernel_step", None)  # (a duck-typed policy may not have one)
+    replaced = getattr(policy, "__dict__", {})
+    if kernel_step is not None and "act" not in replaced and "learn" not in replaced:
+        # (an act or learn replaced on the instance, a wrapper or a timer, is called as it is)
+        with torch.inference_mode():  # as act and learn run in _run (the fused glue takes its state views here)
+            kernels = kernel_step(fused_obs, fused_actions, fused_reward)
+    if kernels is not None and kernels.kind == "spiking":
+        began = False
+        actions = np.zeros((rows, policy.act_dim))
+
+        def fused_step() -> None:
+            """:func:`step` with one compiled call per control step once the env has stepped: its
+            bookkeeping, the policy's learn, and the next step's observations and act (begun only if the loop
+            goes on, which it decides as :func:`_run` does; otherwise the next step, if any, begins here)."""
+            nonlocal obs, steps, env_steps, began, actions
+            if not began:
+                actions = np.empty((rows, policy.act_dim))
+                compiled.begin_spiking(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
+                                       normalise, active, bad, raw, fused_obs, kernels.act, fused_actions, actions)
+            if step_wait is not None:
+                env.step_async(actions)
+                obs, reward, terminated, truncated, unstable = step_wait()
+            else:
+                obs, reward, terminated, truncated, info = env.step(actions)
+                unstable = _unstable(info)
+            steps += 1
+            env_steps += rows
+            actions = np.empty((rows, policy.act_dim))  # the env may keep the last one until its next step
+            began = compiled.finish_spiking(
+                collect_obs_moments, raw, row_count, row_sum, row_sumsq, _row_flags(unstable, rows),
+                np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
+                compiled.as_bool(truncated), active, bad, returns, lengths, fused_reward, kernels.learn_on,
+                kernels.learn, max_steps is None or steps < max_steps,
+                np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip, normalise, fused_obs,
+                kernels.act, fused_actions, actions)
+
+        _run(fused_step, active, lambda: steps, max_steps, sync)
+        return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
+                       (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
 
     def step() -> None:
         nonlocal obs, steps, env_steps, bad

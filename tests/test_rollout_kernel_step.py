@@ -1,0 +1,164 @@
+"""The rollout's one compiled call per control step for a fused policy (bookkeeping, learn, the next step's
+observations and act: ``compiled.finish_spiking``) gives the loop's results bit for bit, as it was with the
+policy's own ``act`` and ``learn`` called from Python: returns, lengths, invalid members, env steps,
+observation statistics and every row's final policy state, with terminations, the step cap, rules with
+and without learning, diverging weights, and population shards."""
+import pytest
+import torch
+
+from plasticrl.agents import make_policy
+from plasticrl.envs import make_vec
+from plasticrl.rollouts import compiled
+from plasticrl.rollouts.loop import rollout
+from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
+from plasticrl.rollouts.shards import PopulationShards
+
+pytest.importorskip("numba")
+
+POPULATION, EPISODES = 3, 2
+ROWS = POPULATION * EPISODES
+# Ant leaves a narrow healthy z range at different steps per row: finished rows are masked while others run
+ENV_KWARGS = {"HalfCheetah-v5": {"max_episode_steps": 20},
+              "Ant-v5": {"max_episode_steps": 40, "healthy_z_range": (0.55, 0.95)}}
+BCM = {"kind": "plastic_spiking", "hidden": [8], "plasticity": {"rule": "bcm", "modulation": "reward",
+                                                                 "eta_scale": 0.05}, "kernel": "fused"}
+
+
+def _norm(obs_dim: int) -> ObsNormalizer:
+    g = torch.Generator().manual_seed(4)
+    norm = ObsNormalizer(obs_dim, clip=2.0)
+    total = torch.randn(obs_dim, generator=g, dtype=torch.float64)
+    norm.update(ObsBatchMoments(10.0, total, total * total / 10 + 2.0))
+    return norm
+
+
+def _genome(policy, scale: float = 0.5) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    genome = policy.initial_genome(POPULATION)
+    return genome + scale * torch.randn(genome.shape, generator=g, dtype=genome.dtype)
+
+
+def _state(policy) -> list[torch.Tensor]:
+    """Every per-row tensor of the policy's live state, and its invalid rows."""
+    s = policy.live_state
+    tensors = [s.output.v] + [h.v for h in s.hidden] + list(s.weights)
+    tensors += [getattr(h, "a", None) for h in s.hidden if getattr(h, "a", None) is not None]
+    tensors += [getattr(s, k)[layer] for k in ("pre", "post", "theta") for layer in sorted(getattr(s, k))]
+    if s.baseline is not None:
+        tensors.append(s.baseline)
+    return [t.clone() for t in tensors] + [policy.invalid.clone()]
+
+
+def _counting(monkeypatch) -> list[int]:
+    calls = [0]
+    inner = compiled.finish_spiking
+
+    def counted(*args):
+        calls[0] += 1
+        return inner(*args)
+
+    monkeypatch.setattr(compiled, "finish_spiking", counted)
+    return calls
+
+
+def _rollout(env_id, cfg, kernel_step: bool, dtype="float32", max_steps=None, scale=0.5):
+    env = make_vec(env_id, ROWS, **ENV_KWARGS[env_id])
+    policy = make_policy(cfg, env.single_observation_space, env.single_action_space, dtype=dtype)
+    if not kernel_step:
+        policy.kernel_step = lambda *args: None  # the policy's act and learn, called from Python
+    result = rollout(policy, env, _genome(policy, scale), EPISODES, max_steps=max_steps, seed=21,
+                     obs_norm=_norm(policy.obs_dim), collect_obs_moments=True)
+    env.close()
+    return result, _state(policy)
+
+
+def _assert_same(a, b):
+    (ra, sa), (rb, sb) = a, b
+    assert torch.equal(ra.returns, rb.returns) and torch.equal(ra.lengths, rb.lengths)
+    assert torch.equal(ra.invalid, rb.invalid) and ra.env_steps == rb.env_steps
+    assert all(torch.equal(x, y) for x, y in zip(ra.obs_rows, rb.obs_rows))
+    assert len(sa) == len(sb) and all(torch.equal(x, y) for x, y in zip(sa, sb))
+
+
+CONFIGS = {
+    "bcm_reward": (BCM, "float32", 0.5),
+    "oja_rpe_alif_population_float64": ({**BCM, "hidden": [8, 6], "neuron": {"model": "alif"},
+                                         "encoder": {"kind": "population", "centres": 3},
+                                         "plasticity": {"rule": "oja", "modulation": "rpe", "eta_scale": 0.1,
+                                                        "bounds": "normalise"}}, "float64", 0.5),
+    "abcd_rate_spiking_input": ({**BCM, "decoder": {"kind": "rate"}, "encoder": {"spiking": True},
+                                 "plasticity": {"rule": "hebbian_abcd", "modulation": "none", "sharing": "post",
+                                                "eta_scale": 0.2}}, "float32", 0.5),
+    "learning_off": ({**BCM, "plasticity": {"rule": "bcm", "eta_scale": 0.0}}, "float32", 0.5),
+    "random_initial_weights": ({**BCM, "initial_weights": {"kind": "random", "scale": 0.5}}, "float32", 0.5),
+    "diverging_weights": ({**BCM, "plasticity": {"rule": "hebbian_abcd", "modulation": "reward", "bounds": "none",
+                                                 "eta_scale": 1e38}}, "float32", 3.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_one_compiled_call_per_step_matches_act_and_learn_from_python(name, monkeypatch):
+    cfg, dtype, scale = CONFIGS[name]
+    calls = _counting(monkeypatch)
+    fused = _rollout("Ant-v5", cfg, True, dtype, scale=scale)
+    assert calls[0] == fused[0].lengths.max()  # one compiled call per control step
+    reference = _rollout("Ant-v5", cfg, False, dtype, scale=scale)
+    assert calls[0] == fused[0].lengths.max()  # the reference did not take it
+    _assert_same(fused, reference)
+    assert fused[0].lengths.min() < fused[0].lengths.max()  # rows finished at different steps
+    if name == "diverging_weights":
+        assert bool(fused[0].invalid.any())
+
+
+def test_the_step_cap_stops_both_paths_at_the_same_step():
+    fused = _rollout("HalfCheetah-v5", BCM, True, max_steps=7)
+    _assert_same(fused, _rollout("HalfCheetah-v5", BCM, False, max_steps=7))
+    assert fused[0].env_steps == 7 * ROWS
+
+
+def test_shards_with_the_compiled_step_match_one_env_without_it():
+    # shards end at different steps and run on to the slowest (the sync phase begins each step itself)
+    reference = _rollout("Ant-v5", BCM, False)
+
+    def make_env(rows):
+        return make_vec("Ant-v5", rows, num_threads=1, **ENV_KWARGS["Ant-v5"])
+
+    sharded = PopulationShards(make_env, lambda env: make_policy(BCM, env.single_observation_space,
+                                                                 env.single_action_space), 3)
+    template = sharded.make_policy(make_vec("Ant-v5", 1, **ENV_KWARGS["Ant-v5"]))
+    result = sharded.rollout(_genome(template), EPISODES, seed=21, obs_norm=_norm(template.obs_dim),
+                             collect_obs_moments=True)
+    states = [_state(p) for _, p in sharded.pairs]
+    sharded.close()
+    assert torch.equal(result.returns, reference[0].returns) and torch.equal(result.lengths, reference[0].lengths)
+    assert torch.equal(result.invalid, reference[0].invalid) and result.env_steps == reference[0].env_steps
+    assert all(torch.equal(x, y) for x, y in zip(result.obs_rows, reference[0].obs_rows))
+    for i, tensor in enumerate(reference[1]):
+        assert torch.equal(torch.cat([s[i] for s in states]), tensor)
+    per_shard = result.lengths.max(dim=1).values
+    assert len(set(per_shard.tolist())) > 1  # members (one per shard) finished at different steps
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    (BCM, (True,)),
+    ({**BCM, "plasticity": {"rule": "bcm", "eta_scale": 0.0}}, (False,)),  # the frozen twin learns nothing
+    ({**BCM, "kernel": "torch"}, None),
+    ({**BCM, "reward_input": True}, None),  # its reward column is built in Python
+    ({"kind": "linear"}, None),
+])
+def test_which_policies_hand_their_kernels_to_the_loop(cfg, expected):
+    import numpy as np
+
+    env = make_vec("HalfCheetah-v5", 2)
+    policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
+    policy.load_genome(policy.initial_genome(2))
+    dtype = np.float32
+    obs, actions, reward = (np.zeros((2, policy.obs_dim), dtype), np.zeros((2, policy.act_dim), dtype),
+                            np.zeros(2, dtype))
+    step = policy.kernel_step(obs, actions, reward)
+    env.close()
+    if expected is None:
+        assert step is None
+        return
+    assert step.kind == "spiking" and (step.learn_on,) == expected
+    assert step.act[0] is obs and any(a is actions for a in step.act) and step.learn[0] is reward
