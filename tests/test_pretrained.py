@@ -20,10 +20,11 @@ def test_every_shipped_agent_reproduces_its_recorded_nominal_score():
         got = nominal_score(resolve_pretrained(f"pretrained:{name}"), scores["episodes"], scores["seed"])
         # Same seeds: deterministic on one machine (checked to 1e-6 where they were shipped). Another CPU may
         # round float32 sums differently (FMA, SIMD width), and 1000 chaotic steps amplify that, so the
-        # check is that the agent still earns its recorded score to within 5%, not the same bits.
-        assert got == pytest.approx(scores["mean_return"], rel=0.05), name
+        # check is that the agent still earns its recorded score to within 5%, not the same bits; for a
+        # score near 0 (an agent that falls early) within 50, 5% of a 1000-step episode at 1 per step.
+        assert got == pytest.approx(scores["mean_return"], rel=0.05, abs=50.0), name
     shipped = {"ant-plastic", "halfcheetah-plastic", "halfcheetah-dir-plastic", "halfcheetah-dir-recurrent",
-               "halfcheetah-dir-oracle"}
+               "halfcheetah-dir-oracle", "ant-hebbian-random"}
     assert shipped <= set(index)
 
 
