@@ -42,9 +42,10 @@ def render_cmd(
             summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs,
                                    trust_pickle=trust_pickle, progress=progress)
         if wandb:
-            from plasticrl.report.wandb_log import log_video, resolve_mode
+            from plasticrl.config import resolve_wandb_mode
+            from plasticrl.report.wandb_log import log_video
 
-            log_video(out, summary, resolve_mode(wandb_mode))
+            log_video(out, summary, resolve_wandb_mode(wandb_mode))
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes
