@@ -37,3 +37,4 @@ def test_no_core_module_may_import_the_seed_studies():
     forbidden = _contracts()["forbidden"]
     assert forbidden["forbidden_modules"] == ["plasticrl.studies"]
     assert _core_modules() - set(forbidden["source_modules"]) == set()
+

@@ -202,28 +202,28 @@ class EnvConfig(_Strict):
 class OpenAIESConfig(_Strict):
     """``es`` section of OpenAI-ES."""
 
-    algorithm: Literal["openai_es"] = "openai_es"
+    algorithm: Literal["openai_es"] = Field("openai_es", description="the ES algorithm (picks the params model)")
     params: OpenAIESParams = Field(default_factory=OpenAIESParams, description="OpenAI-ES hyper-parameters")
 
 
 class PGPEConfig(_Strict):
     """``es`` section of PGPE with ClipUp."""
 
-    algorithm: Literal["pgpe"] = "pgpe"
+    algorithm: Literal["pgpe"] = Field("pgpe", description="the ES algorithm (picks the params model)")
     params: PGPEParams = Field(default_factory=PGPEParams, description="PGPE hyper-parameters")
 
 
 class CMAESConfig(_Strict):
     """``es`` section of CMA-ES."""
 
-    algorithm: Literal["cma_es"] = "cma_es"
+    algorithm: Literal["cma_es"] = Field("cma_es", description="the ES algorithm (picks the params model)")
     params: CMAESParams = Field(default_factory=CMAESParams, description="CMA-ES hyper-parameters")
 
 
 class SepCMAESConfig(_Strict):
     """``es`` section of separable CMA-ES."""
 
-    algorithm: Literal["sep_cma_es"] = "sep_cma_es"
+    algorithm: Literal["sep_cma_es"] = Field("sep_cma_es", description="the ES algorithm (picks the params model)")
     params: SepCMAESParams = Field(default_factory=SepCMAESParams, description="sep-CMA-ES hyper-parameters")
 
 
