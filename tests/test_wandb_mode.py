@@ -35,3 +35,16 @@ def test_bad_mode_names_value_source_and_choices(monkeypatch):
             resolve()
         assert str(from_env.value) == ("unknown wandb mode 'sideways' (from $WANDB_MODE); "
                                        "valid choices: disabled, offline, online")
+
+
+def test_render_refuses_a_bad_mode_before_rendering(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from plasticrl.cli import app
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    video = tmp_path / "v.mp4"
+    done = CliRunner().invoke(app, ["render", str(tmp_path / "missing.pt"), "--out", str(video), "--wandb",
+                                    "--wandb-mode", "weird"])
+    assert done.exit_code != 0 and "unknown wandb mode 'weird'" in done.output  # not the missing agent
+    assert not video.exists()
