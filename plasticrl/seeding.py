@@ -16,6 +16,12 @@ import torch
 class Stream(IntEnum):
     """Stream ids. The values are part of every saved run's reproducibility: never renumber."""
 
+    #: ES (OpenAI-ES, PGPE): the perturbations of a generation (drawn on the search device)
+    ES_SAMPLING = 0
+    #: CMA-ES: the seed of the ``cmaes`` library's own sampler (generation 0)
+    CMA_ES_SAMPLER = 1
+    #: ES: noise added to the initial centre (``train.init_noise``; generation 0)
+    ES_INIT_NOISE = 7
     #: ES: reset seeds of the training rollouts of a generation
     ES_TRAIN_ENV = 101
     #: ES: reset seeds of the centre's evaluation episodes (generation 0, so the same every time)
@@ -49,7 +55,7 @@ HELD_OUT_SEED_OFFSET = 10_000
 SB3_EVAL_SEED_OFFSET = 1_000_000
 
 
-def derive_seed(seed: int, generation: int, stream: int = 0) -> int:
+def derive_seed(seed: int, generation: int, stream: int) -> int:
     """A well-mixed 63-bit seed for ``(seed, generation, stream)``."""
     word = np.random.SeedSequence([seed, generation, int(stream)]).generate_state(1, dtype=np.uint64)[0]
     return int(word) & (2**63 - 1)
@@ -72,7 +78,7 @@ def derive_episode_seed(reset_seed: int, episode: int) -> int:
     return derive_seed(int(reset_seed), int(episode), Stream.POLICY_EPISODE)
 
 
-def derive_generator(seed: int, generation: int, device: torch.device | str, stream: int = 0) -> torch.Generator:
+def derive_generator(seed: int, generation: int, device: torch.device | str, stream: int) -> torch.Generator:
     """A torch generator on ``device`` seeded from ``(seed, generation, stream)``."""
     gen = torch.Generator(device=device)
     gen.manual_seed(derive_seed(seed, generation, stream))

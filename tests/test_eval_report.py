@@ -328,6 +328,7 @@ def test_summary_mean_held_out_return_against_hand_values():
 
 def test_plasticity_effect_against_hand_values():
     from plasticrl.eval.plasticity_effect import plasticity_effect
+    from plasticrl.eval.result import as_result
     from plasticrl.report.writer import markdown
 
     result = _hand_result(
@@ -340,7 +341,7 @@ def test_plasticity_effect_against_hand_values():
     for agent, after in (("p", [20.0, 40.0]), ("p/frozen", [10.0, 30.0])):
         row_b = next(r for r in result["rows"] if r["agent"] == agent and r["condition"] == "b")
         row_b.update(mid_episode=True, switch_step=2, steps_after_switch=4, returns_after_switch=after)
-    effects = {e["condition"]: e for e in plasticity_effect(result)}
+    effects = {e["condition"]: e for e in plasticity_effect(as_result(result))}
     assert {e["agent"] for e in effects.values()} == {"p"}
     # same total on b, but -10 per episode before the switch (-5 per step) and +10 after it (+2.5 per step)
     for cond in ("b", "mid-episode mean"):
@@ -361,4 +362,4 @@ def test_plasticity_effect_against_hand_values():
     # results saved before per-episode returns were kept: no comparison rather than a wrong one
     for r in result["rows"]:
         r["returns"] = None
-    assert plasticity_effect(result) == [] and "plasticity adds" not in markdown(result)
+    assert plasticity_effect(as_result(result)) == [] and "plasticity adds" not in markdown(result)

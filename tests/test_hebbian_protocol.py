@@ -221,6 +221,7 @@ def test_reference_conditions_are_left_out_of_held_out_means():
     plasticity effect, the rliable aggregation and the report's summary average over the held-out
     bodies only. Hand-built result: agent - twin differs by +10 on the reference body, -2 on the held-out one."""
     from plasticrl.eval.plasticity_effect import HELD_OUT, plasticity_effect
+    from plasticrl.eval.result import as_result
     from plasticrl.report.aggregate import score_matrix
     from plasticrl.report.writer import markdown
 
@@ -241,12 +242,12 @@ def test_reference_conditions_are_left_out_of_held_out_means():
     result = {"env_id": "Ant-v5", "suite": "morphology", "episodes": 2, "seed": 0, "confidence": 0.95,
               "agents": ["a_s0", "a_s0/frozen"], "conditions": ["nominal", "short_front_left", "short_back_left"],
               "reference_conditions": ["short_front_left"], "rows": rows, "curves": []}
-    effects = {e["condition"]: e for e in plasticity_effect(result)}
+    effects = {e["condition"]: e for e in plasticity_effect(as_result(result))}
     assert effects[HELD_OUT]["difference"] == pytest.approx(-2.0)
     assert effects["short_front_left"]["difference"] == pytest.approx(10.0)  # still reported on its own
     scores, kept, removed = score_matrix(result, ["a_s0"], "return")
     assert kept == ["short_back_left"] and removed == [] and scores.tolist() == [[59.0]]
-    result["plasticity_effect"] = plasticity_effect(result)
+    result["plasticity_effect"] = plasticity_effect(as_result(result))
     result["goal_adaptation"] = []
     summary = next(line for line in markdown(result).splitlines() if line.startswith("| a_s0 |"))
     assert "| 59.0 [" in summary  # mean return (held-out): the back leg's 59, not (100 + 59) / 2

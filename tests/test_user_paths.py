@@ -183,6 +183,7 @@ def test_after_switch_returns_on_tasks_that_terminate(tmp_path, env_id, scale, c
     from plasticrl.rollouts.controllers import load_controller
     from plasticrl.eval.evaluate import _after_switch
     from plasticrl.eval.plasticity_effect import _before
+    from plasticrl.eval.result import ConditionSummary
 
     path = _linear_agent(tmp_path / "agent.pt", env_id, scale)
     ended_before, ended_after = 0, 0
@@ -198,7 +199,9 @@ def test_after_switch_returns_on_tasks_that_terminate(tmp_path, env_id, scale, c
             assert not batch.rewards[length:, e].any()  # nothing after the episode's end
             after = float(batch.rewards[start:length, e].sum()) if length > start else 0.0
             assert stats["returns_after_switch"][e] == pytest.approx(after, abs=1e-4)
-            before = _before({"returns": [float(batch.returns[e])], "returns_after_switch": [after]})[0]
+            row = ConditionSummary.from_json({"agent": "a", "condition": "dead", "returns": [float(batch.returns[e])],
+                                              "returns_after_switch": [after]})
+            before = _before(row)[0]
             assert before == pytest.approx(float(batch.rewards[:min(start, length), e].sum()), abs=1e-3)
             ended_before += length <= start
             ended_after += start < length < cap

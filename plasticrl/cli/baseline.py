@@ -38,7 +38,7 @@ def baseline_cmd(
 ) -> None:
     """Train a Stable-Baselines3 baseline (rl-zoo-like hyperparameters); saves model.zip and best_model.zip."""
     from plasticrl.config import load_yaml
-    from plasticrl.report.wandb_log import resolve_mode
+    from plasticrl.config import resolve_wandb_mode
     from plasticrl.trainers.sb3 import train_baseline
     from plasticrl.trainers.sb3.trainer import check_settings
 
@@ -52,7 +52,7 @@ def baseline_cmd(
                                   env_kwargs=saved["env_kwargs"],
                                   train_perturbation=saved["train_perturbation"],
                                   overrides=saved["hyperparams"], eval_every=saved["eval_every"],
-                                  eval_episodes=saved["eval_episodes"], wandb_mode=resolve_mode(wandb_mode),
+                                  eval_episodes=saved["eval_episodes"], wandb_mode=resolve_wandb_mode(wandb_mode),
                                   resume=True)
             console.print(f"saved {path} (evaluate with: plasticrl eval {path.parent / 'best_model.zip'})")
             return
@@ -79,7 +79,7 @@ def baseline_cmd(
         path = train_baseline(algo, env, budget, run_dir, seed=seed, env_kwargs=env_kwargs,
                               train_perturbation=condition, overrides=overrides,
                               eval_every=eval_every, eval_episodes=eval_episodes,
-                              wandb_mode=resolve_mode(wandb_mode))
+                              wandb_mode=resolve_wandb_mode(wandb_mode))
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes

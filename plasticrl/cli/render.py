@@ -35,6 +35,10 @@ def render_cmd(
     from plasticrl.report.render import gl_backend, render_video
 
     try:
+        if wandb:  # a bad mode is refused before the episode is rendered
+            from plasticrl.config import resolve_wandb_mode
+
+            mode = resolve_wandb_mode(wandb_mode)
         kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
         header = (f"rendering {agent} ({condition or 'nominal'}, at most {steps} steps, {width}x{height}, "
                   f"MUJOCO_GL={gl_backend()}) to {out}")
@@ -42,9 +46,9 @@ def render_cmd(
             summary = render_video(agent, out, env, condition, steps, width, height, seed, fps, frames_dir, kwargs,
                                    trust_pickle=trust_pickle, progress=progress)
         if wandb:
-            from plasticrl.report.wandb_log import log_video, resolve_mode
+            from plasticrl.report.wandb_log import log_video
 
-            log_video(out, summary, resolve_mode(wandb_mode))
+            log_video(out, summary, mode)
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes

@@ -28,6 +28,7 @@ from plasticrl.config.experiment import (
     load_config,
     load_yaml,
     parse_overrides,
+    resolve_wandb_mode,
     set_dotted,
 )
 from plasticrl.config.ppo import PPOConfig, parse_ppo_config
@@ -37,5 +38,5 @@ __all__ = [
     "ES_ALGORITHMS", "WANDB_MODES", "CMAESConfig", "OpenAIESConfig", "PGPEConfig", "SepCMAESConfig",
     "DistributedConfig", "check_finite", "load_yaml", "ESConfig", "EnvConfig", "ExperimentConfig", "LoggingConfig",
     "PPOConfig", "TrainConfig", "WandbConfig", "config_from_dict", "config_to_dict", "load_config",
-    "list_configs", "parse_overrides", "parse_ppo_config", "resolve_config", "set_dotted",
+    "list_configs", "parse_overrides", "parse_ppo_config", "resolve_config", "resolve_wandb_mode", "set_dotted",
 ]

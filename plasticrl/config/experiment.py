@@ -31,6 +31,20 @@ from plasticrl.es.params import CMAESParams, OpenAIESParams, PGPEParams, SepCMAE
 WANDB_MODES = ("offline", "online", "disabled")
 
 
+def resolve_wandb_mode(mode: str | None) -> str:
+    """The W&B mode of a run, an evaluation or a video: ``mode`` (a config's or a CLI option's), else
+    ``$WANDB_MODE``, else ``offline`` (never needs a key or the network); W&B's old ``dryrun`` is
+    ``offline``. Anything else is one :class:`PlasticRLError` naming the value, where it came from and
+    the valid choices."""
+    value = mode or os.environ.get("WANDB_MODE") or "offline"
+    if value == "dryrun":
+        value = "offline"
+    if value not in WANDB_MODES:
+        where = "" if mode else " (from $WANDB_MODE)"
+        raise PlasticRLError(f"unknown wandb mode {value!r}{where}; valid choices: {', '.join(sorted(WANDB_MODES))}")
+    return value
+
+
 class _ConfigLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that reads exponent numbers without a dot or exponent sign (``1e-3``,
     ``5e2``) as floats and refuses a mapping that repeats a key (YAML 1.1 keeps the last
@@ -188,28 +202,28 @@ class EnvConfig(_Strict):
 class OpenAIESConfig(_Strict):
     """``es`` section of OpenAI-ES."""
 
-    algorithm: Literal["openai_es"] = "openai_es"
+    algorithm: Literal["openai_es"] = Field("openai_es", description="the ES algorithm (picks the params model)")
     params: OpenAIESParams = Field(default_factory=OpenAIESParams, description="OpenAI-ES hyper-parameters")
 
 
 class PGPEConfig(_Strict):
     """``es`` section of PGPE with ClipUp."""
 
-    algorithm: Literal["pgpe"] = "pgpe"
+    algorithm: Literal["pgpe"] = Field("pgpe", description="the ES algorithm (picks the params model)")
     params: PGPEParams = Field(default_factory=PGPEParams, description="PGPE hyper-parameters")
 
 
 class CMAESConfig(_Strict):
     """``es`` section of CMA-ES."""
 
-    algorithm: Literal["cma_es"] = "cma_es"
+    algorithm: Literal["cma_es"] = Field("cma_es", description="the ES algorithm (picks the params model)")
     params: CMAESParams = Field(default_factory=CMAESParams, description="CMA-ES hyper-parameters")
 
 
 class SepCMAESConfig(_Strict):
     """``es`` section of separable CMA-ES."""
 
-    algorithm: Literal["sep_cma_es"] = "sep_cma_es"
+    algorithm: Literal["sep_cma_es"] = Field("sep_cma_es", description="the ES algorithm (picks the params model)")
     params: SepCMAESParams = Field(default_factory=SepCMAESParams, description="sep-CMA-ES hyper-parameters")
 
 
@@ -336,13 +350,8 @@ class ExperimentConfig(_Strict):
         return data
 
     def wandb_mode(self) -> str:
-        """Config, else ``$WANDB_MODE``, else offline (never needs a key or the network)."""
-        mode = self.logging.wandb.mode or os.environ.get("WANDB_MODE") or "offline"
-        if mode == "dryrun":
-            mode = "offline"
-        if mode not in WANDB_MODES:
-            raise PlasticRLError(f"unknown W&B mode {mode!r} (from $WANDB_MODE); valid choices: {', '.join(WANDB_MODES)}")
-        return mode
+        """Config, else ``$WANDB_MODE``, else offline (:func:`resolve_wandb_mode`)."""
+        return resolve_wandb_mode(self.logging.wandb.mode)
 
 
 def set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

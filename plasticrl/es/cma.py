@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.seeding import derive_seed
+from plasticrl.seeding import Stream, derive_seed
 from .base import ESAlgorithm, fitness_info
 from .params import CMAESParams, SepCMAESParams, parse_params
 from .shaping import invalid_mask
@@ -115,7 +115,8 @@ class CMAES(ESAlgorithm[CMAESState]):
         mean = self.space.gather(center).detach().to(torch.float64).cpu().numpy()
         if np.abs(mean).max() >= _ABS_MAX:
             raise PlasticRLError(f"center values must be below {_ABS_MAX:g} in magnitude for cmaes")
-        kwargs: dict[str, Any] = {"population_size": self.population_size, "seed": derive_seed(seed, 0, 1) & 0xFFFFFFFF}
+        kwargs: dict[str, Any] = {"population_size": self.population_size,
+                                  "seed": derive_seed(seed, 0, Stream.CMA_ES_SAMPLER) & 0xFFFFFFFF}
         if self._library_class == "CMA":
             assert isinstance(self.config, CMAESParams)
             kwargs["lr_adapt"] = self.config.lr_adapt

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from plasticrl.seeding import derive_generator
+from plasticrl.seeding import Stream, derive_generator
 from .base import ESAlgorithm, fitness_info
 from .optimizers import adam_step
 from .params import OpenAIESParams, parse_params
@@ -77,7 +77,7 @@ class OpenAIES(ESAlgorithm[OpenAIESState]):
     def _noise(self, state: OpenAIESState) -> Tensor:
         p, d = self.population_size, self.space.size
         rows = p // 2 if self.config.antithetic else p
-        gen = derive_generator(state.seed, state.generation, state.center.device)
+        gen = derive_generator(state.seed, state.generation, state.center.device, Stream.ES_SAMPLING)
         eps = torch.randn(rows, d, generator=gen, device=state.center.device, dtype=state.center.dtype)
         return torch.cat([eps, -eps], 0) if self.config.antithetic else eps
 

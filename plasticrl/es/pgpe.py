@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.seeding import derive_generator
+from plasticrl.seeding import Stream, derive_generator
 from .base import ESAlgorithm, fitness_info
 from .optimizers import clipup_step
 from .params import PGPEParams, parse_params
@@ -80,7 +80,7 @@ class PGPE(ESAlgorithm[PGPEState]):
 
     def ask(self, state: PGPEState) -> tuple[Tensor, PGPEState]:
         n = self.population_size // 2
-        gen = derive_generator(state.seed, state.generation, state.center.device)
+        gen = derive_generator(state.seed, state.generation, state.center.device, Stream.ES_SAMPLING)
         z = torch.randn(n, self.space.size, generator=gen, device=state.center.device, dtype=state.center.dtype)
         z = z * state.stdev
         theta = self.space.gather(state.center).unsqueeze(0)

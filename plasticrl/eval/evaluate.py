@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,8 @@ from plasticrl.eval.goal_adaptation import (
     time_to_adapt,
 )
 from plasticrl.eval.plasticity_effect import FROZEN_SUFFIX, plasticity_effect
-from plasticrl.eval.result import RESULT_FORMAT, RESULT_KIND, EvaluationResult
+from plasticrl.eval.result import (RESULT_FORMAT, RESULT_KIND, EvaluationResult, GoalAdaptation, GoalSwitch,
+                                   PlasticityEffect, as_result)
 from plasticrl.eval.settings import EVAL_SUITES, EvalSettings, eval_settings
 from plasticrl.eval.stats import CONFIDENCE, bootstrap_mean, bootstrap_ratio
 
@@ -180,9 +181,17 @@ def evaluate(
     result["reference_conditions"] = [c["name"] for c in conditions if c.get("held_out") is False]
     if oracle is not None:
         result["oracle"] = oracle.name
-    result["plasticity_effect"] = plasticity_effect(result)
-    result["goal_adaptation"] = goal_adaptation(result)
+    # The derived tables are computed from the typed rows, then the dict is complete (eval.json's order).
+    rows_only = EvaluationResult.from_json({**result, "plasticity_effect": []})
+    result["plasticity_effect"] = plasticity_effect(rows_only)
+    result["goal_adaptation"] = goal_adaptation(rows_only)
     return EvaluationResult.from_json(result)
+
+
+def with_derived(result: EvaluationResult) -> EvaluationResult:
+    """``result`` with its plasticity effect and goal adaptation (re)derived from its rows."""
+    return result.replace(plasticity_effect=PlasticityEffect.derive(plasticity_effect(result)),
+                          goal_adaptation=GoalAdaptation.derive(goal_adaptation(result)))
 
 
 class _Gathered:
@@ -267,52 +276,56 @@ def _goal_switch(g: _Gathered, b: EpisodeBatch, condition: str, oracle_rates: di
     return out
 
 
-def goal_adaptation(result: EvaluationResult | dict[str, Any]) -> list[dict[str, Any]]:
+def goal_adaptation(result: EvaluationResult | Mapping[str, Any]) -> list[dict[str, Any]]:
     """Per agent and condition of a goal-switching task: rates before/after the switch, the paired
     adaptation ratio against the oracle (when one was evaluated), time to adapt, and, for an agent
     with a frozen twin, the paired after-switch difference (agent - twin), as ``eval.json``'s entries
-    (the result holds them as :class:`~plasticrl.eval.result.GoalAdaptation`). Empty on other tasks."""
-    if isinstance(result, EvaluationResult):
-        result = result.to_json()
-    rows = [r for r in result["rows"] if r.get("reward_rates_after") is not None]
-    by_key = {(r["agent"], r["condition"]): r for r in rows}
-    oracle = result.get("oracle")
-    confidence = result.get("confidence", CONFIDENCE)
-    seed = int(result.get("seed", 0))
+    (the result holds them as :class:`~plasticrl.eval.result.GoalAdaptation`). Empty on other tasks.
+    An ``eval.json`` dict is read as the typed result first."""
+    result = as_result(result)
+    rows = [r for r in result.rows if r.goal_switch is not None and r.goal_switch.reward_rates_after is not None]
+    by_key = {(r.agent, r.condition): r.goal_switch for r in rows}
+    oracle = result.oracle
+    confidence = result.confidence
+    seed = int(result.seed)
     out = []
     for r in rows:
-        rates = SwitchRates(np.asarray(r["reward_rates_before"], dtype=np.float64),
-                            np.asarray(r["reward_rates_after"], dtype=np.float64))
-        o = by_key.get((oracle, r["condition"])) if oracle else None
-        o_rates = SwitchRates(np.asarray(o["reward_rates_before"], dtype=np.float64),
-                              np.asarray(o["reward_rates_after"], dtype=np.float64)) if o else None
-        adapt = np.asarray(r["time_to_adapt"], dtype=np.float64)
-        summary = summarise_adaptation(r["agent"], rates, adapt, o_rates if r["agent"] != oracle else None,
+        g = r.goal_switch
+        rates = _switch_rates(g)
+        o = by_key.get((oracle, r.condition)) if oracle else None
+        o_rates = _switch_rates(o) if o else None
+        adapt = np.asarray(g.time_to_adapt, dtype=np.float64)
+        summary = summarise_adaptation(r.agent, rates, adapt, o_rates if r.agent != oracle else None,
                                        confidence, seed).as_dict()
-        if r.get("survival_per_step") is not None:
-            beyond = _beyond_survival_rates(rates, r)
-            o_beyond = _beyond_survival_rates(o_rates, o) if o is not None and o.get("survival_per_step") else None
-            part = summarise_adaptation(r["agent"], beyond, adapt, o_beyond if r["agent"] != oracle else None,
+        if g.survival_per_step is not None:
+            beyond = _beyond_survival_rates(rates, g)
+            o_beyond = _beyond_survival_rates(o_rates, o) if o is not None and o.survival_per_step else None
+            part = summarise_adaptation(r.agent, beyond, adapt, o_beyond if r.agent != oracle else None,
                                         confidence, seed)
             summary["beyond_survival"] = {k: getattr(part, k) for k in (
                 "reward_rate_before", "reward_rate_after", "adaptation_ratio", "adaptation_ratio_low",
                 "adaptation_ratio_high")}
-        summary["condition"] = r["condition"]
-        summary["is_oracle"] = r["agent"] == oracle
-        twin = by_key.get((r["agent"] + FROZEN_SUFFIX, r["condition"]))
+        summary["condition"] = r.condition
+        summary["is_oracle"] = r.agent == oracle
+        twin_agent = r.agent + FROZEN_SUFFIX
+        twin = by_key.get((twin_agent, r.condition))
         if twin is not None:
-            t_rates = SwitchRates(np.asarray(twin["reward_rates_before"], dtype=np.float64),
-                                  np.asarray(twin["reward_rates_after"], dtype=np.float64))
-            est, low, high = after_switch_difference(rates, t_rates, confidence, seed)
-            summary.update({"twin": twin["agent"], "after_minus_twin": est, "after_minus_twin_low": low,
+            est, low, high = after_switch_difference(rates, _switch_rates(twin), confidence, seed)
+            summary.update({"twin": twin_agent, "after_minus_twin": est, "after_minus_twin_low": low,
                             "after_minus_twin_high": high})
         out.append(summary)
     return out
 
 
-def _beyond_survival_rates(rates: SwitchRates, row: dict[str, Any]) -> SwitchRates:
-    """``rates`` less each episode's survival bonus per step (``row["survival_per_step"]``)."""
-    per_step = np.asarray(row["survival_per_step"], dtype=np.float64)
+def _switch_rates(g: GoalSwitch) -> SwitchRates:
+    """The per-episode reward rates before and after the goal switch (``None``, undefined, as NaN)."""
+    return SwitchRates(np.asarray(g.reward_rates_before, dtype=np.float64),
+                       np.asarray(g.reward_rates_after, dtype=np.float64))
+
+
+def _beyond_survival_rates(rates: SwitchRates, g: GoalSwitch) -> SwitchRates:
+    """``rates`` less each episode's survival bonus per step (``g.survival_per_step``)."""
+    per_step = np.asarray(g.survival_per_step, dtype=np.float64)
     return SwitchRates(rates.before - per_step, rates.after - per_step)
 
 

@@ -7,7 +7,8 @@ effect of the weights changing during the episode.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -18,41 +19,57 @@ HELD_OUT = "held-out mean"
 SWITCHED = "mid-episode mean"  # over the held-out conditions that switch on during the episode
 
 
-def held_out_conditions(result: dict[str, Any]) -> list[str]:
+class RowsOfResult(Protocol):
+    """What the plasticity effect reads of an :class:`~plasticrl.eval.result.EvaluationResult` (a
+    protocol, so that the result can derive its effect on reading without the two modules importing
+    each other): the header and the typed rows (:class:`~plasticrl.eval.result.ConditionSummary`)."""
+
+    @property
+    def agents(self) -> Sequence[str]: ...
+    @property
+    def conditions(self) -> Sequence[str]: ...
+    @property
+    def reference_conditions(self) -> Sequence[str]: ...
+    @property
+    def rows(self) -> Sequence[Any]: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+
+
+def held_out_conditions(result: RowsOfResult) -> list[str]:
     """The conditions of ``result`` that its held-out means average over: every one but nominal and
     the ``reference_conditions`` (bodies the agents trained on, evaluated beside the held-out ones
     for reference, as in the ``morphology`` suite)."""
-    reference = set(result.get("reference_conditions") or ())
-    return [c for c in result["conditions"] if c != "nominal" and c not in reference]
+    reference = set(result.reference_conditions or ())
+    return [c for c in result.conditions if c != "nominal" and c not in reference]
 
 
-def plasticity_effect(result: Any) -> list[dict[str, Any]]:
-    """Per agent with a frozen twin in ``result`` (an ``eval.json`` dict or an
-    :class:`~plasticrl.eval.result.EvaluationResult`): the paired difference in return (agent - twin)
-    on nominal, on each condition and averaged over the held-out conditions, with bootstrap intervals;
-    also as a fraction of the twin's nominal return, as ``eval.json``'s entries (the result holds them
-    as :class:`~plasticrl.eval.result.PlasticityEffect`). Empty when there are no twins or the rows do
-    not carry their episodes' returns."""
-    if hasattr(result, "to_json"):  # the typed result: derived from its JSON rows, as on reading eval.json
-        result = result.to_json()
-    agents = result["agents"]
-    confidence = result.get("confidence", CONFIDENCE)
-    seed = int(result.get("seed", 0))
+def plasticity_effect(result: RowsOfResult) -> list[dict[str, Any]]:
+    """Per agent with a frozen twin in ``result`` (an :class:`~plasticrl.eval.result.EvaluationResult`):
+    the paired difference in return (agent - twin) on nominal, on each condition and averaged over the
+    held-out conditions, with bootstrap intervals; also as a fraction of the twin's nominal return, as
+    ``eval.json``'s entries (the result holds them as :class:`~plasticrl.eval.result.PlasticityEffect`).
+    Empty when there are no twins or the rows do not carry their episodes' returns."""
+    agents = list(result.agents)
+    confidence = result.confidence
+    seed = int(result.seed)
     out: list[dict[str, Any]] = []
     for agent in agents:
         twin = agent + FROZEN_SUFFIX
         if agent.endswith(FROZEN_SUFFIX) or twin not in agents:
             continue
-        mine = {r["condition"]: r for r in result["rows"] if r["agent"] == agent}
-        theirs = {r["condition"]: r for r in result["rows"] if r["agent"] == twin}
+        mine = {r.condition: r for r in result.rows if r.agent == agent}
+        theirs = {r.condition: r for r in result.rows if r.agent == twin}
         # Invalid episodes (returns written as null) have no pair: no effect is claimed for such agents.
-        if any(r.get("returns") is None or None in r["returns"] or None in (r.get("returns_after_switch") or [])
+        if any(r.returns is None or None in r.returns or None in (_returns_after_switch(r) or ())
                for r in [*mine.values(), *theirs.values()]):
             continue
-        scale = float(np.mean(theirs["nominal"]["returns"]))
+        scale = float(np.mean(theirs["nominal"].returns))
 
         def entry(condition: str, conds: list[str]) -> dict[str, Any]:
-            iv = bootstrap_mean_difference([mine[c]["returns"] for c in conds], [theirs[c]["returns"] for c in conds],
+            iv = bootstrap_mean_difference([mine[c].returns for c in conds], [theirs[c].returns for c in conds],
                                            confidence, seed=seed)
             e = {"agent": agent, "twin": twin, "condition": condition, "difference": iv.estimate,
                  "low": iv.low, "high": iv.high, "of_twin_nominal": _fraction(iv.estimate, scale),
@@ -61,7 +78,7 @@ def plasticity_effect(result: Any) -> list[dict[str, Any]]:
 
         held_out = [c for c in held_out_conditions(result) if c in mine and c in theirs]
         switched = [c for c in held_out if _has_switch(mine[c]) and _has_switch(theirs[c])]
-        reference = [c for c in result["conditions"] if c != "nominal" and c not in held_out and c in mine
+        reference = [c for c in result.conditions if c != "nominal" and c not in held_out and c in mine
                      and c in theirs]
         out.append(entry("nominal", ["nominal"]))
         if held_out:
@@ -72,21 +89,27 @@ def plasticity_effect(result: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _has_switch(row: dict[str, Any]) -> bool:
-    return bool(row.get("returns_after_switch") is not None and row.get("switch_step")
-                and row.get("steps_after_switch"))
+def _returns_after_switch(row: Any) -> Sequence[float | None] | None:
+    return row.after_switch.returns_after_switch if row.after_switch is not None else None
 
 
-def _around_switch(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], confidence: float,
-                   seed: int) -> dict[str, Any]:
+def _steps_after_switch(row: Any) -> int | None:
+    return row.after_switch.steps_after_switch if row.after_switch is not None else None
+
+
+def _has_switch(row: Any) -> bool:
+    return bool(_returns_after_switch(row) is not None and row.switch_step and _steps_after_switch(row))
+
+
+def _around_switch(mine: list[Any], theirs: list[Any], confidence: float, seed: int) -> dict[str, Any]:
     """For mid-episode conditions (all with the same switch step and horizon): the paired difference
     per step before the switch and per step after it. A plastic agent that adapts to the damage
     gains on its twin after the switch; one whose advantage is its gait on the intact body gains
     before it and loses the edge after."""
     rows = mine + theirs
-    if not all(_has_switch(r) for r in rows) or len({(r["switch_step"], r["steps_after_switch"]) for r in rows}) != 1:
+    if not all(_has_switch(r) for r in rows) or len({(r.switch_step, _steps_after_switch(r)) for r in rows}) != 1:
         return {}
-    before_steps, after_steps = rows[0]["switch_step"], rows[0]["steps_after_switch"]
+    before_steps, after_steps = rows[0].switch_step, _steps_after_switch(rows[0])
     out: dict[str, Any] = {}
     for key, part, steps in (("before_switch", _before, before_steps), ("after_switch", _after, after_steps)):
         iv = bootstrap_mean_difference([part(r) for r in mine], [part(r) for r in theirs], confidence, seed=seed)
@@ -95,12 +118,12 @@ def _around_switch(mine: list[dict[str, Any]], theirs: list[dict[str, Any]], con
     return out
 
 
-def _after(row: dict[str, Any]) -> list[float]:
-    return row["returns_after_switch"]
+def _after(row: Any) -> list[float]:
+    return list(_returns_after_switch(row))
 
 
-def _before(row: dict[str, Any]) -> list[float]:
-    return [total - after for total, after in zip(row["returns"], row["returns_after_switch"])]
+def _before(row: Any) -> list[float]:
+    return [total - after for total, after in zip(row.returns, _returns_after_switch(row))]
 
 
 def _fraction(value: float, scale: float) -> float | None:

@@ -268,6 +268,12 @@ class PlasticityEffect:
         return cls(**{k: data.get(k) for k in cls._CORE},
                    around_switch=SwitchDifference.read(data) if SwitchDifference.present_in(data) else None)
 
+    @classmethod
+    def derive(cls, entries: Sequence[Mapping[str, Any]]) -> tuple[PlasticityEffect, ...]:
+        """Entries as :func:`~plasticrl.eval.plasticity_effect.plasticity_effect` computes them, typed
+        (non-finite numbers as ``None``, as ``eval.json`` holds them)."""
+        return tuple(cls.from_json(e) for e in json_safe(list(entries)))
+
 
 @dataclass(frozen=True)
 class RatesBeyondSurvival(_Group):
@@ -335,6 +341,12 @@ class GoalAdaptation:
                    condition=data["condition"], is_oracle=bool(data.get("is_oracle", False)),
                    twin_difference=TwinAfterSwitch.read(data) if TwinAfterSwitch.present_in(data) else None)
 
+    @classmethod
+    def derive(cls, entries: Sequence[Mapping[str, Any]]) -> tuple[GoalAdaptation, ...]:
+        """Entries as :func:`~plasticrl.eval.evaluate.goal_adaptation` computes them, typed (non-finite
+        numbers as ``None``, as ``eval.json`` holds them)."""
+        return tuple(cls.from_json(e) for e in json_safe(list(entries)))
+
 
 class _NotRecorded:
     """The value of a header field the result does not record (absent from its JSON, unlike ``None``)."""
@@ -394,7 +406,7 @@ class EvaluationResult:
         """The conditions the held-out means average over: all but nominal and the reference conditions."""
         from plasticrl.eval.plasticity_effect import held_out_conditions
 
-        return held_out_conditions({"conditions": self.conditions, "reference_conditions": self.reference_conditions})
+        return held_out_conditions(self)
 
     @property
     def has_beyond_survival(self) -> bool:
@@ -439,8 +451,7 @@ class EvaluationResult:
         data = json_safe(dict(data))  # a copy: the defaults below do not change the caller's dict
         for key in ("agents", "conditions", "rows"):
             data[key] = data.get(key) or []
-        effects = data["plasticity_effect"] if "plasticity_effect" in data else json_safe(plasticity_effect(data))
-        return cls(
+        result = cls(
             format=data.get("format", RESULT_FORMAT), kind=data.get("kind", RESULT_KIND),
             env_id=data.get("env_id", ""), env_kwargs=dict(data.get("env_kwargs") or {}),
             suite=data.get("suite", ""), episodes=int(data.get("episodes", 0)), seed=int(data.get("seed", 0)),
@@ -449,9 +460,12 @@ class EvaluationResult:
             rows=tuple(ConditionSummary.from_json(r) for r in data["rows"]),
             curves=tuple(ConditionCurve.from_json(c) for c in data.get("curves") or ()),
             reference_conditions=tuple(data.get("reference_conditions") or ()), oracle=data.get("oracle"),
-            plasticity_effect=tuple(PlasticityEffect.from_json(e) for e in effects or ()),
+            plasticity_effect=tuple(PlasticityEffect.from_json(e) for e in data.get("plasticity_effect") or ()),
             goal_adaptation=tuple(GoalAdaptation.from_json(e) for e in data.get("goal_adaptation") or ()),
             obs_std_floor=data["obs_std_floor"] if "obs_std_floor" in data else NOT_RECORDED)
+        if "plasticity_effect" not in data:
+            result = result.replace(plasticity_effect=PlasticityEffect.derive(plasticity_effect(result)))
+        return result
 
 
 def as_result(result: EvaluationResult | Mapping[str, Any]) -> EvaluationResult:

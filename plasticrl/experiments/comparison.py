@@ -138,12 +138,12 @@ def check_spec(spec: ExperimentSpec, force: bool = False) -> None:
     experiment directory is made or anything trains; ``force`` skips the memory guard of each
     agent's training (:mod:`plasticrl.rollouts.memory`)."""
     from plasticrl.eval.evaluate import suite_conditions
-    from plasticrl.report.wandb_log import resolve_mode
+    from plasticrl.config import resolve_wandb_mode
     from plasticrl.rollouts.env_setup import check_config
     from plasticrl.trainers.sb3.hyperparams import hyperparams
     from plasticrl.trainers.sb3.trainer import check_settings
 
-    resolve_mode(spec.wandb_mode)
+    resolve_wandb_mode(spec.wandb_mode)
     try:
         suite_conditions(spec.env.id, spec.eval.suite, spec.eval.only)
     except PlasticRLError as exc:
@@ -230,9 +230,9 @@ def run_experiment(spec: ExperimentSpec, out: Path | None = None, log: Callable[
     whose ``to_json()`` is ``eval.json``)."""
     from plasticrl.report.rebuild import rebuild
     from plasticrl.experiments.evaluation import evaluate_agents
-    from plasticrl.report.wandb_log import resolve_mode
+    from plasticrl.config import resolve_wandb_mode
 
-    mode = resolve_mode(spec.wandb_mode)
+    mode = resolve_wandb_mode(spec.wandb_mode)
     check_spec(spec, force)  # every setting, before the directory exists or anything trains
     exp_dir = Path(out) if out is not None else Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:

@@ -51,13 +51,14 @@ def evaluate_agents(
     from plasticrl.rollouts.controllers import check_same_env, common_env_kwargs, load_controller
     from plasticrl.eval.evaluate import evaluate
     from plasticrl.report.writer import write_reports
-    from plasticrl.report.wandb_log import log_evaluation, resolve_mode
+    from plasticrl.config import resolve_wandb_mode
+    from plasticrl.report.wandb_log import log_evaluation
 
     settings = EvalSettings() if settings is None else settings
     obs_std_floor = settings.obs_std_floor
     if names and len(names) != len(agents):
         raise PlasticRLError(f"--name given {len(names)} times for {len(agents)} agents; give one per agent or none")
-    mode = resolve_mode(wandb_mode)
+    mode = resolve_wandb_mode(wandb_mode)
     controllers = [load_controller(p, names[i] if names else None, obs_std_floor=obs_std_floor, env_id=env,
                                    trust_pickle=trust_pickle)
                    for i, p in enumerate(agents)]

@@ -13,17 +13,6 @@ from plasticrl.eval.result import EvaluationResult
 from plasticrl.report.writer import CSV_COLUMNS, CURVE_COLUMNS
 
 
-def resolve_mode(mode: str | None) -> str:
-    """CLI value, else ``$WANDB_MODE``, else ``offline``."""
-    import os
-
-    from plasticrl.errors import check_choice
-
-    value = mode or os.environ.get("WANDB_MODE") or "offline"
-    check_choice("wandb mode", value, ("offline", "online", "disabled"))
-    return value
-
-
 def log_evaluation(result: EvaluationResult, out_dir: Path, images: list[Path], mode: str,
                    project: str = "plasticrl", name: str | None = None) -> None:
     """One W&B run (job type ``eval``) in ``out_dir`` with the per-condition and curve tables and the PNGs."""

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.errors import PlasticRLError
-from plasticrl.eval.evaluate import goal_adaptation
-from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED, plasticity_effect
+from plasticrl.eval.evaluate import with_derived
+from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED
 from plasticrl.eval.result import ConditionSummary, EvaluationResult, PlasticityEffect, as_result
 from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
@@ -77,9 +77,8 @@ def load_result(path: str | Path) -> EvaluationResult:
         raise PlasticRLError(f"{str(path)!r} is not a plasticrl evaluation result (kind={data.get('kind')!r})")
     # Derived from the rows: re-derived on reading, so a result saved by an older version (without it,
     # or without the before/after-switch split) is reported like a fresh one.
-    data["plasticity_effect"] = plasticity_effect(data)
-    data["goal_adaptation"] = goal_adaptation(data)
-    return EvaluationResult.from_json(data)
+    data["plasticity_effect"] = []  # not derived twice: with_derived derives it
+    return with_derived(EvaluationResult.from_json(data))
 
 
 def _finite(v: Any) -> bool:

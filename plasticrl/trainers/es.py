@@ -113,7 +113,7 @@ class ESTrainer(RunLoop):
         if cfg.train.init_agent is not None:
             center, obs_norm = self._initial_agent(cfg.train.init_agent, center, obs_norm)
         if cfg.train.init_noise > 0:
-            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, 7))
+            gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, Stream.ES_INIT_NOISE))
             center = center + cfg.train.init_noise * torch.randn(center.shape, generator=gen, dtype=center.dtype)
         return ESState(es=self.algo.init(center, seed=cfg.seed), obs_norm=obs_norm,
                        wandb_id=default_wandb_id(self.run_dir))
