@@ -19,13 +19,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plasticrl.agents.config import POLICY_KINDS, PolicyConfig
 from plasticrl.errors import PlasticRLError, check_name, validation_error
+from plasticrl.config.ppo import PPOConfig
 from plasticrl.es.params import CMAESParams, OpenAIESParams, PGPEParams, SepCMAESParams
 
 WANDB_MODES = ("offline", "online", "disabled")
@@ -298,23 +299,12 @@ class ExperimentConfig(_Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     trainer: Literal["es", "ppo"] = Field("es", description="es: evolution strategies; ppo: recurrent PPO")
-    ppo: Optional[dict[str, Any]] = Field(None, description="recurrent PPO hyper-parameters (trainer: ppo)")
+    ppo: Optional[PPOConfig] = Field(None, description="recurrent PPO hyper-parameters (trainer: ppo)")
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, value: str) -> str:
         return check_name("name", value)
-
-    @field_validator("ppo")
-    @classmethod
-    def _valid_ppo(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
-        from plasticrl.config.ppo import parse_ppo_config
-
-        try:
-            parse_ppo_config(value)
-        except PlasticRLError as exc:
-            raise ValueError(str(exc)) from None
-        return value
 
     @model_validator(mode="after")
     def _member_options_need_es(self) -> "ExperimentConfig":
@@ -416,6 +406,9 @@ def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
             model = ES_SECTIONS.get(algorithm, OpenAIESConfig)  # type: ignore[arg-type]
             continue
         model = field.annotation
+        optional = [arg for arg in get_args(model) if arg is not type(None)]
+        if len(optional) == 1 and type(None) in get_args(model):  # Optional[Section] (ppo)
+            model = optional[0]
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return []
     return sorted(getattr(model, "model_fields", {}))

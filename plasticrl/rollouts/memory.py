@@ -180,9 +180,9 @@ def training_estimate(config: Any, policy: Any, env: Any, population: int) -> Me
     parts: dict[str, int] = {"evaluation rows": eval_rows * (per_row + bookkeeping)}
     dim = int(policy.genome.dim)
     if config.trainer == "ppo":
-        from plasticrl.config.ppo import PPOConfig
+        from plasticrl.config.ppo import parse_ppo_config
 
-        ppo = PPOConfig(**(config.ppo or {}))
+        ppo = parse_ppo_config(config.ppo)
         rows = int(ppo.num_envs)
         parts["training rows"] = rows * (per_row + bookkeeping)
         step_bytes = (int(policy.obs_dim) + int(policy.act_dim) + 6) * 4
