@@ -830,6 +830,10 @@ class HebbianMLPFusedStep(_FusedGlue):
         self._sync()
         pol = self.policy
         actions = torch.empty((pol.num_rows, pol.act_dim), dtype=pol.dtype)
-        mlp_act_kernel(obs.detach().contiguous().numpy(), self.W, self.pre, self.post, self.plastic, self.mid,
-                       self.half, self.invalid_np, actions.numpy(), self.buf)
+        mlp_act_kernel(*self.act_arguments(obs.detach().contiguous().numpy(), actions.numpy()))
         return actions
+
+    def act_arguments(self, obs: np.ndarray, actions: np.ndarray) -> tuple:
+        """The arguments of :func:`mlp_act_kernel` for ``obs`` and ``actions``, on the current state views."""
+        return (obs, self.W, self.pre, self.post, self.plastic, self.mid, self.half, self.invalid_np, actions,
+                self.buf)
