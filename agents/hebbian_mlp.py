@@ -288,17 +288,19 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
 
     def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
         """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments (``kind "mlp"``: those of
-        :func:`~plasticrl.agents.plastic_kernel.mlp_act_kernel` and ``learn_kernel``) with ``kernel: fused``
-        and no ``reward_input``, else ``None``. Random per-episode initial weights are drawn at the reset
-        before this call; the arguments hold them (for the finite guard) until the next reset."""
-        if self._fused is None or self.reward_input:
+        :func:`~plasticrl.agents.plastic_kernel.mlp_act_kernel` and ``learn_kernel``) with ``kernel: fused``,
+        else ``None`` (with ``reward_input`` the caller writes the reward column). Random per-episode
+        initial weights are drawn at the reset before this call; the arguments hold them (for the finite
+        guard) until the next reset."""
+        if self._fused is None:
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 
+        scale = self._kernel_reward_input(reward)
         act, learn = self._fused.step_arguments(obs, actions, reward)
         # as _learn decides: a plastic layer and a learning rate scale above 0
         learn_on = bool(self.plastic_layers) and self.config.plasticity.eta_scale != 0
-        return KernelStep("mlp", act, learn, learn_on)
+        return KernelStep("mlp", act, learn, learn_on, scale)
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # a row whose rule diverged is marked invalid (ranked worst) and restarts from its initial weights

@@ -531,12 +531,14 @@ class KernelStep(NamedTuple):
     """What a caller needs to run a fused policy's control step inside its own compiled code
     (:meth:`BatchedPolicy.kernel_step`): the ``act`` kernel's arguments and :func:`learn_kernel`'s, on
     buffers the caller owns and fills, and whether ``learn`` runs at all (a plasticity rule is on and
-    its learning rate scale is above 0, as the policy's own ``learn`` decides)."""
+    its learning rate scale is above 0, as the policy's own ``learn`` decides), and with ``reward_input``
+    the scale of the reward column the caller writes into the ``act`` kernel's input."""
 
     kind: str  # "spiking": act_kernel's arguments; "mlp": mlp_act_kernel's
     act: tuple
     learn: tuple
     learn_on: bool
+    reward_scale: np.ndarray  # [1]: reward_input's scale (the caller writes the reward column); [0]: none
 
 
 def _own(t: torch.Tensor) -> torch.Tensor:

@@ -42,10 +42,10 @@ def _genome(policy, scale: float = 0.5) -> torch.Tensor:
 
 
 def _state(policy) -> list[torch.Tensor]:
-    """Every tensor of the policy's live state (any kind: its tree walked), the initial weights its finite
-    guard restores, and its invalid rows."""
+    """Every tensor of the policy's episode state (any kind: its tree walked; with reward_input the stored
+    previous reward), the initial weights its finite guard restores, and its invalid rows."""
     tensors: list[torch.Tensor] = []
-    map_tree(lambda t: tensors.append(t.clone()), policy.live_state)
+    map_tree(lambda t: tensors.append(t.clone()), policy.episode_state())
     tensors += [w.clone() for w in getattr(policy, "initial_weights", [])]
     return tensors + [policy.invalid.clone()]
 
@@ -102,7 +102,15 @@ CONFIGS = {
     "random_initial_weights": ({**BCM, "initial_weights": {"kind": "random", "scale": 0.5}}, "float32", 0.5),
     "diverging_weights": ({**BCM, "plasticity": {"rule": "hebbian_abcd", "modulation": "reward", "bounds": "none",
                                                  "eta_scale": 1e38}}, "float32", 3.0),
+    "reward_input": ({**BCM, "reward_input": True, "reward_input_scale": 0.3}, "float32", 0.5),
+    "reward_input_population_float64": ({**BCM, "reward_input": True, "reward_input_scale": 0.7,
+                                         "encoder": {"kind": "population", "centres": 3}}, "float64", 0.5),
     "mlp_random_abcd_synapse_normalise": (MLP, "float32", 0.5),
+    "mlp_reward_input_learning_off": ({**MLP, "reward_input": True, "reward_input_scale": 0.3,
+                                       "plasticity": {"rule": "hebbian_abcd", "eta_scale": 0.0}}, "float32", 0.5),
+    "mlp_reward_input_oja_rpe_float64": ({**MLP, "reward_input": True, "reward_input_scale": 0.7,
+                                          "plasticity": {"rule": "oja", "modulation": "rpe", "eta_scale": 0.2}},
+                                         "float64", 0.5),
     "mlp_random_per_member_normal_oja_rpe_post_clip_float64": (
         {**MLP, "initial_weights": {"kind": "random", "distribution": "normal", "scale": 0.3, "draw": "per_member"},
          "plasticity": {"rule": "oja", "sharing": "post", "modulation": "rpe", "eta_scale": 0.2, "bounds": "clip"}},
@@ -170,12 +178,12 @@ def test_shards_with_the_compiled_step_match_one_env_without_it(cfg):
     (BCM, (True,)),
     ({**BCM, "plasticity": {"rule": "bcm", "eta_scale": 0.0}}, (False,)),  # the frozen twin learns nothing
     ({**BCM, "kernel": "torch"}, None),
-    ({**BCM, "reward_input": True}, None),  # its reward column is built in Python
+    ({**BCM, "reward_input": True}, (True,)),  # the loop writes its reward column
     ({"kind": "linear"}, None),
     (MLP, (True,)),
     ({**MLP, "plasticity": {"rule": "hebbian_abcd", "eta_scale": 0.0}}, (False,)),
     ({**MLP, "initial_weights": {"kind": "evolved"}, "plasticity": {"rule": "none"}}, (False,)),  # static
-    ({**MLP, "reward_input": True}, None),
+    ({**MLP, "reward_input": True}, (True,)),
     ({**MLP, "kernel": "torch"}, None),
 ])
 def test_which_policies_hand_their_kernels_to_the_loop(cfg, expected):
@@ -185,8 +193,8 @@ def test_which_policies_hand_their_kernels_to_the_loop(cfg, expected):
     policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
     policy.load_genome(policy.initial_genome(2))
     dtype = np.float32
-    obs, actions, reward = (np.zeros((2, policy.obs_dim), dtype), np.zeros((2, policy.act_dim), dtype),
-                            np.zeros(2, dtype))
+    obs, actions, reward = (np.zeros((2, policy.input_dim), dtype), np.zeros((2, policy.act_dim), dtype),
+                            np.full(2, 5.0, dtype))
     step = policy.kernel_step(obs, actions, reward)
     env.close()
     if expected is None:
@@ -194,3 +202,8 @@ def test_which_policies_hand_their_kernels_to_the_loop(cfg, expected):
         return
     assert step.kind == ("mlp" if cfg["kind"] == "hebbian_mlp" else "spiking") and (step.learn_on,) == expected
     assert step.act[0] is obs and any(a is actions for a in step.act) and step.learn[0] is reward
+    if cfg.get("reward_input"):  # the reward buffer is the stored previous reward (0 after the reset), scale 1
+        assert step.reward_scale.tolist() == [1.0] and reward.tolist() == [0.0, 0.0]
+        assert np.shares_memory(policy.episode_state().previous_reward.numpy(), reward)
+    else:
+        assert step.reward_scale.shape == (0,)

@@ -82,19 +82,34 @@ def _after_step(reward, terminated, truncated, active, bad, returns, lengths, po
         active[r] = on and not (terminated[r] or truncated[r])
 
 
-def _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions):
-    # the first half of a control step with a fused spiking policy: prepare_obs, the policy's act
-    # (act_args hold policy_obs and policy_actions), then actions = policy_actions as float64
+def _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+                   reward_scale, reward):
+    # the first half of a control step with a fused spiking policy: prepare_obs (and the reward input
+    # column), the policy's act (act_args hold policy_obs and policy_actions), then actions = policy_actions
+    # as float64
     prepare_obs(obs, mean, std, clip, normalise, active, bad, raw, policy_obs)
+    _reward_column(reward_scale, reward, raw.shape[1], policy_obs)
     act_kernel(*act_args)
     _copy_actions(policy_actions, actions)
 
 
-def _begin_mlp(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions):
+def _begin_mlp(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+               reward_scale, reward):
     # _begin_spiking for a fused Hebbian MLP: its act kernel is mlp_act_kernel
     prepare_obs(obs, mean, std, clip, normalise, active, bad, raw, policy_obs)
+    _reward_column(reward_scale, reward, raw.shape[1], policy_obs)
     mlp_act_kernel(*act_args)
     _copy_actions(policy_actions, actions)
+
+
+def _reward_column(reward_scale, reward, column, policy_obs):
+    # a policy with reward_input: policy_obs[:, column] = scale * the last step's reward (BatchedPolicy.act's
+    # cat of reward_input_scale * previous reward, in the policy's dtype); none without (reward_scale empty)
+    if reward_scale.shape[0] == 0:
+        return
+    scale = reward_scale[0]
+    for r in range(policy_obs.shape[0]):
+        policy_obs[r, column] = scale * reward[r]
 
 
 def _copy_actions(policy_actions, actions):
@@ -127,24 +142,27 @@ def _settle(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, termi
 
 def _finish_spiking(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
                     bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue, obs, mean, std, clip,
-                    normalise, policy_obs, act_args, policy_actions, actions):
+                    normalise, policy_obs, act_args, policy_actions, actions, reward_scale):
     # the rest of a control step once the env has stepped (_settle), and the first half of the next one
-    # if the loop goes on. Returns whether the next step was begun.
+    # if the loop goes on (its reward input, if any, the reward of this step). Returns whether the next
+    # step was begun.
     go_on = _settle(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
                     bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue)
     if go_on:
-        _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions)
+        _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+                       reward_scale, policy_reward)
     return go_on
 
 
 def _finish_mlp(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
                 bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue, obs, mean, std, clip,
-                normalise, policy_obs, act_args, policy_actions, actions):
+                normalise, policy_obs, act_args, policy_actions, actions, reward_scale):
     # _finish_spiking for a fused Hebbian MLP (the same learn kernel, its own act kernel)
     go_on = _settle(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
                     bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue)
     if go_on:
-        _begin_mlp(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions)
+        _begin_mlp(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+                   reward_scale, policy_reward)
     return go_on
 
 
@@ -155,6 +173,7 @@ if _numba is not None:
     accumulate_moments = _numba.njit(nogil=True, cache=True, error_model="numpy")(_accumulate_moments)
     after_step = _numba.njit(nogil=True, cache=True, error_model="numpy")(_after_step)
     _copy_actions = _numba.njit(nogil=True, cache=True)(_copy_actions)
+    _reward_column = _numba.njit(nogil=True, cache=True, error_model="numpy")(_reward_column)
     _settle = _numba.njit(nogil=True, cache=True, error_model="numpy")(_settle)
     _begin_spiking = _numba.njit(nogil=True, cache=True, error_model="numpy")(_begin_spiking)
     _begin_mlp = _numba.njit(nogil=True, cache=True, error_model="numpy")(_begin_mlp)

@@ -239,7 +239,8 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
     # A fused policy's act and learn (spiking or Hebbian MLP) run inside the compiled step (fused_step
     # below), on these buffers
     np_dtype = _NUMPY_DTYPES[policy.dtype]
-    fused_obs = np.zeros((rows, obs_dim), dtype=np_dtype)
+    # (the policy's input: the observation, then the reward input's column if it has one)
+    fused_obs = np.zeros((rows, getattr(policy, "input_dim", obs_dim)), dtype=np_dtype)
     fused_actions = np.zeros((rows, policy.act_dim), dtype=np_dtype)
     fused_reward = np.zeros(rows, dtype=np_dtype)
     kernels = None
@@ -264,7 +265,8 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
             if not began:
                 actions = np.empty((rows, policy.act_dim))
                 begin(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
-                      normalise, active, bad, raw, fused_obs, kernels.act, fused_actions, actions)
+                      normalise, active, bad, raw, fused_obs, kernels.act, fused_actions, actions,
+                      kernels.reward_scale, fused_reward)
             if step_wait is not None:
                 env.step_async(actions)
                 obs, reward, terminated, truncated, unstable = step_wait()
@@ -280,7 +282,7 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
                 compiled.as_bool(truncated), active, bad, returns, lengths, fused_reward, kernels.learn_on,
                 kernels.learn, max_steps is None or steps < max_steps,
                 np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip, normalise, fused_obs,
-                kernels.act, fused_actions, actions)
+                kernels.act, fused_actions, actions, kernels.reward_scale)
 
         _run(fused_step, active, lambda: steps, max_steps, sync)
         return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
