@@ -278,13 +278,31 @@ class BatchedPolicy(abc.ABC):
     def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
         """The fused kernels' arguments for a caller that runs :meth:`act` and :meth:`learn` inside its own
         compiled step (the rollout loop, :mod:`plasticrl.rollouts.compiled`), or ``None`` where this policy
-        has no such path (the default; a fused policy returns one unless it has ``reward_input``).
+        has no such path (the default; a fused policy returns one).
 
         ``obs [N, input_dim]`` (read by ``act``), ``actions [N, act_dim]`` (written by it) and
         ``reward [N]`` (read by ``learn``): C-contiguous numpy buffers in the policy's dtype that the
         caller fills. The arguments stay valid until the policy's state tensors are replaced
-        (``load_genome``, ``reset``, a state load): ask again after those."""
+        (``load_genome``, ``reset``, a state load): ask again after those.
+
+        With ``reward_input`` the caller fills only the observation columns of ``obs`` and writes the reward
+        column itself before each ``act``: ``reward_scale[0] * reward`` (see :meth:`_kernel_reward_input`),
+        with ``reward`` holding the last step's reward, as :meth:`act` appends it."""
         return None
+
+    def _kernel_reward_input(self, reward: np.ndarray) -> np.ndarray:
+        """For :meth:`kernel_step`: with ``reward_input``, the caller's ``reward`` buffer becomes the stored
+        previous reward (its current values copied in first), so that each step's reward written into it
+        is the next ``act``'s reward input, as :meth:`learn` stores it, and the policy holds the last one
+        when the caller stops; returns ``reward_input_scale`` as a 1-element array of the policy's dtype
+        (the caller's reward column is ``scale[0] * reward``, in that dtype as :meth:`act` computes it).
+        Without ``reward_input`` an empty array: no reward column."""
+        if not self.reward_input:
+            return np.zeros(0, dtype=reward.dtype)
+        if self._previous_reward is not None:
+            reward[:] = self._previous_reward.detach().cpu().numpy()
+        self._previous_reward = torch.from_numpy(reward)
+        return np.array([self.reward_input_scale], dtype=reward.dtype)
 
     @abc.abstractmethod
     def _reset(self, mask: torch.Tensor | None) -> None:

@@ -34,8 +34,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from plasticrl.agents.base import BatchedPolicy
@@ -48,6 +49,9 @@ from plasticrl.plasticity import (
     modulatory_neurons,
 )
 from plasticrl.plasticity.synapse import SynapseSettings, SynapseState, global_modulator, synapse_step
+
+if TYPE_CHECKING:
+    from plasticrl.agents.plastic_kernel import KernelStep
 
 #: Najarro & Risi (2020)'s Ant network (AntBulletEnv-v0: 28 observations, 8 actions): 28 -> 128 -> 64 -> 8
 NAJARRO_ANT_SYNAPSES = 28 * 128 + 128 * 64 + 64 * 8
@@ -281,6 +285,22 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
             s.weights[l] = self._guard_finite(layer.weights, l)
             if layer.eligibility is not None:
                 s.elig[l] = layer.eligibility
+
+    def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
+        """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments (``kind "mlp"``: those of
+        :func:`~plasticrl.agents.plastic_kernel.mlp_act_kernel` and ``learn_kernel``) with ``kernel: fused``,
+        else ``None`` (with ``reward_input`` the caller writes the reward column). Random per-episode
+        initial weights are drawn at the reset before this call; the arguments hold them (for the finite
+        guard) until the next reset."""
+        if self._fused is None:
+            return None
+        from plasticrl.agents.plastic_kernel import KernelStep
+
+        scale = self._kernel_reward_input(reward)
+        act, learn = self._fused.step_arguments(obs, actions, reward)
+        # as _learn decides: a plastic layer and a learning rate scale above 0
+        learn_on = bool(self.plastic_layers) and self.config.plasticity.eta_scale != 0
+        return KernelStep("mlp", act, learn, learn_on, scale)
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # a row whose rule diverged is marked invalid (ranked worst) and restarts from its initial weights

@@ -531,12 +531,14 @@ class KernelStep(NamedTuple):
     """What a caller needs to run a fused policy's control step inside its own compiled code
     (:meth:`BatchedPolicy.kernel_step`): the ``act`` kernel's arguments and :func:`learn_kernel`'s, on
     buffers the caller owns and fills, and whether ``learn`` runs at all (a plasticity rule is on and
-    its learning rate scale is above 0, as the policy's own ``learn`` decides)."""
+    its learning rate scale is above 0, as the policy's own ``learn`` decides), and with ``reward_input``
+    the scale of the reward column the caller writes into the ``act`` kernel's input."""
 
     kind: str  # "spiking": act_kernel's arguments; "mlp": mlp_act_kernel's
     act: tuple
     learn: tuple
     learn_on: bool
+    reward_scale: np.ndarray  # [1]: reward_input's scale (the caller writes the reward column); [0]: none
 
 
 def _own(t: torch.Tensor) -> torch.Tensor:
@@ -830,6 +832,10 @@ class HebbianMLPFusedStep(_FusedGlue):
         self._sync()
         pol = self.policy
         actions = torch.empty((pol.num_rows, pol.act_dim), dtype=pol.dtype)
-        mlp_act_kernel(obs.detach().contiguous().numpy(), self.W, self.pre, self.post, self.plastic, self.mid,
-                       self.half, self.invalid_np, actions.numpy(), self.buf)
+        mlp_act_kernel(*self.act_arguments(obs.detach().contiguous().numpy(), actions.numpy()))
         return actions
+
+    def act_arguments(self, obs: np.ndarray, actions: np.ndarray) -> tuple:
+        """The arguments of :func:`mlp_act_kernel` for ``obs`` and ``actions``, on the current state views."""
+        return (obs, self.W, self.pre, self.post, self.plastic, self.mid, self.half, self.invalid_np, actions,
+                self.buf)

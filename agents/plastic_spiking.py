@@ -637,16 +637,17 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
                 s.elig[l] = layer.eligibility
 
     def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
-        """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments with ``kernel: fused`` and no
-        ``reward_input`` (whose reward column the caller would have to build), else ``None``."""
-        if self._fused is None or self.reward_input:
+        """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments with ``kernel: fused``, else
+        ``None`` (with ``reward_input`` the caller writes the reward column)."""
+        if self._fused is None:
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 
+        scale = self._kernel_reward_input(reward)
         act, learn = self._fused.step_arguments(obs, actions, reward)
         # as _learn decides: the fused kernel covers no CSDP, so the rule alone (at a scale above 0)
         learn_on = bool(self.plastic_layers) and self.config.plasticity.eta_scale > 0
-        return KernelStep("spiking", act, learn, learn_on)
+        return KernelStep("spiking", act, learn, learn_on, scale)
 
     def _guard_finite(self, w: torch.Tensor, layer: int) -> torch.Tensor:
         # A member whose rule diverges is marked invalid (ranked worst by the trainer) and its

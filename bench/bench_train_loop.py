@@ -20,6 +20,8 @@ would take alone.
     python bench/bench_train_loop.py                       # HalfCheetah-v5, P = 64
     python bench/bench_train_loop.py --env Ant-v5 --generations 3 --repeats 5
     python bench/bench_train_loop.py --shards 2             # population shards on 2 threads (train.threads)
+    python bench/bench_train_loop.py --env Ant-v5 --shards 2 --policies hebbian_random_mlp_fused \
+        --overrides "env.kwargs={include_cfrc_ext_in_observation: false}"   # configs/ant/hebbian_random_mlp.yaml
 """
 from __future__ import annotations
 
@@ -43,12 +45,22 @@ from plasticrl.envs.engine import BatchPhysicsPool, PhysicsPool, default_num_thr
 from plasticrl.envs.vector import MujocoVectorEnv  # noqa: E402
 from plasticrl.trainers.es import ESTrainer  # noqa: E402
 
+_HEBBIAN_RANDOM_MLP = [
+    "policy.kind=hebbian_mlp", "policy.hidden=[128, 64]",
+    "policy.initial_weights={kind: random, distribution: uniform, scale: 0.1, draw: per_episode}",
+    "policy.plasticity={rule: hebbian_abcd, sharing: synapse, modulation: none, eta_scale: 0.1, "
+    "bounds: normalise, weight_limit: 1.0}"]
+
 POLICIES = {
     "plastic_bcm_reward": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",
                            "policy.plasticity.modulation=reward", "policy.kernel=torch"],
     "plastic_bcm_reward_fused": ["policy.kind=plastic_spiking", "policy.hidden=[64]", "policy.plasticity.rule=bcm",
                                  "policy.plasticity.modulation=reward", "policy.kernel=fused"],
     "linear": ["policy.kind=linear"],
+    # the network of configs/ant/hebbian_random_mlp.yaml (random per-episode weights, ABCD per synapse);
+    # for its Ant-v5 observation add --overrides "env.kwargs={include_cfrc_ext_in_observation: false}"
+    "hebbian_random_mlp_fused": _HEBBIAN_RANDOM_MLP + ["policy.kernel=fused"],
+    "hebbian_random_mlp": _HEBBIAN_RANDOM_MLP + ["policy.kernel=torch"],
 }
 
 
@@ -137,12 +149,15 @@ def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.nda
 
 
 def loop_steps_per_s(env_id: str, population: int, generations: int, policy: list[str],
-                     device: str = "cpu", shards: int = 1, episode_steps: int | None = None) -> dict:
+                     device: str = "cpu", shards: int = 1, episode_steps: int | None = None,
+                     extra: list[str] | None = None) -> dict:
+    """Whole-loop env steps per second (and per CPU-second) of ``generations`` ES generations;
+    ``extra``: more config overrides (``key=value``), applied last."""
     overrides = [f"env.id={env_id}", f"device={device}", "es.algorithm=pgpe",
                  f"es.params={{population_size: {population}, stdev_init: 0.1}}",
                  f"train.generations={generations}", f"train.eval_every={generations + 1}",
                  f"train.checkpoint_every={generations + 1}", "logging.wandb.mode=disabled",
-                 f"train.threads={shards}"] + policy
+                 f"train.threads={shards}"] + policy + list(extra or [])
     if episode_steps is not None:  # shorter episodes: the same per-step work, fewer steps per generation
         overrides.append(f"env.max_episode_steps={episode_steps}")
     rows = []
@@ -215,6 +230,8 @@ def main() -> None:
                         "task's 1000): shorter generations at large P")
     parser.add_argument("--shards", type=int, default=1, help="train.threads: population shards stepped end to "
                         "end on that many threads (1: one batched env whose physics uses every CPU)")
+    parser.add_argument("--overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="more config overrides, applied last (e.g. the env's kwargs)")
     args = parser.parse_args()
     results = {}
     for name in args.policies:
@@ -222,7 +239,7 @@ def main() -> None:
         for _ in range(args.repeats):
             row = between_ceilings(args.env, args.population, args.ceiling_steps, lambda: loop_steps_per_s(
                 args.env, args.population, args.generations, POLICIES[name], args.device, args.shards,
-                args.episode_steps),
+                args.episode_steps, args.overrides),
                 "whole_loop_steps_per_s")
             repeats.append({**row, "whole_loop_over_ceiling": row["over_ceiling"],
                             "whole_loop_over_thread_loop_ceiling": row["over_thread_loop_ceiling"],
@@ -255,7 +272,7 @@ def main() -> None:
         "device": args.device, "load_average": os.getloadavg(),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "cpu_count": os.cpu_count(), "physics_threads": default_num_threads(), "repeats": args.repeats,
-        "shards": args.shards, "episode_steps": args.episode_steps,
+        "shards": args.shards, "episode_steps": args.episode_steps, "overrides": args.overrides,
         "ceiling_backend": ceiling_backend(),
         "target": "whole_loop_over_ceiling >= 0.7 (plastic policy)", "results": results,
     }, indent=2))

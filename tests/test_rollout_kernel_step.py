@@ -2,11 +2,14 @@
 observations and act: ``compiled.finish_spiking``) gives the loop's results bit for bit, as it was with the
 policy's own ``act`` and ``learn`` called from Python: returns, lengths, invalid members, env steps,
 observation statistics and every row's final policy state, with terminations, the step cap, rules with
-and without learning, diverging weights, and population shards."""
+and without learning, diverging weights, and population shards; for the fused spiking policy
+(``finish_spiking``) and the fused Hebbian MLP (``finish_mlp``: random per-episode or per-member and evolved
+initial weights, every sharing level and bound)."""
 import pytest
 import torch
 
 from plasticrl.agents import make_policy
+from plasticrl.agents.state import map_tree
 from plasticrl.envs import make_vec
 from plasticrl.rollouts import compiled
 from plasticrl.rollouts.loop import rollout
@@ -39,29 +42,29 @@ def _genome(policy, scale: float = 0.5) -> torch.Tensor:
 
 
 def _state(policy) -> list[torch.Tensor]:
-    """Every per-row tensor of the policy's live state, and its invalid rows."""
-    s = policy.live_state
-    tensors = [s.output.v] + [h.v for h in s.hidden] + list(s.weights)
-    tensors += [getattr(h, "a", None) for h in s.hidden if getattr(h, "a", None) is not None]
-    tensors += [getattr(s, k)[layer] for k in ("pre", "post", "theta") for layer in sorted(getattr(s, k))]
-    if s.baseline is not None:
-        tensors.append(s.baseline)
-    return [t.clone() for t in tensors] + [policy.invalid.clone()]
+    """Every tensor of the policy's episode state (any kind: its tree walked; with reward_input the stored
+    previous reward), the initial weights its finite guard restores, and its invalid rows."""
+    tensors: list[torch.Tensor] = []
+    map_tree(lambda t: tensors.append(t.clone()), policy.episode_state())
+    tensors += [w.clone() for w in getattr(policy, "initial_weights", [])]
+    return tensors + [policy.invalid.clone()]
 
 
-def _counting(monkeypatch) -> list[int]:
+def _counting(monkeypatch, name: str = "finish_spiking") -> list[int]:
     calls = [0]
-    inner = compiled.finish_spiking
+    inner = getattr(compiled, name)
 
     def counted(*args):
         calls[0] += 1
         return inner(*args)
 
-    monkeypatch.setattr(compiled, "finish_spiking", counted)
+    monkeypatch.setattr(compiled, name, counted)
     return calls
 
 
 def _rollout(env_id, cfg, kernel_step: bool, dtype="float32", max_steps=None, scale=0.5):
+    # random per-episode initial weights are drawn at the reset in rollout's load_genome, from each row's
+    # episode seed, before the loop asks for the kernels' arguments (the rollout resets nothing after)
     env = make_vec(env_id, ROWS, **ENV_KWARGS[env_id])
     policy = make_policy(cfg, env.single_observation_space, env.single_action_space, dtype=dtype)
     if not kernel_step:
@@ -80,6 +83,12 @@ def _assert_same(a, b):
     assert len(sa) == len(sb) and all(torch.equal(x, y) for x, y in zip(sa, sb))
 
 
+# the random-weight Hebbian MLP of the Ant configs (configs/ant/hebbian_random_mlp.yaml), smaller
+MLP = {"kind": "hebbian_mlp", "hidden": [16, 8], "kernel": "fused",
+       "initial_weights": {"kind": "random", "distribution": "uniform", "scale": 0.1, "draw": "per_episode"},
+       "plasticity": {"rule": "hebbian_abcd", "sharing": "synapse", "modulation": "none", "eta_scale": 0.1,
+                      "bounds": "normalise", "weight_limit": 1.0}}
+
 CONFIGS = {
     "bcm_reward": (BCM, "float32", 0.5),
     "oja_rpe_alif_population_float64": ({**BCM, "hidden": [8, 6], "neuron": {"model": "alif"},
@@ -93,20 +102,45 @@ CONFIGS = {
     "random_initial_weights": ({**BCM, "initial_weights": {"kind": "random", "scale": 0.5}}, "float32", 0.5),
     "diverging_weights": ({**BCM, "plasticity": {"rule": "hebbian_abcd", "modulation": "reward", "bounds": "none",
                                                  "eta_scale": 1e38}}, "float32", 3.0),
+    "reward_input": ({**BCM, "reward_input": True, "reward_input_scale": 0.3}, "float32", 0.5),
+    "reward_input_population_float64": ({**BCM, "reward_input": True, "reward_input_scale": 0.7,
+                                         "encoder": {"kind": "population", "centres": 3}}, "float64", 0.5),
+    "mlp_random_abcd_synapse_normalise": (MLP, "float32", 0.5),
+    "mlp_reward_input_learning_off": ({**MLP, "reward_input": True, "reward_input_scale": 0.3,
+                                       "plasticity": {"rule": "hebbian_abcd", "eta_scale": 0.0}}, "float32", 0.5),
+    "mlp_reward_input_oja_rpe_float64": ({**MLP, "reward_input": True, "reward_input_scale": 0.7,
+                                          "plasticity": {"rule": "oja", "modulation": "rpe", "eta_scale": 0.2}},
+                                         "float64", 0.5),
+    "mlp_random_per_member_normal_oja_rpe_post_clip_float64": (
+        {**MLP, "initial_weights": {"kind": "random", "distribution": "normal", "scale": 0.3, "draw": "per_member"},
+         "plasticity": {"rule": "oja", "sharing": "post", "modulation": "rpe", "eta_scale": 0.2, "bounds": "clip"}},
+        "float64", 0.5),
+    "mlp_evolved_abcd_layer_reward_no_bound_hidden_layers": (
+        {**MLP, "initial_weights": {"kind": "evolved"},
+         "plasticity": {"rule": "hebbian_abcd", "sharing": "layer", "modulation": "reward", "eta_scale": 0.05,
+                        "bounds": "none", "layers": "hidden"}}, "float32", 0.5),
+    "mlp_random_abcd_global_reward_output_layer": (
+        {**MLP, "plasticity": {"rule": "hebbian_abcd", "sharing": "global", "modulation": "reward",
+                               "eta_scale": 0.1, "bounds": "normalise", "layers": "output"}}, "float32", 0.5),
+    "mlp_static_evolved": ({**MLP, "initial_weights": {"kind": "evolved"}, "plasticity": {"rule": "none"}},
+                           "float32", 0.5),
+    "mlp_learning_off": ({**MLP, "plasticity": {"rule": "hebbian_abcd", "eta_scale": 0.0}}, "float32", 0.5),
+    "mlp_diverging_weights": ({**MLP, "plasticity": {"rule": "hebbian_abcd", "modulation": "reward",
+                                                     "bounds": "none", "eta_scale": 1e38}}, "float32", 3.0),
 }
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_one_compiled_call_per_step_matches_act_and_learn_from_python(name, monkeypatch):
     cfg, dtype, scale = CONFIGS[name]
-    calls = _counting(monkeypatch)
+    calls = _counting(monkeypatch, "finish_mlp" if cfg["kind"] == "hebbian_mlp" else "finish_spiking")
     fused = _rollout("Ant-v5", cfg, True, dtype, scale=scale)
     assert calls[0] == fused[0].lengths.max()  # one compiled call per control step
     reference = _rollout("Ant-v5", cfg, False, dtype, scale=scale)
     assert calls[0] == fused[0].lengths.max()  # the reference did not take it
     _assert_same(fused, reference)
     assert fused[0].lengths.min() < fused[0].lengths.max()  # rows finished at different steps
-    if name == "diverging_weights":
+    if name.endswith("diverging_weights"):
         assert bool(fused[0].invalid.any())
 
 
@@ -116,14 +150,15 @@ def test_the_step_cap_stops_both_paths_at_the_same_step():
     assert fused[0].env_steps == 7 * ROWS
 
 
-def test_shards_with_the_compiled_step_match_one_env_without_it():
+@pytest.mark.parametrize("cfg", [BCM, MLP], ids=["spiking", "hebbian_mlp"])
+def test_shards_with_the_compiled_step_match_one_env_without_it(cfg):
     # shards end at different steps and run on to the slowest (the sync phase begins each step itself)
-    reference = _rollout("Ant-v5", BCM, False)
+    reference = _rollout("Ant-v5", cfg, False)
 
     def make_env(rows):
         return make_vec("Ant-v5", rows, num_threads=1, **ENV_KWARGS["Ant-v5"])
 
-    sharded = PopulationShards(make_env, lambda env: make_policy(BCM, env.single_observation_space,
+    sharded = PopulationShards(make_env, lambda env: make_policy(cfg, env.single_observation_space,
                                                                  env.single_action_space), 3)
     template = sharded.make_policy(make_vec("Ant-v5", 1, **ENV_KWARGS["Ant-v5"]))
     result = sharded.rollout(_genome(template), EPISODES, seed=21, obs_norm=_norm(template.obs_dim),
@@ -143,8 +178,13 @@ def test_shards_with_the_compiled_step_match_one_env_without_it():
     (BCM, (True,)),
     ({**BCM, "plasticity": {"rule": "bcm", "eta_scale": 0.0}}, (False,)),  # the frozen twin learns nothing
     ({**BCM, "kernel": "torch"}, None),
-    ({**BCM, "reward_input": True}, None),  # its reward column is built in Python
+    ({**BCM, "reward_input": True}, (True,)),  # the loop writes its reward column
     ({"kind": "linear"}, None),
+    (MLP, (True,)),
+    ({**MLP, "plasticity": {"rule": "hebbian_abcd", "eta_scale": 0.0}}, (False,)),
+    ({**MLP, "initial_weights": {"kind": "evolved"}, "plasticity": {"rule": "none"}}, (False,)),  # static
+    ({**MLP, "reward_input": True}, (True,)),
+    ({**MLP, "kernel": "torch"}, None),
 ])
 def test_which_policies_hand_their_kernels_to_the_loop(cfg, expected):
     import numpy as np
@@ -153,12 +193,17 @@ def test_which_policies_hand_their_kernels_to_the_loop(cfg, expected):
     policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
     policy.load_genome(policy.initial_genome(2))
     dtype = np.float32
-    obs, actions, reward = (np.zeros((2, policy.obs_dim), dtype), np.zeros((2, policy.act_dim), dtype),
-                            np.zeros(2, dtype))
+    obs, actions, reward = (np.zeros((2, policy.input_dim), dtype), np.zeros((2, policy.act_dim), dtype),
+                            np.full(2, 5.0, dtype))
     step = policy.kernel_step(obs, actions, reward)
     env.close()
     if expected is None:
         assert step is None
         return
-    assert step.kind == "spiking" and (step.learn_on,) == expected
+    assert step.kind == ("mlp" if cfg["kind"] == "hebbian_mlp" else "spiking") and (step.learn_on,) == expected
     assert step.act[0] is obs and any(a is actions for a in step.act) and step.learn[0] is reward
+    if cfg.get("reward_input"):  # the reward buffer is the stored previous reward (0 after the reset), scale 1
+        assert step.reward_scale.tolist() == [1.0] and reward.tolist() == [0.0, 0.0]
+        assert np.shares_memory(policy.episode_state().previous_reward.numpy(), reward)
+    else:
+        assert step.reward_scale.shape == (0,)

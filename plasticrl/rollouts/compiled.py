@@ -12,10 +12,11 @@ and perturbations.
 Used by :func:`plasticrl.rollouts.loop.rollout` when numba is installed (the ``fast`` extra) and the
 policy runs on the CPU in float32 or float64; otherwise the loop keeps its numpy path.
 
-With a fused spiking policy (:meth:`~plasticrl.agents.base.BatchedPolicy.kernel_step`) the loop runs
-the policy's kernels here too: :func:`finish_spiking`, one call per control step once the env has
-stepped, does the step's statistics and bookkeeping, the policy's ``learn`` and, if the loop goes on,
-the next step's observations and ``act`` (:func:`begin_spiking` alone for a step it did not begin), so
+With a fused spiking policy or Hebbian MLP (:meth:`~plasticrl.agents.base.BatchedPolicy.kernel_step`)
+the loop runs the policy's kernels here too: :func:`finish_spiking` (:func:`finish_mlp`), one call per
+control step once the env has stepped, does the step's statistics and bookkeeping, the policy's
+``learn`` and, if the loop goes on, the next step's observations and ``act`` (:func:`begin_spiking`,
+:func:`begin_mlp` alone for a step it did not begin), so
 that Python runs once per step and shard between the physics and the policy
 (``tests/test_rollout_kernel_step.py``: the same bits as ``act`` and ``learn`` called from Python).
 """
@@ -81,22 +82,48 @@ def _after_step(reward, terminated, truncated, active, bad, returns, lengths, po
         active[r] = on and not (terminated[r] or truncated[r])
 
 
-def _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions):
-    # the first half of a control step with a fused spiking policy: prepare_obs, the policy's act
-    # (act_args hold policy_obs and policy_actions), then actions = policy_actions as float64
+def _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+                   reward_scale, reward):
+    # the first half of a control step with a fused spiking policy: prepare_obs (and the reward input
+    # column), the policy's act (act_args hold policy_obs and policy_actions), then actions = policy_actions
+    # as float64
     prepare_obs(obs, mean, std, clip, normalise, active, bad, raw, policy_obs)
+    _reward_column(reward_scale, reward, raw.shape[1], policy_obs)
     act_kernel(*act_args)
+    _copy_actions(policy_actions, actions)
+
+
+def _begin_mlp(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+               reward_scale, reward):
+    # _begin_spiking for a fused Hebbian MLP: its act kernel is mlp_act_kernel
+    prepare_obs(obs, mean, std, clip, normalise, active, bad, raw, policy_obs)
+    _reward_column(reward_scale, reward, raw.shape[1], policy_obs)
+    mlp_act_kernel(*act_args)
+    _copy_actions(policy_actions, actions)
+
+
+def _reward_column(reward_scale, reward, column, policy_obs):
+    # a policy with reward_input: policy_obs[:, column] = scale * the last step's reward (BatchedPolicy.act's
+    # cat of reward_input_scale * previous reward, in the policy's dtype); none without (reward_scale empty)
+    if reward_scale.shape[0] == 0:
+        return
+    scale = reward_scale[0]
+    for r in range(policy_obs.shape[0]):
+        policy_obs[r, column] = scale * reward[r]
+
+
+def _copy_actions(policy_actions, actions):
+    # actions = policy_actions as float64 (the env's dtype)
     for r in range(actions.shape[0]):
         for i in range(actions.shape[1]):
             actions[r, i] = policy_actions[r, i]
 
 
-def _finish_spiking(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
-                    bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue, obs, mean, std, clip,
-                    normalise, policy_obs, act_args, policy_actions, actions):
-    # the rest of a control step once the env has stepped, and the first half of the next one if the
-    # loop goes on (may_continue and a row still active): the loop's operations in its order, so the
-    # same bits. Returns whether the next step was begun.
+def _settle(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active, bad,
+            returns, lengths, policy_reward, learn_on, learn_args, may_continue):
+    # the rest of a control step once the env has stepped, in the loop's order (so the same bits): the
+    # observation statistics, unstable flags, bookkeeping and the policy's learn. Returns whether the loop
+    # goes on (may_continue and a row still active).
     if collect:
         accumulate_moments(raw, active, bad, row_count, row_sum, row_sumsq)
     for r in range(active.shape[0]):
@@ -107,27 +134,54 @@ def _finish_spiking(collect, raw, row_count, row_sum, row_sumsq, unstable, rewar
         learn_kernel(*learn_args)
     if not may_continue:
         return False
-    go_on = False
     for r in range(active.shape[0]):
         if active[r]:
-            go_on = True
-            break
+            return True
+    return False
+
+
+def _finish_spiking(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
+                    bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue, obs, mean, std, clip,
+                    normalise, policy_obs, act_args, policy_actions, actions, reward_scale):
+    # the rest of a control step once the env has stepped (_settle), and the first half of the next one
+    # if the loop goes on (its reward input, if any, the reward of this step). Returns whether the next
+    # step was begun.
+    go_on = _settle(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
+                    bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue)
     if go_on:
-        _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions)
+        _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+                       reward_scale, policy_reward)
+    return go_on
+
+
+def _finish_mlp(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
+                bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue, obs, mean, std, clip,
+                normalise, policy_obs, act_args, policy_actions, actions, reward_scale):
+    # _finish_spiking for a fused Hebbian MLP (the same learn kernel, its own act kernel)
+    go_on = _settle(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
+                    bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue)
+    if go_on:
+        _begin_mlp(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions, actions,
+                   reward_scale, policy_reward)
     return go_on
 
 
 if _numba is not None:
-    from plasticrl.agents.plastic_kernel import act_kernel, learn_kernel
+    from plasticrl.agents.plastic_kernel import act_kernel, learn_kernel, mlp_act_kernel
 
     prepare_obs = _numba.njit(nogil=True, cache=True, error_model="numpy")(_prepare_obs)
     accumulate_moments = _numba.njit(nogil=True, cache=True, error_model="numpy")(_accumulate_moments)
     after_step = _numba.njit(nogil=True, cache=True, error_model="numpy")(_after_step)
+    _copy_actions = _numba.njit(nogil=True, cache=True)(_copy_actions)
+    _reward_column = _numba.njit(nogil=True, cache=True, error_model="numpy")(_reward_column)
+    _settle = _numba.njit(nogil=True, cache=True, error_model="numpy")(_settle)
     _begin_spiking = _numba.njit(nogil=True, cache=True, error_model="numpy")(_begin_spiking)
-    begin_spiking = _begin_spiking
+    _begin_mlp = _numba.njit(nogil=True, cache=True, error_model="numpy")(_begin_mlp)
+    begin_spiking, begin_mlp = _begin_spiking, _begin_mlp
     finish_spiking = _numba.njit(nogil=True, cache=True, error_model="numpy")(_finish_spiking)
+    finish_mlp = _numba.njit(nogil=True, cache=True, error_model="numpy")(_finish_mlp)
 else:  # pragma: no cover
-    prepare_obs = accumulate_moments = after_step = begin_spiking = finish_spiking = None
+    prepare_obs = accumulate_moments = after_step = begin_spiking = finish_spiking = begin_mlp = finish_mlp = None
 
 
 def available() -> bool:

@@ -236,9 +236,11 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
     mean, std = affine if normalise else (np.zeros(obs_dim), np.ones(obs_dim))
     clip = float(clip)
     steps = env_steps = 0
-    # A fused policy's act and learn run inside the compiled step (fused_step below), on these buffers
+    # A fused policy's act and learn (spiking or Hebbian MLP) run inside the compiled step (fused_step
+    # below), on these buffers
     np_dtype = _NUMPY_DTYPES[policy.dtype]
-    fused_obs = np.zeros((rows, obs_dim), dtype=np_dtype)
+    # (the policy's input: the observation, then the reward input's column if it has one)
+    fused_obs = np.zeros((rows, getattr(policy, "input_dim", obs_dim)), dtype=np_dtype)
     fused_actions = np.zeros((rows, policy.act_dim), dtype=np_dtype)
     fused_reward = np.zeros(rows, dtype=np_dtype)
     kernels = None
@@ -248,7 +250,10 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
         # (an act or learn replaced on the instance, a wrapper or a timer, is called as it is)
         with torch.inference_mode():  # as act and learn run in _run (the fused glue takes its state views here)
             kernels = kernel_step(fused_obs, fused_actions, fused_reward)
-    if kernels is not None and kernels.kind == "spiking":
+    if kernels is not None and kernels.kind in ("spiking", "mlp"):
+        # the compiled step of the policy's kind: its act kernel (the learn kernel is the same)
+        begin, finish = ((compiled.begin_spiking, compiled.finish_spiking) if kernels.kind == "spiking"
+                         else (compiled.begin_mlp, compiled.finish_mlp))
         began = False
         actions = np.zeros((rows, policy.act_dim))
 
@@ -259,8 +264,9 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
             nonlocal obs, steps, env_steps, began, actions
             if not began:
                 actions = np.empty((rows, policy.act_dim))
-                compiled.begin_spiking(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
-                                       normalise, active, bad, raw, fused_obs, kernels.act, fused_actions, actions)
+                begin(np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip,
+                      normalise, active, bad, raw, fused_obs, kernels.act, fused_actions, actions,
+                      kernels.reward_scale, fused_reward)
             if step_wait is not None:
                 env.step_async(actions)
                 obs, reward, terminated, truncated, unstable = step_wait()
@@ -270,13 +276,13 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
             steps += 1
             env_steps += rows
             actions = np.empty((rows, policy.act_dim))  # the env may keep the last one until its next step
-            began = compiled.finish_spiking(
+            began = finish(
                 collect_obs_moments, raw, row_count, row_sum, row_sumsq, _row_flags(unstable, rows),
                 np.ascontiguousarray(reward, dtype=np.float64), compiled.as_bool(terminated),
                 compiled.as_bool(truncated), active, bad, returns, lengths, fused_reward, kernels.learn_on,
                 kernels.learn, max_steps is None or steps < max_steps,
                 np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip, normalise, fused_obs,
-                kernels.act, fused_actions, actions)
+                kernels.act, fused_actions, actions, kernels.reward_scale)
 
         _run(fused_step, active, lambda: steps, max_steps, sync)
         return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
