@@ -27,7 +27,7 @@ evaluate_module = importlib.import_module("plasticrl.eval.evaluate")
 CORE = ["agent", "condition", "family", "severity", "perturbation", "mid_episode", "switch_step", "mean_return",
         "ci_low", "ci_high", "std_return", "retained", "retained_low", "retained_high", "mean_length",
         "invalid_episodes", "time_to_recover", "returns", "invalid"]
-AFTER = ["returns_after_switch", "steps_after_switch"]
+AFTER = ["returns_after_switch", "steps_after_switch", "episode_times_to_recover"]
 BEYOND = ["mean_survival_bonus", "survival_bonus", "mean_return_beyond_survival", "beyond_survival_ci_low",
           "beyond_survival_ci_high", "retained_beyond_survival", "retained_beyond_survival_low",
           "retained_beyond_survival_high"]
@@ -88,12 +88,18 @@ def test_to_json_is_the_dict_evaluate_assembled_and_from_json_reads_it_back(chee
     nominal, damaged = result.rows_of("p")
     assert list(nominal.to_json()) == CORE and list(damaged.to_json()) == CORE + AFTER  # HalfCheetah: no bonus
     assert damaged.mid_episode and damaged.switch_step == 200 and damaged.after_switch.steps_after_switch == 40
+    # one time to recover per episode, each a window start within the 40 steps after the switch (window 20)
+    times = damaged.after_switch.episode_times_to_recover
+    assert len(times) == 3 and all(t is None or t in (0, 20) for t in times)
+    recovered, valid = damaged.after_switch.recovered_within(100)
+    assert valid == 3 and recovered == sum(t is not None for t in times)
     assert [(e.agent, e.twin, e.condition) for e in result.plasticity_effect][:1] == [("p", "p/frozen", "nominal")]
     assert result.plasticity_effect[-1].around_switch is not None  # per step before/after the motor dies
     assert [c.condition for c in result.curves] == ["dead_actuator_mid@severe"] * 3 and result.goal_adaptation == ()
     # the file is the dict (sorted keys, nulls), and reading it gives the same result
     write_reports(result, tmp_path, plots=False)
     assert json.loads((tmp_path / "eval.json").read_text()) == raw
+    assert f"| {recovered}/3 |" in (tmp_path / "report.md").read_text()  # the report counts them per curve
     assert load_result(tmp_path) == result
 
 

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from plasticrl.eval.adaptation import adaptation_curve, recover_threshold, switch_step
+from plasticrl.eval.adaptation import adaptation_curve, episode_times_to_recover, recover_threshold, switch_step
+from plasticrl.eval.result import AfterSwitch
 from plasticrl.eval.stats import bootstrap_mean, bootstrap_mean_difference, bootstrap_mean_retained, bootstrap_ratio
 
 
@@ -104,6 +105,53 @@ def test_adaptation_curve_hand_case():
     assert adaptation_curve(r4, np.array([100]), 40, 10).time_to_recover is None
     # never drops: recovered at once
     assert adaptation_curve(np.ones((100, 1)), np.array([100]), 40, 10).time_to_recover == 0
+
+
+def test_episode_times_to_recover_hand_cases():
+    # the hand cases above, one episode each, side by side: recovers 30 steps after the switch; never
+    # (drops for good); the first window still at the old level, then drops (never, not 0); dips, recovers,
+    # dips again (never); never drops (0); fell before the switch (None); a negative level (-1/step) that
+    # worsens to -1.1 (within 20% of its magnitude: recovered at once) and then to -1.5 from step 60 (not)
+    r = np.ones((100, 8))
+    r[40:70, 0], r[70:, 0] = 0.2, 0.9
+    r[40:, 1] = 0.1
+    r[50:, 2] = 0.1
+    r[40:70, 3], r[90:, 3] = 0.2, 0.2
+    r[30:, 5] = 0.0
+    r[:, 6], r[40:, 6] = -1.0, -1.1
+    r[:, 7], r[40:, 7], r[60:, 7] = -1.0, -1.1, -1.5
+    lengths = np.array([100, 100, 100, 100, 100, 30, 100, 100])
+    assert episode_times_to_recover(r, lengths, start=40, window=10, baseline=20) == [30, None, None, None, 0,
+                                                                                      None, 0, None]
+
+
+def test_episode_times_to_recover_against_a_loop_over_each_episode():
+    # reference: for each episode, the first window start after the switch from which its mean reward over
+    # the rest of the episode reaches 80% of its mean over the baseline steps before the switch; on noisy
+    # rewards with temporary drops, episodes that end after the switch, and a horizon that is no multiple
+    # of the window
+    rng = np.random.default_rng(3)
+    for start in (37, 40, 55):
+        r = 1.0 + 0.3 * rng.standard_normal((133, 40))
+        for e, (drop, lasts) in enumerate(zip(rng.uniform(0.0, 1.0, 40), rng.integers(0, 100, 40))):
+            r[start:start + lasts, e] -= drop  # some never recover, some within a window, some later
+        lengths = np.where(rng.random(40) < 0.7, 133, rng.integers(start - 5, 133, 40))
+        for e, length in enumerate(lengths):
+            r[length:, e] = 0.0
+        want = []
+        for e, length in enumerate(lengths):
+            pre = r[start - 30:start, e].mean()
+            hits = [t for t in range(0, 133 - start, 20) if r[start + t:, e].mean() >= 0.8 * pre]
+            want.append(hits[0] if hits and length > start else None)
+        assert episode_times_to_recover(r, lengths, start, window=20, baseline=30) == want
+        assert None in want and any(t is not None and t > 0 for t in want)
+
+
+def test_recovered_within_counts_valid_episodes():
+    a = AfterSwitch(returns_after_switch=(1.0, None, 2.0, 3.0, 0.5), steps_after_switch=10,
+                    episode_times_to_recover=(0, None, 120, None, 100))
+    assert a.recovered_within(100) == (2, 4)  # 0 and 100; the invalid second episode in neither count
+    assert AfterSwitch((1.0,), 10).recovered_within(100) is None  # not recorded (older results)
 
 
 def test_recover_threshold_negative_level():

@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 RECOVER_FRACTION = 0.8
+#: the horizon of "recovered quickly" in reports: Najarro & Risi (2020) report recovery "in less than 100
+#: timesteps" after damage, so the report counts the episodes that recover within this many steps
+QUICK_RECOVERY_STEPS = 100
 
 
 def switch_step(perturbation: Any) -> int | None:
@@ -46,9 +49,10 @@ class AdaptationCurve:
         return dict(self.__dict__)
 
 
-def recover_threshold(pre: float, fraction: float = RECOVER_FRACTION) -> float:
-    """``fraction`` of the pre-switch level; for a negative level, 'fraction of it' means losing at
-    most ``1 - fraction`` of its magnitude (so the threshold stays below the level)."""
+def recover_threshold(pre: Any, fraction: float = RECOVER_FRACTION) -> Any:
+    """``fraction`` of the pre-switch level (a float, or an array of them); for a negative level,
+    'fraction of it' means losing at most ``1 - fraction`` of its magnitude (so the threshold stays
+    below the level)."""
     return pre - (1.0 - fraction) * abs(pre)
 
 
@@ -98,3 +102,30 @@ def curve_from_sum(reward_sum: np.ndarray, episodes: int, start: int, window: in
         ttr = first_staying_offset([off for off, _ in after], [value for _, value in after],
                                    recover_threshold(pre, fraction))
     return AdaptationCurve(start, window, offsets, curve, pre, ttr, int(episodes))
+
+
+def episode_times_to_recover(rewards: np.ndarray, lengths: np.ndarray, start: int, window: int = 20,
+                             baseline: int = 100, fraction: float = RECOVER_FRACTION) -> list[int | None]:
+    """Time to recover of each episode on its own: the first window start ``t >= 0`` after the switch
+    from which the episode's mean reward per step, over the rest of the episode, is at least
+    ``fraction`` of its own pre-switch level (the ``baseline`` steps before the switch).
+
+    ``rewards [T, E]`` (0 after an episode ended), ``lengths [E]``; ``None``: never within the episode,
+    or the episode ended before the switch. Why the rest of the episode and not "every window stays", as
+    for the mean curve: one episode's 20-step windows are noisy, and one noisy window late in the episode
+    would read as never recovering. An episode that ends after the switch keeps its zero-reward tail, as
+    the mean curve does, so a fall counts against recovery."""
+    r = np.asarray(rewards, dtype=np.float64)
+    lengths = np.asarray(lengths)
+    out: list[int | None] = [None] * r.shape[1]
+    lo = max(0, start - baseline)
+    if r.shape[0] <= start or start <= lo:
+        return out
+    threshold = recover_threshold(r[lo:start].mean(axis=0), fraction)  # [E]
+    starts = np.arange(start, r.shape[0], window)  # window starts at and after the switch
+    rest_sum = np.cumsum(r[::-1], axis=0)[::-1]  # [T, E]: reward from step t to the end
+    rest_mean = rest_sum[starts] / (r.shape[0] - starts)[:, None]  # [W, E]
+    ok = rest_mean >= threshold[None, :]  # NaN counts as below
+    for e in np.flatnonzero((lengths > start) & ok.any(axis=0)):
+        out[int(e)] = int(np.argmax(ok[:, e])) * window
+    return out

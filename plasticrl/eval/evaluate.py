@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from plasticrl.errors import PlasticRLError, check_choice
-from plasticrl.eval.adaptation import curve_from_sum, switch_step
+from plasticrl.eval.adaptation import curve_from_sum, episode_times_to_recover, switch_step
 from plasticrl.rollouts.batch import EpisodeBatch, join_pieces, plan_chunks, stream_batch
 from plasticrl.rollouts.controllers import Controller, frozen_twins
 from plasticrl.eval.goal_adaptation import (
@@ -169,7 +169,8 @@ def evaluate(
                 "time_to_recover": curve.time_to_recover if curve is not None else None,
                 "returns": [None if bad else float(r) for r, bad in zip(b.returns, b.invalid)],
                 "invalid": [bool(x) for x in b.invalid],
-                **_after_switch(b, start, horizon, np.concatenate(g.after_switch) if start is not None else None),
+                **_after_switch(b, start, horizon, np.concatenate(g.after_switch) if start is not None else None,
+                                g.times_to_recover),
                 **_beyond_survival(b, nominal, confidence, seed),
                 **_goal_switch(g, b, cond["name"], oracle_rates, is_oracle, window),
             })
@@ -210,6 +211,7 @@ class _Gathered:
         self.curve_sum = np.zeros(0)
         self.curve_episodes = 0
         self.after_switch: list[np.ndarray] = []
+        self.times_to_recover: list[int | None] = []
         self.rates: list[SwitchRates] = []
         self.adapt: list[np.ndarray] = []
 
@@ -225,6 +227,7 @@ class _Gathered:
                 self.curve_sum = np.pad(self.curve_sum, (0, part.shape[0] - self.curve_sum.shape[0]))
             self.curve_sum[:part.shape[0]] += part
             self.curve_episodes += int(alive.sum())
+            self.times_to_recover += episode_times_to_recover(piece.rewards, piece.lengths, start, window)
         if piece.goal_switch_steps is not None:
             self.rates.append(rates_around_switch(piece.rewards, piece.lengths, piece.goal_switch_steps))
             if not self.keep_rewards:
@@ -330,15 +333,19 @@ def _beyond_survival_rates(rates: SwitchRates, g: GoalSwitch) -> SwitchRates:
 
 
 def _after_switch(b: EpisodeBatch, start: int | None, horizon: int,
-                  after: np.ndarray | None = None) -> dict[str, Any]:
+                  after: np.ndarray | None = None, times: list[int | None] | None = None) -> dict[str, Any]:
     """Per-episode return earned from the switch on (mid-episode conditions only): with the
-    return before it, this tells a drop at the switch from a difference over the whole episode.
-    ``after``: those returns, summed batch by batch as the evaluation streamed (default: from ``b.rewards``)."""
+    return before it, this tells a drop at the switch from a difference over the whole episode; and
+    each episode's own time to recover (``None``: never, or an invalid episode).
+    ``after``/``times``: those values, gathered batch by batch as the evaluation streamed (default:
+    from ``b.rewards``)."""
     if start is None:
         return {}
     after = b.rewards[start:].sum(axis=0) if after is None else after
+    times = episode_times_to_recover(b.rewards, b.lengths, start) if times is None else times
     return {"returns_after_switch": [None if bad else float(x) for x, bad in zip(after, b.invalid)],
-            "steps_after_switch": max(horizon - start, 0)}
+            "steps_after_switch": max(horizon - start, 0),
+            "episode_times_to_recover": [None if bad else t for t, bad in zip(times, b.invalid)]}
 
 
 def _beyond_survival(b, nominal, confidence: float, seed: int) -> dict[str, Any]:

@@ -71,11 +71,27 @@ class _Group:
 @dataclass(frozen=True)
 class AfterSwitch(_Group):
     """Mid-episode conditions: per episode, the return earned from the switch on (``None``: invalid
-    episode), and the steps from the switch to the horizon."""
+    episode), the steps from the switch to the horizon, and per episode its own time to recover 80% of
+    its pre-switch reward rate (``None``: never, an invalid episode, or a result written before it was
+    recorded)."""
 
-    _sequences: ClassVar[tuple[str, ...]] = ("returns_after_switch",)
+    _sequences: ClassVar[tuple[str, ...]] = ("returns_after_switch", "episode_times_to_recover")
     returns_after_switch: tuple[float | None, ...]
     steps_after_switch: int
+    episode_times_to_recover: tuple[int | None, ...] | None = None
+
+    def items(self) -> list[tuple[str, Any]]:
+        """As the JSON has them: ``episode_times_to_recover`` only where it was recorded."""
+        return [(k, v) for k, v in super().items() if k != "episode_times_to_recover" or v is not None]
+
+    def recovered_within(self, steps: int) -> tuple[int, int] | None:
+        """``(episodes that recovered within steps, valid episodes)``; ``None`` when the per-episode times
+        were not recorded. An episode that never recovered (or ended before the switch) counts in the
+        second number only; invalid ones in neither."""
+        if self.episode_times_to_recover is None:
+            return None
+        valid = [t for t, r in zip(self.episode_times_to_recover, self.returns_after_switch) if r is not None]
+        return sum(1 for t in valid if t is not None and t <= steps), len(valid)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.adaptation import QUICK_RECOVERY_STEPS
 from plasticrl.eval.evaluate import with_derived
 from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED
 from plasticrl.eval.result import ConditionSummary, EvaluationResult, PlasticityEffect, as_result
@@ -212,13 +213,21 @@ def markdown(result: Result, images: list[str] | None = None) -> str:
     if result.curves:
         lines += ["", "## Mid-episode switches", "", f"Reward per step in windows of {result.window} steps; "
                   "time to recover = steps after the switch until the window from which every window stays at or "
-                  "above 80% of the pre-switch reward (`never`: not within the episode).", "",
-                  "| agent | condition | switch step | pre-switch reward/step | time to recover |",
-                  "| --- | --- | ---: | ---: | ---: |"]
+                  "above 80% of the pre-switch reward (`never`: not within the episode), of the mean curve; "
+                  f"recovered within {QUICK_RECOVERY_STEPS}: the episodes whose own mean reward over the rest of the "
+                  f"episode reaches 80% of their own pre-switch rate from a window starting within "
+                  f"{QUICK_RECOVERY_STEPS} steps of the switch, of the valid ones.", "",
+                  "| agent | condition | switch step | pre-switch reward/step | time to recover | "
+                  f"recovered within {QUICK_RECOVERY_STEPS} steps (episodes) |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
+        rows = {(r.agent, r.condition): r for r in result.rows}
         for c in result.curves:
             ttr = "never" if c.time_to_recover is None else str(c.time_to_recover)
+            row = rows.get((c.agent, c.condition))
+            quick = row.after_switch.recovered_within(QUICK_RECOVERY_STEPS) if row and row.after_switch else None
+            quick_text = "-" if quick is None else f"{quick[0]}/{quick[1]}"
             lines.append(f"| {c.agent} | {c.condition} | {c.switch_step} | "
-                         f"{_num(c.pre_switch_reward)} | {ttr} |")
+                         f"{_num(c.pre_switch_reward)} | {ttr} | {quick_text} |")
     if images:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({p})" for p in images]
     return "\n".join(lines) + "\n"
