@@ -13,8 +13,9 @@ from plasticrl.agents.state import map_tree
 from plasticrl.envs import make_vec
 from plasticrl.rollouts import compiled
 from plasticrl.rollouts.loop import rollout
-from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.rollouts.shards import PopulationShards
+
+from genomes import seeded_normalizer
 
 pytest.importorskip("numba")
 
@@ -25,14 +26,6 @@ ENV_KWARGS = {"HalfCheetah-v5": {"max_episode_steps": 20},
               "Ant-v5": {"max_episode_steps": 40, "healthy_z_range": (0.55, 0.95)}}
 BCM = {"kind": "plastic_spiking", "hidden": [8], "plasticity": {"rule": "bcm", "modulation": "reward",
                                                                  "eta_scale": 0.05}, "kernel": "fused"}
-
-
-def _norm(obs_dim: int) -> ObsNormalizer:
-    g = torch.Generator().manual_seed(4)
-    norm = ObsNormalizer(obs_dim, clip=2.0)
-    total = torch.randn(obs_dim, generator=g, dtype=torch.float64)
-    norm.update(ObsBatchMoments(10.0, total, total * total / 10 + 2.0))
-    return norm
 
 
 def _genome(policy, scale: float = 0.5) -> torch.Tensor:
@@ -70,7 +63,7 @@ def _rollout(env_id, cfg, kernel_step: bool, dtype="float32", max_steps=None, sc
     if not kernel_step:
         policy.kernel_step = lambda *args: None  # the policy's act and learn, called from Python
     result = rollout(policy, env, _genome(policy, scale), EPISODES, max_steps=max_steps, seed=21,
-                     obs_norm=_norm(policy.obs_dim), collect_obs_moments=True)
+                     obs_norm=seeded_normalizer(policy.obs_dim), collect_obs_moments=True)
     env.close()
     return result, _state(policy)
 
@@ -161,7 +154,7 @@ def test_shards_with_the_compiled_step_match_one_env_without_it(cfg):
     sharded = PopulationShards(make_env, lambda env: make_policy(cfg, env.single_observation_space,
                                                                  env.single_action_space), 3)
     template = sharded.make_policy(make_vec("Ant-v5", 1, **ENV_KWARGS["Ant-v5"]))
-    result = sharded.rollout(_genome(template), EPISODES, seed=21, obs_norm=_norm(template.obs_dim),
+    result = sharded.rollout(_genome(template), EPISODES, seed=21, obs_norm=seeded_normalizer(template.obs_dim),
                              collect_obs_moments=True)
     states = [_state(p) for _, p in sharded.pairs]
     sharded.close()

@@ -10,8 +10,9 @@ from plasticrl.agents import make_policy
 from plasticrl.envs import TRAINING_DISTRIBUTIONS, make_vec
 from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.loop import rollout
-from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 from plasticrl.rollouts.shards import PopulationShards, shard_bounds
+
+from genomes import seeded_normalizer
 
 pytest.importorskip("numba")
 
@@ -25,14 +26,6 @@ PLASTIC = {"kind": "plastic_spiking", "hidden": [8], "plasticity": {"rule": "bcm
 ENV_KWARGS = {"HalfCheetah-v5": {"max_episode_steps": 30},
               "Ant-v5": {"max_episode_steps": 60, "healthy_z_range": (0.45, 1.0)}}
 PUSH = {"name": "push", "force": 150.0, "direction_deg": 90.0, "duration": 3, "start_step": 7}
-
-
-def _norm(obs_dim: int) -> ObsNormalizer:
-    g = torch.Generator().manual_seed(4)
-    norm = ObsNormalizer(obs_dim, clip=2.0)
-    total = torch.randn(obs_dim, generator=g, dtype=torch.float64)
-    norm.update(ObsBatchMoments(10.0, total, total * total / 10 + 2.0))
-    return norm
 
 
 def _genome(policy) -> torch.Tensor:
@@ -57,7 +50,7 @@ def _state(policy) -> list[torch.Tensor]:
 def _unsharded(env_id: str, policy_cfg: dict):
     env = make_vec(env_id, ROWS, **ENV_KWARGS[env_id])
     policy = make_policy(policy_cfg, env.single_observation_space, env.single_action_space)
-    result = rollout(policy, env, _genome(policy), EPISODES, seed=21, obs_norm=_norm(policy.obs_dim),
+    result = rollout(policy, env, _genome(policy), EPISODES, seed=21, obs_norm=seeded_normalizer(policy.obs_dim),
                      collect_obs_moments=True, reset_options=_options(env_id))
     env.close()
     return result, policy
@@ -73,7 +66,7 @@ def _sharded(env_id: str, policy_cfg: dict, shards: int):
     sharded = PopulationShards(make_env, lambda env: make_policy(policy_cfg, env.single_observation_space,
                                                                  env.single_action_space), shards)
     policy = sharded.make_policy(make_vec(env_id, 1, **ENV_KWARGS[env_id]))
-    result = sharded.rollout(_genome(policy), EPISODES, seed=21, obs_norm=_norm(policy.obs_dim),
+    result = sharded.rollout(_genome(policy), EPISODES, seed=21, obs_norm=seeded_normalizer(policy.obs_dim),
                              collect_obs_moments=True, reset_options=_options(env_id))
     policies = [p for _, p in sharded.pairs]
     sharded.close()
