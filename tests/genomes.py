@@ -1,5 +1,5 @@
-"""Genome batches and observation normalisers for the tests that compare two paths of one computation (two
-kernels of one policy, sharded and unsharded rollouts; imported by those tests)."""
+"""Genome batches, observation normalisers and untrained agent files for the tests (imported by them): inputs
+that make two paths of one computation, or a perturbation, show a difference."""
 from __future__ import annotations
 
 import torch
@@ -23,3 +23,22 @@ def seeded_normalizer(obs_dim: int, clip: float = 2.0):
     total = torch.randn(obs_dim, generator=g, dtype=torch.float64)
     norm.update(ObsBatchMoments(10.0, total, total * total / 10 + 2.0))
     return norm
+
+
+def random_agent_file(path, env_id: str, kind: str = "linear", seed: int = 0, modulation: str = "reward",
+                      env_kwargs: dict | None = None):
+    """Save an untrained agent (a linear policy, or a small BCM plastic spiking one gated by ``modulation``)
+    whose genome is the initial one plus seeded noise of scale 0.5: cheap to evaluate, with actions large
+    enough that perturbations show. Returns the saved path."""
+    from plasticrl.agents import make_policy
+    from plasticrl.envs import make_vec
+    from plasticrl.rollouts.saved_agent import save_agent
+
+    env_kwargs = dict(env_kwargs or {})
+    env = make_vec(env_id, 1, **env_kwargs)
+    cfg = {"kind": kind} if kind == "linear" else {
+        "kind": kind, "hidden": [8], "plasticity": {"rule": "bcm", "modulation": modulation, "sharing": "post"}}
+    policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
+    env.close()
+    return save_agent(path, policy, cfg, perturbed_genome(policy, 1, seed=seed)[0], None,
+                      {"env_id": env_id, "env_kwargs": env_kwargs})

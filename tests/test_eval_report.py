@@ -13,20 +13,15 @@ from plasticrl.agents import make_policy
 from plasticrl.cli import app
 from plasticrl.envs import make_vec
 
+from genomes import random_agent_file
+
 ENV = "HalfCheetah-v5"
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _tiny_agent(path, kind="linear", seed=0):
     """A random (untrained) agent file: cheap, but its actions are large enough that perturbations matter."""
-    env = make_vec(ENV, 1)
-    cfg = {"kind": kind} if kind == "linear" else {
-        "kind": kind, "hidden": [8], "plasticity": {"rule": "bcm", "modulation": "rpe", "sharing": "post"}}
-    policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
-    gen = torch.Generator().manual_seed(seed)
-    genome = policy.initial_genome(1)[0] + 0.5 * torch.randn(policy.genome.dim, generator=gen, dtype=policy.dtype)
-    env.close()
-    return save_agent(path, policy, cfg, genome, None, {"env_id": ENV, "env_kwargs": {}})
+    return random_agent_file(path, ENV, kind, seed, modulation="rpe")
 
 
 @pytest.fixture(scope="module")

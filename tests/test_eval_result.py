@@ -8,18 +8,16 @@ import importlib
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from plasticrl.agents import make_policy
 from plasticrl.cli import app
-from plasticrl.envs import make_vec
 from plasticrl.errors import PlasticRLError
 from plasticrl.eval.result import NOT_RECORDED, EvaluationResult
 from plasticrl.eval.settings import EvalSettings, eval_settings
 from plasticrl.io import json_safe
 from plasticrl.rollouts.controllers import frozen_twins, load_controller
-from plasticrl.rollouts.saved_agent import save_agent
+
+from genomes import random_agent_file
 
 evaluate_module = importlib.import_module("plasticrl.eval.evaluate")
 
@@ -37,14 +35,7 @@ HEADER = ["format", "kind", "env_id", "env_kwargs", "suite", "episodes", "seed",
 
 
 def _agent(path, env_id, kind="linear", seed=0, **env_kwargs):
-    env = make_vec(env_id, 1, **env_kwargs)
-    cfg = {"kind": kind} if kind == "linear" else {
-        "kind": kind, "hidden": [8], "plasticity": {"rule": "bcm", "modulation": "reward", "sharing": "post"}}
-    policy = make_policy(cfg, env.single_observation_space, env.single_action_space)
-    gen = torch.Generator().manual_seed(seed)
-    genome = policy.initial_genome(1)[0] + 0.5 * torch.randn(policy.genome.dim, generator=gen, dtype=policy.dtype)
-    env.close()
-    return save_agent(path, policy, cfg, genome, None, {"env_id": env_id, "env_kwargs": env_kwargs})
+    return random_agent_file(path, env_id, kind, seed, modulation="reward", env_kwargs=env_kwargs)
 
 
 def _evaluate_capturing(monkeypatch, *args, **kwargs):
