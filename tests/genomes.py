@@ -42,3 +42,12 @@ def random_agent_file(path, env_id: str, kind: str = "linear", seed: int = 0, mo
     env.close()
     return save_agent(path, policy, cfg, perturbed_genome(policy, 1, seed=seed)[0], None,
                       {"env_id": env_id, "env_kwargs": env_kwargs})
+
+
+def torch_and_fused(policy_cls, cfg: dict, dtype: str, obs_dim: int, act_dim: int) -> list:
+    """The same policy config built twice, on the torch path and on the fused kernel (actions in [-1, 2]),
+    for the tests that hold the kernel to the torch path."""
+    pols = [policy_cls(obs_dim, act_dim, [-1.0] * act_dim, [2.0] * act_dim, {**cfg, "kernel": k}, dtype=dtype)
+            for k in ("torch", "fused")]
+    assert [p.kernel for p in pols] == ["torch", "fused"]
+    return pols

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from plasticrl.agents import HebbianMLPPolicy
 from plasticrl.errors import PlasticRLError
-from genomes import perturbed_genome
+from genomes import perturbed_genome, torch_and_fused
 
 pytest.importorskip("numba")
 
@@ -25,10 +25,7 @@ RANDOM = {"kind": "random", "scale": 0.5}
 
 
 def _pair(cfg, dtype="float64", obs_dim=OBS, act_dim=ACT):
-    pols = [HebbianMLPPolicy(obs_dim, act_dim, [-1.0] * act_dim, [2.0] * act_dim, {**cfg, "kernel": k}, dtype=dtype)
-            for k in ("torch", "fused")]
-    assert [p.kernel for p in pols] == ["torch", "fused"]
-    return pols
+    return torch_and_fused(HebbianMLPPolicy, cfg, dtype, obs_dim, act_dim)
 
 
 def _genome(policy, population=P, noise=0.5, seed=0):

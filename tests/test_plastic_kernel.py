@@ -6,7 +6,7 @@ import torch
 
 from plasticrl.agents import PlasticSpikingPolicy
 from plasticrl.errors import PlasticRLError
-from genomes import perturbed_genome
+from genomes import perturbed_genome, torch_and_fused
 
 pytest.importorskip("numba")
 
@@ -14,9 +14,7 @@ OBS, ACT, P = 7, 3, 6
 
 
 def _pair(cfg, dtype="float64", obs_dim=OBS, act_dim=ACT):
-    pols = [PlasticSpikingPolicy(obs_dim, act_dim, [-1.0] * act_dim, [2.0] * act_dim, {**cfg, "kernel": k},
-                                 dtype=dtype) for k in ("torch", "fused")]
-    return pols
+    return torch_and_fused(PlasticSpikingPolicy, cfg, dtype, obs_dim, act_dim)
 
 
 def _genome(policy, population=P, noise=0.5, seed=0):

@@ -157,7 +157,9 @@ def _finish_spiking(collect, raw, row_count, row_sum, row_sumsq, unstable, rewar
 def _finish_mlp(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
                 bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue, obs, mean, std, clip,
                 normalise, policy_obs, act_args, policy_actions, actions, reward_scale):
-    # _finish_spiking for a fused Hebbian MLP (the same learn kernel, its own act kernel)
+    # _finish_spiking for a fused Hebbian MLP (the same learn kernel, its own act kernel). Kept as its own
+    # function rather than taking the begin step as an argument: each stays one cacheable numba function
+    # with static calls (a dispatcher argument would not cache).
     go_on = _settle(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated, truncated, active,
                     bad, returns, lengths, policy_reward, learn_on, learn_args, may_continue)
     if go_on:
