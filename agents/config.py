@@ -239,7 +239,16 @@ class MLPConfig(_Strict):
     reward_input_scale: float = _reward_input_scale_field()
 
 
+#: The built-in rules a Hebbian MLP takes (besides any rule added with ``register_rule``); BCM needs
+#: spike-rate traces and its threshold state, which the MLP does not have.
 HEBBIAN_MLP_RULES = ("hebbian_abcd", "oja", "none")
+
+
+def hebbian_mlp_rules() -> list[str]:
+    """The rules ``kind: hebbian_mlp`` takes now: the built-in ABCD and Oja rules, ``none``, and every
+    rule registered in this process (:func:`plasticrl.plasticity.register_rule`; none uses a threshold)."""
+    return [*HEBBIAN_MLP_RULES, *sorted(name for name, spec in RULES.items()
+                                        if name not in HEBBIAN_MLP_RULES and not spec.uses_threshold)]
 
 
 class HebbianMLPPlasticityConfig(PlasticityConfig):
@@ -262,15 +271,17 @@ class HebbianMLPPlasticityConfig(PlasticityConfig):
     @field_validator("rule")
     @classmethod
     def _mlp_rule(cls, value: str) -> str:
-        if value not in HEBBIAN_MLP_RULES:
+        valid = hebbian_mlp_rules()
+        if value not in valid:
             raise ValueError(f"plasticity rule {value!r} is not available for kind hebbian_mlp; valid choices: "
-                             f"{', '.join(HEBBIAN_MLP_RULES)} (bcm needs spike-rate traces: use plastic_spiking)")
+                             f"{', '.join(valid)} (bcm needs spike-rate traces: use plastic_spiking)")
         return value
 
 
 class HebbianMLPConfig(_Strict):
     """Non-spiking Hebbian network (Najarro & Risi 2020): ``obs -> hidden... -> act``, tanh units, no
-    biases, every synapse plastic by the ABCD rule with its own learning rate."""
+    biases, every synapse plastic by the ABCD rule with its own learning rate (or by Oja's rule, or by a
+    rule added with :func:`~plasticrl.plasticity.register_rule`)."""
 
     kind: Literal["hebbian_mlp"] = "hebbian_mlp"
     hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [128, 64])

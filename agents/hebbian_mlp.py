@@ -289,10 +289,11 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
     def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
         """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments (``kind "mlp"``: those of
         :func:`~plasticrl.agents.plastic_kernel.mlp_act_kernel` and ``learn_kernel``) with ``kernel: fused``,
-        else ``None`` (with ``reward_input`` the caller writes the reward column). Random per-episode
+        else ``None`` (also for a registered rule, whose numba block runs from Python; with ``reward_input``
+        the caller writes the reward column). Random per-episode
         initial weights are drawn at the reset before this call; the arguments hold them (for the finite
         guard) until the next reset."""
-        if self._fused is None:
+        if self._fused is None or not self._fused.one_call_per_step:
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.plasticity.rules import get_rule, numba_update_of
 
 try:  # the kernels are compiled only when numba is there; fused_unsupported works without it
     import numba as _numba
@@ -49,6 +50,8 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching require_nu
 NUMBA_HINT = 'policy.kernel "fused" needs numba: pip install "plasticrl[fast]" (or use kernel: torch)'
 
 _RULE_CODES = {"bcm": 0, "oja": 1, "hebbian_abcd": 2}
+#: A registered rule with a numba block: the block computes the change before learn_kernel applies it.
+_PRECOMPUTED = 3
 _MODULATION_CODES = {"none": 0, "reward": 1, "rpe": 2}
 _BOUND_CODES = {"none": 0, "clip": 1, "normalise": 2}
 _TORCH_OK = "kernel: torch (every option), or kernel: auto (picks torch here)"
@@ -79,6 +82,10 @@ def fused_unsupported(config, device: str | torch.device = "cpu", genome=None) -
         out.extend(_spiking_unsupported(config, genome))
     p = config.plasticity
     if p.rule != "none":
+        if p.rule not in _RULE_CODES and numba_update_of(p.rule) is None:
+            built_in = [r for r in _RULE_CODES if config.kind != "hebbian_mlp" or r != "bcm"]
+            out.append(f"plasticity.rule: {p.rule!r} (registered without a numba_update block; fused covers "
+                       f"{', '.join(built_in)}, none and rules registered with one)")
         if p.modulation not in _MODULATION_CODES:
             out.append(f"plasticity.modulation: {p.modulation!r} (fused covers {', '.join(_MODULATION_CODES)})")
         if p.eligibility_tau is not None:
@@ -98,9 +105,6 @@ def _spiking_unsupported(cfg, genome) -> list[str]:
         out.append(f"input_plasticity.rule: {cfg.input_plasticity.rule!r} (fused covers none)")
     if cfg.neuron.refractory > 0.0:
         out.append(f"neuron.refractory: {cfg.neuron.refractory!r} (fused covers only 0)")
-    p = cfg.plasticity
-    if p.rule != "none" and p.rule not in _RULE_CODES:
-        out.append(f"plasticity.rule: {p.rule!r} (fused covers {', '.join(_RULE_CODES)}, none)")
     if genome is not None:
         searched = {g.name for g in genome.groups if g.searched}
         for name in sorted(searched):
@@ -430,6 +434,16 @@ def _abcd_block(Wn, En, Ta, Tb, Tc, Td, x, y, m, use_m, clip, lo, hi):
                 w_row[j] = _clip(w_row[j] + _gate(d, use_m, m), clip, lo, hi)
 
 
+def _precomputed_block(Wn, Dn, m, use_m, clip, lo, hi):
+    # a registered rule's change D (its numba block ran before this kernel), then [m]
+    n_out, n_pre = Wn.shape
+    for i in range(n_out):
+        w_row = Wn[i]
+        d_row = Dn[i]
+        for j in range(n_pre):
+            w_row[j] = _clip(w_row[j] + _gate(d_row[j], use_m, m), clip, lo, hi)
+
+
 def _all_finite(Wn):
     ok = True
     for i in range(Wn.shape[0]):
@@ -464,7 +478,7 @@ def _normalise_block(Wn, limit, eps):
 
 
 def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre, post, theta,
-              eta, cA, cB, cC, cD, plastic, bounds, limit, eps, theta_keep, theta_w, invalid):
+              eta, cA, cB, cC, cD, delta, plastic, bounds, limit, eps, theta_keep, theta_w, invalid):
     N = reward.shape[0]
     L = len(W)
     neg_limit = -limit
@@ -489,6 +503,8 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
                 _bcm_block(Wn, En, x, y, theta[l][n], m, use_m, clip, neg_limit, limit)
             elif rule == 1:
                 _oja_block(Wn, En, x, y, m, use_m, clip, neg_limit, limit)
+            elif rule == 3:
+                _precomputed_block(Wn, delta[l][n], m, use_m, clip, neg_limit, limit)
             else:
                 _abcd_block(Wn, En, cA[l][n], cB[l][n], cC[l][n], cD[l][n], x, y, m, use_m, clip,
                             neg_limit, limit)
@@ -511,6 +527,7 @@ if _numba is not None:
     _bcm_block = _numba.njit(cache=True, error_model="numpy")(_bcm_block)
     _oja_block = _numba.njit(cache=True, error_model="numpy")(_oja_block)
     _abcd_block = _numba.njit(cache=True, error_model="numpy")(_abcd_block)
+    _precomputed_block = _numba.njit(cache=True, error_model="numpy")(_precomputed_block)
     _all_finite = _numba.njit(cache=True, error_model="numpy")(_all_finite)
     _normalise_block = _numba.njit(cache=True, error_model="numpy")(_normalise_block)
     _clip = _numba.njit(cache=True, inline="always")(_clip)
@@ -565,7 +582,9 @@ class _FusedGlue:
         self.L = L = policy.num_layers
         self.plastic_set = set(policy.plastic_layers)
         self.plastic = np.array([l in self.plastic_set for l in range(L)], dtype=np.bool_)
-        self.rule = _RULE_CODES.get(policy.rule, 0) if policy.rule else 0
+        self.rule = _RULE_CODES.get(policy.rule, _PRECOMPUTED) if policy.rule else 0
+        # a registered rule's numba block, run from Python before learn_kernel (which then adds its change)
+        self.rule_update = numba_update_of(policy.rule) if self.rule == _PRECOMPUTED else None
         self.modulation = _MODULATION_CODES[policy.modulation] if policy.plastic_layers else 0
         self.bounds = _BOUND_CODES[p.bounds]
         self.rpe_rate = f(p.rpe_rate)
@@ -598,6 +617,11 @@ class _FusedGlue:
 
         self.eta = coeff("eta")
         self.cA, self.cB, self.cC, self.cD = (coeff(c) for c in "ABCD")
+        if self.rule_update is not None:  # the registered rule's own coefficients, in its spec's order
+            names = get_rule(self.policy.rule).coefficients
+            self.rule_coefficients = tuple(
+                tuple(_np(coeffs[l][c]) for c in names) if l in self.plastic_set else () for l in range(self.L))
+        self.delta = tuple([self._empty3] * self.L)
         self._leaves = None
 
     def set_initial_weights(self) -> None:
@@ -634,18 +658,36 @@ class _FusedGlue:
             )
 
     # -- control step ------------------------------------------------------------------------
+    @property
+    def one_call_per_step(self) -> bool:
+        """Whether the rollout loop may run this policy's act and learn inside its compiled step
+        (:meth:`step_arguments`): not with a registered rule, whose numba block runs from Python."""
+        return self.rule_update is None
+
     def learn(self, reward: torch.Tensor) -> None:
         """One control step of plasticity (the policy has checked that a rule is on)."""
         self._check_grad(reward)
         self._sync()
+        if self.rule_update is not None:
+            self._registered_rule_changes()
         learn_kernel(*self.learn_arguments(reward.detach().contiguous().numpy()))
+
+    def _registered_rule_changes(self) -> None:
+        # the registered rule's block writes each plastic layer's change into delta, which learn_kernel
+        # then gates by the modulator and adds (buffers kept while the weights' shapes stay)
+        if any(self.delta[l].shape != self.W[l].shape for l in self.plastic_set):
+            self.delta = tuple(np.empty_like(self.W[l]) if l in self.plastic_set else self._empty3
+                               for l in range(self.L))
+        for l in self.plastic_set:
+            self.rule_update(self.pre[l], self.post[l], self.W[l], self.eta[l], self.rule_coefficients[l],
+                             self.delta[l])
 
     def learn_arguments(self, reward: np.ndarray) -> tuple:
         """The arguments of :func:`learn_kernel` for the reward array ``reward [N]`` (policy dtype), on the
         current state views (call :meth:`_sync` first)."""
         return (reward, self.modulation, self.mod_gain, self.baseline, self.rpe_rate, self.rule, self.W,
                 self.w_init, self.pre, self.post, self.theta, self.eta, self.cA, self.cB, self.cC, self.cD,
-                self.plastic, self.bounds, self.limit, self.eps, self.theta_keep, self.theta_w, self.invalid_np)
+                self.delta, self.plastic, self.bounds, self.limit, self.eps, self.theta_keep, self.theta_w, self.invalid_np)
 
     def step_arguments(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> tuple[tuple, tuple]:
         """The arguments of the ``act`` and ``learn`` kernels on caller-owned buffers, for a caller that runs

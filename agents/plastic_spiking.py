@@ -638,8 +638,9 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
 
     def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
         """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments with ``kernel: fused``, else
-        ``None`` (with ``reward_input`` the caller writes the reward column)."""
-        if self._fused is None:
+        ``None`` (also for a registered rule, whose numba block runs from Python; with ``reward_input``
+        the caller writes the reward column)."""
+        if self._fused is None or not self._fused.one_call_per_step:
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 
