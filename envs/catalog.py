@@ -1,24 +1,16 @@
-"""``catalog()``: everything a user can choose, as JSON-serialisable data (for ``plasticrl envs``)."""
+"""``catalog()``: everything a user can choose, as JSON-serialisable data (for ``plasticrl envs``), in the
+package's one JSON convention (:func:`plasticrl.io.json_safe`): tuples as lists, non-finite floats as
+``null`` (an unbounded range such as Ant's ``healthy_z_range`` reads ``[0.2, null]``)."""
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from plasticrl.io import json_safe
 
 from .perturb.morphology import segments
 from .perturb.spec import TYPES
 from .perturb.suites import SEVERITIES, SUITES, suite, suites_of
 from .registry import make_config, registered_max_episode_steps, supported_ids
-
-
-def _jsonable(value: Any) -> Any:
-    """Tuples to lists, non-finite floats to strings (JSON has no inf)."""
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def env_info(env_id: str) -> dict[str, Any]:
@@ -34,10 +26,10 @@ def env_info(env_id: str) -> dict[str, Any]:
         "action_dim": model.nu,
         "frame_skip": cfg.frame_skip,
         "max_episode_steps": registered_max_episode_steps(env_id),
-        "kwargs": _jsonable({"xml_file": cfg.task_cls.xml_file, "frame_skip": cfg.frame_skip,
+        "kwargs": json_safe({"xml_file": cfg.task_cls.xml_file, "frame_skip": cfg.frame_skip,
                              **cfg.task_cls.defaults}),
         "segments": segments(env_id),
-        "suites": {name: _jsonable(suite(env_id, name)) for name in suites_of(env_id)},
+        "suites": {name: json_safe(suite(env_id, name)) for name in suites_of(env_id)},
     }
 
 
@@ -45,7 +37,7 @@ def catalog() -> dict[str, Any]:
     """Envs (with their suites), perturbation types with parameters, suite names, severities."""
     return {
         "envs": [env_info(env_id) for env_id in supported_ids()],
-        "perturbations": [_jsonable(TYPES[name].describe()) for name in sorted(TYPES)],
+        "perturbations": [json_safe(TYPES[name].describe()) for name in sorted(TYPES)],
         "suites": list(SUITES),
         "severities": list(SEVERITIES),
     }

@@ -379,6 +379,10 @@ def test_catalog_is_json_and_lists_everything() -> None:
         expected |= set() if "Pendulum" in env["id"] else {"motor_failure"}
         assert set(env["suites"]) == expected
         assert env["segments"] == segments(env["id"])
+    # unbounded ranges in the one JSON convention: non-finite as null, never a string
+    kwargs = {e["id"]: e["kwargs"] for e in data["envs"]}
+    assert kwargs["Hopper-v5"]["healthy_z_range"] == [0.7, None]
+    assert kwargs["Humanoid-v5"]["contact_cost_range"] == [None, 10.0]
 
 
 @pytest.mark.parametrize("env_id", ["Ant-v5", "Hopper-v5", "Swimmer-v5", "InvertedPendulum-v5"])

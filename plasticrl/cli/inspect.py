@@ -1,7 +1,6 @@
 """Looking around: ``plasticrl envs`` (tasks, perturbations, suites), ``genome`` (a policy's parameter groups), ``bench``."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from plasticrl.cli.common import app, console, fail, load_yaml_file, os_error
 from plasticrl.errors import PlasticRLError
+from plasticrl.io import json_dumps
 
 
 @app.command()
@@ -21,7 +21,7 @@ def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-reada
 
     catalog = penvs.catalog()
     if as_json:
-        print(json.dumps(catalog, indent=2, default=str))
+        print(json_dumps(catalog, indent=2))
         return
     envs_table = Table(title="environments (natively batched; other Gymnasium ids use Gymnasium's vector env)")
     for col in ("id", "obs", "act", "limb segments", "novel conditions"):
@@ -127,7 +127,7 @@ def pretrained(as_json: bool = typer.Option(False, "--json", help="Print machine
 
     index = pretrained_index()
     if as_json:
-        print(json.dumps(index, indent=2))
+        print(json_dumps(index, indent=2))
         return
     table = Table(title="shipped agents: plasticrl eval pretrained:NAME ..., plasticrl.load('pretrained:NAME')")
     for col in ("name", "env", "env steps", "recorded score", "what it is"):
