@@ -287,6 +287,11 @@ class HebbianMLPConfig(_Strict):
     hidden: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [128, 64])
     plasticity: HebbianMLPPlasticityConfig = Field(default_factory=HebbianMLPPlasticityConfig)
     initial_weights: InitialWeightsConfig = Field(default_factory=InitialWeightsConfig)
+    action_scale: float = Field(
+        1.0, gt=0, le=1, description="action = mid + action_scale x half-range x tanh output: below 1 a "
+        "saturated output (which normalised random weights produce readily) stays inside the action bounds, "
+        "and its control cost falls with the square of the scale"
+    )
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()

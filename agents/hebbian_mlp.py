@@ -3,7 +3,7 @@
 Network per control step, no biases::
 
     x_0 = obs;  x_{l+1} = tanh(W_l x_l)      (every layer, the output too)
-    action = mid + half * x_L                 (x_L in [-1, 1], scaled to the action bounds)
+    action = mid + action_scale * half * x_L  (x_L in [-1, 1], scaled to the action bounds)
 
 The default shape is ``obs -> 128 -> 64 -> act``. Every synapse of the plastic layers
 (``plasticity.layers``: all by default) changes once per control step, after the env step, by
@@ -121,6 +121,8 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype,
                          config.reward_input, config.reward_input_scale)
         self.config = cfg = config
+        # action_scale < 1 keeps saturated tanh outputs inside the bounds (and their control cost down)
+        self._action_half = self._action_half * cfg.action_scale
         p = cfg.plasticity
         self.rule = None if p.rule == "none" else p.rule
         self.sizes = [self.input_dim, *cfg.hidden, act_dim]

@@ -96,6 +96,7 @@ CONFIGS = {
     "evolved_weights": {"initial_weights": {"kind": "evolved"}},
     "reward_input": {"reward_input": True, "reward_input_scale": 0.7, "plasticity": {"modulation": "reward"}},
     "one_hidden_layer": {"hidden": [16]},
+    "action_scale": {"action_scale": 0.3},
 }
 
 
@@ -103,6 +104,29 @@ CONFIGS = {
 def test_fused_matches_torch_for_rules_modulators_layers_and_draws(name):
     cfg = {"hidden": [12, 8], "initial_weights": RANDOM, **CONFIGS[name]}
     assert _run(_pair(cfg), steps=30, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel", ["torch", "fused"])
+def test_action_scale_shrinks_the_actions_about_the_mid_point_and_leaves_learning_alone(kernel):
+    # bounds [-2, 4]: mid 1, half-range 3; with action_scale 0.25 every action is 1 + 0.25 x 3 x tanh output
+    low, high = [-2.0] * ACT, [4.0] * ACT
+    cfg = {"hidden": [6], "kernel": kernel, "initial_weights": {"kind": "evolved"}}
+    policies = [HebbianMLPPolicy(OBS, ACT, low, high, {**cfg, "action_scale": scale}, dtype="float64")
+                for scale in (1.0, 0.25)]
+    genome = _genome(policies[0])
+    for policy in policies:
+        policy.load_genome(genome, episodes_per_member=E)
+        policy.reset()
+    g = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        obs = torch.randn(P * E, OBS, generator=g, dtype=torch.float64)
+        full, scaled = (policy.act(obs) for policy in policies)
+        torch.testing.assert_close(scaled, 1.0 + 0.25 * (full - 1.0), rtol=0, atol=1e-12)
+        reward = torch.randn(P * E, generator=g, dtype=torch.float64)
+        for policy in policies:
+            policy.learn(reward)
+    for w_full, w_scaled in zip(*(p.episode_state().network.weights for p in policies), strict=True):
+        torch.testing.assert_close(w_scaled, w_full, rtol=0, atol=0)  # the rule sees the tanh output
 
 
 def test_static_network_matches_and_stays_put():
