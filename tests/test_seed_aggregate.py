@@ -56,6 +56,19 @@ def test_identical_seeds_give_a_zero_width_interval_and_non_finite_cells_are_rem
     assert agg["retained"]["median"] == pytest.approx(0.5)  # 1/4, 2/4, 3/4 in both runs
 
 
+def test_pairs_of_settings_against_hand_values():
+    result = _result({"a_s0": [1.0, 5.0], "a_s1": [3.0, 7.0], "b_s0": [2.0, 4.0], "b_s1": [0.0, 8.0]},
+                     {"a_s0": 1.0, "a_s1": 1.0, "b_s0": 1.0, "b_s1": 1.0})
+    (pair,) = aggregate(result)["pairs"]["return"]
+    assert (pair["x"], pair["y"], pair["conditions"]) == ("a", "b", 2)
+    # P(a > b) per condition over the 2 x 2 run pairs: c0 {1, 3} vs {2, 0}: 3 of 4; c1 {5, 7} vs {4, 8}: 2 of 4
+    assert pair["probability_of_improvement"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    assert pair["probability_of_improvement_low"] <= 0.625 <= pair["probability_of_improvement_high"]
+    # paired by seed: s0 mean 3 - 3 = 0, s1 mean 5 - 4 = 1
+    assert pair["paired_seeds"] == [0, 1] and pair["paired_difference"] == pytest.approx(0.5)
+    assert pair["paired_difference_low"] == pytest.approx(0.0) and pair["paired_difference_high"] == pytest.approx(1.0)
+
+
 def test_plasticrl_report_writes_the_seed_aggregate(tmp_path):
     from test_eval_report import _tiny_agent
 

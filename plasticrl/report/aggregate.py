@@ -8,7 +8,8 @@ groups with the twins of the other seeds. A group needs at least two seeds. Scor
 return under each held-out condition (the task's own units, comparable within one env), and the
 retained fraction (condition / the run's own nominal). A (run, condition) cell whose score is not finite
 removes that condition from its group's aggregate; removed conditions are counted and named, never
-averaged over. rliable is an optional dependency: ``pip install "plasticrl[stats]"``.
+averaged over. Every two groups are also compared: rliable's probability of improvement, and their
+difference paired by seed. rliable is an optional dependency: ``pip install "plasticrl[stats]"``.
 """
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def _estimates(library: Any, matrices: dict[str, np.ndarray], func: Any, confide
 
 def aggregate(result: EvaluationResult | dict[str, Any], confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """Per seed group and score: IQM, mean and median with stratified bootstrap intervals (rliable), and
-    the performance profile (fraction of run x condition scores above each threshold, with intervals)."""
+    the performance profile (fraction of run x condition scores above each threshold, with intervals);
+    per two groups and score (``pairs``): the probability of improvement and the seed-paired difference."""
     library, metrics = _rliable()
     result = as_result(result)
     groups = seed_groups(list(result.agents))
@@ -109,6 +111,7 @@ def aggregate(result: EvaluationResult | dict[str, Any], confidence: float = 0.9
                 out["groups"][base][score][name] = float(points[base][k])
                 out["groups"][base][score][f"{name}_low"] = float(intervals[base][0, k])
                 out["groups"][base][score][f"{name}_high"] = float(intervals[base][1, k])
+        out.setdefault("pairs", {})[score] = _pairs(library, metrics, result, groups, score, confidence, seed)
         pooled = np.concatenate([m.ravel() for m in matrices.values()])
         taus = np.linspace(pooled.min(), pooled.max(), 41)
         profile = lambda x: (x.reshape(-1, 1) > taus).mean(axis=0)  # noqa: E731 - the score distribution
@@ -117,6 +120,45 @@ def aggregate(result: EvaluationResult | dict[str, Any], confidence: float = 0.9
             b: {"fraction": prof[b].tolist(), "low": prof_ci[b][0].tolist(), "high": prof_ci[b][1].tolist()}
             for b in matrices}}
     return out
+
+
+def _seed_of(label: str) -> int:
+    """The seed in a label's suffix (``NAME_s3`` -> 3; the unsuffixed ``NAME`` beside ``NAME_seed1`` -> -1)."""
+    m = SEED_PATTERN.match(label.partition("/")[0])
+    return int(m["seed"]) if m else -1
+
+
+def _pairs(library: Any, metrics: Any, result: EvaluationResult, groups: dict[str, list[str]], score: str,
+           confidence: float, seed: int) -> list[dict[str, Any]]:
+    """Every two seed groups compared on the conditions where all their runs' scores are finite: rliable's
+    probability of improvement P(x > y) (per condition, over run pairs, averaged over conditions; ties
+    count a half) with its stratified bootstrap interval, and the difference paired by seed (the mean over
+    those conditions of run ``x_s<k>`` minus that of ``y_s<k>``, for the seeds both have) with a bootstrap
+    interval over seeds."""
+    from plasticrl.eval.stats import bootstrap_mean
+
+    names = list(groups)
+    pairs = []
+    for i, x in enumerate(names):
+        for y in names[i + 1:]:
+            lx, ly = groups[x], groups[y]
+            scores, kept, _ = score_matrix(result, lx + ly, score)
+            entry: dict[str, Any] = {"x": x, "y": y, "conditions": len(kept)}
+            if kept:
+                sx, sy = scores[:len(lx)], scores[len(lx):]
+                point, interval = _estimates(library, {"pair": (sx, sy)}, metrics.probability_of_improvement,
+                                             confidence, seed)
+                entry.update(probability_of_improvement=float(point["pair"]),
+                             probability_of_improvement_low=float(np.ravel(interval["pair"])[0]),
+                             probability_of_improvement_high=float(np.ravel(interval["pair"])[1]))
+                by_seed_x = {_seed_of(lab): row.mean() for lab, row in zip(lx, sx)}
+                by_seed_y = {_seed_of(lab): row.mean() for lab, row in zip(ly, sy)}
+                common = sorted(set(by_seed_x) & set(by_seed_y))
+                diff = bootstrap_mean([by_seed_x[k] - by_seed_y[k] for k in common], confidence, seed=seed)
+                entry.update(paired_seeds=common, paired_difference=diff.estimate,
+                             paired_difference_low=diff.low, paired_difference_high=diff.high)
+            pairs.append(entry)
+    return pairs
 
 
 def profile_plot(agg: dict[str, Any], path: Path, env_id: str) -> Path | None:
@@ -175,6 +217,20 @@ def markdown(agg: dict[str, Any], image: str | None = None) -> str:
             removed = ", ".join(s["removed_conditions"]) or "-"
             lines.append(f"| {base} | {len(g['runs'])} | {s['conditions']} | {' | '.join(cells)} | {removed} |")
         lines.append("")
+        pairs = [q for q in agg.get("pairs", {}).get(score, []) if "probability_of_improvement" in q]
+        if pairs:
+            lines += [f"Pairs of settings on the conditions both have: rliable's probability of improvement "
+                      f"P(x > y) with its {conf}% stratified bootstrap interval, and x minus y paired by seed "
+                      f"(each run's mean over those conditions) with a {conf}% bootstrap interval over seeds.", "",
+                      f"| x | y | conditions | P(x > y) [{conf}% CI] | seeds paired | x - y [{conf}% CI] |",
+                      "| --- | --- | ---: | --- | ---: | --- |"]
+            for q in pairs:
+                poi = (f"{q['probability_of_improvement']:.2f} [{q['probability_of_improvement_low']:.2f}, "
+                       f"{q['probability_of_improvement_high']:.2f}]")
+                diff = (f"{num(q['paired_difference'])} [{num(q['paired_difference_low'])}, "
+                        f"{num(q['paired_difference_high'])}]" if q["paired_seeds"] else "-")
+                lines.append(f"| {q['x']} | {q['y']} | {q['conditions']} | {poi} | {len(q['paired_seeds'])} | {diff} |")
+            lines.append("")
     if image:
         lines += [f"![performance profiles]({image})", ""]
     return "\n".join(lines)
