@@ -12,6 +12,11 @@ layers, pre/post of the plastic layers, action sanitising) and the same :func:`l
 update is the same job for both policies, with ``pre``/``post`` the MLP's activities instead of
 spike traces.
 
+A rule added with :func:`~plasticrl.plasticity.register_rule` and a ``numba_update`` block runs here
+too: the glue calls the block per plastic layer (it writes the rule's change), then
+:func:`learn_kernel` gates that change by the modulator and applies bounds and guard as for the
+built-in rules. A registered rule without a block is left to the torch path.
+
 The maths and the order of operations are the torch path's, in the policy's dtype (no fastmath),
 so results agree to rounding: dense matvecs run through scipy's BLAS gemv rather than torch's
 bmm, the spiking layers' sparse sums in input order, and ``tanh``/``exp`` come from libm instead
@@ -503,7 +508,7 @@ def _learn_py(reward, modulation, mod_gain, baseline, rpe_rate, rule, W, W0, pre
                 _bcm_block(Wn, En, x, y, theta[l][n], m, use_m, clip, neg_limit, limit)
             elif rule == 1:
                 _oja_block(Wn, En, x, y, m, use_m, clip, neg_limit, limit)
-            elif rule == 3:
+            elif rule == 3:  # _PRECOMPUTED
                 _precomputed_block(Wn, delta[l][n], m, use_m, clip, neg_limit, limit)
             else:
                 _abcd_block(Wn, En, cA[l][n], cB[l][n], cC[l][n], cD[l][n], x, y, m, use_m, clip,
@@ -687,7 +692,8 @@ class _FusedGlue:
         current state views (call :meth:`_sync` first)."""
         return (reward, self.modulation, self.mod_gain, self.baseline, self.rpe_rate, self.rule, self.W,
                 self.w_init, self.pre, self.post, self.theta, self.eta, self.cA, self.cB, self.cC, self.cD,
-                self.delta, self.plastic, self.bounds, self.limit, self.eps, self.theta_keep, self.theta_w, self.invalid_np)
+                self.delta, self.plastic, self.bounds, self.limit, self.eps, self.theta_keep, self.theta_w,
+                self.invalid_np)
 
     def step_arguments(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> tuple[tuple, tuple]:
         """The arguments of the ``act`` and ``learn`` kernels on caller-owned buffers, for a caller that runs
