@@ -92,11 +92,6 @@ def numba_update_of(name: str) -> Callable[..., None] | None:
     return _NUMBA_UPDATES.get(name)
 
 
-def is_registered(name: str) -> bool:
-    """Whether ``name`` is a rule added with :func:`register_rule` (rather than a built-in one)."""
-    return name in _REGISTERED
-
-
 def get_rule(name: str) -> RuleSpec:
     """Look up a rule; an unknown name raises an error listing the valid ones."""
     check_choice("plasticity rule", name, RULES)
