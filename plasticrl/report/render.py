@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.io import json_dumps
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 #: lines of the render process's stderr that report progress to render_video
@@ -218,7 +219,7 @@ def render_video(agent: str | Path, out: str | Path, env_id: str | None = None, 
     if progress is not None:
         progress(0, steps)  # the inputs are valid; the render process takes seconds to start
     env = {**os.environ, "MUJOCO_GL": backend, "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", backend)}
-    proc = subprocess.Popen([sys.executable, "-m", "plasticrl.report.render", json.dumps(args)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "plasticrl.report.render", json_dumps(args)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # the child reports its progress on stderr as it goes ("progress DONE TOTAL", "encoding"); the rest
     # of stderr is kept for the error message
@@ -278,7 +279,7 @@ def _main(raw: str) -> None:
     except Exception as exc:  # noqa: BLE001 - e.g. ffmpeg refusing the codec: named, as one line
         _fail("encoder", f"{type(exc).__name__}: {exc}")
     summary.update({"out": a["out"], "backend": os.environ.get("MUJOCO_GL")})
-    print(json.dumps(summary))
+    print(json_dumps(summary))
 
 
 if __name__ == "__main__":

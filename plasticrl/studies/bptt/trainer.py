@@ -20,7 +20,6 @@ generator's state and the configs, so :meth:`BPTTTrainer.load_checkpoint` resume
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ from plasticrl.agents import PlasticSpikingPolicy
 from plasticrl.errors import PlasticRLError
 from plasticrl.studies.bptt.tasks import TemporalTask
 from plasticrl.studies.bptt.unroll import evaluate, unroll
-from plasticrl.io import atomic_torch_save, torch_load
+from plasticrl.io import atomic_torch_save, json_dumps, torch_load
 
 CHECKPOINT_FORMAT = "plasticrl.gradient.bptt/1"  # a format tag kept from the module it started in
 MetricsCallback = Callable[[dict[str, Any]], None]
@@ -190,9 +189,8 @@ class BPTTTrainer:
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             # Strict JSON: a non-finite value (a skipped step's gradient norm) is written as null.
-            safe = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
             with (self.run_dir / "metrics.jsonl").open("a") as fh:
-                fh.write(json.dumps(safe, allow_nan=False) + "\n")
+                fh.write(json_dumps(row) + "\n")
         for callback in self.callbacks:
             callback(row)  # e.g. a W&B run's log, or plasticrl.trainers.logger.RunLogger.log
 
