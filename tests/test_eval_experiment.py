@@ -18,19 +18,20 @@ TINY = ["train.generations=2", "es.params.population_size=4", "train.eval_every=
 def test_shipped_experiment_configs_validate(name, monkeypatch):
     monkeypatch.chdir(ROOT)
     spec = load_spec(ROOT / "configs" / "experiments" / name)
-    # every experiment compares a plastic agent with a static twin: trained (static_*, or hebbian_static_*),
-    # or its frozen twin (the same weights, learning rates 0)
-    assert any(label.startswith("plastic") for label in spec.agents)
+    # every experiment compares a plastic agent (a policy with a plasticity rule) with a static twin: trained
+    # (static_*, or hebbian_static_*), or its frozen twin (the same weights, learning rates 0)
+    from plasticrl.config import load_config
+
+    configs = {label: load_config(agent.config, [f"env.id={spec.env.id}", *agent.overrides])
+               for label, agent in spec.agents.items()}
+    assert any(getattr(getattr(cfg.policy, "plasticity", None), "rule", "none") != "none" for cfg in configs.values())
     assert any("static" in label.split("_") for label in spec.agents) or spec.eval.frozen_twins
     # Training may randomise (train) or damage other limbs (damage, front_legs_short), never apply an
     # evaluated condition; the exception is Dittrich et al.'s motor-failure protocol, which measures
     # recovery from the failures it trains on (its suite is evaluated in distribution by design).
-    from plasticrl.config import load_config
-
     allowed = {None, "train", "damage", "front_legs_short"} | ({"motor_failure"} if spec.eval.suite == "motor_failure"
                                                                else set())
-    for agent in spec.agents.values():
-        cfg = load_config(agent.config, [f"env.id={spec.env.id}", *agent.overrides])
+    for cfg in configs.values():
         assert (spec.env.train_perturbation or cfg.env.train_perturbation) in allowed
         if cfg.train.init_agent is not None:  # fine-tuning starts from another agent of the same experiment
             # or from an agent shipped with plasticrl (its config, budget and score recorded in the index)
