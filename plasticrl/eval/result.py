@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from plasticrl.eval.settings import CONFIDENCE
@@ -410,12 +411,24 @@ class EvaluationResult:
         """The rows of ``agent``, in condition order."""
         return [r for r in self.rows if r.agent == agent]
 
+    @cached_property
+    def _row_index(self) -> dict[tuple[str, str], ConditionSummary]:
+        # built once per result (the rows never change); the first row of a pair wins, as a scan would
+        index: dict[tuple[str, str], ConditionSummary] = {}
+        for r in self.rows:
+            index.setdefault((r.agent, r.condition), r)
+        return index
+
     def row(self, agent: str, condition: str) -> ConditionSummary:
         """The row of ``agent`` under ``condition`` (``KeyError`` when there is none)."""
-        for r in self.rows:
-            if r.agent == agent and r.condition == condition:
-                return r
-        raise KeyError((agent, condition))
+        try:
+            return self._row_index[(agent, condition)]
+        except KeyError:
+            raise KeyError((agent, condition)) from None
+
+    def has_row(self, agent: str, condition: str) -> bool:
+        """Whether ``agent`` was evaluated under ``condition``."""
+        return (agent, condition) in self._row_index
 
     @property
     def held_out_conditions(self) -> list[str]:

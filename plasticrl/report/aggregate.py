@@ -48,11 +48,10 @@ def score_matrix(result: EvaluationResult | dict[str, Any], labels: list[str],
     """``[runs, conditions]`` scores of ``labels`` over the held-out conditions they all have, the kept
     condition names, and the names removed because some run's score there is not finite."""
     result = as_result(result)
-    by = {(r.agent, r.condition): r for r in result.rows}
-    conds = [c for c in result.held_out_conditions if all((lab, c) in by for lab in labels)]
+    conds = [c for c in result.held_out_conditions if all(result.has_row(lab, c) for lab in labels)]
 
     def value(label: str, cond: str) -> float:
-        row = by[(label, cond)]
+        row = result.row(label, cond)
         v = row.mean_return if score == "return" else row.retained
         return math.nan if v is None else float(v)
 

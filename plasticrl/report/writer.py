@@ -220,10 +220,9 @@ def markdown(result: Result, images: list[str] | None = None) -> str:
                   "| agent | condition | switch step | pre-switch reward/step | time to recover | "
                   f"recovered within {QUICK_RECOVERY_STEPS} steps (episodes) |",
                   "| --- | --- | ---: | ---: | ---: | ---: |"]
-        rows = {(r.agent, r.condition): r for r in result.rows}
         for c in result.curves:
             ttr = "never" if c.time_to_recover is None else str(c.time_to_recover)
-            row = rows.get((c.agent, c.condition))
+            row = result.row(c.agent, c.condition) if result.has_row(c.agent, c.condition) else None
             quick = row.after_switch.recovered_within(QUICK_RECOVERY_STEPS) if row and row.after_switch else None
             quick_text = "-" if quick is None else f"{quick[0]}/{quick[1]}"
             lines.append(f"| {c.agent} | {c.condition} | {c.switch_step} | "
