@@ -19,6 +19,10 @@ per core (``train.threads``), reported beside the model's prediction as ``measur
 
     python bench/bench_loop_matrix.py                                   # the full matrix (long)
     python bench/bench_loop_matrix.py --envs HalfCheetah-v5 --populations 64 256 --generations 3
+
+A cell's ``peak_rss_mib`` is its whole benchmark process, ceilings included (each ceiling holds P MuJoCo
+instances of its own, and freed memory is not always returned to the system); ``memory`` gives the training
+loop's own peak at the largest P (``bench_train_loop.py --loop-only``).
 """
 from __future__ import annotations
 
@@ -59,6 +63,23 @@ def run_cell(env: str, population: int, threads: int, policy: str, args: argpars
             "peak_rss_mib": round(report["peak_rss_mib"], 1),
             "load_average_before": [round(x, 2) for x in load_before],
             "load_average_after": [round(x, 2) for x in report["load_average"]]}
+
+
+def memory_cell(env: str, population: int, policy: str, args: argparse.Namespace, shards: int) -> dict:
+    """The training loop's own peak resident memory (``bench_train_loop.py --loop-only``: no ceilings, whose
+    MuJoCo instances the loop cells' ``peak_rss_mib`` includes), on every CPU the matrix may use."""
+    cmd = [sys.executable, str(HERE / "bench_train_loop.py"), "--env", env, "--population", str(population),
+           "--policies", POLICY_NAMES[policy], "--generations", str(args.generations), "--shards", str(shards),
+           "--loop-only"]
+    if args.episode_steps is not None:
+        cmd += ["--episode-steps", str(args.episode_steps)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"env": env, "population": population, "policy": policy, "shards": shards,
+                "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    (row,) = json.loads(proc.stdout)["results"].values()
+    return {"env": env, "population": population, "policy": policy, "shards": shards,
+            "loop_peak_rss_mib": row["peak_rss_mib"], "loop_steps_per_s": row["whole_loop_steps_per_s"]}
 
 
 def cost_model(cells: list[dict]) -> list[dict]:
@@ -116,8 +137,15 @@ def main() -> None:
                         cell = run_cell(env, population, threads, policy, args, shards)
                         print(json.dumps(cell), file=sys.stderr, flush=True)  # progress
                         cells.append(cell)
+    # the loop's own memory at the largest population, one batched env and one shard per core
+    memory = []
+    for env in args.envs:
+        for policy in args.policies:
+            for shards in sorted({1, min(max(args.threads), available)}):
+                memory.append(memory_cell(env, max(args.populations), policy, args, shards))
+                print(json.dumps(memory[-1]), file=sys.stderr, flush=True)
     print(json.dumps({"benchmark": "whole_loop_matrix", "cpu_count": os.cpu_count(),
-                      "episode_steps": args.episode_steps, "cells": cells,
+                      "episode_steps": args.episode_steps, "cells": cells, "memory": memory,
                       "cost_model": cost_model(cells)}, indent=2))
 
 

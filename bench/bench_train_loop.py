@@ -20,12 +20,14 @@ would take alone.
     python bench/bench_train_loop.py                       # HalfCheetah-v5, P = 64
     python bench/bench_train_loop.py --env Ant-v5 --generations 3 --repeats 5
     python bench/bench_train_loop.py --shards 2             # population shards on 2 threads (train.threads)
+    python bench/bench_train_loop.py --population 1024 --loop-only   # the loop's own peak memory
     python bench/bench_train_loop.py --env Ant-v5 --shards 2 --policies hebbian_random_mlp_fused \
         --overrides "env.kwargs={include_cfrc_ext_in_observation: false}"   # configs/ant/hebbian_random_mlp.yaml
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -150,9 +152,10 @@ def replayed_physics_steps_per_s(env_id: str, rec: _Recorder, final_qpos: np.nda
 
 def loop_steps_per_s(env_id: str, population: int, generations: int, policy: list[str],
                      device: str = "cpu", shards: int = 1, episode_steps: int | None = None,
-                     extra: list[str] | None = None) -> dict:
+                     extra: list[str] | None = None, replay: bool = True) -> dict:
     """Whole-loop env steps per second (and per CPU-second) of ``generations`` ES generations;
-    ``extra``: more config overrides (``key=value``), applied last."""
+    ``extra``: more config overrides (``key=value``), applied last; ``replay``: also replay the last
+    generation's controls through the ceiling's physics (``replayed_physics_steps_per_s``, else NaN)."""
     overrides = [f"env.id={env_id}", f"device={device}", "es.algorithm=pgpe",
                  f"es.params={{population_size: {population}, stdev_init: 0.1}}",
                  f"train.generations={generations}", f"train.eval_every={generations + 1}",
@@ -167,12 +170,10 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
         cpu_stamps.append(time.process_time())
         rows.append(row)
 
-    with tempfile.TemporaryDirectory() as tmp, _Recorder(population) as rec:
+    # without the replay nothing is recorded: the recorded controls would count in the loop's memory
+    rec = _Recorder(population) if replay else None
+    with tempfile.TemporaryDirectory() as tmp, rec if rec is not None else contextlib.nullcontext():
         ESTrainer(load_config(None, overrides), Path(tmp) / "run", on_generation=on_generation).train()
-    # The training env is idle after its last generation (the final centre evaluation runs in
-    # an env of its own), so when it closes its instances still hold the states that generation
-    # ended in.
-    final_qpos = rec.final_qpos
     # The first generation pays one-off warm-up costs; the trainer always evaluates the centre
     # after its last generation, and that evaluation is not part of the loop being measured.
     timed = [r for r in rows[1:] if "eval_return_mean" not in r]
@@ -183,8 +184,11 @@ def loop_steps_per_s(env_id: str, population: int, generations: int, policy: lis
     cpu_seconds = sum(cpu_stamps[i + 1] - cpu_stamps[i] for i in range(1, len(rows))
                       if "eval_return_mean" not in rows[i])
     # with shards the training env is several envs, whose controls the recorder does not collect: no replay
-    replay = (replayed_physics_steps_per_s(env_id, rec, final_qpos) if shards == 1 and rec.replayable
-              else float("nan"))
+    # The training env is idle after its last generation (the final centre evaluation runs in
+    # an env of its own), so when it closed its instances still held the states that generation
+    # ended in (rec.final_qpos).
+    replay = (replayed_physics_steps_per_s(env_id, rec, rec.final_qpos)
+              if rec is not None and shards == 1 and rec.replayable else float("nan"))
     return {"whole_loop_steps_per_s": steps / seconds, "whole_loop_steps_per_cpu_s": steps / cpu_seconds,
             "rollout_only_steps_per_s":
             float(np.mean([r["env_steps_per_s"] for r in timed])), "generations_timed": len(timed),
@@ -223,6 +227,20 @@ def between_ceilings(env_id: str, population: int, ceiling_steps: int, measure: 
     return out
 
 
+def print_loop_only(args: argparse.Namespace) -> None:
+    """``--loop-only``: each policy's loop alone (no ceilings, no replay), with the peak RSS it reached."""
+    results = {}
+    for name in args.policies:
+        row = loop_steps_per_s(args.env, args.population, args.generations, POLICIES[name], args.device,
+                               args.shards, args.episode_steps, args.overrides, replay=False)
+        results[name] = {"whole_loop_steps_per_s": round(row["whole_loop_steps_per_s"], 1),
+                         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+    print(json.dumps({"benchmark": "whole_es_loop_memory", "env": args.env, "population": args.population,
+                      "device": args.device, "cpu_count": os.cpu_count(), "shards": args.shards,
+                      "episode_steps": args.episode_steps, "load_average": os.getloadavg(),
+                      "results": results}, indent=2))
+
+
 def main() -> None:
     parser = common_arguments(__doc__)
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
@@ -232,7 +250,13 @@ def main() -> None:
                         "end on that many threads (1: one batched env whose physics uses every CPU)")
     parser.add_argument("--overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more config overrides, applied last (e.g. the env's kwargs)")
+    parser.add_argument("--loop-only", action="store_true", help="run the loop once, without the ceilings and "
+                        "the replay, and print its speed and this process's peak resident memory: the memory of "
+                        "training itself (the ceilings' MuJoCo instances would otherwise count)")
     args = parser.parse_args()
+    if args.loop_only:
+        print_loop_only(args)
+        return
     results = {}
     for name in args.policies:
         repeats = []
