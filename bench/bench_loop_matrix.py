@@ -37,14 +37,20 @@ POLICY_NAMES = {"plastic_fused": "plastic_bcm_reward_fused", "linear": "linear"}
 HERE = Path(__file__).resolve().parent
 
 
+def loop_command(env: str, population: int, policy: str, args: argparse.Namespace, shards: int) -> list[str]:
+    """``bench_train_loop.py``'s command line for one policy, task, population and shard count."""
+    cmd = [sys.executable, str(HERE / "bench_train_loop.py"), "--env", env, "--population", str(population),
+           "--policies", POLICY_NAMES[policy], "--generations", str(args.generations), "--shards", str(shards)]
+    if args.episode_steps is not None:
+        cmd += ["--episode-steps", str(args.episode_steps)]
+    return cmd
+
+
 def run_cell(env: str, population: int, threads: int, policy: str, args: argparse.Namespace,
              shards: int = 1) -> dict:
     cpus = sorted(os.sched_getaffinity(0))[:threads]
-    cmd = [sys.executable, str(HERE / "bench_train_loop.py"), "--env", env, "--population", str(population),
-           "--policies", POLICY_NAMES[policy], "--generations", str(args.generations), "--repeats",
-           str(args.repeats), "--ceiling-steps", str(args.ceiling_steps), "--shards", str(shards)]
-    if args.episode_steps is not None:
-        cmd += ["--episode-steps", str(args.episode_steps)]
+    cmd = loop_command(env, population, policy, args, shards) + [
+        "--repeats", str(args.repeats), "--ceiling-steps", str(args.ceiling_steps)]
     load_before = os.getloadavg()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
                           preexec_fn=lambda: os.sched_setaffinity(0, cpus))
@@ -68,11 +74,7 @@ def run_cell(env: str, population: int, threads: int, policy: str, args: argpars
 def memory_cell(env: str, population: int, policy: str, args: argparse.Namespace, shards: int) -> dict:
     """The training loop's own peak resident memory (``bench_train_loop.py --loop-only``: no ceilings, whose
     MuJoCo instances the loop cells' ``peak_rss_mib`` includes), on every CPU the matrix may use."""
-    cmd = [sys.executable, str(HERE / "bench_train_loop.py"), "--env", env, "--population", str(population),
-           "--policies", POLICY_NAMES[policy], "--generations", str(args.generations), "--shards", str(shards),
-           "--loop-only"]
-    if args.episode_steps is not None:
-        cmd += ["--episode-steps", str(args.episode_steps)]
+    cmd = loop_command(env, population, policy, args, shards) + ["--loop-only"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"env": env, "population": population, "policy": policy, "shards": shards,

@@ -228,7 +228,9 @@ def between_ceilings(env_id: str, population: int, ceiling_steps: int, measure: 
 
 
 def print_loop_only(args: argparse.Namespace) -> None:
-    """``--loop-only``: each policy's loop alone (no ceilings, no replay), with the peak RSS it reached."""
+    """``--loop-only``: each policy's loop alone (no ceilings, no replay), with the process's peak RSS so far
+    (a high-water mark: with several policies each figure covers those before it too; give one policy for its
+    own peak, as ``bench_loop_matrix.py`` does)."""
     results = {}
     for name in args.policies:
         row = loop_steps_per_s(args.env, args.population, args.generations, POLICIES[name], args.device,

@@ -21,10 +21,11 @@ def test_shipped_experiment_configs_validate(name, monkeypatch):
     # every experiment compares a plastic agent (a policy with a plasticity rule) with a static twin: trained
     # (static_*, or hebbian_static_*), or its frozen twin (the same weights, learning rates 0)
     from plasticrl.config import load_config
+    from plasticrl.rollouts.saved_agent import has_plasticity
 
     configs = {label: load_config(agent.config, [f"env.id={spec.env.id}", *agent.overrides])
                for label, agent in spec.agents.items()}
-    assert any(getattr(getattr(cfg.policy, "plasticity", None), "rule", "none") != "none" for cfg in configs.values())
+    assert any(has_plasticity(cfg.policy) for cfg in configs.values())
     assert any("static" in label.split("_") for label in spec.agents) or spec.eval.frozen_twins
     # Training may randomise (train) or damage other limbs (damage, front_legs_short), never apply an
     # evaluated condition; the exception is Dittrich et al.'s motor-failure protocol, which measures
