@@ -16,6 +16,15 @@ wrapped takes that path), as the loop did before.
 This explains the whole-loop ratio of bench_train_loop.py: physics runs on every core, everything
 else on the main thread while the physics waits.
 
+The physics inside the loop costs more than the ceiling's, for two reasons this benchmark separates. Each
+timed rollout's start states and controls are recorded and replayed through the ceiling's physics
+(``bench_envs.Ceiling``, same threads) with nothing between the steps (``physics_replayed``: the same
+trajectories, checked to end in the same states), and the ceiling's own uniform random actions are stepped
+from the same start states (``physics_random_actions``). ``physics - physics_replayed`` is what the work
+between the physics calls costs the physics (caches refilled after the policy and the task code ran);
+``physics_replayed - physics_random_actions`` is what the policy's trajectories cost beyond random
+actions (other states, other contacts).
+
     python bench/bench_step_breakdown.py                   # kernel: fused
     python bench/bench_step_breakdown.py --kernel torch --repeats 5
 """
@@ -33,7 +42,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train_loop import POLICIES  # noqa: E402  (the loop benchmark's policy overrides)
+from bench_envs import Ceiling, ceiling_backend  # noqa: E402  (the ceiling's physics)
+from bench_train_loop import POLICIES, _Recorder, replayed_physics_steps_per_s  # noqa: E402
 
 from plasticrl.config import load_config  # noqa: E402
 from plasticrl.envs.engine import default_num_threads  # noqa: E402
@@ -52,6 +62,20 @@ def _timed(obj, name: str, key: str, totals: dict[str, float]) -> None:
             totals[key] += time.perf_counter() - start
 
     setattr(obj, name, wrapper)
+
+
+def random_actions_us_per_step(env_id: str, rec: _Recorder, seed: int) -> float:
+    """Microseconds per control step of the ceiling's physics stepping uniform random actions (its
+    benchmark's actions) for as many steps as ``rec`` recorded, from ``rec``'s start states."""
+    ceiling = Ceiling(env_id, rec.rows, default_num_threads(), ceiling_backend())
+    ceiling.set_states(rec.starts)
+    actions = np.random.default_rng(seed).uniform(-1.0, 1.0, (len(rec.controls), rec.rows, ceiling.nu))
+    start = time.perf_counter()
+    for a in actions:
+        ceiling.step(a)
+    elapsed = time.perf_counter() - start
+    ceiling.close()
+    return elapsed / len(actions) * 1e6
 
 
 def main() -> None:
@@ -88,9 +112,12 @@ def main() -> None:
     per_repeat = []
     for repeat in range(args.repeats + 1):
         totals.clear()
-        start = time.perf_counter()
-        result = rollout(policy, env, genomes, 1, seed=repeat, collect_obs_moments=True)
-        elapsed = time.perf_counter() - start
+        with _Recorder(args.population) as rec:
+            start = time.perf_counter()
+            result = rollout(policy, env, genomes, 1, seed=repeat, collect_obs_moments=True)
+            elapsed = time.perf_counter() - start
+        replayable = rec.replayable and rec.env is env
+        final_qpos = np.stack([d.qpos.copy() for d in env.pool.datas]) if replayable else None
         steps = result.env_steps / args.population
         us = defaultdict(float, {k: v / steps * 1e6 for k, v in totals.items()})
         row = {
@@ -101,6 +128,11 @@ def main() -> None:
             "env_observe": us["env_observe"], "env_reward": us["env_reward"],
             "env_task_compiled": us["env_task_compiled"],
             "env_perturbation_infos": us["env_perturbation_infos"],
+            # (NaN where an episode ended inside the rollout: its autoresets are not replayed)
+            "physics_replayed": (args.population / replayed_physics_steps_per_s(args.env, rec, final_qpos) * 1e6
+                                 if replayable else float("nan")),
+            "physics_random_actions": (random_actions_us_per_step(args.env, rec, repeat)
+                                       if replayable else float("nan")),
             "rollout_bookkeeping": elapsed / steps * 1e6 - us["act"] - us["learn"] - us["compiled_step"]
                                    - us["env_step_async"] - us["env_step_wait"],
         }
