@@ -94,6 +94,31 @@ def test_init_agent_starts_the_search_from_a_saved_agent(tmp_path):
         ESTrainer(tiny(f"train.init_agent={tmp_path / 'missing.pt'}"), tmp_path / "fourth")._fresh_state()
 
 
+def test_train_refuses_a_mismatched_init_agent_before_any_run_directory(tmp_path):
+    """An agent to start from that does not fit the policy (or does not exist) is one line naming both
+    genome sizes (or the file), and no run directory appears."""
+    from cli_checks import assert_one_line_error, entries
+
+    ESTrainer(tiny("train.generations=1"), tmp_path / "first").train()
+    agent = tmp_path / "first" / "final_agent.pt"
+    size = torch_load(agent)["genome"].numel()
+    other = ESTrainer(tiny("policy.hidden=[4]"), tmp_path / "probe").dim
+    assert other != size
+    for init, named in [(agent, (f"genome of size {size}", f"has {other} entries")),
+                        (tmp_path / "missing.pt", ("missing.pt", "does not exist"))]:
+        out = tmp_path / "out"
+        res = CliRunner().invoke(app, ["train", *TINY, "policy.hidden=[4]", f"train.init_agent={init}",
+                                       "--out", str(out), "--quiet", "--wandb-mode", "disabled"])
+        assert_one_line_error(res, "train.init_agent" if init == agent else "agent file", *named)
+        assert entries(out) == []
+    # a resume starts from its checkpoint: the agent it started from may have moved since
+    ESTrainer(tiny("train.generations=1", f"train.init_agent={agent}"), tmp_path / "resumed").train()
+    agent.rename(tmp_path / "moved.pt")
+    res = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "resumed"), "train.generations=2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "resumed" / "summary.json").read_text())["generations"] == 2
+
+
 @pytest.mark.slow
 def test_kill_then_resume_equals_straight_run(tmp_path):
     args = TINY + ["train.generations=8", "env.max_episode_steps=150"]

@@ -181,7 +181,7 @@ def train(
             for key, value in parse_overrides(overrides):
                 set_dotted(data, key, value)
             cfg = config_from_dict(data, "resumed config")
-            check_config(cfg, force=force)  # e.g. a --ray-address where nobody listens, before anything is written
+            check_config(cfg, force=force, resuming=True)  # e.g. a --ray-address where nobody listens
             run_dir = resume
         else:
             cfg = load_config(config_path, overrides)

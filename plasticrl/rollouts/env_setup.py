@@ -67,13 +67,14 @@ def check_training_condition(env_id: str, spec: Any) -> None:
                              f"{', '.join(TRAINING_DISTRIBUTIONS)} or one perturbation ({exc})") from None
 
 
-def check_config(config: ExperimentConfig, force: bool = False) -> None:
+def check_config(config: ExperimentConfig, force: bool = False, resuming: bool = False) -> None:
     """Raise :class:`~plasticrl.errors.PlasticRLError` for any setting that would otherwise fail only
     once used: device, env id and keyword arguments, the policy on that env's spaces, the ES
-    hyper-parameters for that genome, the training perturbation, and a run that would need more
-    memory than the limit (:mod:`plasticrl.rollouts.memory`; ``force`` skips that guard). Call it
-    before a run directory is made or anything trains (it builds one env instance and one policy,
-    well under a second)."""
+    hyper-parameters for that genome, the agent ``train.init_agent`` starts from, the training
+    perturbation, and a run that would need more memory than the limit (:mod:`plasticrl.rollouts.memory`;
+    ``force`` skips that guard). ``resuming``: a resume starts from its checkpoint, so ``train.init_agent``
+    is not read (it may have moved since). Call it before a run directory is made or anything trains (it
+    builds one env instance and one policy, well under a second)."""
     from plasticrl.agents import make_policy
     from plasticrl.device import resolve_device
     from plasticrl.rollouts.memory import check_memory, training_estimate
@@ -88,6 +89,8 @@ def check_config(config: ExperimentConfig, force: bool = False) -> None:
             from plasticrl.es import make_es
 
             population = make_es(config.es.algorithm, policy.genome.dim, **dict(config.es.params)).population_size
+            if config.train.init_agent is not None and not resuming:  # the agent to start from must fit
+                load_initial_agent(config.train.init_agent, policy.genome.dim)
         if not force:
             hint = ("lower ppo.num_envs" if config.trainer == "ppo"
                     else "lower es.params.population_size or train.episodes_per_member")
@@ -98,6 +101,18 @@ def check_config(config: ExperimentConfig, force: bool = False) -> None:
         check_training_condition(config.env.id, config.env.train_perturbation)
     if config.distributed.backend == "ray" and config.distributed.address:
         check_ray_address(config.distributed.address)
+
+
+def load_initial_agent(path: str, genome_dim: int):
+    """The saved agent ``train.init_agent`` names, checked to fit a policy whose genome has ``genome_dim``
+    entries; :class:`~plasticrl.errors.PlasticRLError` (one line naming both sizes) if it does not."""
+    from plasticrl.rollouts.saved_agent import load
+
+    agent = load(path)
+    if agent.genome.numel() != genome_dim:
+        raise PlasticRLError(f"train.init_agent {str(path)!r} has a genome of size {agent.genome.numel()}; this "
+                             f"policy's genome has {genome_dim} entries (the same policy config is required)")
+    return agent
 
 
 #: seconds to wait for a Ray head to accept a connection (Ray itself retries for minutes)

@@ -27,14 +27,13 @@ from typing import Any
 
 import torch
 
-from plasticrl.rollouts.saved_agent import load as load_agent
 from plasticrl.rollouts.saved_agent import save_agent, training_metadata
 from plasticrl.config import ExperimentConfig, config_to_dict
 from plasticrl.errors import PlasticRLError
 from plasticrl.io import atomic_torch_save
 from plasticrl.es import make_es
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
-from plasticrl.rollouts.env_setup import training_reset_options
+from plasticrl.rollouts.env_setup import load_initial_agent, training_reset_options
 from plasticrl.trainers.evaluator import LocalEvaluator
 from plasticrl.rollouts.obs_norm import ObsNormalizer
 from plasticrl.trainers.lifecycle import (KILL_HOOK_ENV, Callback, RunLoop, RunState, TrainResult, default_wandb_id,
@@ -121,10 +120,7 @@ class ESTrainer(RunLoop):
     def _initial_agent(self, path: str, center: torch.Tensor, obs_norm: ObsNormalizer | None
                        ) -> tuple[torch.Tensor, ObsNormalizer | None]:
         """Genome and observation statistics of a saved agent, to fine-tune it (e.g. under damage)."""
-        agent = load_agent(path)
-        if agent.genome.numel() != center.numel():
-            raise PlasticRLError(f"train.init_agent {path!r} has a genome of size {agent.genome.numel()}; this "
-                                 f"policy's genome has {center.numel()} entries (the same policy config is required)")
+        agent = load_initial_agent(path, center.numel())
         if obs_norm is not None and agent.obs_norm is not None:
             obs_norm = agent.obs_norm
             obs_norm.clip = float(self.config.train.obs_clip)
