@@ -43,6 +43,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_envs import Ceiling, ceiling_backend  # noqa: E402  (the ceiling's physics)
+from bench_envs import _timed as _timed_steps  # noqa: E402  (a step function over an action sequence)
 from bench_train_loop import POLICIES, _Recorder, replayed_physics_steps_per_s  # noqa: E402
 
 from plasticrl.config import load_config  # noqa: E402
@@ -70,10 +71,7 @@ def random_actions_us_per_step(env_id: str, rec: _Recorder, seed: int) -> float:
     ceiling = Ceiling(env_id, rec.rows, default_num_threads(), ceiling_backend())
     ceiling.set_states(rec.starts)
     actions = np.random.default_rng(seed).uniform(-1.0, 1.0, (len(rec.controls), rec.rows, ceiling.nu))
-    start = time.perf_counter()
-    for a in actions:
-        ceiling.step(a)
-    elapsed = time.perf_counter() - start
+    elapsed = _timed_steps(ceiling.step, actions)
     ceiling.close()
     return elapsed / len(actions) * 1e6
 

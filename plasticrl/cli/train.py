@@ -125,7 +125,8 @@ def _demo_ending(configs: list, result, episodes: int) -> None:
     say("next:")
     say(f"  plasticrl eval {agent} --frozen-twins --suite novel --episodes 10   # the held-out damage suite, "
         "with the agent's frozen twin")
-    say(f"  plasticrl render {agent} --out {run_dir / 'video.mp4'}   # watch what it does after the flip (it stops; it does not turn round)")
+    say(f"  plasticrl render {agent} --out {run_dir / 'video.mp4'}   # watch what it does after the flip "
+        "(it stops; it does not turn round)")
     say("  plasticrl experiment configs/experiments/adaptation.yaml   # the full study: plastic vs recurrent "
         "memory vs an oracle that sees the goal (plasticrl configs lists the bundled configs)")
 

@@ -3,12 +3,15 @@ arguments and the reset options of training rollouts (nominal, one fixed perturb
 training distribution drawn per row or shared across a member's episodes)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from plasticrl.config import ExperimentConfig
 from plasticrl.errors import PlasticRLError
+
+if TYPE_CHECKING:
+    from plasticrl.rollouts.saved_agent import Agent
 
 
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
@@ -103,7 +106,7 @@ def check_config(config: ExperimentConfig, force: bool = False, resuming: bool =
         check_ray_address(config.distributed.address)
 
 
-def load_initial_agent(path: str, genome_dim: int):
+def load_initial_agent(path: str, genome_dim: int) -> Agent:
     """The saved agent ``train.init_agent`` names, checked to fit a policy whose genome has ``genome_dim``
     entries; :class:`~plasticrl.errors.PlasticRLError` (one line naming both sizes) if it does not."""
     from plasticrl.rollouts.saved_agent import load
