@@ -25,8 +25,11 @@ them from it, so the same episode gets the same weights in training, evaluation 
 With ``reward_input`` the policy also sees the previous step's reward: ``learn(reward)`` stores
 it per row, the next ``act(obs)`` appends ``reward_input_scale * reward`` to the observation as
 one more input (``input_dim = obs_dim + 1``), and ``reset`` zeroes it for the reset rows, so the
-first step of every episode sees 0. Subclasses implement ``_act``/``_learn``/``_reset`` on the
-full input; this class does the validation and the reward bookkeeping once for every kind.
+first step of every episode sees 0. With a context unit (``context_unit.enabled``,
+:class:`~plasticrl.agents.config.ContextUnitConfig`) the last input column is the unit's value ``c``,
+which starts every episode at ``initial`` and learns in ``learn``: ``c <- clip(c + eta * reward *
+sign(c), -1, 1)``. Subclasses implement ``_act``/``_learn``/``_reset`` on the full input; this class does
+the validation and the reward and context bookkeeping once for every kind.
 """
 from __future__ import annotations
 
@@ -45,7 +48,16 @@ from plasticrl.genome import GenomeSpec
 from plasticrl.seeding import derive_episode_seed
 
 if TYPE_CHECKING:
+    from plasticrl.agents.config import ContextUnitConfig
     from plasticrl.agents.plastic_kernel import KernelStep
+
+
+def context_update(context: torch.Tensor, reward: torch.Tensor, eta: float) -> torch.Tensor:
+    """One step of the reward-latched context unit (:class:`~plasticrl.agents.config.ContextUnitConfig`):
+    ``clip(c + eta * reward * sign(c), -1, 1)`` with ``sign(0) = +1``, so that a belief driven to 0 by
+    negative reward goes on to the other sign instead of sticking at 0."""
+    post = torch.where(context >= 0, 1.0, -1.0).to(context.dtype)
+    return torch.clamp(context + eta * reward.to(context.dtype) * post, -1.0, 1.0)
 
 
 class BatchedPolicy(abc.ABC):
@@ -66,6 +78,7 @@ class BatchedPolicy(abc.ABC):
         dtype: str | torch.dtype = "float32",
         reward_input: bool = False,
         reward_input_scale: float = 1.0,
+        context_unit: ContextUnitConfig | None = None,
     ):
         if obs_dim <= 0 or act_dim <= 0:
             raise PlasticRLError(f"obs_dim and act_dim must be positive; got obs_dim={obs_dim}, act_dim={act_dim}")
@@ -75,8 +88,10 @@ class BatchedPolicy(abc.ABC):
         self.act_dim = int(act_dim)
         self.reward_input = bool(reward_input)
         self.reward_input_scale = float(reward_input_scale)
-        # the network's input: the env observation, then the previous reward when it is an input
-        self.input_dim = self.obs_dim + (1 if self.reward_input else 0)
+        #: the reward-latched context unit's settings, ``None`` without one
+        self.context_unit = context_unit if context_unit is not None and context_unit.enabled else None
+        # the network's input: the env observation, the previous reward when it is an input, the context unit
+        self.input_dim = self.obs_dim + (1 if self.reward_input else 0) + (1 if self.context_unit else 0)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         low = torch.as_tensor(action_low, dtype=self.dtype, device=self.device).reshape(-1)
@@ -94,6 +109,8 @@ class BatchedPolicy(abc.ABC):
         self.invalid = torch.zeros(0, dtype=torch.bool, device=self.device)
         # previous step's reward per row, the extra input (None without reward_input)
         self._previous_reward: torch.Tensor | None = None
+        # the context unit's value per row (None without a context unit)
+        self._context: torch.Tensor | None = None
         # per-row episode identity: the env reset seed and the episodes run since (see module doc)
         self._reset_seeds = torch.zeros(0, dtype=torch.int64, device=self.device)
         self._episode_counts = torch.zeros(0, dtype=torch.int64, device=self.device)
@@ -158,7 +175,8 @@ class BatchedPolicy(abc.ABC):
         ``reward_input``, the stored previous reward, so that a state saved and set back replays the
         same inputs. The live tensors, not a copy: snapshot them (e.g. ``map_tree(torch.clone, state)``)
         before the next step changes them."""
-        return EpisodeState(getattr(self, "_state", None), self._previous_reward if self.reward_input else None)
+        return EpisodeState(getattr(self, "_state", None), self._previous_reward if self.reward_input else None,
+                            self._context if self.context_unit else None)
 
     def set_episode_state(self, state: EpisodeState) -> None:
         """Replace the per-episode state, e.g. with one saved at a sequence start."""
@@ -178,6 +196,14 @@ class BatchedPolicy(abc.ABC):
         elif state.previous_reward is not None:
             raise PlasticRLError(f"{name} has no reward input (reward_input: false); the episode state carries a "
                                  "stored reward, so it comes from a policy with reward_input: true")
+        if self.context_unit:
+            if state.context is None:
+                raise PlasticRLError("this policy has a context unit (context_unit.enabled: true); its episode "
+                                     "state needs the unit's value 'context' (pass a state from episode_state())")
+            self._context = state.context
+        elif state.context is not None:
+            raise PlasticRLError(f"{name} has no context unit (context_unit.enabled: false); the episode state "
+                                 "carries a context value, so it comes from a policy with a context unit")
         if state.network is not None:
             self._state = state.network
 
@@ -187,6 +213,8 @@ class BatchedPolicy(abc.ABC):
             self._state = detach_tree(self._state)
         if self._previous_reward is not None:
             self._previous_reward = self._previous_reward.detach()
+        if self._context is not None:
+            self._context = self._context.detach()
 
     @abc.abstractmethod
     def _set_parameters(self, params: dict[str, torch.Tensor]) -> None:
@@ -250,15 +278,25 @@ class BatchedPolicy(abc.ABC):
                 self._previous_reward = torch.zeros(self.num_rows, device=self.device, dtype=self.dtype)
             else:
                 self._previous_reward = previous.masked_fill(mask, 0.0)
+        if self.context_unit:
+            context = self._context
+            initial = self.context_unit.initial
+            if mask is None or context is None or context.shape[0] != self.num_rows:
+                self._context = torch.full((self.num_rows,), initial, device=self.device, dtype=self.dtype)
+            else:
+                self._context = context.masked_fill(mask, initial)
         self._reset(mask)
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs [N, obs_dim]`` -> ``actions [N, act_dim]`` inside the action bounds.
 
-        With ``reward_input`` the network sees ``[obs, reward_input_scale * previous reward]``."""
+        With ``reward_input`` the network sees ``[obs, reward_input_scale * previous reward]``, and with a
+        context unit its value as the last column."""
         x = self._check_obs(obs)
         if self.reward_input:
             x = torch.cat([x, (self.reward_input_scale * self._previous_reward).unsqueeze(1)], dim=1)
+        if self.context_unit:
+            x = torch.cat([x, self._context.unsqueeze(1)], dim=1)
         return self._act(x)
 
     def learn(self, reward: torch.Tensor) -> None:
@@ -268,12 +306,15 @@ class BatchedPolicy(abc.ABC):
         if self.reward_input:
             # a copy: callers may hand in a view of a buffer they overwrite next step
             self._previous_reward = reward.detach().clone()
+        if self.context_unit:
+            self._context = context_update(self._context, reward.detach(), self.context_unit.eta)
         self._learn(reward)
 
     @property
     def uses_reward(self) -> bool:
-        """Whether the actions depend on the rewards given to :meth:`learn` (here: reward input)."""
-        return self.reward_input
+        """Whether the actions depend on the rewards given to :meth:`learn` (here: reward input, or a context
+        unit that learns)."""
+        return self.reward_input or bool(self.context_unit and self.context_unit.eta > 0)
 
     def kernel_step(self, obs: np.ndarray, actions: np.ndarray, reward: np.ndarray) -> KernelStep | None:
         """The fused kernels' arguments for a caller that runs :meth:`act` and :meth:`learn` inside its own

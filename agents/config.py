@@ -22,6 +22,26 @@ def _reward_input_scale_field():
     return Field(1.0, allow_inf_nan=False, description="the reward input is reward x reward_input_scale")
 
 
+class ContextUnitConfig(_Strict):
+    """A reward-latched context unit: one more input ``c`` in ``[-1, 1]`` whose single synapse (from a
+    constant input 1) learns within the episode by a reward-modulated Hebbian rule with the unit's sign as
+    its postsynaptic activity, ``c <- clip(c + eta * reward * sign(c), -1, 1)`` (``sign(0) = +1``).
+
+    Positive reward reinforces the current belief; sustained negative reward (the goal changed) drives it
+    through 0 to the other sign, where the network's other behaviour takes over. It is the one plastic
+    synapse the network needs to switch between behaviours it has learned for both signs: a network trained
+    with it learns a behaviour for ``c = +1`` and one for ``c = -1`` (docs: the adaptation results)."""
+
+    enabled: bool = Field(False, description="append the context unit to the network's input")
+    eta: float = Field(0.1, ge=0, description="learning rate of the context synapse, per unit of reward; "
+                       "0 freezes the unit at `initial` (the frozen twin)")
+    initial: float = Field(1.0, ge=-1, le=1, description="the unit's value at every episode start")
+
+
+def _context_unit_field():
+    return Field(default_factory=ContextUnitConfig, description="a reward-latched context input (ContextUnitConfig)")
+
+
 class GenomeConfig(_Strict):
     """Which parameter groups are searched (evolved or learned); glob patterns over group names.
 
@@ -196,6 +216,7 @@ class PlasticSpikingConfig(_Strict):
     initial_weights: InitialWeightsConfig = Field(default_factory=InitialWeightsConfig)
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()
+    context_unit: ContextUnitConfig = _context_unit_field()
     kernel: Literal["auto", "torch", "fused"] = Field(
         "auto",
         description="auto: fused where it covers the policy (CPU, no autograd, numba installed, supported "
@@ -228,6 +249,7 @@ class LinearConfig(_Strict):
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()
+    context_unit: ContextUnitConfig = _context_unit_field()
 
 
 class MLPConfig(_Strict):
@@ -237,6 +259,7 @@ class MLPConfig(_Strict):
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()
+    context_unit: ContextUnitConfig = _context_unit_field()
 
 
 #: The built-in rules a Hebbian MLP takes (besides any rule added with ``register_rule``); BCM needs
@@ -295,6 +318,7 @@ class HebbianMLPConfig(_Strict):
     genome: GenomeConfig = Field(default_factory=GenomeConfig)
     reward_input: bool = _reward_input_field()
     reward_input_scale: float = _reward_input_scale_field()
+    context_unit: ContextUnitConfig = _context_unit_field()
     kernel: Literal["auto", "torch", "fused"] = Field(
         "auto",
         description="auto: fused where it covers the policy (CPU, no autograd, numba installed, modulation "

@@ -34,7 +34,7 @@ class MLPPolicy(BatchedPolicy):
             kind = dict(config).get("kind", "mlp")
             config = (LinearConfig if kind == "linear" else MLPConfig).model_validate(dict(config))
         super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype,
-                         config.reward_input, config.reward_input_scale)
+                         config.reward_input, config.reward_input_scale, config.context_unit)
         self.config = config
         hidden = list(config.hidden) if isinstance(config, MLPConfig) else []
         self.sizes = [self.input_dim, *hidden, act_dim]

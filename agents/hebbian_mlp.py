@@ -119,7 +119,7 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         elif isinstance(config, Mapping):
             config = HebbianMLPConfig.model_validate(dict(config))
         super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype,
-                         config.reward_input, config.reward_input_scale)
+                         config.reward_input, config.reward_input_scale, config.context_unit)
         self.config = cfg = config
         # action_scale < 1 keeps saturated tanh outputs inside the bounds (and their control cost down)
         self._action_half = self._action_half * cfg.action_scale
@@ -251,7 +251,7 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
     @property
     def uses_reward(self) -> bool:
         """Reward input, or plasticity gated by the reward, its prediction error or modulatory neurons."""
-        return self.reward_input or self.modulation != "none"
+        return super().uses_reward or self.modulation != "none"
 
     # -- control step -----------------------------------------------------------------
     def _act(self, x: torch.Tensor) -> torch.Tensor:
@@ -295,7 +295,8 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         the caller writes the reward column). Random per-episode
         initial weights are drawn at the reset before this call; the arguments hold them (for the finite
         guard) until the next reset."""
-        if self._fused is None or not self._fused.one_call_per_step:
+        if self._fused is None or not self._fused.one_call_per_step or self.context_unit:
+            # (a context unit learns in BatchedPolicy.learn: the caller calls act and learn from Python)
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 

@@ -210,7 +210,7 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
         elif isinstance(config, Mapping):
             config = PlasticSpikingConfig.model_validate(dict(config))
         super().__init__(obs_dim, act_dim, action_low, action_high, device, dtype,
-                         config.reward_input, config.reward_input_scale)
+                         config.reward_input, config.reward_input_scale, config.context_unit)
         self.config = cfg = config
         self.rule = None if cfg.plasticity.rule == "none" else cfg.plasticity.rule
         if self.rule is not None:
@@ -496,7 +496,7 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
     def uses_reward(self) -> bool:
         """Reward input, or plasticity gated by the reward, its prediction error or modulatory
         neurons (which read the reward too)."""
-        return self.reward_input or self.modulation != "none"
+        return super().uses_reward or self.modulation != "none"
 
     def _act(self, obs: torch.Tensor) -> torch.Tensor:
         # obs: the full input [N, input_dim] (the reward input, if any, is its last column)
@@ -640,7 +640,8 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
         """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments with ``kernel: fused``, else
         ``None`` (also for a registered rule, whose numba block runs from Python; with ``reward_input``
         the caller writes the reward column)."""
-        if self._fused is None or not self._fused.one_call_per_step:
+        if self._fused is None or not self._fused.one_call_per_step or self.context_unit:
+            # (a context unit learns in BatchedPolicy.learn: the caller calls act and learn from Python)
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 

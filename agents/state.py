@@ -32,6 +32,8 @@ class EpisodeState(NamedTuple):
     previous_reward: torch.Tensor | None
     """``[N]``: the reward the last ``learn`` stored, the next ``act``'s extra input (``reward_input``); ``None``
     without reward input"""
+    context: torch.Tensor | None = None
+    """``[N]``: the context unit's value (``context_unit.enabled``); ``None`` without a context unit"""
 
 
 def map_tree(fn: Callable[..., Any], tree: Any, *others: Any) -> Any:

@@ -70,22 +70,36 @@ def training_metadata(config, run_dir: Path, generation: int, env_steps: int, ev
 
 
 def has_plasticity(policy_config) -> bool:
-    """Whether a policy config learns within the episode (a long-term rule or a CSDP input layer)."""
+    """Whether a policy config learns within the episode (a long-term rule, a CSDP input layer or a context
+    unit that learns)."""
     plasticity = getattr(policy_config, "plasticity", None)
     input_plasticity = getattr(policy_config, "input_plasticity", None)
     return ((plasticity is not None and plasticity.rule != "none")
-            or (input_plasticity is not None and input_plasticity.rule != "none"))
+            or (input_plasticity is not None and input_plasticity.rule != "none")
+            or _context_learns(policy_config))
+
+
+def _context_learns(policy_config) -> bool:
+    context = getattr(policy_config, "context_unit", None)
+    return context is not None and context.enabled and context.eta > 0
 
 
 def frozen_policy_config(policy_config):
-    """The same policy with every within-episode learning rate set to 0 (``eta_scale: 0``): its fast
-    weights stay the initial ones (evolved, or the episode's random draw), the control that shows what plasticity itself adds.
+    """The same policy with every within-episode learning rate set to 0 (``eta_scale: 0``, a context unit's
+    ``eta: 0``): its fast weights stay the initial ones (evolved, or the episode's random draw) and its context
+    unit at its initial value, the control that shows what plasticity itself adds.
     Short-term synaptic dynamics (``synapse: stp``) are part of the neuron model and stay on."""
     if not has_plasticity(policy_config):
         raise PlasticRLError(f"a {policy_config.kind!r} policy without a plasticity rule has no learning rate "
                              "to freeze; frozen twins exist for plastic_spiking and hebbian_mlp policies with "
-                             "plasticity.rule (or input_plasticity.rule) set")
-    update = {"plasticity": policy_config.plasticity.model_copy(update={"eta_scale": 0.0})}
+                             "plasticity.rule (or input_plasticity.rule) set, and for any policy with a context "
+                             "unit that learns (context_unit.enabled with eta > 0)")
+    update = {}
+    plasticity = getattr(policy_config, "plasticity", None)
+    if plasticity is not None:
+        update["plasticity"] = plasticity.model_copy(update={"eta_scale": 0.0})
+    if _context_learns(policy_config):
+        update["context_unit"] = policy_config.context_unit.model_copy(update={"eta": 0.0})
     input_plasticity = getattr(policy_config, "input_plasticity", None)  # hebbian_mlp has none
     if input_plasticity is not None and input_plasticity.rule != "none":
         update["input_plasticity"] = policy_config.input_plasticity.model_copy(update={"eta_scale": 0.0})
@@ -196,6 +210,8 @@ class Agent:
         modulation = getattr(self.policy, "modulation", "none")
         if modulation != "none":
             uses.append(f"plasticity.modulation: {modulation}")
+        if self.policy.context_unit is not None:
+            uses.append("context_unit.enabled: true")
         return ", ".join(uses)
 
 
