@@ -41,10 +41,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from plasticrl.agents.state import EpisodeState, detach_tree
+from plasticrl.agents.state import ContextState, EpisodeState, detach_tree
 from plasticrl.device import resolve_device, resolve_dtype
 from plasticrl.errors import PlasticRLError, check_shape
 from plasticrl.genome import GenomeSpec
+from plasticrl.plasticity.modulation import rpe_step
 from plasticrl.seeding import derive_episode_seed
 
 if TYPE_CHECKING:
@@ -109,8 +110,8 @@ class BatchedPolicy(abc.ABC):
         self.invalid = torch.zeros(0, dtype=torch.bool, device=self.device)
         # previous step's reward per row, the extra input (None without reward_input)
         self._previous_reward: torch.Tensor | None = None
-        # the context unit's value per row (None without a context unit)
-        self._context: torch.Tensor | None = None
+        # the context unit's value (and RPE baseline) per row (None without a context unit)
+        self._context: ContextState | None = None
         # per-row episode identity: the env reset seed and the episodes run since (see module doc)
         self._reset_seeds = torch.zeros(0, dtype=torch.int64, device=self.device)
         self._episode_counts = torch.zeros(0, dtype=torch.int64, device=self.device)
@@ -214,7 +215,7 @@ class BatchedPolicy(abc.ABC):
         if self._previous_reward is not None:
             self._previous_reward = self._previous_reward.detach()
         if self._context is not None:
-            self._context = self._context.detach()
+            self._context = detach_tree(self._context)
 
     @abc.abstractmethod
     def _set_parameters(self, params: dict[str, torch.Tensor]) -> None:
@@ -279,12 +280,14 @@ class BatchedPolicy(abc.ABC):
             else:
                 self._previous_reward = previous.masked_fill(mask, 0.0)
         if self.context_unit:
-            context = self._context
-            initial = self.context_unit.initial
-            if mask is None or context is None or context.shape[0] != self.num_rows:
-                self._context = torch.full((self.num_rows,), initial, device=self.device, dtype=self.dtype)
+            context, unit = self._context, self.context_unit
+            rpe = unit.modulation == "rpe"
+            if mask is None or context is None or context.value.shape[0] != self.num_rows:
+                value = torch.full((self.num_rows,), unit.initial, device=self.device, dtype=self.dtype)
+                self._context = ContextState(value, torch.zeros_like(value) if rpe else None)
             else:
-                self._context = context.masked_fill(mask, initial)
+                self._context = ContextState(context.value.masked_fill(mask, unit.initial),
+                                             context.baseline.masked_fill(mask, 0.0) if rpe else None)
         self._reset(mask)
 
     def act(self, obs: torch.Tensor) -> torch.Tensor:
@@ -296,7 +299,7 @@ class BatchedPolicy(abc.ABC):
         if self.reward_input:
             x = torch.cat([x, (self.reward_input_scale * self._previous_reward).unsqueeze(1)], dim=1)
         if self.context_unit:
-            x = torch.cat([x, self._context.unsqueeze(1)], dim=1)
+            x = torch.cat([x, self._context.value.unsqueeze(1)], dim=1)
         return self._act(x)
 
     def learn(self, reward: torch.Tensor) -> None:
@@ -307,8 +310,17 @@ class BatchedPolicy(abc.ABC):
             # a copy: callers may hand in a view of a buffer they overwrite next step
             self._previous_reward = reward.detach().clone()
         if self.context_unit:
-            self._context = context_update(self._context, reward.detach(), self.context_unit.eta)
+            self._context = self._context_step(reward.detach())
         self._learn(reward)
+
+    def _context_step(self, reward: torch.Tensor) -> ContextState:
+        """The context unit's next state: driven by the reward or, with ``modulation: rpe``, by its error
+        against the running baseline (which then moves toward the reward)."""
+        unit, state = self.context_unit, self._context
+        drive, baseline = reward, state.baseline
+        if unit.modulation == "rpe":
+            drive, baseline = rpe_step(reward.to(self.dtype), state.baseline, unit.rpe_rate)
+        return ContextState(context_update(state.value, drive, unit.eta), baseline)
 
     @property
     def uses_reward(self) -> bool:

@@ -25,7 +25,8 @@ def _reward_input_scale_field():
 class ContextUnitConfig(_Strict):
     """A reward-latched context unit: one more input ``c`` in ``[-1, 1]`` whose single synapse (from a
     constant input 1) learns within the episode by a reward-modulated Hebbian rule with the unit's sign as
-    its postsynaptic activity, ``c <- clip(c + eta * reward * sign(c), -1, 1)`` (``sign(0) = +1``).
+    its postsynaptic activity, ``c <- clip(c + eta * reward * sign(c), -1, 1)`` (``sign(0) = +1``); with
+    ``modulation: rpe`` the reward's prediction error ``reward - baseline`` takes the reward's place.
 
     Positive reward reinforces the current belief; sustained negative reward (the goal changed) drives it
     through 0 to the other sign, where the network's other behaviour takes over. It is the one plastic
@@ -36,6 +37,10 @@ class ContextUnitConfig(_Strict):
     eta: float = Field(0.1, ge=0, description="learning rate of the context synapse, per unit of reward; "
                        "0 freezes the unit at `initial` (the frozen twin)")
     initial: float = Field(1.0, ge=-1, le=1, description="the unit's value at every episode start")
+    modulation: Literal["reward", "rpe"] = Field(
+        "reward", description="what drives the update: the reward, or its prediction error against a running "
+        "baseline (rpe: reward - baseline; the baseline starts each episode at 0 and moves by rpe_rate)")
+    rpe_rate: float = Field(0.02, gt=0, le=1, description="baseline update rate with modulation rpe")
 
 
 def _context_unit_field():

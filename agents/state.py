@@ -22,6 +22,16 @@ from typing import Any, NamedTuple
 import torch
 
 
+@dataclasses.dataclass
+class ContextState:
+    """A reward-latched context unit's per-row state (:class:`~plasticrl.agents.config.ContextUnitConfig`)."""
+
+    value: torch.Tensor
+    """``[N]``: the unit's value ``c`` in ``[-1, 1]``, the network's last input"""
+    baseline: torch.Tensor | None
+    """``[N]``: the running reward baseline of ``modulation: rpe``; ``None`` with ``modulation: reward``"""
+
+
 class EpisodeState(NamedTuple):
     """What :meth:`BatchedPolicy.episode_state` returns and :meth:`BatchedPolicy.set_episode_state` takes:
     everything a row carries from one control step to the next."""
@@ -32,8 +42,8 @@ class EpisodeState(NamedTuple):
     previous_reward: torch.Tensor | None
     """``[N]``: the reward the last ``learn`` stored, the next ``act``'s extra input (``reward_input``); ``None``
     without reward input"""
-    context: torch.Tensor | None = None
-    """``[N]``: the context unit's value (``context_unit.enabled``); ``None`` without a context unit"""
+    context: ContextState | None = None
+    """The context unit's state (``context_unit.enabled``); ``None`` without a context unit"""
 
 
 def map_tree(fn: Callable[..., Any], tree: Any, *others: Any) -> Any:

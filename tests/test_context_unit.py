@@ -7,7 +7,7 @@ import torch
 import plasticrl
 from plasticrl.agents import LinearPolicy, make_policy, parse_policy_config
 from plasticrl.agents.base import context_update
-from plasticrl.agents.state import EpisodeState
+from plasticrl.agents.state import EpisodeState, map_tree
 from plasticrl.envs import make_vec
 from plasticrl.errors import PlasticRLError
 from plasticrl.rollouts.loop import rollout
@@ -29,6 +29,25 @@ def test_update_against_hand_values_crosses_zero_and_saturates():
     zero = torch.zeros(2, dtype=torch.float64)
     np.testing.assert_array_equal(context_update(zero, torch.tensor([1.0, -1.0], dtype=torch.float64), 0.25).numpy(),
                                   [0.25, -0.25])
+
+
+def test_rpe_modulation_against_hand_values_and_the_baseline_restarts_at_each_episode():
+    policy = LinearPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"kind": "linear", "context_unit": {
+        "enabled": True, "eta": 0.5, "modulation": "rpe", "rpe_rate": 0.5}}, dtype="float64")
+    policy.load_genome(policy.initial_genome(1), episodes_per_member=2)
+    # row 0 by hand: error = r - b, c <- clip(c + 0.5 * error * sign(c)), b <- b + 0.5 * error
+    # r 2: error 2, c 1 (clip), b 1; r -1: error -2, c 0, b 0; r -1: error -1, c -0.5 (sign(0) = +1), b -0.5;
+    # r 1: error 1.5, c -0.5 - 0.75 -> -1 (clip), b 0.25
+    expected = [(1.0, 1.0), (0.0, 0.0), (-0.5, -0.5), (-1.0, 0.25)]
+    for r, (c, b) in zip([2.0, -1.0, -1.0, 1.0], expected):
+        policy.act(torch.zeros(2, OBS))
+        policy.learn(torch.tensor([r, 0.0], dtype=torch.float64))
+        state = policy.episode_state().context
+        assert (float(state.value[0]), float(state.baseline[0])) == (c, b)
+        assert (float(state.value[1]), float(state.baseline[1])) == (1.0, 0.0)  # no error, no change
+    policy.reset(torch.tensor([True, False]))
+    state = policy.episode_state().context
+    assert (float(state.value[0]), float(state.baseline[0])) == (1.0, 0.0)
 
 
 def _pair(eta=0.5, initial=1.0, rows=3):
@@ -56,11 +75,11 @@ def test_the_network_sees_the_context_as_its_last_input_and_a_reset_restores_it(
         reward = g.normal(size=3) * 2.0
         policy.learn(torch.from_numpy(reward))
         c = np.clip(c + 0.5 * reward * np.where(c >= 0, 1.0, -1.0), -1.0, 1.0)
-        np.testing.assert_allclose(policy.episode_state().context.numpy(), c, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(policy.episode_state().context.value.numpy(), c, rtol=0, atol=1e-15)
         if t == 6:
             policy.reset(torch.tensor([False, True, False]))
             c[1] = 1.0
-            np.testing.assert_array_equal(policy.episode_state().context.numpy(), c)
+            np.testing.assert_array_equal(policy.episode_state().context.value.numpy(), c)
 
 
 def test_frozen_twin_keeps_the_initial_value_and_does_not_read_the_reward():
@@ -74,7 +93,7 @@ def test_frozen_twin_keeps_the_initial_value_and_does_not_read_the_reward():
     for r in [-5.0, -5.0, 3.0]:
         policy.act(torch.zeros(2, OBS))
         policy.learn(torch.full((2,), r))
-    np.testing.assert_array_equal(policy.episode_state().context.numpy(), [1.0, 1.0])
+    np.testing.assert_array_equal(policy.episode_state().context.value.numpy(), [1.0, 1.0])
     with pytest.raises(PlasticRLError, match="no learning rate"):  # without the unit: nothing to freeze
         frozen_policy_config(parse_policy_config({"kind": "static_spiking", "hidden": [5]}))
 
@@ -101,10 +120,10 @@ def test_episode_state_round_trip_and_mismatch():
     policy, _ = _pair()
     policy.act(torch.zeros(3, OBS))
     policy.learn(torch.tensor([-1.0, -3.0, 0.0], dtype=torch.float64))
-    saved = policy.episode_state().context.clone()
+    saved = map_tree(torch.clone, policy.episode_state().context)
     policy.learn(torch.tensor([5.0, 5.0, 5.0], dtype=torch.float64))
     policy.set_episode_state(EpisodeState(None, None, saved))
-    np.testing.assert_array_equal(policy.episode_state().context.numpy(), saved.numpy())
+    np.testing.assert_array_equal(policy.episode_state().context.value.numpy(), saved.value.numpy())
     with pytest.raises(PlasticRLError, match="needs the unit's value 'context'"):
         policy.set_episode_state(EpisodeState(None, None))
     plain = LinearPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"kind": "linear"})
@@ -135,7 +154,7 @@ def test_rollout_equals_a_python_loop_on_a_flip_task(kernel):
     genome = policy.initial_genome(2) + 0.3 * torch.randn(2, policy.genome.dim, generator=torch.Generator().manual_seed(3),
                                                           dtype=torch.float64)
     result = rollout(policy, env, genome, episodes_per_member=2, max_steps=30, seed=7)
-    contexts = policy.episode_state().context.clone()
+    contexts = policy.episode_state().context.value.clone()
 
     env2 = make_vec("HalfCheetahDir-v5", 4, num_threads=1, **kwargs)
     policy.load_genome(genome, 2, seeds=7)
@@ -147,5 +166,5 @@ def test_rollout_equals_a_python_loop_on_a_flip_task(kernel):
         returns += reward
         policy.learn(torch.from_numpy(np.asarray(reward, dtype=np.float64)))
     np.testing.assert_array_equal(result.returns.reshape(-1).numpy(), returns)
-    np.testing.assert_array_equal(policy.episode_state().context.numpy(), contexts.numpy())
+    np.testing.assert_array_equal(policy.episode_state().context.value.numpy(), contexts.numpy())
     assert (contexts < 1.0).any()  # the flip's negative reward moved some beliefs
