@@ -53,12 +53,16 @@ if TYPE_CHECKING:
     from plasticrl.agents.plastic_kernel import KernelStep
 
 
-def context_update(context: torch.Tensor, reward: torch.Tensor, eta: float) -> torch.Tensor:
+def context_update(context: torch.Tensor, reward: torch.Tensor, eta: float, jump: bool = False) -> torch.Tensor:
     """One step of the reward-latched context unit (:class:`~plasticrl.agents.config.ContextUnitConfig`):
     ``clip(c + eta * reward * sign(c), -1, 1)`` with ``sign(0) = +1``, so that a belief driven to 0 by
-    negative reward goes on to the other sign instead of sticking at 0."""
+    negative reward goes on to the other sign instead of sticking at 0. ``jump``: a step that would take
+    ``c`` across 0 sets it to the full value of the new sign instead (``-sign(c)``)."""
     post = torch.where(context >= 0, 1.0, -1.0).to(context.dtype)
-    return torch.clamp(context + eta * reward.to(context.dtype) * post, -1.0, 1.0)
+    value = torch.clamp(context + eta * reward.to(context.dtype) * post, -1.0, 1.0)
+    if jump:
+        value = torch.where(torch.where(value >= 0, 1.0, -1.0).to(value.dtype) != post, -post, value)
+    return value
 
 
 class BatchedPolicy(abc.ABC):
@@ -320,7 +324,7 @@ class BatchedPolicy(abc.ABC):
         drive, baseline = reward, state.baseline
         if unit.modulation == "rpe":
             drive, baseline = rpe_step(reward.to(self.dtype), state.baseline, unit.rpe_rate)
-        return ContextState(context_update(state.value, drive, unit.eta), baseline)
+        return ContextState(context_update(state.value, drive, unit.eta, unit.crossing == "jump"), baseline)
 
     @property
     def uses_reward(self) -> bool:

@@ -29,7 +29,8 @@ class ContextUnitConfig(_Strict):
     ``modulation: rpe`` the reward's prediction error ``reward - baseline`` takes the reward's place.
 
     Positive reward reinforces the current belief; sustained negative reward (the goal changed) drives it
-    through 0 to the other sign, where the network's other behaviour takes over. It is the one plastic
+    to 0 and (``crossing: jump``) straight to the full value of the other sign, where the network's other
+    behaviour takes over. It is the one plastic
     synapse the network needs to switch between behaviours it has learned for both signs: a network trained
     with it learns a behaviour for ``c = +1`` and one for ``c = -1`` (docs: the adaptation results)."""
 
@@ -41,6 +42,10 @@ class ContextUnitConfig(_Strict):
         "reward", description="what drives the update: the reward, or its prediction error against a running "
         "baseline (rpe: reward - baseline; the baseline starts each episode at 0 and moves by rpe_rate)")
     rpe_rate: float = Field(0.02, gt=0, le=1, description="baseline update rate with modulation rpe")
+    crossing: Literal["jump", "pass"] = Field(
+        "jump", description="pass: c moves through 0 step by step (negative reward makes 0 an attractor: a "
+        "network that stops there stays undecided); jump: a step that would take c across 0 sets it to the full "
+        "value of the new sign (a bistable unit: the network sees a decided belief that negative reward erodes)")
 
 
 def _context_unit_field():

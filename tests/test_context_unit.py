@@ -31,9 +31,23 @@ def test_update_against_hand_values_crosses_zero_and_saturates():
                                   [0.25, -0.25])
 
 
+def test_jump_crossing_sets_the_full_value_of_the_new_sign():
+    c = torch.tensor([0.2], dtype=torch.float64)
+    seen = []
+    for r in [-1.0, -1.0, -2.0, 1.0, -0.5]:
+        c = context_update(c, torch.tensor([r], dtype=torch.float64), 0.5, jump=True)
+        seen.append(float(c))
+    # 0.2 - 0.5 crosses: -1; -1 + 0.5 = -0.5; -0.5 + 1 crosses: +1; 1 (clip); 1 - 0.25
+    assert seen == [-1.0, -0.5, 1.0, 1.0, 0.75]
+    # landing exactly on 0 from above is no crossing (sign(0) = +1); from below it is
+    np.testing.assert_array_equal(
+        context_update(torch.tensor([0.5, -0.5], dtype=torch.float64), torch.tensor([-1.0, -1.0], dtype=torch.float64),
+                       0.5, jump=True).numpy(), [0.0, 1.0])
+
+
 def test_rpe_modulation_against_hand_values_and_the_baseline_restarts_at_each_episode():
     policy = LinearPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, {"kind": "linear", "context_unit": {
-        "enabled": True, "eta": 0.5, "modulation": "rpe", "rpe_rate": 0.5}}, dtype="float64")
+        "enabled": True, "eta": 0.5, "modulation": "rpe", "rpe_rate": 0.5, "crossing": "pass"}}, dtype="float64")
     policy.load_genome(policy.initial_genome(1), episodes_per_member=2)
     # row 0 by hand: error = r - b, c <- clip(c + 0.5 * error * sign(c)), b <- b + 0.5 * error
     # r 2: error 2, c 1 (clip), b 1; r -1: error -2, c 0, b 0; r -1: error -1, c -0.5 (sign(0) = +1), b -0.5;
@@ -66,7 +80,9 @@ def _pair(eta=0.5, initial=1.0, rows=3):
 
 def test_the_network_sees_the_context_as_its_last_input_and_a_reset_restores_it():
     policy, reference = _pair()
+    assert policy.context_unit.crossing == "jump"
     g = np.random.default_rng(1)
+    jumps = 0
     c = np.ones(3)
     for t in range(12):
         obs = torch.from_numpy(g.normal(size=(3, OBS)))
@@ -74,12 +90,16 @@ def test_the_network_sees_the_context_as_its_last_input_and_a_reset_restores_it(
         np.testing.assert_array_equal(policy.act(obs).numpy(), expected.numpy())
         reward = g.normal(size=3) * 2.0
         policy.learn(torch.from_numpy(reward))
-        c = np.clip(c + 0.5 * reward * np.where(c >= 0, 1.0, -1.0), -1.0, 1.0)
+        sign = np.where(c >= 0, 1.0, -1.0)
+        c = np.clip(c + 0.5 * reward * sign, -1.0, 1.0)
+        jumps += int((np.where(c >= 0, 1.0, -1.0) != sign).sum())
+        c = np.where(np.where(c >= 0, 1.0, -1.0) != sign, -sign, c)  # the default crossing: jump
         np.testing.assert_allclose(policy.episode_state().context.value.numpy(), c, rtol=0, atol=1e-15)
         if t == 6:
             policy.reset(torch.tensor([False, True, False]))
             c[1] = 1.0
             np.testing.assert_array_equal(policy.episode_state().context.value.numpy(), c)
+    assert jumps > 0  # the sequence exercised a crossing
 
 
 def test_frozen_twin_keeps_the_initial_value_and_does_not_read_the_reward():
