@@ -91,6 +91,20 @@ def test_genome_command_lists_groups():
     assert "layers.0.eta" in result.output and "layers.0.tau_mem" in result.output
 
 
+def test_genome_command_names_the_context_unit_and_its_input_column(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("env: {id: HalfCheetahDir-v5}\npolicy: {kind: static_spiking, hidden: [64], "
+                      "context_unit: {enabled: true, eta: 0.1}}\n")
+    result = runner.invoke(app, ["genome", str(config)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the caption wraps
+    # 17 observations and the context unit: 18 input columns, the unit's rule outside the genome
+    assert "[64, 18]" in text and "reward-latched context unit (eta 0.1, reward, crossing jump" in text
+    config.write_text("env: {id: HalfCheetahDir-v5}\npolicy: {kind: static_spiking, hidden: [64]}\n")
+    plain = runner.invoke(app, ["genome", str(config)])
+    assert plain.exit_code == 0 and "[64, 17]" in plain.output and "context unit" not in plain.output
+
+
 def test_bench_command_rejects_unknown_benchmark():
     result = runner.invoke(app, ["bench", "nope"])
     assert result.exit_code == 2

@@ -69,6 +69,10 @@ def genome(
     except OSError as exc:  # read-only or full disk, a file where a directory goes
         fail(os_error(exc))
     inputs = f"{policy.obs_dim} observations" + (" + the previous reward" if policy.reward_input else "")
+    if policy.context_unit is not None:
+        unit = policy.context_unit
+        inputs += (f" + a reward-latched context unit (eta {unit.eta:g}, {unit.modulation}, crossing {unit.crossing}; "
+                   "its rule is fixed, not in the genome)")
     initial = getattr(policy.config, "initial_weights", None)
     if initial is not None and initial.kind == "random":
         inputs += (f"; initial weights random ({initial.distribution}, scale {initial.scale}, "
