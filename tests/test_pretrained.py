@@ -23,7 +23,8 @@ def test_every_shipped_agent_reproduces_its_recorded_nominal_score():
         # check is that the agent still earns its recorded score to within 5%, not the same bits; for a
         # score near 0 (an agent that falls early) within 50, 5% of a 1000-step episode at 1 per step.
         assert got == pytest.approx(scores["mean_return"], rel=0.05, abs=50.0), name
-    shipped = {"ant-plastic", "halfcheetah-plastic", "halfcheetah-dir-plastic", "halfcheetah-dir-plastic-reward",
+    shipped = {"ant-plastic", "halfcheetah-plastic", "halfcheetah-dir-plastic", "halfcheetah-dir-plastic-bcm-rpe",
+               "halfcheetah-dir-plastic-reward",
                "halfcheetah-dir-recurrent", "halfcheetah-dir-oracle", "ant-hebbian-random"}
     assert shipped <= set(index)
 
