@@ -30,9 +30,9 @@ class ContextUnitConfig(_Strict):
 
     Positive reward reinforces the current belief; sustained negative reward (the goal changed) drives it
     to 0 and (``crossing: jump``) straight to the full value of the other sign, where the network's other
-    behaviour takes over. It is the one plastic
-    synapse the network needs to switch between behaviours it has learned for both signs: a network trained
-    with it learns a behaviour for ``c = +1`` and one for ``c = -1`` (docs: the adaptation results)."""
+    behaviour takes over. It is the one plastic synapse the network needs to switch between behaviours it
+    has learned for both signs: a network trained with it learns a behaviour for ``c = +1`` and one for
+    ``c = -1`` (docs: the adaptation results)."""
 
     enabled: bool = Field(False, description="append the context unit to the network's input")
     eta: float = Field(0.1, ge=0, description="learning rate of the context synapse, per unit of reward; "
