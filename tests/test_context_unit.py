@@ -188,3 +188,38 @@ def test_rollout_equals_a_python_loop_on_a_flip_task(kernel):
     np.testing.assert_array_equal(result.returns.reshape(-1).numpy(), returns)
     np.testing.assert_array_equal(policy.episode_state().context.value.numpy(), contexts.numpy())
     assert (contexts < 1.0).any()  # the flip's negative reward moved some beliefs
+
+
+def test_recurrent_ppo_snapshots_replay_the_same_actions_with_an_rpe_context_unit():
+    """Recurrent PPO stores the episode state at a sequence start (snapshot) and replays from it (restore):
+    the context unit's value and baseline travel with it."""
+    from plasticrl.agents import PlasticSpikingPolicy
+    from plasticrl.trainers.ppo.state_tree import restore, snapshot, stack
+
+    cfg = {"kind": "plastic_spiking", "hidden": [8], "zero_output_init": False, "kernel": "torch",
+           "plasticity": {"rule": "oja", "modulation": "reward"},
+           "context_unit": {"enabled": True, "eta": 0.3, "modulation": "rpe", "rpe_rate": 0.1}}
+    policy = PlasticSpikingPolicy(OBS, ACT, [-1.0] * ACT, [1.0] * ACT, cfg, dtype="float64")
+    g = torch.Generator().manual_seed(2)
+    policy.load_genome(policy.initial_genome(3) + 0.3 * torch.randn(3, policy.genome.dim, generator=g,
+                                                                     dtype=torch.float64))
+    stream = [(torch.randn(3, OBS, generator=g, dtype=torch.float64), 3.0 * torch.randn(3, generator=g,
+                                                                                         dtype=torch.float64))
+              for _ in range(12)]
+    for obs, reward in stream[:6]:
+        policy.act(obs)
+        policy.learn(reward)
+    saved = snapshot(policy.episode_state())
+    assert saved.context.baseline is not None and not torch.equal(saved.context.value, torch.ones(3, dtype=torch.float64))
+    first = []
+    for obs, reward in stream[6:]:
+        first.append(policy.act(obs))
+        policy.learn(reward)
+    policy.reset()
+    policy.set_episode_state(restore(saved, None))
+    again = []
+    for obs, reward in stream[6:]:
+        again.append(policy.act(obs))
+        policy.learn(reward)
+    assert torch.equal(torch.stack(first), torch.stack(again))
+    assert stack([saved, saved]).context.value.shape == (2, 3)  # the PPO buffer stacks it like any leaf
