@@ -65,6 +65,19 @@ def context_update(context: torch.Tensor, reward: torch.Tensor, eta: float, jump
     return value
 
 
+def _optional_part(policy: str, value: torch.Tensor | ContextState | None, present: bool, part: str, option: str,
+                   what: str) -> torch.Tensor | ContextState | None:
+    """``value``, an episode state's entry for an optional part of a policy (the reward input, the context
+    unit), checked to be there exactly when the policy has the part."""
+    if present and value is None:
+        raise PlasticRLError(f"this policy has a {part} ({option}: true); its episode state needs {what} (pass "
+                             "a state from episode_state())")
+    if not present and value is not None:
+        raise PlasticRLError(f"{policy} has no {part} ({option}: false); the episode state carries {what}, so it "
+                             f"comes from a policy with {option}: true")
+    return value
+
+
 class BatchedPolicy(abc.ABC):
     """Base class: genome bookkeeping, shapes, bounds and the invalid-row mask."""
 
@@ -193,22 +206,10 @@ class BatchedPolicy(abc.ABC):
         if type(state.network) is not expected:
             raise PlasticRLError(f"{name}'s episode state holds a {expected.__name__}; got a "
                                  f"{type(state.network).__name__} (pass a state from this kind's episode_state())")
-        if self.reward_input:
-            if state.previous_reward is None:
-                raise PlasticRLError("this policy has reward_input: true; its episode state needs the stored "
-                                     "reward 'previous_reward' (pass a state from episode_state())")
-            self._previous_reward = state.previous_reward
-        elif state.previous_reward is not None:
-            raise PlasticRLError(f"{name} has no reward input (reward_input: false); the episode state carries a "
-                                 "stored reward, so it comes from a policy with reward_input: true")
-        if self.context_unit:
-            if state.context is None:
-                raise PlasticRLError("this policy has a context unit (context_unit.enabled: true); its episode "
-                                     "state needs the unit's value 'context' (pass a state from episode_state())")
-            self._context = state.context
-        elif state.context is not None:
-            raise PlasticRLError(f"{name} has no context unit (context_unit.enabled: false); the episode state "
-                                 "carries a context value, so it comes from a policy with a context unit")
+        self._previous_reward = _optional_part(name, state.previous_reward, self.reward_input, "reward input",
+                                               "reward_input", "the stored reward 'previous_reward'")
+        self._context = _optional_part(name, state.context, self.context_unit is not None, "context unit",
+                                       "context_unit.enabled", "the unit's value 'context'")
         if state.network is not None:
             self._state = state.network
 
