@@ -203,23 +203,20 @@ def test_recurrent_ppo_snapshots_replay_the_same_actions_with_an_rpe_context_uni
     g = torch.Generator().manual_seed(2)
     policy.load_genome(policy.initial_genome(3) + 0.3 * torch.randn(3, policy.genome.dim, generator=g,
                                                                      dtype=torch.float64))
-    stream = [(torch.randn(3, OBS, generator=g, dtype=torch.float64), 3.0 * torch.randn(3, generator=g,
-                                                                                         dtype=torch.float64))
-              for _ in range(12)]
-    for obs, reward in stream[:6]:
-        policy.act(obs)
-        policy.learn(reward)
+    def run(steps: int) -> torch.Tensor:
+        """Act and learn for ``steps`` control steps of a seeded stream; the actions."""
+        inputs = torch.Generator().manual_seed(steps)
+        actions = []
+        for _ in range(steps):
+            actions.append(policy.act(torch.randn(3, OBS, generator=inputs, dtype=torch.float64)))
+            policy.learn(3.0 * torch.randn(3, generator=inputs, dtype=torch.float64))
+        return torch.stack(actions)
+
+    run(5)
     saved = snapshot(policy.episode_state())
     assert saved.context.baseline is not None and not torch.equal(saved.context.value, torch.ones(3, dtype=torch.float64))
-    first = []
-    for obs, reward in stream[6:]:
-        first.append(policy.act(obs))
-        policy.learn(reward)
+    first = run(6)
     policy.reset()
     policy.set_episode_state(restore(saved, None))
-    again = []
-    for obs, reward in stream[6:]:
-        again.append(policy.act(obs))
-        policy.learn(reward)
-    assert torch.equal(torch.stack(first), torch.stack(again))
+    assert torch.equal(run(6), first)
     assert stack([saved, saved]).context.value.shape == (2, 3)  # the PPO buffer stacks it like any leaf
