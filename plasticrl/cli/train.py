@@ -127,6 +127,8 @@ def _demo_ending(configs: list, result, episodes: int) -> None:
         "with the agent's frozen twin")
     say(f"  plasticrl render {agent} --out {run_dir / 'video.mp4'}   # watch what it does after the flip "
         "(it stops; it does not turn round)")
+    say("  plasticrl eval pretrained:halfcheetah-dir-plastic --frozen-twins --suite nominal   # a shipped agent "
+        "that does turn round (one reward-latched plastic synapse, policy.context_unit)")
     say("  plasticrl experiment configs/experiments/adaptation.yaml   # the full study: plastic vs recurrent "
         "memory vs an oracle that sees the goal (plasticrl configs lists the bundled configs)")
 
