@@ -302,3 +302,34 @@ def test_eval_cli_with_an_oracle_shows_every_agent_and_pairs_the_ratio(tmp_path)
     assert oracle < 0 and summary["agent"]["adaptation_ratio"] is None
     assert summary["oracle"]["is_oracle"] and not summary["agent"]["is_oracle"]
     assert len(rows["agent"]["reward_rates_after"]) == len(rows["oracle"]["reward_rates_after"]) == 3
+
+
+def test_eval_cli_env_kwarg_changes_one_trained_setting_and_refuses_a_bad_key_before_writing(tmp_path):
+    """--env-kwarg KEY=VALUE updates the env keyword arguments the agents were trained with: an agent trained
+    with direction -1 and a switch at step 10, evaluated with direction=1, keeps the switch and meets the
+    opposite goals. It acts 0 whatever it sees (zero weights), so its trajectories do not depend on the goal
+    and every return is the trained setting's, negated."""
+    trained = {"direction": -1, "switch_step": 10}
+    env = make_vec("HalfCheetahDir-v5", 1, **trained)
+    policy = make_policy({"kind": "linear"}, env.single_observation_space, env.single_action_space)
+    env.close()
+    path = save_agent(tmp_path / "a.pt", policy, {"kind": "linear"}, torch.zeros(policy.genome.dim), None,
+                      {"env_id": "HalfCheetahDir-v5", "env_kwargs": trained})
+    args = ["eval", str(path), "--suite", "nominal", "--episodes", "2", "--max-episode-steps", "20",
+            "--wandb-mode", "disabled", "--no-plots"]
+    runs = {}
+    for name, extra in (("trained", []), ("changed", ["--env-kwarg", "direction=1"])):
+        result = CliRunner().invoke(app, [*args, *extra, "--out", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads((tmp_path / name / "eval.json").read_text())
+    assert runs["changed"]["env_kwargs"] == {"direction": 1, "switch_step": 10, "max_episode_steps": 20}
+    trained_returns, changed_returns = (np.array(runs[k]["rows"][0]["returns"]) for k in ("trained", "changed"))
+    assert np.all(trained_returns != 0) and np.array_equal(changed_returns, -trained_returns)
+    assert runs["changed"]["rows"][0]["goal_switch_steps"] == [10, 10]
+    for bad, message in ((["--env-kwarg", "dirction=1"], "unknown keyword argument(s) ['dirction']"),
+                         (["--env-kwarg", "direction"], "is not KEY=VALUE"),
+                         (["--env-kwarg", "direction=1", "--env-kwarg", "direction=-1"], "given twice")):
+        refused = tmp_path / "refused"
+        result = CliRunner().invoke(app, [*args, *bad, "--out", str(refused)])
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
+        assert not refused.exists()

@@ -113,13 +113,15 @@ def print_goal_adaptation(result: EvaluationResult) -> None:
 
 def run_eval_command(agents: list[Path], env: Optional[str], settings: EvalSettings, out: Path, names: list[str],
                      wandb_mode: Optional[str], plots: bool, quiet: bool, trust_pickle: bool = False,
-                     oracle: Optional[Path] = None, force: bool = False) -> EvaluationResult:
+                     oracle: Optional[Path] = None, force: bool = False,
+                     env_kwargs_update: Optional[dict] = None) -> EvaluationResult:
     """Body of ``plasticrl eval``; returns the result."""
     from plasticrl.experiments.evaluation import evaluate_agents
 
     result, paths = evaluate_agents(
         agents, out, settings, names=names, env=env, wandb_mode=wandb_mode, plots=plots,
-        progress=None if quiet else EvalProgress, trust_pickle=trust_pickle, oracle=oracle, force=force)
+        progress=None if quiet else EvalProgress, trust_pickle=trust_pickle, oracle=oracle, force=force,
+        env_kwargs_update=env_kwargs_update)
     if not quiet:
         print_summary(result)
     from plasticrl.report.writer import invalid_episode_warnings
@@ -130,10 +132,30 @@ def run_eval_command(agents: list[Path], env: Optional[str], settings: EvalSetti
     return result
 
 
+def _env_kwargs_update(items: list[str]) -> dict:
+    """``--env-kwarg KEY=VALUE`` items as a dict (each value parsed as YAML, as config overrides are)."""
+    from plasticrl.config import load_yaml
+
+    update: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise PlasticRLError(f"--env-kwarg {item!r} is not KEY=VALUE with one env keyword argument as KEY "
+                                 "(e.g. direction=1)")
+        if key in update:
+            raise PlasticRLError(f"--env-kwarg {key!r} given twice")
+        update[key] = load_yaml(raw, f"--env-kwarg {item!r}") if raw != "" else ""
+    return update
+
+
 @app.command("eval")
 def eval_cmd(
     agents: list[Path] = typer.Argument(..., help="Agent files (.pt or run directories) and SB3 models (.zip)."),
     env: Optional[str] = typer.Option(None, help="Env id (default: the one the agents were trained on)."),
+    env_kwarg: Optional[list[str]] = typer.Option(
+        None, "--env-kwarg", help="KEY=VALUE (repeatable, VALUE read as YAML): change one of the env keyword "
+        "arguments the agents were trained with, e.g. direction=1 or 'switch_step=[300, 700]'."),
     suite: str = typer.Option(_default("suite"), help="Suite of conditions: novel (held out, 3 severities), nominal, "
                                 "morphology (Ant: shortened lower legs) or motor_failure (one dead motor from step 500)."),
     episodes: int = typer.Option(_default("episodes"), help="Paired episodes per condition (seeds SEED..SEED+N-1)."),
@@ -168,8 +190,9 @@ def eval_cmd(
         settings = eval_settings("eval options", as_options=True, suite=suite, episodes=episodes, seed=seed, only=tuple(only or ()),
                                  max_rows=max_rows, window=window, max_episode_steps=max_episode_steps,
                                  frozen_twins=frozen_twins, obs_std_floor=obs_std_floor)
+        kwargs_update = _env_kwargs_update(env_kwarg or [])
         run_eval_command(agents, env, settings, out or Path("runs") / f"eval-{stamp()}", list(name or []),
-                         wandb_mode, not no_plots, quiet, trust_pickle, oracle, force)
+                         wandb_mode, not no_plots, quiet, trust_pickle, oracle, force, kwargs_update)
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes

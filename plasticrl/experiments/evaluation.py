@@ -23,6 +23,7 @@ def evaluate_agents(
     names: Sequence[str] = (),
     env: Optional[str] = None,
     env_kwargs: Optional[dict[str, Any]] = None,
+    env_kwargs_update: Optional[dict[str, Any]] = None,
     wandb_mode: Optional[str] = None,
     plots: bool = True,
     run_name: Optional[str] = None,
@@ -40,7 +41,9 @@ def evaluate_agents(
     ``settings.frozen_twins`` adds each plastic agent again with its learning rates at 0
     (``NAME/frozen``, :func:`~plasticrl.eval.evaluate.evaluate`); ``settings.obs_std_floor`` replaces
     the plasticrl agents' floor on the observation std and is recorded in the result.
-    ``env_kwargs`` default to those the agents were trained with (they must agree).
+    ``env_kwargs`` default to those the agents were trained with (they must agree); ``env_kwargs_update``
+    changes some of them (``plasticrl eval --env-kwarg KEY=VALUE``: e.g. a fixed goal direction for agents
+    trained on random ones).
     ``oracle`` (shown as ``oracle_name``, default the run's name): an agent trained with the goal in
     its observation (``goal_observed=True``) on the same goal-switching task; it runs first on the
     same episodes and is the yardstick of the adaptation ratio and the time to adapt.
@@ -72,6 +75,7 @@ def evaluate_agents(
             raise PlasticRLError(f"oracle {str(oracle)!r} was not trained with goal_observed=True; an oracle must "
                                  "observe the goal (env.kwargs.goal_observed: true)")
     env_kwargs = common_env_kwargs(controllers) if env_kwargs is None else dict(env_kwargs)
+    env_kwargs.update(env_kwargs_update or {})
     with (progress([c.name for c in controllers]) if progress is not None else nullcontext(None)) as bar:
         result = evaluate(controllers, env_id, settings, env_kwargs=env_kwargs, progress=bar, oracle=oracle_ctrl,
                           force=force)
