@@ -58,11 +58,14 @@ def context_update(context: torch.Tensor, reward: torch.Tensor, eta: float, jump
     ``clip(c + eta * reward * sign(c), -1, 1)`` with ``sign(0) = +1``, so that a belief driven to 0 by
     negative reward goes on to the other sign instead of sticking at 0. ``jump``: a step that would take
     ``c`` across 0 sets it to the full value of the new sign instead (``-sign(c)``)."""
-    post = torch.where(context >= 0, 1.0, -1.0).to(context.dtype)
+    post = _sign(context)
     value = torch.clamp(context + eta * reward.to(context.dtype) * post, -1.0, 1.0)
-    if jump:
-        value = torch.where(torch.where(value >= 0, 1.0, -1.0).to(value.dtype) != post, -post, value)
-    return value
+    return torch.where(_sign(value) != post, -post, value) if jump else value
+
+
+def _sign(x: torch.Tensor) -> torch.Tensor:
+    """+1 where ``x >= 0``, else -1, in ``x``'s dtype (the context unit's postsynaptic activity)."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
 
 
 def _optional_part(policy: str, value: torch.Tensor | ContextState | None, present: bool, part: str, option: str,

@@ -295,8 +295,7 @@ class HebbianMLPPolicy(EpisodeWeights, BatchedPolicy):
         the caller writes the reward column). Random per-episode
         initial weights are drawn at the reset before this call; the arguments hold them (for the finite
         guard) until the next reset."""
-        if self._fused is None or not self._fused.one_call_per_step or self.context_unit:
-            # (a context unit learns in BatchedPolicy.learn: the caller calls act and learn from Python)
+        if self._fused is None or not self._fused.one_call_per_step:
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 

@@ -666,8 +666,9 @@ class _FusedGlue:
     @property
     def one_call_per_step(self) -> bool:
         """Whether the rollout loop may run this policy's act and learn inside its compiled step
-        (:meth:`step_arguments`): not with a registered rule, whose numba block runs from Python."""
-        return self.rule_update is None
+        (:meth:`step_arguments`): not with a registered rule, whose numba block runs from Python, nor with a
+        context unit, which learns in :meth:`BatchedPolicy.learn <plasticrl.agents.base.BatchedPolicy.learn>`."""
+        return self.rule_update is None and self.policy.context_unit is None
 
     def learn(self, reward: torch.Tensor) -> None:
         """One control step of plasticity (the policy has checked that a rule is on)."""

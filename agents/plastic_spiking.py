@@ -640,8 +640,7 @@ class PlasticSpikingPolicy(EpisodeWeights, BatchedPolicy):
         """:meth:`BatchedPolicy.kernel_step`: the fused kernels' arguments with ``kernel: fused``, else
         ``None`` (also for a registered rule, whose numba block runs from Python; with ``reward_input``
         the caller writes the reward column)."""
-        if self._fused is None or not self._fused.one_call_per_step or self.context_unit:
-            # (a context unit learns in BatchedPolicy.learn: the caller calls act and learn from Python)
+        if self._fused is None or not self._fused.one_call_per_step:
             return None
         from plasticrl.agents.plastic_kernel import KernelStep
 

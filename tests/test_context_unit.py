@@ -163,7 +163,8 @@ def test_config_rejects_bad_values_naming_the_field(bad, field):
 def test_rollout_equals_a_python_loop_on_a_flip_task(kernel):
     """The rollout loop (compiled bookkeeping; a fused policy with a context unit takes act/learn from
     Python) against act/learn called by hand, on HalfCheetahDir with an early flip."""
-    pytest.importorskip("numba") if kernel == "fused" else None
+    if kernel == "fused":
+        pytest.importorskip("numba")
     config = parse_policy_config({"kind": "plastic_spiking", "hidden": [6], "kernel": kernel,
                                   "plasticity": {"rule": "bcm", "modulation": "rpe"},
                                   "context_unit": {"enabled": True, "eta": 0.2}})

@@ -133,19 +133,19 @@ def run_eval_command(agents: list[Path], env: Optional[str], settings: EvalSetti
 
 
 def _env_kwargs_update(items: list[str]) -> dict:
-    """``--env-kwarg KEY=VALUE`` items as a dict (each value parsed as YAML, as config overrides are)."""
-    from plasticrl.config import load_yaml
+    """``--env-kwarg KEY=VALUE`` items as a dict (values parsed as YAML by the config overrides' parser)."""
+    from plasticrl.config.experiment import parse_overrides
 
-    update: dict = {}
     for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip().isidentifier():
             raise PlasticRLError(f"--env-kwarg {item!r} is not KEY=VALUE with one env keyword argument as KEY "
                                  "(e.g. direction=1)")
+    update: dict = {}
+    for key, value in parse_overrides(items):
         if key in update:
             raise PlasticRLError(f"--env-kwarg {key!r} given twice")
-        update[key] = load_yaml(raw, f"--env-kwarg {item!r}") if raw != "" else ""
+        update[key] = value
     return update
 
 

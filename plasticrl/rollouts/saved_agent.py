@@ -15,8 +15,8 @@ load them back as an :class:`Agent` that drives any Gymnasium env with matching 
 acting, the same order as the training rollout, so a loaded agent behaves exactly as it did
 during evaluation. ``reward=None`` is for the first step after ``reset()`` only: later, an agent
 whose actions depend on the reward (``policy.reward_input``, a learning ``policy.context_unit``, or
-plasticity modulated by reward, reward-prediction error or modulatory neurons) raises :class:`~plasticrl.errors.PlasticRLError`
-rather than silently skip a step of learning; an agent that ignores the reward (static, or
+plasticity modulated by reward, reward-prediction error or modulatory neurons) raises
+:class:`~plasticrl.errors.PlasticRLError` rather than silently skip a step of learning; an agent that ignores the reward (static, or
 plastic with unmodulated rules) still learns that step, from a reward it does not read.
 """
 from __future__ import annotations
