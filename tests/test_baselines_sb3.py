@@ -108,11 +108,17 @@ def _rows(run):
 
 def test_baseline_checkpoint_resume_after_crash_and_best_model(tmp_path, monkeypatch):
     """A crash after two evaluations loses nothing: resume continues from the checkpoint to the budget,
-    metrics keep one row per evaluation, and best_model.zip is the model of the best evaluation."""
+    metrics keep one row per evaluation, and best_model.zip is the model of the best evaluation. Neither
+    the fresh nor the resumed model leaves SB3's default log folders in the system temp dir."""
+    import tempfile
+
     import plasticrl.trainers.sb3.trainer as bt
     from plasticrl.trainers.sb3 import train_baseline
     from plasticrl.trainers.sb3.trainer import read_checkpoint
 
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
     run = tmp_path / "sac"
     kw = dict(env_kwargs=KW, overrides={"learning_starts": 20, "batch_size": 16, "buffer_size": 500},
               eval_every=40, eval_episodes=1, wandb_mode="disabled")
@@ -144,6 +150,7 @@ def test_baseline_checkpoint_resume_after_crash_and_best_model(tmp_path, monkeyp
     assert best["env_steps"] == best_row["env_steps"]
     progress = read_checkpoint(run / "checkpoint.pt")["progress"]
     assert progress["best_eval_return"] == pytest.approx(best_row["eval_return_mean"])
+    assert [p.name for p in system_tmp.iterdir() if p.name.startswith("SB3-")] == []  # four learn calls
 
 
 def test_baseline_resume_needs_a_checkpoint(tmp_path):

@@ -91,6 +91,15 @@ def make_env(env_id: str, env_kwargs: dict[str, Any], seed: int, train_perturbat
     return Monitor(env)
 
 
+def _silence_logger(model) -> None:
+    """Give ``model`` a logger with no outputs. Without one, every ``model.learn`` call configures SB3's
+    default logger, which creates an empty ``SB3-<time>`` folder in the system temp dir (one per chunk);
+    plasticrl logs the chunks itself (metrics.jsonl, W&B)."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+
+
 def obs_norm_dict(vec_normalize) -> dict[str, Any] | None:
     """Frozen observation statistics of a ``VecNormalize`` (or ``None``), JSON-ready."""
     if vec_normalize is None:
@@ -361,6 +370,7 @@ class SB3Trainer(RunLoop):
         model = algo_class(self.algo)("MlpPolicy", vec_norm if vec_norm is not None else self.venv, seed=self.seed,
                                       device=self.device, verbose=0,
                                       **sb3_kwargs(self.algo, self.params, self.action_dim))
+        _silence_logger(model)
         return SB3State(model=model, vec_normalize=vec_norm, wandb_id=default_wandb_id(self.run_dir))
 
     def _load_checkpoint(self) -> SB3State:
@@ -379,6 +389,7 @@ class SB3Trainer(RunLoop):
                                   window if isinstance(window, int) and window > 0 else 100)
         model = load_sb3_model(checkpoint["model"], self.algo, (self.venv.observation_space, self.venv.action_space),
                                env=vec_norm if vec_norm is not None else self.venv, device=self.device, known=known)
+        _silence_logger(model)
         if checkpoint["replay_buffer"] is not None:
             _restore_replay(checkpoint["replay_buffer"], model.replay_buffer)
         legacy_id = self.run_dir / "wandb_id.txt"
