@@ -249,7 +249,10 @@ def _plain_sb3_model(algo, hp, steps):
     venv = DummyVecEnv([lambda: make_env(ENV, KW, 0)])
     venv.seed(0)
     env = VecNormalize(venv, norm_obs=True, norm_reward=True) if params.get("normalize") else venv
+    from stable_baselines3.common.logger import Logger
+
     model = algo_class(algo)("MlpPolicy", env, seed=0, device="cpu", verbose=0, **sb3_kwargs(algo, params, 6))
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder in /tmp; logs nothing either way
     model.learn(total_timesteps=steps)
     return model
 
