@@ -243,16 +243,14 @@ def _plain_sb3_model(algo, hp, steps):
 
     from plasticrl.agents.sb3 import algo_class
     from plasticrl.trainers.sb3.hyperparams import hyperparams, sb3_kwargs
-    from plasticrl.trainers.sb3.trainer import make_env
+    from plasticrl.trainers.sb3.trainer import _silence_logger, make_env
 
     params = hyperparams(algo, ENV, hp)
     venv = DummyVecEnv([lambda: make_env(ENV, KW, 0)])
     venv.seed(0)
     env = VecNormalize(venv, norm_obs=True, norm_reward=True) if params.get("normalize") else venv
-    from stable_baselines3.common.logger import Logger
-
     model = algo_class(algo)("MlpPolicy", env, seed=0, device="cpu", verbose=0, **sb3_kwargs(algo, params, 6))
-    model.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-<time> folder in /tmp; logs nothing either way
+    _silence_logger(model)  # no SB3-<time> folder in /tmp; the logger does not change what is trained
     model.learn(total_timesteps=steps)
     return model
 
