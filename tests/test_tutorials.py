@@ -134,7 +134,9 @@ def test_new_perturbation(tmp_path, restore_registries):
 
 
 @pytest.mark.slow
-def test_stable_baselines3(tmp_path):
+def test_stable_baselines3(tmp_path, monkeypatch):
+    # the tutorial's own model.learn uses SB3's default logger, whose folder would land in the system temp dir
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-log"))
     run_tutorial("stable-baselines3.md", tmp_path)
     assert (tmp_path / "ppo_short_shin.zip").is_file()
     report = (tmp_path / "eval-ppo" / "report.md").read_text()
