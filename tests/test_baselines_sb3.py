@@ -150,7 +150,7 @@ def test_baseline_checkpoint_resume_after_crash_and_best_model(tmp_path, monkeyp
     assert best["env_steps"] == best_row["env_steps"]
     progress = read_checkpoint(run / "checkpoint.pt")["progress"]
     assert progress["best_eval_return"] == pytest.approx(best_row["eval_return_mean"])
-    assert [p.name for p in system_tmp.iterdir() if p.name.startswith("SB3-")] == []  # four learn calls
+    assert [p.name for p in system_tmp.iterdir() if p.name.startswith("SB3-")] == []  # fresh and resumed runs
 
 
 def test_baseline_resume_needs_a_checkpoint(tmp_path):

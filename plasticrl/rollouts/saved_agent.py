@@ -16,8 +16,9 @@ acting, the same order as the training rollout, so a loaded agent behaves exactl
 during evaluation. ``reward=None`` is for the first step after ``reset()`` only: later, an agent
 whose actions depend on the reward (``policy.reward_input``, a learning ``policy.context_unit``, or
 plasticity modulated by reward, reward-prediction error or modulatory neurons) raises
-:class:`~plasticrl.errors.PlasticRLError` rather than silently skip a step of learning; an agent that ignores the reward (static, or
-plastic with unmodulated rules) still learns that step, from a reward it does not read.
+:class:`~plasticrl.errors.PlasticRLError` rather than silently skip a step of learning; an agent that
+ignores the reward (static, or plastic with unmodulated rules) still learns that step, from a reward it
+does not read.
 """
 from __future__ import annotations
 
