@@ -126,6 +126,8 @@ def main() -> None:
     parser.add_argument("--episode-steps", type=int, default=None, help="env.max_episode_steps of every cell")
     parser.add_argument("--shard-modes", nargs="+", default=["one", "cores"], choices=["one", "cores"],
                         help="one: a single batched env (train.threads=1); cores: one population shard per core")
+    parser.add_argument("--skip-memory", action="store_true", help="leave out the loop-only memory cells at the "
+                        "largest P (shorter, as bench/gpu_check.sh runs it)")
     args = parser.parse_args()
     available = len(os.sched_getaffinity(0))
     cells = []
@@ -141,7 +143,7 @@ def main() -> None:
                         cells.append(cell)
     # the loop's own memory at the largest population, one batched env and one shard per core
     memory = []
-    for env in args.envs:
+    for env in ([] if args.skip_memory else args.envs):
         for policy in args.policies:
             for shards in sorted({1, min(max(args.threads), available)}):
                 memory.append(memory_cell(env, max(args.populations), policy, args, shards))

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # GPU readiness check: one script, under 8 minutes on one NVIDIA GPU with 16 CPU cores.
 #
-#   1. the CUDA-only tests (pytest -k cuda: CPU/CUDA parity of the policy, STP, CSDP and the ES strategies);
+#   1. the CUDA-only tests (pytest -k cuda: CPU/CUDA parity of every policy kind, STP, CSDP, the ES strategies
+#      and an ES run with the policy on the GPU, tests/test_cuda.py among them);
 #   2. the policy benchmark on CUDA (torch kernel) against the CPU (fused kernel, and torch on every core)
 #      for P = 64 ... 16384, policy alone (bench_policy.py --skip-physics);
 #   3. the whole ES loop on HalfCheetah-v5 with the policy on CUDA and the physics on every CPU core, beside
-#      the same loop with the fused CPU kernel (bench_train_loop.py --device cuda).
+#      the same loop with the fused CPU kernel (bench_train_loop.py --device cuda);
+#   4. where the machine has more than 2 cores, the loop matrix on 1 and all its cores (fused plastic,
+#      HalfCheetah-v5, P = 64 and 1024, one env and one shard per core, 100-step episodes): the cost model
+#      fitted on 1 core checked against the many-core cells (bench_loop_matrix.py).
+#
+# The steps share one deadline (GPU_CHECK_SECONDS, default 470 s): each runs under its own limit or what is
+# left of the deadline, whichever is less, and a step with under 10 s left is skipped and counted as failed.
 #
 # Each step writes its JSON (or its log) under $OUT when set, else under a fresh temporary folder, and
 # gpu_check.json sums them up. On a machine without CUDA (or with a CPU-only torch) it says so and exits 0.
@@ -19,6 +26,7 @@ PY=${PYTHON:-python}
 OUT_DIR=${OUT:-$(mktemp -d -t plasticrl-gpu-check-XXXXXX)}
 mkdir -p "$OUT_DIR"
 START=$(date +%s)
+DEADLINE=$(( START + ${GPU_CHECK_SECONDS:-470} ))
 
 cuda_line=$("$PY" - <<'EOF'
 import torch
@@ -50,8 +58,14 @@ CORES=$(nproc)
 status=0
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT_DIR/NAME.log, remember failures
-    local name=$1 limit=$2
+    local name=$1 limit=$2 left=$(( DEADLINE - $(date +%s) ))
     shift 2
+    (( left < limit )) && limit=$left
+    if (( limit < 10 )); then
+        echo "gpu_check: $name SKIPPED (the deadline is ${left}s away)"
+        status=1
+        return
+    fi
     echo "gpu_check: $name (limit ${limit}s, $(( $(date +%s) - START ))s so far)"
     if ! timeout "$limit" "$@" > "$OUT_DIR/$name.out" 2> "$OUT_DIR/$name.log"; then
         echo "gpu_check: $name FAILED (see $OUT_DIR/$name.log)"
@@ -59,16 +73,29 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT_DIR
     fi
 }
 
+# most telling first: if the deadline cuts the list short, what is left out is the least needed
 step cuda_tests 120 "$PY" -m pytest -q -p no:cacheprovider -k cuda tests
 tail -n 3 "$OUT_DIR/cuda_tests.out"
-step policy_cuda 120 "$PY" bench/bench_policy.py --device "$DEVICE" --kernel torch --skip-physics --population $POPS
+step policy_cuda 90 "$PY" bench/bench_policy.py --device "$DEVICE" --kernel torch --skip-physics --population $POPS
+# one batched env at 400-step episodes (the same work per step as 1000, the loop's three generations sooner)
+step loop_cuda 75 "$PY" bench/bench_train_loop.py --device "$DEVICE" --policies plastic_bcm_reward \
+    --population "$LOOP_POP" --generations 3 --repeats 1 --ceiling-steps 100 --episode-steps 400
+# numba compiles the fused kernel on its first use and caches it beside the source: on a fresh machine that took
+# most of a minute (the first GPU run, 2026-12-04), so compile it here, untimed, before the steps that time it
+step fused_compile 120 "$PY" bench/bench_policy.py --device cpu --kernel fused --skip-physics --population 64 \
+    --steps 30
 step policy_cpu_fused 90 "$PY" bench/bench_policy.py --device cpu --kernel fused --skip-physics --population $POPS
-step policy_cpu_torch 90 "$PY" bench/bench_policy.py --device cpu --kernel torch --torch-threads "$CORES" \
+step loop_cpu_fused 75 "$PY" bench/bench_train_loop.py --policies plastic_bcm_reward_fused \
+    --population "$LOOP_POP" --generations 3 --repeats 1 --ceiling-steps 100 --episode-steps 400
+if (( CORES > 2 )); then
+    MATRIX_POPS="64 1024"
+    [[ -n "${GPU_CHECK_DRY_RUN:-}" ]] && MATRIX_POPS="64"
+    step loop_matrix 150 "$PY" bench/bench_loop_matrix.py --envs HalfCheetah-v5 --populations $MATRIX_POPS \
+        --threads 1 "$CORES" --policies plastic_fused --generations 2 --episode-steps 100 --ceiling-steps 50 \
+        --skip-memory
+fi
+step policy_cpu_torch 60 "$PY" bench/bench_policy.py --device cpu --kernel torch --torch-threads "$CORES" \
     --skip-physics --population $POPS
-step loop_cuda 60 "$PY" bench/bench_train_loop.py --device "$DEVICE" --policies plastic_bcm_reward \
-    --population "$LOOP_POP" --generations 3 --repeats 1 --ceiling-steps 100
-step loop_cpu_fused 60 "$PY" bench/bench_train_loop.py --policies plastic_bcm_reward_fused \
-    --population "$LOOP_POP" --generations 3 --repeats 1 --ceiling-steps 100
 
 "$PY" - "$OUT_DIR" "$status" "$(( $(date +%s) - START ))" <<'EOF'
 import json
@@ -97,6 +124,9 @@ for name in ("loop_cuda", "loop_cpu_fused"):
     if report:
         (row,) = report["results"].values()
         summary[name] = {k: row[k] for k in ("whole_loop_over_ceiling_median", "whole_loop_steps_per_s_median")}
+matrix = load("loop_matrix")
+if matrix:
+    summary["loop_matrix_cost_model"] = matrix["cost_model"]
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps(summary, indent=2))
 EOF
