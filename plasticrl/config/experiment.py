@@ -256,6 +256,9 @@ class TrainConfig(_Strict):
     init_noise: float = Field(0.0, ge=0, description="std of noise added to the initial centre")
     init_agent: Optional[str] = Field(None, description="agent file whose genome and observation statistics "
                                                         "start the search (fine-tuning); same policy required")
+    init_agent_inputs: Literal["same", "appended"] = Field(
+        "same", description="same: the saved agent's observation is this task's; appended: it is a prefix of "
+                            "this task's (e.g. goal_observed appends the goal), the new inputs start with weight 0")
     threads: int = Field(1, ge=1, description="population shards of a local ES rollout, each stepped end to end "
                                               "(physics, observations, policy, learning) on its own thread; results "
                                               "are the same bit for bit for any value; 1: one batched env whose "

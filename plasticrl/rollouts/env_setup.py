@@ -11,7 +11,10 @@ from plasticrl.config import ExperimentConfig
 from plasticrl.errors import PlasticRLError
 
 if TYPE_CHECKING:
-    from plasticrl.rollouts.saved_agent import Agent
+    import torch
+
+    from plasticrl.agents.base import BatchedPolicy
+    from plasticrl.rollouts.obs_norm import ObsNormalizer
 
 
 def env_kwargs(config: ExperimentConfig) -> dict[str, Any]:
@@ -93,7 +96,7 @@ def check_config(config: ExperimentConfig, force: bool = False, resuming: bool =
 
             population = make_es(config.es.algorithm, policy.genome.dim, **dict(config.es.params)).population_size
             if config.train.init_agent is not None and not resuming:  # the agent to start from must fit
-                load_initial_agent(config.train.init_agent, policy.genome.dim)
+                load_initial_agent(config, policy)
         if not force:
             hint = ("lower ppo.num_envs" if config.trainer == "ppo"
                     else "lower es.params.population_size or train.episodes_per_member")
@@ -106,16 +109,27 @@ def check_config(config: ExperimentConfig, force: bool = False, resuming: bool =
         check_ray_address(config.distributed.address)
 
 
-def load_initial_agent(path: str, genome_dim: int) -> Agent:
-    """The saved agent ``train.init_agent`` names, checked to fit a policy whose genome has ``genome_dim``
-    entries; :class:`~plasticrl.errors.PlasticRLError` (one line naming both sizes) if it does not."""
+def load_initial_agent(config: ExperimentConfig, policy: BatchedPolicy
+                       ) -> tuple[torch.Tensor, ObsNormalizer | None]:
+    """``[D]`` genome and observation statistics of the saved agent ``train.init_agent`` names, fitted to
+    ``policy``: as saved (``train.init_agent_inputs: same``; the genome sizes must agree) or with this task's
+    extra inputs appended (``appended``, :mod:`plasticrl.rollouts.appended_inputs`).
+    :class:`~plasticrl.errors.PlasticRLError` (one line naming both sizes, or the group) if it does not fit."""
+    from plasticrl.rollouts.appended_inputs import genome_with_appended_inputs, obs_norm_with_appended_inputs
     from plasticrl.rollouts.saved_agent import load
 
+    path = str(config.train.init_agent)
     agent = load(path)
-    if agent.genome.numel() != genome_dim:
-        raise PlasticRLError(f"train.init_agent {str(path)!r} has a genome of size {agent.genome.numel()}; this "
-                             f"policy's genome has {genome_dim} entries (the same policy config is required)")
-    return agent
+    if config.train.init_agent_inputs == "appended":
+        genome = genome_with_appended_inputs(agent.policy, agent.genome, policy)
+        obs_norm = (obs_norm_with_appended_inputs(agent.obs_norm, policy.obs_dim)
+                    if agent.obs_norm is not None else None)
+        return genome, obs_norm
+    if agent.genome.numel() != policy.genome.dim:
+        raise PlasticRLError(f"train.init_agent {path!r} has a genome of size {agent.genome.numel()}; this "
+                             f"policy's genome has {policy.genome.dim} entries (the same policy config is required, "
+                             f"or train.init_agent_inputs: appended where this task only adds inputs)")
+    return agent.genome.reshape(-1), agent.obs_norm
 
 
 #: seconds to wait for a Ray head to accept a connection (Ray itself retries for minutes)

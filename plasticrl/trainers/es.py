@@ -110,22 +110,23 @@ class ESTrainer(RunLoop):
         obs_norm = (ObsNormalizer(self.policy.obs_dim, cfg.train.obs_clip, std_floor=cfg.train.obs_std_floor)
                     if cfg.train.obs_norm else None)
         if cfg.train.init_agent is not None:
-            center, obs_norm = self._initial_agent(cfg.train.init_agent, center, obs_norm)
+            center, obs_norm = self._initial_agent(center, obs_norm)
         if cfg.train.init_noise > 0:
             gen = torch.Generator().manual_seed(derive_seed(cfg.seed, 0, Stream.ES_INIT_NOISE))
             center = center + cfg.train.init_noise * torch.randn(center.shape, generator=gen, dtype=center.dtype)
         return ESState(es=self.algo.init(center, seed=cfg.seed), obs_norm=obs_norm,
                        wandb_id=default_wandb_id(self.run_dir))
 
-    def _initial_agent(self, path: str, center: torch.Tensor, obs_norm: ObsNormalizer | None
+    def _initial_agent(self, center: torch.Tensor, obs_norm: ObsNormalizer | None
                        ) -> tuple[torch.Tensor, ObsNormalizer | None]:
-        """Genome and observation statistics of a saved agent, to fine-tune it (e.g. under damage)."""
-        agent = load_initial_agent(path, center.numel())
-        if obs_norm is not None and agent.obs_norm is not None:
-            obs_norm = agent.obs_norm
+        """Genome and observation statistics of a saved agent, to fine-tune it (e.g. under damage), with the
+        normaliser's clip and floor from this run's config."""
+        genome, saved_norm = load_initial_agent(self.config, self.policy)
+        if obs_norm is not None and saved_norm is not None:
+            obs_norm = saved_norm
             obs_norm.clip = float(self.config.train.obs_clip)
             obs_norm.std_floor = float(self.config.train.obs_std_floor)
-        return agent.genome.to(center.dtype).reshape(center.shape).clone(), obs_norm
+        return genome.to(center.dtype).reshape(center.shape).clone(), obs_norm
 
     def _save_checkpoint(self, state: ESState) -> None:
         atomic_torch_save(self.run_dir / CHECKPOINT_FILE, state.to_checkpoint(self.algo))
