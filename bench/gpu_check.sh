@@ -10,6 +10,8 @@
 #   4. where the machine has more than 2 cores, the loop matrix on 1 and all its cores (fused plastic,
 #      HalfCheetah-v5, P = 64 and 1024, one env and one shard per core, 100-step episodes): the cost model
 #      fitted on 1 core checked against the many-core cells (bench_loop_matrix.py).
+#   5. where mujoco-warp is installed, MJWarp's physics against MuJoCo C on the tasks' models, 1024 worlds
+#      (bench_mjwarp_parity.py; docs/gpu-physics.md).
 #
 # The steps share one deadline (GPU_CHECK_SECONDS, default 470 s): each runs under its own limit or what is
 # left of the deadline, whichever is less, and a step with under 10 s left is skipped and counted as failed.
@@ -41,7 +43,9 @@ EOF
 DEVICE=cuda
 POPS="64 256 1024 4096 16384"
 LOOP_POP=1024
+WORLDS=1024
 if [[ -n "${GPU_CHECK_DRY_RUN:-}" ]]; then
+    WORLDS=16
     cuda_line="yes (dry run on the CPU)"
     DEVICE=cpu
     POPS="64"
@@ -96,6 +100,10 @@ if (( CORES > 2 )); then
 fi
 step policy_cpu_torch 60 "$PY" bench/bench_policy.py --device cpu --kernel torch --torch-threads "$CORES" \
     --skip-physics --population $POPS
+# GPU physics, where mujoco-warp is installed (not a dependency; docs/gpu-physics.md): MJWarp against MuJoCo C
+if "$PY" -c "import mujoco_warp" >/dev/null 2>&1; then
+    step mjwarp_parity 90 "$PY" bench/bench_mjwarp_parity.py --worlds "$WORLDS"
+fi
 
 "$PY" - "$OUT_DIR" "$status" "$(( $(date +%s) - START ))" <<'EOF'
 import json
@@ -124,6 +132,9 @@ for name in ("loop_cuda", "loop_cpu_fused"):
     if report:
         (row,) = report["results"].values()
         summary[name] = {k: row[k] for k in ("whole_loop_over_ceiling_median", "whole_loop_steps_per_s_median")}
+parity = load("mjwarp_parity")
+if parity and "results" in parity:
+    summary["mjwarp_physics_steps_per_s"] = {r["task"]: r["warp_physics_steps_per_s"] for r in parity["results"]}
 matrix = load("loop_matrix")
 if matrix:
     summary["loop_matrix_cost_model"] = matrix["cost_model"]
