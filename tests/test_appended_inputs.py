@@ -94,3 +94,19 @@ def test_training_starts_from_the_widened_agent(tmp_path):
     # without the option the genome sizes differ and the one-line error says so
     with pytest.raises(PlasticRLError, match="the same policy config is required"):
         ESTrainer(load_config(None, overrides), tmp_path / "other").train()
+
+
+def test_cli_refuses_an_agent_that_does_not_widen_before_any_run_directory(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli_checks import assert_one_line_error, entries
+    from plasticrl.cli import app
+
+    agent = random_agent_file(tmp_path / "a.pt", "HalfCheetah-v5", kind="plastic_spiking")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, [
+        "train", "env.id=HalfCheetahDir-v5", "env.kwargs={goal_observed: true}", "policy.hidden=[9]",
+        f"train.init_agent={agent}", "train.init_agent_inputs=appended", "--out", str(out), "--quiet",
+        "--wandb-mode", "disabled"])
+    assert_one_line_error(res, "train.init_agent_inputs: appended", "'layers.0.w'", "[8, 17]", "[9, 18]")
+    assert entries(out) == []
