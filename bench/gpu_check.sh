@@ -84,8 +84,9 @@ step policy_cuda 90 "$PY" bench/bench_policy.py --device "$DEVICE" --kernel torc
 # one batched env at 400-step episodes (the same work per step as 1000, the loop's three generations sooner)
 step loop_cuda 75 "$PY" bench/bench_train_loop.py --device "$DEVICE" --policies plastic_bcm_reward \
     --population "$LOOP_POP" --generations 3 --repeats 1 --ceiling-steps 100 --episode-steps 400
-# numba compiles the fused kernel on its first use and caches it beside the source: on a fresh machine that took
-# most of a minute (the first GPU run, 2026-12-04), so compile it here, untimed, before the steps that time it
+# numba compiles the fused kernel on its first use and caches it beside the source: on the first GPU run
+# (2026-12-04) the first fused step ran out of its time, most likely on that compile, so compile it here,
+# untimed, before the steps that time it
 step fused_compile 120 "$PY" bench/bench_policy.py --device cpu --kernel fused --skip-physics --population 64 \
     --steps 30
 step policy_cpu_fused 90 "$PY" bench/bench_policy.py --device cpu --kernel fused --skip-physics --population $POPS

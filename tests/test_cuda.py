@@ -4,9 +4,6 @@
 Every policy kind runs its torch path on the GPU with no code change (the device comes from the config): the
 actions, the fast weights and the episode-seeded random initial weights must equal the CPU's to rounding, and
 an ES run with the policy on the GPU must record the CPU run's fitness, generation by generation."""
-import json
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -16,6 +13,7 @@ from genomes import perturbed_genome
 from plasticrl.agents import make_policy
 from plasticrl.config import load_config
 from plasticrl.trainers.es import ESTrainer
+from test_trainer import metrics
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -103,20 +101,12 @@ TINY = ["env.id=HalfCheetah-v5", "env.max_episode_steps=40", "policy.hidden=[8]"
         "policy.plasticity.modulation=rpe", "es.params={population_size: 8, sigma: 0.1, learning_rate: 0.05}",
         "train.generations=3", "train.eval_every=3", "train.eval_episodes=2", "logging.wandb.mode=disabled",
         "logging.progress=false"]
-TIMING = ("generation_seconds", "wall_seconds", "env_steps_per_s")
-
-
-def _fitness_rows(run_dir):
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING and isinstance(v, (int, float))} for r in rows]
-
-
 def test_es_training_on_cuda_matches_cpu(tmp_path):
     """`device: cuda` in the config is the only change: the search stays on the CPU, the policy runs on the
     GPU, and every generation's recorded fitness equals the CPU run's to rounding."""
     runs = {d: ESTrainer(load_config(None, TINY + [f"device={d}"]), tmp_path / d) for d in ("cpu", "cuda")}
     results = {d: trainer.train() for d, trainer in runs.items()}
-    cpu, gpu = _fitness_rows(tmp_path / "cpu"), _fitness_rows(tmp_path / "cuda")
+    cpu, gpu = metrics(tmp_path / "cpu"), metrics(tmp_path / "cuda")
     assert [r["generation"] for r in gpu] == [1, 2, 3]
     for a, b in zip(cpu, gpu):
         assert a.keys() == b.keys()
