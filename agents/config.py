@@ -6,6 +6,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from plasticrl.envs.symmetry import SYMMETRIES
 from plasticrl.plasticity.rules import RULES
 
 
@@ -346,7 +347,77 @@ class HebbianMLPConfig(_Strict):
         return self
 
 
-PolicyConfig = Annotated[
+#: A policy that is not itself a wrapper: what ``kind: symmetric`` steers.
+BasePolicyConfig = Annotated[
     Union[PlasticSpikingConfig, LinearConfig, MLPConfig, HebbianMLPConfig], Field(discriminator="kind")
 ]
-POLICY_KINDS = ("plastic_spiking", "static_spiking", "linear", "mlp", "hebbian_mlp")
+
+
+class SymmetricGoalConfig(_Strict):
+    """Where a ``kind: symmetric`` policy's heading comes from.
+
+    ``observed``: the goal's (cos, sin), the observation's last two columns (the oracle); the heading is the
+    symmetry's nearest to it. ``inferred``: three plastic synapses ``w = (gx, gy, b)`` from the body's
+    world-frame velocity ``v`` and a constant 1 predict the reward, ``r_hat = w . (vx, vy, 1)``, and learn
+    by the normalised delta rule ``w <- w + eta * (r - r_hat) * x / |x|^2`` with ``x = (vx, vy, 1)``, the
+    velocity the step ended with (a three-factor rule: presynaptic activity times the reward's prediction
+    error); ``(gx, gy)`` is then the goal direction the rewards imply, and the heading the symmetry's
+    nearest to it, kept unless another beats it by ``margin``. The synapses start each episode at 0."""
+
+    source: Literal["observed", "inferred"] = Field(
+        "inferred", description="observed: read the goal from the observation's last two columns (the "
+        "oracle); inferred: learn it within the episode from the reward (plastic)")
+    eta: float = Field(0.1, ge=0, le=2, description="learning rate of the goal synapses (normalised delta rule: "
+                       "stable below 2); 0 freezes them at 0, the heading at initial_heading (the frozen twin)")
+    margin: float = Field(0.1, ge=0, description="the heading changes when another's predicted reward rate "
+                          "beats the current one's by this much (reward units per step)")
+    initial_heading: int = Field(0, ge=0, description="the heading (quarter turns from +x) before any evidence")
+
+
+class BaseObsNormConfig(_Strict):
+    """The base policy's observation normaliser, applied after the symmetry's map (the frame the base was
+    trained in): ``clip((obs - mean) / std, -clip, clip)``; the statistics of the agent the base comes from."""
+
+    mean: list[float]
+    std: list[Annotated[float, Field(gt=0)]]
+    clip: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "BaseObsNormConfig":
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"base_obs_norm has {len(self.mean)} means and {len(self.std)} stds; they must match")
+        return self
+
+
+class SymmetricConfig(_Strict):
+    """A base policy trained for one goal, steered to the others by the body's symmetry
+    (:mod:`plasticrl.envs.symmetry`): with heading ``k`` the base sees the observation turned by ``-k`` and
+    its action is turned by ``k``. The genome is the base's. The observation normaliser must be this
+    config's ``base_obs_norm`` (set ``train.obs_norm: false``): normalising before the turn would break it."""
+
+    kind: Literal["symmetric"] = "symmetric"
+    symmetry: str = Field("ant_quarter_turns", description="the body's symmetry (plasticrl.envs.symmetry.SYMMETRIES)")
+    goal: SymmetricGoalConfig = Field(default_factory=SymmetricGoalConfig)
+    base: BasePolicyConfig = Field(default_factory=PlasticSpikingConfig)
+    base_obs_norm: Optional[BaseObsNormConfig] = None
+
+    @field_validator("symmetry")
+    @classmethod
+    def _known_symmetry(cls, value: str) -> str:
+        if value not in SYMMETRIES:
+            raise ValueError(f"unknown symmetry {value!r}; valid choices: {', '.join(SYMMETRIES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _heading_in_range(self) -> "SymmetricConfig":
+        if self.goal.initial_heading >= 4:
+            raise ValueError(f"goal.initial_heading={self.goal.initial_heading} is not a quarter-turn count; "
+                             "valid choices: 0, 1, 2, 3")
+        return self
+
+
+PolicyConfig = Annotated[
+    Union[PlasticSpikingConfig, LinearConfig, MLPConfig, HebbianMLPConfig, SymmetricConfig],
+    Field(discriminator="kind"),
+]
+POLICY_KINDS = ("plastic_spiking", "static_spiking", "linear", "mlp", "hebbian_mlp", "symmetric")

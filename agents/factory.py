@@ -17,19 +17,22 @@ from plasticrl.agents.config import (
     MLPConfig,
     PlasticSpikingConfig,
     PolicyConfig,
+    SymmetricConfig,
 )
 from plasticrl.agents.feedforward import LinearPolicy, MLPPolicy
 from plasticrl.agents.hebbian_mlp import HebbianMLPPolicy
 from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
+from plasticrl.agents.symmetric import SymmetricPolicy
 from plasticrl.errors import PlasticRLError, check_choice, validation_error
 
 _POLICY_ADAPTER: TypeAdapter = TypeAdapter(PolicyConfig)
 
 
-_CONFIG_TYPES = (PlasticSpikingConfig, LinearConfig, MLPConfig, HebbianMLPConfig)
+_CONFIG_TYPES = (PlasticSpikingConfig, LinearConfig, MLPConfig, HebbianMLPConfig, SymmetricConfig)
 
 
-def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig | HebbianMLPConfig):
+def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig | HebbianMLPConfig
+                        | SymmetricConfig):
     """Validate a policy config dict; errors name the offending key and value."""
     if isinstance(config, _CONFIG_TYPES):
         return config
@@ -43,7 +46,7 @@ def parse_policy_config(config: Mapping[str, Any] | PlasticSpikingConfig | Linea
 
 
 def make_policy(
-    config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig | HebbianMLPConfig,
+    config: Mapping[str, Any] | PlasticSpikingConfig | LinearConfig | MLPConfig | HebbianMLPConfig | SymmetricConfig,
     observation_space: gym.spaces.Box,
     action_space: gym.spaces.Box,
     device: str | torch.device = "cpu",
@@ -61,6 +64,15 @@ def make_policy(
     obs_dim = int(np.prod(observation_space.shape))
     act_dim = int(np.prod(action_space.shape))
     low, high = action_space.low.reshape(-1), action_space.high.reshape(-1)
+    if isinstance(cfg, SymmetricConfig):
+        # the base observes the task's observation without the goal columns the oracle reads
+        base_obs = obs_dim - (2 if cfg.goal.source == "observed" else 0)
+        if base_obs <= 0:
+            raise PlasticRLError(f"kind symmetric with goal.source 'observed' needs the goal's two columns after "
+                                 f"the observation; the task observes {obs_dim}")
+        base_space = gym.spaces.Box(-np.inf, np.inf, (base_obs,), np.float64)
+        base = make_policy(cfg.base, base_space, action_space, device, dtype, autograd)
+        return SymmetricPolicy(obs_dim, act_dim, low, high, cfg, base, device, dtype)
     if isinstance(cfg, PlasticSpikingConfig):
         return PlasticSpikingPolicy(obs_dim, act_dim, low, high, cfg, device, dtype, autograd)
     if isinstance(cfg, HebbianMLPConfig):

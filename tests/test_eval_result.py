@@ -105,8 +105,10 @@ def test_goal_switch_survival_oracle_and_twin_round_trip(tmp_path, monkeypatch):
     assert EvaluationResult.from_json(result.to_json()) == result
     assert list(raw) == HEADER + ["oracle", "plasticity_effect", "goal_adaptation"] and result.oracle == "o"
     for row in raw["rows"]:
-        assert list(row) == CORE + BEYOND + GOAL + ["survival_per_step"]
+        assert list(row) == CORE + BEYOND + GOAL + ["survival_per_step", "goal_term_rates_before",
+                                                    "goal_term_rates_after"]
     entries = {e.agent: e for e in result.goal_adaptation}
+    assert entries["a"].goal_term is not None and "goal_term" in raw["goal_adaptation"][1]
     assert entries["o"].is_oracle and entries["a"].twin_difference.twin == "a/frozen"
     assert entries["a/frozen"].twin_difference is None and entries["a"].beyond_survival is not None
     assert list(raw["goal_adaptation"][1])[-6:] == ["condition", "is_oracle", "twin", "after_minus_twin",

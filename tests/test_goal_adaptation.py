@@ -110,3 +110,49 @@ def test_goal_adaptation_beyond_survival_hand_values():
     plain = {"oracle": None, "seed": 0, "rows": [{k: v for k, v in row("agent", [1.0], [1.0]).items()
                                                   if k != "survival_per_step"}]}
     assert "beyond_survival" not in goal_adaptation(plain)[0]
+
+
+def test_goal_adaptation_of_the_goal_term_hand_values():
+    """The goal term's rates give their own ratio: an oracle at 0.5 per step after the switch, an agent at 0.25."""
+    from plasticrl.eval.evaluate import goal_adaptation
+
+    def row(agent, term_after):
+        return {"agent": agent, "condition": "nominal", "reward_rates_before": [1.0, 1.0],
+                "reward_rates_after": [1.0, 1.0], "time_to_adapt": [math.nan] * 2,
+                "goal_term_rates_before": [1.0, 1.0], "goal_term_rates_after": term_after}
+
+    result = {"oracle": "oracle", "seed": 0, "rows": [row("oracle", [0.5, 0.5]), row("agent", [0.2, 0.3])]}
+    entries = {e["agent"]: e for e in goal_adaptation(result)}
+    term = entries["agent"]["goal_term"]
+    assert term["reward_rate_after"] == pytest.approx(0.25)
+    assert term["adaptation_ratio"] == pytest.approx(0.5)
+    assert entries["agent"]["adaptation_ratio"] == pytest.approx(1.0)  # the plain rates are untouched
+
+
+def test_evaluation_records_the_goal_term_of_each_step():
+    """run_batch's goal term is info['reward_forward'] of the same episodes run through plain Gymnasium."""
+    import gymnasium as gym
+
+    import plasticrl
+    from plasticrl.rollouts.batch import run_batch
+    from plasticrl.rollouts.controllers import load_controller
+    from plasticrl.rollouts.pretrained import resolve_pretrained
+
+    kwargs = {"directions": 4, "direction": 0, "switch_step": 15}
+    batch = run_batch(load_controller(resolve_pretrained("pretrained:ant-dir-plastic")), "AntDir-v5",
+                      [("nominal", None)], 2, 5, env_kwargs=kwargs, max_steps=30)["nominal"]
+    assert batch.goal_term.shape == (30, 2) and batch.goal_switch_steps.tolist() == [15, 15]
+    agent = plasticrl.load("pretrained:ant-dir-plastic")
+    for e, seed in enumerate((5, 6)):
+        env = gym.make("plasticrl/AntDir-v5", **kwargs)
+        obs, _ = env.reset(seed=seed)
+        agent.reset(seed=seed)
+        reward, forward = None, []
+        for _ in range(30):
+            obs, reward, _, _, info = env.step(agent.act(obs, reward))
+            forward.append(info["reward_forward"])
+        np.testing.assert_allclose(batch.goal_term[:, e], forward, rtol=1e-5, atol=1e-5)
+    # a task without goals records none
+    plain = run_batch(load_controller(resolve_pretrained("pretrained:ant-plastic")), "Ant-v5", [("nominal", None)],
+                      1, 5, max_steps=3)["nominal"]
+    assert plain.goal_term is None

@@ -213,6 +213,7 @@ class _Gathered:
         self.after_switch: list[np.ndarray] = []
         self.times_to_recover: list[int | None] = []
         self.rates: list[SwitchRates] = []
+        self.goal_term_rates: list[SwitchRates] = []
         self.adapt: list[np.ndarray] = []
 
     def add(self, piece: EpisodeBatch, target: SwitchRates | None, window: int) -> None:
@@ -230,12 +231,15 @@ class _Gathered:
             self.times_to_recover += episode_times_to_recover(piece.rewards, piece.lengths, start, window)
         if piece.goal_switch_steps is not None:
             self.rates.append(rates_around_switch(piece.rewards, piece.lengths, piece.goal_switch_steps))
+            if piece.goal_term is not None:
+                self.goal_term_rates.append(rates_around_switch(piece.goal_term, piece.lengths,
+                                                                piece.goal_switch_steps))
             if not self.keep_rewards:
                 self.adapt.append(time_to_adapt(piece.rewards, piece.lengths, piece.goal_switch_steps,
                                                 _target_rate(target), window=window))
         if not self.keep_rewards:
             piece = EpisodeBatch(piece.returns, piece.lengths, piece.invalid, np.zeros((0, piece.returns.size),
-                                 dtype=np.float32), piece.survival, piece.goal_switch_steps)
+                                 dtype=np.float32), piece.survival, piece.goal_switch_steps)  # goal term dropped too
         self.pieces.append(piece)
 
     def batch(self) -> EpisodeBatch:
@@ -245,6 +249,13 @@ class _Gathered:
     def switch_rates(self) -> SwitchRates:
         """Reward rates before and after each episode's goal switch."""
         return SwitchRates(np.concatenate([r.before for r in self.rates]), np.concatenate([r.after for r in self.rates]))
+
+    def goal_term_switch_rates(self) -> SwitchRates | None:
+        """The goal term's rates before and after each episode's switch (``None``: the task reports none)."""
+        if not self.goal_term_rates or len(self.goal_term_rates) != len(self.rates):
+            return None
+        return SwitchRates(np.concatenate([r.before for r in self.goal_term_rates]),
+                           np.concatenate([r.after for r in self.goal_term_rates]))
 
 
 def _target_rate(target: SwitchRates | None) -> float:
@@ -276,6 +287,10 @@ def _goal_switch(g: _Gathered, b: EpisodeBatch, condition: str, oracle_rates: di
         # earns toward the goal. On AntDir an agent that stands still keeps ~1.0 per step of bonus.
         per_step = np.asarray(b.survival, dtype=np.float64) / np.maximum(np.asarray(b.lengths), 1)
         out["survival_per_step"] = [float(x) for x in per_step]
+    terms = g.goal_term_switch_rates()
+    if terms is not None:
+        out["goal_term_rates_before"] = [float(x) for x in terms.before]
+        out["goal_term_rates_after"] = [float(x) for x in terms.after]
     return out
 
 
@@ -305,9 +320,13 @@ def goal_adaptation(result: EvaluationResult | Mapping[str, Any]) -> list[dict[s
             o_beyond = _beyond_survival_rates(o_rates, o) if o is not None and o.survival_per_step else None
             part = summarise_adaptation(r.agent, beyond, adapt, o_beyond if r.agent != oracle else None,
                                         confidence, seed)
-            summary["beyond_survival"] = {k: getattr(part, k) for k in (
-                "reward_rate_before", "reward_rate_after", "adaptation_ratio", "adaptation_ratio_low",
-                "adaptation_ratio_high")}
+            summary["beyond_survival"] = {k: getattr(part, k) for k in _RATE_KEYS}
+        if g.goal_term_rates_after is not None:
+            terms = _goal_term_rates(g)
+            o_terms = _goal_term_rates(o) if o is not None and o.goal_term_rates_after is not None else None
+            part = summarise_adaptation(r.agent, terms, adapt, o_terms if r.agent != oracle else None,
+                                        confidence, seed)
+            summary["goal_term"] = {k: getattr(part, k) for k in _RATE_KEYS}
         summary["condition"] = r.condition
         summary["is_oracle"] = r.agent == oracle
         twin_agent = r.agent + FROZEN_SUFFIX
@@ -324,6 +343,17 @@ def _switch_rates(g: GoalSwitch) -> SwitchRates:
     """The per-episode reward rates before and after the goal switch (``None``, undefined, as NaN)."""
     return SwitchRates(np.asarray(g.reward_rates_before, dtype=np.float64),
                        np.asarray(g.reward_rates_after, dtype=np.float64))
+
+
+#: The parts of an adaptation summary that the variants (beyond survival, the goal term) report.
+_RATE_KEYS = ("reward_rate_before", "reward_rate_after", "adaptation_ratio", "adaptation_ratio_low",
+              "adaptation_ratio_high")
+
+
+def _goal_term_rates(g: GoalSwitch) -> SwitchRates:
+    """The goal term's per-episode rates before and after the switch (``None``, undefined, as NaN)."""
+    nan = lambda xs: np.asarray([math.nan if x is None else x for x in xs], dtype=np.float64)  # noqa: E731
+    return SwitchRates(nan(g.goal_term_rates_before), nan(g.goal_term_rates_after))
 
 
 def _beyond_survival_rates(rates: SwitchRates, g: GoalSwitch) -> SwitchRates:

@@ -118,17 +118,24 @@ class GoalSwitch(_Group):
     survival bonus, that bonus per step (``None``: no such bonus)."""
 
     _sequences: ClassVar[tuple[str, ...]] = ("goal_switch_steps", "reward_rates_before", "reward_rates_after",
-                                             "time_to_adapt", "survival_per_step")
+                                             "time_to_adapt", "survival_per_step", "goal_term_rates_before",
+                                             "goal_term_rates_after")
+    _optional: ClassVar[tuple[str, ...]] = ("survival_per_step", "goal_term_rates_before", "goal_term_rates_after")
     goal_switch_steps: tuple[int, ...]
     reward_rates_before: tuple[float | None, ...]
     reward_rates_after: tuple[float | None, ...]
     time_to_adapt: tuple[float | None, ...]
     oracle_reward_rate_after: float | None
     survival_per_step: tuple[float, ...] | None = None
+    goal_term_rates_before: tuple[float | None, ...] | None = None
+    """the goal term of the reward (``info["reward_forward"]``) per step before the switch; ``None``: the task
+    reports no such term"""
+    goal_term_rates_after: tuple[float | None, ...] | None = None
 
     def items(self) -> list[tuple[str, Any]]:
-        """As the JSON has them: ``survival_per_step`` only on tasks with a survival bonus."""
-        return [(k, v) for k, v in super().items() if k != "survival_per_step" or v is not None]
+        """As the JSON has them: ``survival_per_step`` only on tasks with a survival bonus, the goal term's
+        rates only on tasks that report it."""
+        return [(k, v) for k, v in super().items() if k not in self._optional or v is not None]
 
 
 @dataclass(frozen=True)
@@ -304,6 +311,13 @@ class RatesBeyondSurvival(_Group):
 
 
 @dataclass(frozen=True)
+class GoalTermRates(RatesBeyondSurvival):
+    """Goal adaptation of the goal term of the reward alone (``info["reward_forward"]``: on AntDir and
+    HalfCheetahDir the velocity toward the goal times ``forward_reward_weight``), without the survival bonus
+    and the control and contact costs."""
+
+
+@dataclass(frozen=True)
 class TwinAfterSwitch(_Group):
     """The paired after-switch reward rate of an agent minus its frozen twin's, with its interval."""
 
@@ -333,6 +347,7 @@ class GoalAdaptation:
     condition: str
     is_oracle: bool
     twin_difference: TwinAfterSwitch | None = None
+    goal_term: GoalTermRates | None = None
 
     _HEAD: ClassVar[tuple[str, ...]] = (
         "agent", "episodes_with_switch", "reward_rate_before", "reward_rate_after", "after_over_before",
@@ -344,6 +359,8 @@ class GoalAdaptation:
         out = {k: getattr(self, k) for k in self._HEAD}
         if self.beyond_survival is not None:
             out["beyond_survival"] = dict(self.beyond_survival.items())
+        if self.goal_term is not None:
+            out["goal_term"] = dict(self.goal_term.items())
         out["condition"], out["is_oracle"] = self.condition, self.is_oracle
         if self.twin_difference is not None:
             out.update(self.twin_difference.items())
@@ -352,11 +369,12 @@ class GoalAdaptation:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> GoalAdaptation:
         """An entry of ``eval.json``'s ``goal_adaptation``."""
-        beyond = data.get("beyond_survival")
+        beyond, term = data.get("beyond_survival"), data.get("goal_term")
         return cls(**{k: data.get(k) for k in cls._HEAD},
                    beyond_survival=RatesBeyondSurvival.read(beyond) if beyond is not None else None,
                    condition=data["condition"], is_oracle=bool(data.get("is_oracle", False)),
-                   twin_difference=TwinAfterSwitch.read(data) if TwinAfterSwitch.present_in(data) else None)
+                   twin_difference=TwinAfterSwitch.read(data) if TwinAfterSwitch.present_in(data) else None,
+                   goal_term=GoalTermRates.read(term) if term is not None else None)
 
     @classmethod
     def derive(cls, entries: Sequence[Mapping[str, Any]]) -> tuple[GoalAdaptation, ...]:

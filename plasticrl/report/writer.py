@@ -18,7 +18,14 @@ from plasticrl.errors import PlasticRLError
 from plasticrl.eval.adaptation import QUICK_RECOVERY_STEPS
 from plasticrl.eval.evaluate import with_derived
 from plasticrl.eval.plasticity_effect import HELD_OUT, SWITCHED
-from plasticrl.eval.result import ConditionSummary, EvaluationResult, PlasticityEffect, as_result
+from plasticrl.eval.result import (
+    ConditionSummary,
+    EvaluationResult,
+    GoalAdaptation,
+    PlasticityEffect,
+    RatesBeyondSurvival,
+    as_result,
+)
 from plasticrl.eval.stats import bootstrap_mean_over_conditions, bootstrap_mean_retained
 from plasticrl.io import atomic_write_json
 
@@ -303,12 +310,23 @@ def _goal_adaptation_lines(result: EvaluationResult, conf: int) -> list[str]:
                   "which can make the plain ratio look good). The ratio is undefined ('-') when the oracle's rate "
                   "beyond survival is not positive.", "",
                   f"| agent | condition | before | after | ratio | {conf}% CI |", "| --- | --- | ---: | ---: | ---: | --- |"]
-        for e in beyond:
-            b = e.beyond_survival
-            lines.append(f"| {e.agent} | {e.condition} | {_num(b.reward_rate_before)} | "
-                         f"{_num(b.reward_rate_after)} | {_num(b.adaptation_ratio)} | "
-                         f"[{_num(b.adaptation_ratio_low)}, {_num(b.adaptation_ratio_high)}] |")
+        lines += [_rates_line(e, e.beyond_survival) for e in beyond]
+    terms = [e for e in entries if e.goal_term is not None]
+    if terms:
+        lines += ["", "The goal term alone: the part of each step's reward that depends on the goal (`reward_forward`: "
+                  "on AntDir and HalfCheetahDir the velocity toward the goal x `forward_reward_weight`, 1 by default; "
+                  "on HalfCheetahVel -|v - target|), without the survival bonus and the control and contact costs. "
+                  "The ratio is undefined ('-') when the oracle's rate is not positive.", "",
+                  f"| agent | condition | before | after | ratio | {conf}% CI |", "| --- | --- | ---: | ---: | ---: | --- |"]
+        lines += [_rates_line(e, e.goal_term) for e in terms]
     return lines
+
+
+def _rates_line(e: GoalAdaptation, rates: RatesBeyondSurvival) -> str:
+    """One row of the adaptation tables of a variant of the rates (beyond survival, the goal term)."""
+    return (f"| {e.agent} | {e.condition} | {_num(rates.reward_rate_before)} | {_num(rates.reward_rate_after)} | "
+            f"{_num(rates.adaptation_ratio)} | [{_num(rates.adaptation_ratio_low)}, "
+            f"{_num(rates.adaptation_ratio_high)}] |")
 
 
 def _plasticity_effect_lines(result: EvaluationResult, conf: int) -> list[str]:

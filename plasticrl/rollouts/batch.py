@@ -34,7 +34,9 @@ class EpisodeBatch:
     ``survival [E]`` is the part of each return paid for staying healthy (the task's
     ``reward_survive`` info, e.g. Ant's 1 per step); ``None`` when the task pays no such bonus.
     ``goal_switch_steps [E]``: on goal-switching tasks (``info["goal_switch_step"]``), the step at
-    which each episode's goal changes (-1: never); ``None`` on other tasks.
+    which each episode's goal changes (-1: never); ``None`` on other tasks. ``goal_term [T, E]``: on those
+    tasks, the goal term of each step's reward (``info["reward_forward"]``: the velocity toward the goal
+    times ``forward_reward_weight`` on the direction tasks), 0 after the episode ended; ``None`` elsewhere.
     """
 
     returns: np.ndarray
@@ -43,6 +45,7 @@ class EpisodeBatch:
     rewards: np.ndarray
     survival: np.ndarray | None = None
     goal_switch_steps: np.ndarray | None = None
+    goal_term: np.ndarray | None = None
 
 
 def plan_chunks(conditions: int, episodes: int, max_rows: int) -> list[list[tuple[int, int, int]]]:
@@ -141,8 +144,11 @@ def join_pieces(parts: list[EpisodeBatch]) -> EpisodeBatch:
         values = [getattr(p, field) for p in parts]
         return None if any(v is None for v in values) else np.concatenate(values)
 
+    terms = [p.goal_term for p in parts]
+    goal_term = (None if any(t is None for t in terms) else
+                 np.concatenate([np.pad(t, ((0, steps - t.shape[0]), (0, 0))) for t in terms], axis=1))
     return EpisodeBatch(cat("returns"), cat("lengths"), cat("invalid"), rewards, cat("survival"),
-                        cat("goal_switch_steps"))
+                        cat("goal_switch_steps"), goal_term)
 
 
 def _run_chunk(controller, env, segments, seed, max_steps, on_steps) -> list[tuple[str, int, EpisodeBatch]]:
@@ -157,6 +163,7 @@ def _run_chunk(controller, env, segments, seed, max_steps, on_steps) -> list[tup
     trace: list[np.ndarray] = []
     survival: np.ndarray | None = None
     goal_switch: np.ndarray | None = None
+    goal_term: list[np.ndarray] = []
     while active.any() and (max_steps is None or len(trace) < max_steps):
         raw = np.asarray(obs, dtype=np.float64).reshape(rows, -1)
         bad |= active & ~np.isfinite(raw).all(axis=1)
@@ -169,6 +176,8 @@ def _run_chunk(controller, env, segments, seed, max_steps, on_steps) -> list[tup
         trace.append(np.where(active, reward, 0.0))
         if not lengths.any() and "goal_switch_step" in info:  # the first step echoes each episode's draw
             goal_switch = np.asarray(info["goal_switch_step"], dtype=np.int64).copy()
+        if goal_switch is not None and "reward_forward" in info:
+            goal_term.append(np.where(active, np.asarray(info["reward_forward"], dtype=np.float64), 0.0))
         if "reward_survive" in info:
             paid = np.asarray(info["reward_survive"], dtype=np.float64)
             stepped = active & np.asarray(info.get("_reward_survive", active), dtype=bool)
@@ -180,6 +189,7 @@ def _run_chunk(controller, env, segments, seed, max_steps, on_steps) -> list[tup
             on_steps(rows)
     rewards = np.stack(trace) if trace else np.zeros((0, rows))
     returns = rewards.sum(axis=0)
+    terms = np.stack(goal_term) if goal_term and len(goal_term) == len(trace) else None
     invalid = controller.invalid() | bad
     out, first = [], 0
     for name, _, e0, e1 in segments:
@@ -188,5 +198,6 @@ def _run_chunk(controller, env, segments, seed, max_steps, on_steps) -> list[tup
         out.append((name, e0, EpisodeBatch(returns[cols].copy(), lengths[cols].copy(), invalid[cols].copy(),
                                            rewards[:, cols].astype(np.float32),
                                            None if survival is None else survival[cols].copy(),
-                                           None if goal_switch is None else goal_switch[cols].copy())))
+                                           None if goal_switch is None else goal_switch[cols].copy(),
+                                           None if terms is None else terms[:, cols].astype(np.float32))))
     return out

@@ -71,8 +71,10 @@ def training_metadata(config, run_dir: Path, generation: int, env_steps: int, ev
 
 
 def has_plasticity(policy_config) -> bool:
-    """Whether a policy config learns within the episode (a long-term rule, a CSDP input layer or a context
-    unit that learns)."""
+    """Whether a policy config learns within the episode (a long-term rule, a CSDP input layer, a context
+    unit that learns, or a symmetric policy's goal synapses or base that do)."""
+    if policy_config.kind == "symmetric":
+        return _goal_learns(policy_config) or has_plasticity(policy_config.base)
     plasticity = getattr(policy_config, "plasticity", None)
     input_plasticity = getattr(policy_config, "input_plasticity", None)
     return ((plasticity is not None and plasticity.rule != "none")
@@ -85,6 +87,11 @@ def _context_learns(policy_config) -> bool:
     return context is not None and context.enabled and context.eta > 0
 
 
+def _goal_learns(policy_config) -> bool:
+    goal = policy_config.goal
+    return goal.source == "inferred" and goal.eta > 0
+
+
 def frozen_policy_config(policy_config):
     """The same policy with every within-episode learning rate set to 0 (``eta_scale: 0``, a context unit's
     ``eta: 0``): its fast weights stay the initial ones (evolved, or the episode's random draw) and its context
@@ -95,6 +102,11 @@ def frozen_policy_config(policy_config):
                              "to freeze; frozen twins exist for plastic_spiking and hebbian_mlp policies with "
                              "plasticity.rule (or input_plasticity.rule) set, and for any policy with a context "
                              "unit that learns (context_unit.enabled with eta > 0)")
+    if policy_config.kind == "symmetric":  # its goal synapses and its base, whichever learn
+        update = {"goal": policy_config.goal.model_copy(update={"eta": 0.0})}
+        if has_plasticity(policy_config.base):
+            update["base"] = frozen_policy_config(policy_config.base)
+        return policy_config.model_copy(update=update)
     update = {}
     plasticity = getattr(policy_config, "plasticity", None)
     if plasticity is not None:
@@ -207,13 +219,7 @@ class Agent:
 
     def _reward_use(self) -> str:
         """How this agent's policy reads the reward, for error messages."""
-        uses = ["policy.reward_input: true"] if self.policy.reward_input else []
-        modulation = getattr(self.policy, "modulation", "none")
-        if modulation != "none":
-            uses.append(f"plasticity.modulation: {modulation}")
-        if self.policy.context_unit is not None:
-            uses.append("context_unit.enabled: true")
-        return ", ".join(uses)
+        return ", ".join(_reward_uses(self.policy))
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bool = False,
@@ -246,3 +252,19 @@ def load(path: str | os.PathLike, device: str | torch.device = "cpu", frozen: bo
         detail = " ".join(str(exc).split())[:200]
         raise PlasticRLError(f"agent file {str(path)!r} is not a valid plasticrl agent: "
                              f"{type(exc).__name__}: {detail}") from None
+
+
+def _reward_uses(policy: BatchedPolicy, prefix: str = "policy.") -> list[str]:
+    """The config settings through which ``policy`` reads the reward."""
+    uses = [f"{prefix}reward_input: true"] if policy.reward_input else []
+    modulation = getattr(policy, "modulation", "none")
+    if modulation != "none":
+        uses.append(f"{prefix}plasticity.modulation: {modulation}")
+    if policy.context_unit is not None:
+        uses.append(f"{prefix}context_unit.enabled: true")
+    base = getattr(policy, "base", None)
+    if base is not None:  # kind symmetric
+        if policy.config.goal.source == "inferred" and policy.config.goal.eta > 0:
+            uses.append(f"{prefix}goal.source: inferred")
+        uses.extend(_reward_uses(base, prefix + "base."))
+    return uses
