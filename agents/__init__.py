@@ -11,11 +11,14 @@ from plasticrl.agents.config import (
     NeuronConfig,
     PlasticityConfig,
     PlasticSpikingConfig,
+    SymmetricConfig,
+    SymmetricGoalConfig,
 )
 from plasticrl.agents.factory import make_policy, parse_policy_config
 from plasticrl.agents.feedforward import LinearPolicy, MLPPolicy
 from plasticrl.agents.hebbian_mlp import HebbianMLPPolicy
 from plasticrl.agents.plastic_spiking import PlasticSpikingPolicy
+from plasticrl.agents.symmetric import SymmetricPolicy
 
 
 def StaticSpikingPolicy(obs_dim, act_dim, action_low, action_high, config=None, device="cpu", dtype="float32",
@@ -30,5 +33,6 @@ __all__ = [
     "BatchedPolicy", "DecoderConfig", "EncoderConfig", "GenomeConfig", "HebbianMLPConfig", "HebbianMLPPolicy",
     "InitialWeightsConfig", "LinearConfig", "LinearPolicy",
     "MLPConfig", "MLPPolicy", "NeuronConfig", "PlasticSpikingConfig", "PlasticSpikingPolicy", "PlasticityConfig",
-    "StaticSpikingPolicy", "make_policy", "parse_policy_config",
+    "StaticSpikingPolicy", "SymmetricConfig", "SymmetricGoalConfig", "SymmetricPolicy", "make_policy",
+    "parse_policy_config",
 ]
