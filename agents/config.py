@@ -362,11 +362,17 @@ class SymmetricGoalConfig(_Strict):
     by the normalised delta rule ``w <- w + eta * (r - r_hat) * x / |x|^2`` with ``x = (vx, vy, 1)``, the
     velocity the step ended with (a three-factor rule: presynaptic activity times the reward's prediction
     error); ``(gx, gy)`` is then the goal direction the rewards imply, and the heading the symmetry's
-    nearest to it, kept unless another beats it by ``margin``. The synapses start each episode at 0."""
+    nearest to it, kept unless another beats it by ``margin``. The synapses start each episode at 0.
+    ``recurrent``: no plasticity; ``h <- tanh(W_in (vx, vy, r) + W_rec h + b)`` and the heading scores
+    ``W_out h`` (the weights evolved, in the genome as ``goal.*``; ``W_out`` starts at 0, so a network
+    fresh from a walker keeps ``initial_heading``), the same margin."""
 
-    source: Literal["observed", "inferred"] = Field(
+    source: Literal["observed", "inferred", "recurrent"] = Field(
         "inferred", description="observed: read the goal from the observation's last two columns (the "
-        "oracle); inferred: learn it within the episode from the reward (plastic)")
+        "oracle); inferred: learn it within the episode from the reward (plastic); recurrent: a static "
+        "recurrent network of `hidden` tanh units, its weights in the genome, reads the velocity and the "
+        "previous reward and scores the headings (the memory-based twin: it adapts through activity only)")
+    hidden: int = Field(16, ge=1, description="units of the recurrent heading network (source: recurrent)")
     eta: float = Field(0.1, ge=0, le=2, description="learning rate of the goal synapses (normalised delta rule: "
                        "stable below 2); 0 freezes them at 0, the heading at initial_heading (the frozen twin)")
     margin: float = Field(0.1, ge=0, description="the heading changes when another's predicted reward rate "
@@ -398,7 +404,9 @@ class SymmetricConfig(_Strict):
     kind: Literal["symmetric"] = "symmetric"
     symmetry: str = Field("ant_quarter_turns", description="the body's symmetry (plasticrl.envs.symmetry.SYMMETRIES)")
     goal: SymmetricGoalConfig = Field(default_factory=SymmetricGoalConfig)
-    base: BasePolicyConfig = Field(default_factory=PlasticSpikingConfig)
+    base: Optional[BasePolicyConfig] = Field(
+        None, description="the steered policy's config (any kind but symmetric); empty: the policy of "
+        "train.init_agent, with its observation statistics as base_obs_norm (filled in when training starts)")
     base_obs_norm: Optional[BaseObsNormConfig] = None
 
     @field_validator("symmetry")

@@ -65,6 +65,9 @@ def make_policy(
     act_dim = int(np.prod(action_space.shape))
     low, high = action_space.low.reshape(-1), action_space.high.reshape(-1)
     if isinstance(cfg, SymmetricConfig):
+        if cfg.base is None:
+            raise PlasticRLError("kind symmetric has no policy.base: give the steered policy's config, or "
+                                 "train.init_agent (a saved agent) to take it from")
         # the base observes the task's observation without the goal columns the oracle reads
         base_obs = obs_dim - (2 if cfg.goal.source == "observed" else 0)
         if base_obs <= 0:

@@ -22,7 +22,7 @@ from plasticrl.agents.config import SymmetricConfig
 from plasticrl.agents.state import EpisodeState
 from plasticrl.envs.symmetry import symmetry
 from plasticrl.errors import PlasticRLError
-from plasticrl.genome import GenomeSpec
+from plasticrl.genome import GenomeSpec, ParamGroup
 
 
 @dataclasses.dataclass
@@ -39,6 +39,8 @@ class SymmetricEpisodeState:
     """``[N]`` bool: whether ``pending_reward`` holds a reward not yet learned from"""
     heading: torch.Tensor
     """``[N]`` int64: the heading in force, in quarter turns"""
+    memory: torch.Tensor
+    """``[N, H]``: the recurrent heading network's activity (``goal.source: recurrent``; ``H = 0`` otherwise)"""
 
 
 def goal_synapse_step(weights: torch.Tensor, velocity: torch.Tensor, reward: torch.Tensor,
@@ -55,7 +57,12 @@ def choose_heading(weights: torch.Tensor, current: torch.Tensor, margin: float, 
     current heading's by more than ``margin``; else the current one. ``weights [N, 3]``, ``current [N]``."""
     angles = torch.arange(order, device=weights.device, dtype=weights.dtype) * (2.0 * math.pi / order)
     units = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)  # [order, 2]
-    scores = weights[:, :2] @ units.T  # [N, order]
+    return switch_heading(weights[:, :2] @ units.T, current, margin)
+
+
+def switch_heading(scores: torch.Tensor, current: torch.Tensor, margin: float) -> torch.Tensor:
+    """Per row, the best-scoring heading where its score beats the current heading's by more than
+    ``margin``, else the current one. ``scores [N, order]``, ``current [N]``."""
     best = scores.argmax(dim=1)
     gain = scores.gather(1, best.unsqueeze(1)).squeeze(1) - scores.gather(1, current.unsqueeze(1)).squeeze(1)
     return torch.where(gain > margin, best, current)
@@ -99,29 +106,60 @@ class SymmetricPolicy(BatchedPolicy):
             raise PlasticRLError(f"base_obs_norm has {len(norm.mean)} entries; the base observes {base.obs_dim}")
         self._norm = None if norm is None else (as_tensor(norm.mean), as_tensor(norm.std), float(norm.clip))
         self._state: SymmetricEpisodeState | None = None
+        self._hidden = config.goal.hidden if config.goal.source == "recurrent" else 0
+        self._genome = self._compose_genome()
+        self._goal_params: dict[str, torch.Tensor] = {}
+
+    def _compose_genome(self) -> GenomeSpec:
+        """The base's genome, then (``source: recurrent``) the heading network's groups ``goal.*``, searched."""
+        base = self.base.genome
+        if not self._hidden:
+            return base
+        h, order = self._hidden, self.symmetry.order
+        goal = [ParamGroup("goal.w_in", (h, 3), "normal", 0.0, 1.0 / math.sqrt(3)),
+                ParamGroup("goal.w_rec", (h, h), "normal", 0.0, 0.5 / math.sqrt(h)),
+                ParamGroup("goal.b", (h,), "constant", 0.0),
+                ParamGroup("goal.w_out", (order, h), "constant", 0.0)]
+        # the base's groups first, with their own initial values: the base's searched columns lead the flat
+        # genome, so a base genome is its prefix
+        drawn = GenomeSpec(goal, seed=base.seed + 1).initial_values()
+        return GenomeSpec([*base.groups, *goal], seed=base.seed, values={**base.initial_values(), **drawn})
 
     @property
     def genome(self) -> GenomeSpec:
-        return self.base.genome
+        return self._genome
+
+    @property
+    def kernel_reason(self) -> str:
+        """Why the base runs the kernel it does (what ``kernel: auto`` picked)."""
+        return getattr(self.base, "kernel_reason", "the base policy's kernel")
 
     @property
     def uses_reward(self) -> bool:
-        return self.base.uses_reward or (self.config.goal.source == "inferred" and self.config.goal.eta > 0)
+        goal = self.config.goal
+        return self.base.uses_reward or goal.source == "recurrent" or (goal.source == "inferred" and goal.eta > 0)
 
     # -- genome and episodes: the base carries its own, this class the heading --------------------
     def load_genome(self, flat: torch.Tensor, episodes_per_member: int = 1,
                     seeds: int | Sequence[int | None] | None = None) -> None:
-        self.base.load_genome(flat, episodes_per_member, seeds)
+        flat = self._check_flat(flat)
+        self.base.load_genome(flat[:, :self.base.genome.dim], episodes_per_member, seeds)
         super().load_genome(flat, episodes_per_member, seeds)
 
     def reload_parameters(self, flat: torch.Tensor) -> None:
-        self.base.reload_parameters(flat)
+        flat = self._check_flat(flat)
+        self.base.reload_parameters(flat[:, :self.base.genome.dim])
+        super().reload_parameters(flat)
 
     def _apply_genome(self, flat: torch.Tensor) -> None:
-        pass  # the base holds the parameters
+        if not self._hidden:  # the base holds its own parameters; this class the heading network's
+            return
+        named = self._genome.unflatten(flat)
+        self._set_parameters({k: v.repeat_interleave(self.episodes_per_member, dim=0)
+                              for k, v in named.items() if k.startswith("goal.")})
 
     def _set_parameters(self, params: dict[str, torch.Tensor]) -> None:
-        pass
+        self._goal_params = {k: v for k, v in params.items() if k.startswith("goal.")}
 
     def reset(self, mask: torch.Tensor | None = None, seeds: int | Sequence[int | None] | None = None) -> None:
         self.base.reset(mask, seeds)
@@ -131,16 +169,18 @@ class SymmetricPolicy(BatchedPolicy):
         n, goal = self.num_rows, self.config.goal
         fresh_weights = torch.zeros(n, 3, device=self.device, dtype=self.dtype)
         fresh_heading = torch.full((n,), goal.initial_heading, device=self.device, dtype=torch.int64)
+        fresh_memory = torch.zeros(n, self._hidden, device=self.device, dtype=self.dtype)
         state = self._state
         if mask is None or state is None or state.heading.shape[0] != n:
             self._state = SymmetricEpisodeState(self.base.episode_state(), fresh_weights,
                                                 torch.zeros(n, device=self.device, dtype=self.dtype),
-                                                torch.zeros(n, device=self.device, dtype=torch.bool), fresh_heading)
+                                                torch.zeros(n, device=self.device, dtype=torch.bool), fresh_heading,
+                                                fresh_memory)
             return
         self._state = SymmetricEpisodeState(
             self.base.episode_state(), torch.where(mask.unsqueeze(1), fresh_weights, state.goal_weights),
             state.pending_reward.masked_fill(mask, 0.0), state.has_pending & ~mask,
-            torch.where(mask, fresh_heading, state.heading))
+            torch.where(mask, fresh_heading, state.heading), torch.where(mask.unsqueeze(1), fresh_memory, state.memory))
 
     def set_episode_state(self, state: EpisodeState) -> None:
         super().set_episode_state(state)
@@ -157,6 +197,15 @@ class SymmetricPolicy(BatchedPolicy):
             angle = torch.atan2(obs[:, -1], obs[:, -2])
             order = self.symmetry.order
             return torch.remainder(torch.round(angle / (2.0 * math.pi / order)), order).to(torch.int64)
+        if goal.source == "recurrent":
+            p = self._goal_params
+            x = torch.cat([obs[:, self._velocity_columns], state.pending_reward.unsqueeze(1)], dim=1)
+            drive = (torch.einsum("nhi,ni->nh", p["goal.w_in"], x) + torch.einsum("nhj,nj->nh", p["goal.w_rec"],
+                                                                                  state.memory) + p["goal.b"])
+            state.memory = torch.tanh(drive)
+            scores = torch.einsum("nkh,nh->nk", p["goal.w_out"], state.memory)
+            state.heading = switch_heading(scores, state.heading, goal.margin)
+            return state.heading
         if goal.eta > 0:
             velocity = obs[:, self._velocity_columns]
             learned = goal_synapse_step(state.goal_weights, velocity, state.pending_reward, goal.eta)

@@ -148,3 +148,84 @@ def test_bad_symmetric_setups_get_one_line_naming_the_value(tmp_path):
     with pytest.raises(PlasticRLError, match="goal.eta"):
         write_symmetric_agent(tmp_path / "z.pt", "pretrained:ant-plastic", {"eta": -1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pt"]
+
+
+def _ant_dir_config(**train):
+    from plasticrl.config import config_from_dict
+
+    return config_from_dict({
+        "name": "sym", "env": {"id": "AntDir-v5", "kwargs": {"directions": 4, "direction": 0, "switch_step": 10},
+                               "max_episode_steps": 20},
+        "policy": {"kind": "symmetric", "goal": {"source": "inferred", "eta": 0.1}},
+        "es": {"algorithm": "pgpe", "params": {"population_size": 2}},
+        "train": {"generations": 1, "eval_every": 1, "eval_episodes": 1, "obs_norm": False,
+                  "init_agent": "pretrained:ant-plastic", **train},
+        "logging": {"wandb": {"mode": "disabled"}}}, "test config")
+
+
+def test_training_takes_the_base_and_its_statistics_from_the_init_agent(tmp_path):
+    from plasticrl.rollouts.env_setup import with_policy_base
+
+    walker = plasticrl.load("pretrained:ant-plastic")
+    config = with_policy_base(_ant_dir_config())
+    assert config.policy.base == walker.policy_config
+    np.testing.assert_array_equal(config.policy.base_obs_norm.mean, walker.obs_norm.mean.numpy())
+    np.testing.assert_array_equal(config.policy.base_obs_norm.std, walker.obs_norm.std.numpy())
+    # a symmetric agent to start from gives its own base; a filled config comes back as it is
+    again = with_policy_base(_ant_dir_config(init_agent="pretrained:ant-dir-plastic"))
+    assert again.policy.base == config.policy.base and with_policy_base(config) is config
+    result = plasticrl.train(_ant_dir_config(), out=tmp_path)
+    saved = plasticrl.load(result.run_dir / "final_agent.pt")
+    assert saved.policy_config.kind == "symmetric" and saved.obs_norm is None
+    assert saved.policy_config.base_obs_norm == config.policy.base_obs_norm
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"obs_norm": True}, "set train.obs_norm: false"),
+    ({"init_agent": None}, "give one of them"),
+])
+def test_symmetric_training_configs_refused_in_one_line(train, message):
+    with pytest.raises(PlasticRLError, match=message):
+        _ant_dir_config(**train)
+
+
+def test_recurrent_heading_network_against_hand_weights_and_its_genome_follows_the_base():
+    policy, _ = _symmetric({"source": "recurrent", "hidden": 1, "margin": 0.1})
+    base_dim = policy.base.genome.dim
+    assert policy.genome.dim == base_dim + 3 + 1 + 1 + 4  # w_in [1, 3], w_rec [1, 1], b [1], w_out [4, 1]
+    assert policy.genome.names[-4:] == ["goal.w_in", "goal.w_rec", "goal.b", "goal.w_out"]
+    # h = tanh(-10 r); heading 2 scores h, the others 0: a negative reward turns the row round
+    goal = {"goal.w_in": torch.tensor([[[0.0, 0.0, -10.0]]]), "goal.w_rec": torch.zeros(1, 1, 1),
+            "goal.b": torch.zeros(1, 1), "goal.w_out": torch.tensor([[[0.0], [0.0], [1.0], [0.0]]])}
+    named = {**policy.genome.unflatten(policy.initial_genome(1).double()), **goal}
+    flat = policy.genome.flatten({k: v.double() for k, v in named.items()})
+    policy.load_genome(flat, episodes_per_member=2)
+    obs = torch.zeros(2, OBS, dtype=torch.float64)
+    policy.act(obs)
+    assert policy.episode_state().network.heading.tolist() == [0, 0]  # no reward yet: h = 0
+    policy.learn(torch.tensor([-1.0, 1.0], dtype=torch.float64))
+    policy.act(obs)
+    state = policy.episode_state().network
+    np.testing.assert_allclose(state.memory[:, 0].numpy(), np.tanh([10.0, -10.0]))
+    assert state.heading.tolist() == [2, 0] and policy.uses_reward
+    # the base acts on the base's columns of the genome: the same actions as the base alone
+    base = make_policy({"kind": "linear"}, *_spaces(OBS), dtype="float64")
+    base.load_genome(flat[:, :base_dim], episodes_per_member=2)
+    np.testing.assert_array_equal(policy.base.act(obs).numpy(), base.act(obs).numpy())
+
+
+def test_a_recurrent_twin_starts_from_the_walker_with_its_heading_network_at_the_initial_values():
+    from plasticrl.agents import make_policy as build
+    from plasticrl.envs import make_vec
+    from plasticrl.rollouts.env_setup import load_initial_agent, with_policy_base
+
+    config = with_policy_base(_ant_dir_config().model_copy(update={"policy": parse_policy_config(
+        {"kind": "symmetric", "goal": {"source": "recurrent", "hidden": 4}})}))
+    env = make_vec("AntDir-v5", 1, directions=4)
+    policy = build(config.policy, env.single_observation_space, env.single_action_space)
+    genome, _ = load_initial_agent(config, policy)
+    walker = plasticrl.load("pretrained:ant-plastic")
+    base_dim = walker.genome.numel()
+    assert genome.numel() == policy.genome.dim == base_dim + 4 * 3 + 16 + 4 + 16
+    np.testing.assert_array_equal(genome[:base_dim].numpy(), walker.genome.numpy())
+    np.testing.assert_array_equal(genome[base_dim:].numpy(), policy.initial_genome(1)[0, base_dim:].double().numpy())

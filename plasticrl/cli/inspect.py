@@ -59,6 +59,11 @@ def genome(
     env_id = env or env_section.get("id") or "HalfCheetah-v5"
     env_kwargs = dict(env_section.get("kwargs") or {}) if env_section.get("id") == env_id else {}
     try:
+        if isinstance(policy_cfg, dict) and policy_cfg.get("kind") == "symmetric" and not policy_cfg.get("base"):
+            from plasticrl.config import load_config
+            from plasticrl.rollouts.env_setup import with_policy_base
+
+            policy_cfg = with_policy_base(load_config(config)).policy  # the base of train.init_agent
         vec = make_vec(env_id, 1, **env_kwargs)
         try:
             policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
@@ -73,6 +78,13 @@ def genome(
         unit = policy.context_unit
         inputs += (f" + a reward-latched context unit (eta {unit.eta:g}, {unit.modulation}, crossing {unit.crossing}; "
                    "its rule is fixed, not in the genome)")
+    if getattr(policy.config, "kind", None) == "symmetric":
+        goal = policy.config.goal
+        inputs += (f"; steered by {policy.config.symmetry}, heading {goal.source}"
+                   + (f" (3 goal synapses, eta {goal.eta:g}, margin {goal.margin:g}; not in the genome)"
+                      if goal.source == "inferred" else "")
+                   + (f" ({goal.hidden} tanh units, goal.* in the genome)" if goal.source == "recurrent" else "")
+                   + f"; the base's genome is a {policy.base.config.kind}'s")
     initial = getattr(policy.config, "initial_weights", None)
     if initial is not None and initial.kind == "random":
         inputs += (f"; initial weights random ({initial.distribution}, scale {initial.scale}, "

@@ -325,6 +325,12 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"policy.initial_weights.kind='random' draws the weights at every episode reset; "
                              f"trainer {self.trainer!r} replays sequences from snapshots and would redraw them "
                              "(valid choices there: evolved)")
+        if self.policy.kind == "symmetric" and self.train.obs_norm:
+            raise ValueError("policy.kind 'symmetric' normalises the observation itself, after the symmetry's "
+                             "turn (policy.base_obs_norm); set train.obs_norm: false")
+        if self.policy.kind == "symmetric" and self.policy.base is None and self.train.init_agent is None:
+            raise ValueError("policy.kind 'symmetric' without policy.base takes the base from train.init_agent; "
+                             "give one of them (e.g. train.init_agent: pretrained:ant-plastic)")
         if self.train.fitness == "min" and self.train.episodes_per_member < 2:
             raise ValueError("train.fitness='min' takes the worst of a member's episodes; with "
                              "train.episodes_per_member=1 it is the mean (give episodes_per_member >= 2)")
@@ -390,7 +396,13 @@ def config_from_dict(data: Mapping[str, Any], source: str = "config") -> Experim
 
 def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
     """Field names of the config section at ``parent`` (for 'unknown key' messages)."""
-    from plasticrl.agents.config import HebbianMLPConfig, LinearConfig, MLPConfig, PlasticSpikingConfig
+    from plasticrl.agents.config import (
+        HebbianMLPConfig,
+        LinearConfig,
+        MLPConfig,
+        PlasticSpikingConfig,
+        SymmetricConfig,
+    )
 
     model: Any = ExperimentConfig
     node: Any = data
@@ -401,8 +413,8 @@ def _valid_keys(data: Mapping[str, Any], parent: list[str]) -> list[str]:
             return []
         if key == "policy" and model is ExperimentConfig:
             kind = node.get("kind", "plastic_spiking") if isinstance(node, dict) else "plastic_spiking"
-            model = {"linear": LinearConfig, "mlp": MLPConfig,
-                     "hebbian_mlp": HebbianMLPConfig}.get(kind, PlasticSpikingConfig)
+            model = {"linear": LinearConfig, "mlp": MLPConfig, "hebbian_mlp": HebbianMLPConfig,
+                     "symmetric": SymmetricConfig}.get(kind, PlasticSpikingConfig)
             continue
         if key == "es" and model is ExperimentConfig:
             algorithm = node.get("algorithm", DEFAULT_ES_ALGORITHM) if isinstance(node, dict) else None

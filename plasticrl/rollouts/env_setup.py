@@ -109,12 +109,39 @@ def check_config(config: ExperimentConfig, force: bool = False, resuming: bool =
         check_ray_address(config.distributed.address)
 
 
+def with_policy_base(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with a ``kind: symmetric`` policy's empty ``base`` filled from ``train.init_agent``: the
+    saved agent's policy config and, as ``base_obs_norm``, its observation statistics (a symmetric saved
+    agent gives its own base and statistics). Any other config comes back unchanged. Called where a training
+    run starts, so the run's saved config and agents hold the whole policy."""
+    policy = config.policy
+    if policy.kind != "symmetric" or policy.base is not None or config.train.init_agent is None:
+        return config
+    from plasticrl.agents.config import SymmetricConfig
+    from plasticrl.rollouts.saved_agent import load
+
+    agent = load(str(config.train.init_agent))
+    saved = agent.policy_config
+    if saved.kind == "symmetric":
+        base, norm = saved.base, saved.base_obs_norm
+    else:
+        stats = agent.obs_norm
+        base = saved
+        norm = (None if stats is None else
+                {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "clip": stats.clip})
+    data = {**policy.model_dump(mode="json"), "base": base.model_dump(mode="json"), "base_obs_norm": (
+        norm.model_dump(mode="json") if hasattr(norm, "model_dump") else norm)}
+    return config.model_copy(update={"policy": SymmetricConfig.model_validate(data)})
+
+
 def load_initial_agent(config: ExperimentConfig, policy: BatchedPolicy
                        ) -> tuple[torch.Tensor, ObsNormalizer | None]:
     """``[D]`` genome and observation statistics of the saved agent ``train.init_agent`` names, fitted to
     ``policy``: as saved (``train.init_agent_inputs: same``; the genome sizes must agree) or with this task's
     extra inputs appended (``appended``, :mod:`plasticrl.rollouts.appended_inputs`).
     :class:`~plasticrl.errors.PlasticRLError` (one line naming both sizes, or the group) if it does not fit."""
+    import torch
+
     from plasticrl.rollouts.appended_inputs import genome_with_appended_inputs, obs_norm_with_appended_inputs
     from plasticrl.rollouts.saved_agent import load
 
@@ -125,6 +152,11 @@ def load_initial_agent(config: ExperimentConfig, policy: BatchedPolicy
         obs_norm = (obs_norm_with_appended_inputs(agent.obs_norm, policy.obs_dim)
                     if agent.obs_norm is not None else None)
         return genome, obs_norm
+    base = getattr(policy, "base", None)  # kind symmetric: the saved agent may be its base alone
+    if base is not None and agent.genome.numel() == base.genome.dim < policy.genome.dim:
+        # the heading network's groups follow the base's in the flat genome: they start at their initial values
+        extra = policy.genome.initial_flat(1, dtype=agent.genome.dtype)[0, base.genome.dim:]
+        return torch.cat([agent.genome.reshape(-1), extra]), agent.obs_norm
     if agent.genome.numel() != policy.genome.dim:
         raise PlasticRLError(f"train.init_agent {path!r} has a genome of size {agent.genome.numel()}; this "
                              f"policy's genome has {policy.genome.dim} entries (the same policy config is required, "
