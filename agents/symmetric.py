@@ -5,8 +5,9 @@ With heading ``k`` (quarter turns from +x) the base sees the observation turned 
 which the goal is +x), normalised by the base's own statistics, and its action is turned by ``k``
 (:mod:`plasticrl.envs.symmetry`): because the dynamics commute with the turn, the base's walk toward +x
 becomes a walk toward angle ``k * pi/2``. The heading comes from :class:`~plasticrl.agents.config.
-SymmetricGoalConfig`: the goal's observed (cos, sin), or three plastic synapses that learn, from each
-step's reward and the velocity the step ended with, which direction the reward pays for.
+SymmetricGoalConfig`: the goal's observed (cos, sin) (the oracle), three plastic synapses that learn, from
+each step's reward and the velocity the step ended with, which direction the reward pays for (plastic), or a
+static recurrent network that reads the same velocity and the previous reward (the memory-based twin).
 """
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def switch_heading(scores: torch.Tensor, current: torch.Tensor, margin: float) -
 
 
 class SymmetricPolicy(BatchedPolicy):
-    """The base policy steered by the symmetry (module docstring); its genome is the base's."""
+    """The base policy steered by the symmetry (module docstring); its genome is the base's, followed by the
+    heading network's groups ``goal.*`` with ``goal.source: recurrent``."""
 
     episode_state_type = SymmetricEpisodeState
 

@@ -94,6 +94,38 @@ def test_policy_on_cuda_matches_cpu(name):
         assert any(not torch.equal(w, w0) for w, w0 in zip(cpu.fast_weights, cpu.initial_weights))
 
 
+@pytest.mark.parametrize("source", ["inferred", "recurrent", "observed"])
+def test_symmetric_policy_on_cuda_matches_cpu(source):
+    """kind symmetric (Ant's quarter turns, a plastic spiking base) on the GPU: the same actions, headings and
+    goal state as the CPU's over 40 steps, with velocities and rewards that make the heading change."""
+    obs_dim = 105 + (2 if source == "observed" else 0)
+    spaces = (gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float64), gym.spaces.Box(-1.0, 1.0, (8,), np.float32))
+    config = {"kind": "symmetric", "goal": {"source": source, "eta": 0.5, "hidden": 6, "margin": 0.05},
+              "base": {"kind": "plastic_spiking", "hidden": [8], "kernel": "torch",
+                       "plasticity": {"rule": "bcm", "modulation": "rpe", "eta_scale": 0.05}},
+              "base_obs_norm": {"mean": [0.1] * 105, "std": [2.0] * 105}}
+    cpu, gpu = [make_policy(config, *spaces, device=d, dtype="float64") for d in ("cpu", "cuda")]
+    flat = perturbed_genome(cpu, ROWS, noise=0.3)
+    cpu.load_genome(flat)
+    gpu.load_genome(flat.cuda())
+    g = torch.Generator().manual_seed(6)
+    headings = set()
+    with torch.no_grad():
+        for _ in range(STEPS):
+            obs = torch.randn(ROWS, obs_dim, generator=g, dtype=torch.float64)
+            reward = 3.0 * torch.randn(ROWS, generator=g, dtype=torch.float64)
+            a, b = cpu.act(obs), gpu.act(obs.cuda())
+            torch.testing.assert_close(b.cpu(), a, rtol=0, atol=1e-9)
+            state_cpu, state_gpu = cpu.episode_state().network, gpu.episode_state().network
+            assert torch.equal(state_gpu.heading.cpu(), state_cpu.heading)
+            torch.testing.assert_close(state_gpu.goal_weights.cpu(), state_cpu.goal_weights, rtol=0, atol=1e-9)
+            torch.testing.assert_close(state_gpu.memory.cpu(), state_cpu.memory, rtol=0, atol=1e-9)
+            headings |= set(state_cpu.heading.tolist())
+            cpu.learn(reward)
+            gpu.learn(reward.cuda())
+    assert len(headings) > 1  # the heading did change: the comparison covered the turns
+
+
 # HalfCheetah's reward is continuous (InvertedPendulum's counts steps, which would hide small differences);
 # the torch kernel on both devices (kernel: auto would pick the fused one on the CPU)
 TINY = ["env.id=HalfCheetah-v5", "env.max_episode_steps=40", "policy.hidden=[8]", "dtype=float64",

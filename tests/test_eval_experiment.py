@@ -36,8 +36,12 @@ def test_shipped_experiment_configs_validate(name, monkeypatch):
         assert (spec.env.train_perturbation or cfg.env.train_perturbation) in allowed
         if cfg.train.init_agent is not None:  # fine-tuning starts from another agent of the same experiment
             # or from an agent shipped with plasticrl (its config, budget and score recorded in the index)
-            shipped = Path(cfg.train.init_agent).parent == Path("plasticrl/pretrained")
-            assert shipped and (ROOT / cfg.train.init_agent).is_file() or any(
+            from plasticrl.rollouts.pretrained import is_pretrained, resolve_pretrained
+
+            shipped = (is_pretrained(cfg.train.init_agent) and resolve_pretrained(cfg.train.init_agent).is_file()
+                       or Path(cfg.train.init_agent).parent == Path("plasticrl/pretrained")
+                       and (ROOT / cfg.train.init_agent).is_file())
+            assert shipped or any(
                 cfg.train.init_agent.endswith(f"/{label}/best_agent.pt") for label in spec.agents)
     from plasticrl.eval.evaluate import suite_conditions
 

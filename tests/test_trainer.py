@@ -339,7 +339,7 @@ def test_every_shipped_training_config_validates():
         kinds.add(cfg.policy.kind)
         assert cfg.env.id in {"HalfCheetah-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "HalfCheetahDir-v5",
                               "AntDir-v5"}
-    assert kinds == {"plastic_spiking", "static_spiking", "linear", "hebbian_mlp"}
+    assert kinds == {"plastic_spiking", "static_spiking", "linear", "hebbian_mlp", "symmetric"}
 
 
 def test_domain_randomisation_draws_per_row_and_generation_and_changes_training(tmp_path):

@@ -264,7 +264,8 @@ def _reward_uses(policy: BatchedPolicy, prefix: str = "policy.") -> list[str]:
         uses.append(f"{prefix}context_unit.enabled: true")
     base = getattr(policy, "base", None)
     if base is not None:  # kind symmetric
-        if policy.config.goal.source == "inferred" and policy.config.goal.eta > 0:
-            uses.append(f"{prefix}goal.source: inferred")
+        goal = policy.config.goal
+        if goal.source == "recurrent" or (goal.source == "inferred" and goal.eta > 0):
+            uses.append(f"{prefix}goal.source: {goal.source}")
         uses.extend(_reward_uses(base, prefix + "base."))
     return uses
