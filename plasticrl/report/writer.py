@@ -303,23 +303,26 @@ def _goal_adaptation_lines(result: EvaluationResult, conf: int) -> list[str]:
                      f"{_num(e.after_over_before)} | {_num(e.adaptation_ratio)} | "
                      f"[{_num(e.adaptation_ratio_low)}, {_num(e.adaptation_ratio_high)}] | "
                      f"{_num(e.time_to_adapt_median, 0)} | {_num(e.adapted_fraction)} | {twin} |")
-    beyond = [e for e in entries if e.beyond_survival is not None]
-    if beyond:
-        lines += ["", "Beyond the survival bonus: the same rates less each episode's bonus for staying healthy per "
-                  "step, i.e. what the gait earns toward the goal (an agent that stands still keeps the whole bonus, "
-                  "which can make the plain ratio look good). The ratio is undefined ('-') when the oracle's rate "
-                  "beyond survival is not positive.", "",
-                  f"| agent | condition | before | after | ratio | {conf}% CI |", "| --- | --- | ---: | ---: | ---: | --- |"]
-        lines += [_rates_line(e, e.beyond_survival) for e in beyond]
-    terms = [e for e in entries if e.goal_term is not None]
-    if terms:
-        lines += ["", "The goal term alone: the part of each step's reward that depends on the goal (`reward_forward`: "
-                  "on AntDir and HalfCheetahDir the velocity toward the goal x `forward_reward_weight`, 1 by default; "
-                  "on HalfCheetahVel -|v - target|), without the survival bonus and the control and contact costs. "
-                  "The ratio is undefined ('-') when the oracle's rate is not positive.", "",
-                  f"| agent | condition | before | after | ratio | {conf}% CI |", "| --- | --- | ---: | ---: | ---: | --- |"]
-        lines += [_rates_line(e, e.goal_term) for e in terms]
+    lines += _rates_table(conf, [(e, e.beyond_survival) for e in entries if e.beyond_survival is not None],
+                          "Beyond the survival bonus: the same rates less each episode's bonus for staying healthy per "
+                          "step, i.e. what the gait earns toward the goal (an agent that stands still keeps the whole "
+                          "bonus, which can make the plain ratio look good). The ratio is undefined ('-') when the "
+                          "oracle's rate beyond survival is not positive.")
+    lines += _rates_table(conf, [(e, e.goal_term) for e in entries if e.goal_term is not None],
+                          "The goal term alone: the part of each step's reward that depends on the goal "
+                          "(`reward_forward`: on AntDir and HalfCheetahDir the velocity toward the goal x "
+                          "`forward_reward_weight`, 1 by default; on HalfCheetahVel -|v - target|), without the survival "
+                          "bonus and the control and contact costs. The ratio is undefined ('-') when the oracle's rate "
+                          "is not positive.")
     return lines
+
+
+def _rates_table(conf: int, rows: list[tuple[GoalAdaptation, RatesBeyondSurvival]], caption: str) -> list[str]:
+    """A variant of the adaptation rates (beyond survival, the goal term): caption and table, none without rows."""
+    if not rows:
+        return []
+    return ["", caption, "", f"| agent | condition | before | after | ratio | {conf}% CI |",
+            "| --- | --- | ---: | ---: | ---: | --- |", *[_rates_line(e, rates) for e, rates in rows]]
 
 
 def _rates_line(e: GoalAdaptation, rates: RatesBeyondSurvival) -> str:
