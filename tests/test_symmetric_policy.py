@@ -87,8 +87,8 @@ def test_inferred_heading_learns_the_goal_from_the_reward_and_reset_restores_onl
     assert policy.episode_state().network.goal_weights[0].abs().sum() == 0
 
 
-def test_shipped_oracle_at_heading_zero_acts_as_the_walker_it_wraps():
-    walker, oracle = plasticrl.load("pretrained:ant-plastic"), plasticrl.load("pretrained:ant-dir-oracle")
+def test_shipped_zero_shot_oracle_at_heading_zero_acts_as_the_walker_it_wraps():
+    walker, oracle = plasticrl.load("pretrained:ant-plastic"), plasticrl.load("pretrained:ant-dir-oracle-zero-shot")
     env = gym.make("plasticrl/AntDir-v5", directions=4, direction=0, goal_observed=True)
     obs, _ = env.reset(seed=7)
     walker.reset(seed=7)
@@ -229,3 +229,32 @@ def test_a_recurrent_twin_starts_from_the_walker_with_its_heading_network_at_the
     assert genome.numel() == policy.genome.dim == base_dim + 4 * 3 + 16 + 4 + 16
     np.testing.assert_array_equal(genome[:base_dim].numpy(), walker.genome.numpy())
     np.testing.assert_array_equal(genome[base_dim:].numpy(), policy.initial_genome(1)[0, base_dim:].double().numpy())
+
+
+def test_the_symmetric_experiment_trains_its_three_headings_and_compares_them(tmp_path, monkeypatch):
+    """configs/experiments/adaptation_ant_symmetric.yaml, shrunk to a generation of two members on short
+    episodes: each agent's base comes from the walker, and the report compares them with the oracle."""
+    import json
+    from pathlib import Path
+
+    from plasticrl.experiments.comparison import load_spec, run_experiment
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    tiny = ["train.generations=1", "train.eval_every=1", "train.eval_episodes=1", "es.params={population_size: 2}",
+            "env.max_episode_steps=60"]
+    overrides = [f"agents.plastic.overrides={tiny}", f"agents.recurrent.overrides={tiny}",
+                 f"agents.oracle.overrides={['policy.goal.source=observed', 'env.kwargs.goal_observed=true', *tiny]}",
+                 "env.kwargs.switch_step=[20, 40]", "eval.episodes=2", "wandb_mode=disabled"]
+    run_experiment(load_spec("configs/experiments/adaptation_ant_symmetric.yaml", overrides), out=tmp_path,
+                   log=lambda _: None)
+    kinds = {}
+    for label in ("plastic", "recurrent", "oracle"):
+        (agent_file,) = tmp_path.glob(f"{label}/**/best_agent.pt")
+        agent = plasticrl.load(agent_file)
+        kinds[label] = agent.policy_config.goal.source
+        assert agent.policy_config.base.hidden == [64] and agent.obs_norm is None
+    assert kinds == {"plastic": "inferred", "recurrent": "recurrent", "oracle": "observed"}
+    result = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    entries = {e["agent"]: e for e in result["goal_adaptation"]}
+    assert result["oracle"] == "oracle" and entries["oracle"]["is_oracle"]
+    assert entries["plastic"]["twin"] == "plastic/frozen" and "goal_term" in entries["recurrent"]

@@ -33,7 +33,7 @@ from plasticrl.errors import PlasticRLError
 from plasticrl.io import atomic_torch_save
 from plasticrl.es import make_es
 from plasticrl.seeding import Stream, derive_env_seed, derive_seed
-from plasticrl.rollouts.env_setup import load_initial_agent, training_reset_options
+from plasticrl.rollouts.env_setup import load_initial_agent, training_reset_options, with_policy_base
 from plasticrl.trainers.evaluator import LocalEvaluator
 from plasticrl.rollouts.obs_norm import ObsNormalizer
 from plasticrl.trainers.lifecycle import (KILL_HOOK_ENV, Callback, RunLoop, RunState, TrainResult, default_wandb_id,
@@ -88,6 +88,7 @@ class ESTrainer(RunLoop):
         evaluator_factory: Callable[[ExperimentConfig, int], Any] | None = None,
         on_generation: Callback | None = None,
     ):
+        config = with_policy_base(config)  # a symmetric policy's base from train.init_agent (else unchanged)
         super().__init__(config, run_dir, on_generation)
         # The evaluation evaluator's policy tells the genome size before the ES (which fixes P)
         # and the training evaluator (which needs P) exist.
