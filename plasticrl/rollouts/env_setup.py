@@ -119,18 +119,16 @@ def with_policy_base(config: ExperimentConfig) -> ExperimentConfig:
         return config
     from plasticrl.agents.config import SymmetricConfig
     from plasticrl.rollouts.saved_agent import load
+    from plasticrl.rollouts.symmetric_agent import base_obs_norm
 
     agent = load(str(config.train.init_agent))
     saved = agent.policy_config
     if saved.kind == "symmetric":
-        base, norm = saved.base, saved.base_obs_norm
+        base = saved.base
+        norm = saved.base_obs_norm.model_dump(mode="json") if saved.base_obs_norm is not None else None
     else:
-        stats = agent.obs_norm
-        base = saved
-        norm = (None if stats is None else
-                {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "clip": stats.clip})
-    data = {**policy.model_dump(mode="json"), "base": base.model_dump(mode="json"), "base_obs_norm": (
-        norm.model_dump(mode="json") if hasattr(norm, "model_dump") else norm)}
+        base, norm = saved, base_obs_norm(agent.obs_norm)
+    data = {**policy.model_dump(mode="json"), "base": base.model_dump(mode="json"), "base_obs_norm": norm}
     return config.model_copy(update={"policy": SymmetricConfig.model_validate(data)})
 
 

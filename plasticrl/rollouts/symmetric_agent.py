@@ -23,6 +23,14 @@ from plasticrl.rollouts.pretrained import is_pretrained, resolve_pretrained
 from plasticrl.rollouts.saved_agent import AGENT_FORMAT, Agent, load
 
 
+def base_obs_norm(stats: ObsNormalizer | None) -> dict[str, Any] | None:
+    """A saved agent's observation statistics as a symmetric policy's ``base_obs_norm`` (the mean and the std
+    it divides by, and the clip), ``None`` for an agent trained without them."""
+    if stats is None:
+        return None
+    return {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "clip": stats.clip}
+
+
 def write_symmetric_agent(path: str | os.PathLike, base_agent: str | os.PathLike,
                           goal: Mapping[str, Any] | SymmetricGoalConfig, symmetry: str = "ant_quarter_turns",
                           metadata: Mapping[str, Any] | None = None) -> Path:
@@ -35,10 +43,7 @@ def write_symmetric_agent(path: str | os.PathLike, base_agent: str | os.PathLike
     base = torch_load(source)
     if base["policy_config"].get("kind") == "symmetric":
         raise PlasticRLError(f"{str(base_agent)!r} is already a symmetric agent; wrap the agent it steers")
-    norm = None
-    if base["obs_norm"]:
-        stats = ObsNormalizer.from_state_dict(base["obs_norm"])
-        norm = {"mean": stats.mean.tolist(), "std": stats.std.tolist(), "clip": stats.clip}
+    norm = base_obs_norm(ObsNormalizer.from_state_dict(base["obs_norm"]) if base["obs_norm"] else None)
     try:
         goal_config = (goal if isinstance(goal, SymmetricGoalConfig)
                        else SymmetricGoalConfig.model_validate(dict(goal)))
