@@ -333,3 +333,18 @@ def test_eval_cli_env_kwarg_changes_one_trained_setting_and_refuses_a_bad_key_be
         result = CliRunner().invoke(app, [*args, *bad, "--out", str(refused)])
         assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
         assert not refused.exists()
+
+
+def test_eval_takes_a_recorded_default_for_the_default(cheetah_agents, tmp_path):
+    """One agent recorded with forward_reward_weight 1.0 (HalfCheetah-v5's default), one with nothing: the same
+    setting, so they evaluate together; the weighted agent (2.0) still does not."""
+    from plasticrl.rollouts.controllers import common_env_kwargs, load_controller
+
+    explicit = tmp_path / "explicit.pt"
+    payload = torch_load(cheetah_agents["b"])
+    payload["metadata"]["env_kwargs"] = {"forward_reward_weight": 1.0}
+    torch.save(payload, explicit)
+    plain, default = load_controller(cheetah_agents["a"], "a"), load_controller(explicit, "x")
+    assert common_env_kwargs([plain, default]) == {"forward_reward_weight": 1.0}
+    with pytest.raises(PlasticRLError, match="different env keyword arguments"):
+        common_env_kwargs([plain, load_controller(cheetah_agents["weighted"], "w")])

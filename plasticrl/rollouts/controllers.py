@@ -120,11 +120,24 @@ def check_same_env(controllers: list[Controller], env_id: str | None) -> str:
     return ids.pop()
 
 
+def _without_defaults(env_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` less the entries that equal the task's own default (``goal_observed: false`` is what no
+    ``goal_observed`` means), so that two records of the same setting compare equal; as given for an env the
+    batched engine does not run."""
+    from plasticrl.envs.registry import canonical_id
+    from plasticrl.envs.tasks import TASKS
+
+    task = TASKS.get(canonical_id(env_id))
+    if task is None:
+        return dict(kwargs)
+    return {k: v for k, v in kwargs.items() if not (k in task.defaults and task.defaults[k] == v)}
+
+
 def common_env_kwargs(controllers: list[Controller]) -> dict[str, Any]:
     """The env keyword arguments the controllers were trained with; they must agree. An agent trained on
     the task's defaults records ``{}``: a setting too, not a blank. Files that do not name their env (a
     bare SB3 zip, a hand-made agent file) record no settings and agree with any."""
-    distinct = {repr(sorted(c.env_kwargs.items())) for c in controllers if c.env_id}
+    distinct = {repr(sorted(_without_defaults(c.env_id, c.env_kwargs).items())) for c in controllers if c.env_id}
     if len(distinct) > 1:
         raise PlasticRLError(f"the agents were trained with different env keyword arguments {sorted(distinct)}; "
                              "evaluate them separately so each keeps its own")
