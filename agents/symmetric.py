@@ -161,7 +161,7 @@ class SymmetricPolicy(BatchedPolicy):
                               for k, v in named.items() if k.startswith("goal.")})
 
     def _set_parameters(self, params: dict[str, torch.Tensor]) -> None:
-        self._goal_params = {k: v for k, v in params.items() if k.startswith("goal.")}
+        self._goal_params = params  # the heading network's groups, per row (_apply_genome picks them)
 
     def reset(self, mask: torch.Tensor | None = None, seeds: int | Sequence[int | None] | None = None) -> None:
         self.base.reset(mask, seeds)
@@ -194,11 +194,14 @@ class SymmetricPolicy(BatchedPolicy):
 
     # -- control ------------------------------------------------------------------------------------
     def _heading(self, obs: torch.Tensor) -> torch.Tensor:
+        """Each row's heading for this step (also stored as ``state.heading``), after learning from the last
+        step's reward where the heading is inferred."""
         state, goal = self._state, self.config.goal
         if goal.source == "observed":
             angle = torch.atan2(obs[:, -1], obs[:, -2])
             order = self.symmetry.order
-            return torch.remainder(torch.round(angle / (2.0 * math.pi / order)), order).to(torch.int64)
+            state.heading = torch.remainder(torch.round(angle / (2.0 * math.pi / order)), order).to(torch.int64)
+            return state.heading
         if goal.source == "recurrent":
             p = self._goal_params
             x = torch.cat([obs[:, self._velocity_columns], state.pending_reward.unsqueeze(1)], dim=1)
@@ -218,7 +221,6 @@ class SymmetricPolicy(BatchedPolicy):
 
     def _act(self, x: torch.Tensor) -> torch.Tensor:
         heading = self._heading(x)
-        self._state.heading = heading
         rows = torch.arange(x.shape[0], device=self.device)
         # every heading's view, then each row's: order small matmuls, not an [N, D, D] gather
         turned = torch.einsum("kij,nj->kni", self._obs_maps, x[:, :self.base.obs_dim])[heading, rows]

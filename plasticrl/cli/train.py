@@ -151,7 +151,7 @@ def train(
 ) -> None:
     """Train with evolution strategies (or recurrent PPO: trainer=ppo); --resume continues a killed run exactly."""
     from plasticrl.config import load_config, parse_overrides
-    from plasticrl.rollouts.env_setup import check_config, with_policy_base
+    from plasticrl.rollouts.env_setup import check_config
     from plasticrl.trainers.runs import hold_run, new_run_dir, read_run_config
     from plasticrl.trainers.train import make_trainer
 
@@ -187,7 +187,7 @@ def train(
             check_config(cfg, force=force, resuming=True)  # e.g. a --ray-address where nobody listens
             run_dir = resume
         else:
-            cfg = with_policy_base(load_config(config_path, overrides))
+            cfg = load_config(config_path, overrides)
             check_config(cfg, force=force)  # every setting, before the run directory exists
             run_dir = new_run_dir(out or Path(cfg.logging.dir), cfg.name)
         if resume is None:  # a resume's errors (e.g. too few generations) stay one line

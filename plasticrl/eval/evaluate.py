@@ -352,8 +352,8 @@ _RATE_KEYS = ("reward_rate_before", "reward_rate_after", "adaptation_ratio", "ad
 
 def _goal_term_rates(g: GoalSwitch) -> SwitchRates:
     """The goal term's per-episode rates before and after the switch (``None``, undefined, as NaN)."""
-    nan = lambda xs: np.asarray([math.nan if x is None else x for x in xs], dtype=np.float64)  # noqa: E731
-    return SwitchRates(nan(g.goal_term_rates_before), nan(g.goal_term_rates_after))
+    return SwitchRates(np.asarray(g.goal_term_rates_before, dtype=np.float64),
+                       np.asarray(g.goal_term_rates_after, dtype=np.float64))
 
 
 def _beyond_survival_rates(rates: SwitchRates, g: GoalSwitch) -> SwitchRates:

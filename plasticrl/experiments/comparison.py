@@ -176,9 +176,7 @@ def _es_config(agent: ESAgent, spec: ExperimentSpec, wandb_mode: str, init_agent
     if init_agent is not None:
         overrides.append(f"train.init_agent={init_agent}")
     overrides += agent.overrides  # last, so an agent may set its own seed or training distribution
-    from plasticrl.rollouts.env_setup import with_policy_base
-
-    return with_policy_base(load_config(agent.config, overrides))
+    return load_config(agent.config, overrides)
 
 
 def _baseline_perturbation(b: Baseline, spec: ExperimentSpec) -> Any:

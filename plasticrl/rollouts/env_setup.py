@@ -85,6 +85,7 @@ def check_config(config: ExperimentConfig, force: bool = False, resuming: bool =
     from plasticrl.device import resolve_device
     from plasticrl.rollouts.memory import check_memory, training_estimate
 
+    config = with_policy_base(config)  # a symmetric policy's base from train.init_agent, as the trainer takes it
     device = resolve_device(config.device)
     env = make_env(config, 1)
     try:

@@ -265,7 +265,7 @@ def _reward_uses(policy: BatchedPolicy, prefix: str = "policy.") -> list[str]:
     base = getattr(policy, "base", None)
     if base is not None:  # kind symmetric
         goal = policy.config.goal
-        if goal.source == "recurrent" or (goal.source == "inferred" and goal.eta > 0):
+        if goal.source == "recurrent" or _goal_learns(policy.config):
             uses.append(f"{prefix}goal.source: {goal.source}")
         uses.extend(_reward_uses(base, prefix + "base."))
     return uses

@@ -39,11 +39,11 @@ def write_symmetric_agent(path: str | os.PathLike, base_agent: str | os.PathLike
     SymmetricGoalConfig`); ``metadata`` updates the base's (set ``env_id`` and ``env_kwargs`` to the task
     the new agent is for: ``plasticrl eval`` runs it there). Every check runs before the file is written."""
     source = resolve_pretrained(base_agent) if is_pretrained(base_agent) else Path(base_agent)
-    load(source)  # one clear error for a file that is not an agent
-    base = torch_load(source)
-    if base["policy_config"].get("kind") == "symmetric":
+    agent = load(source)  # one clear error for a file that is not an agent
+    if agent.policy_config.kind == "symmetric":
         raise PlasticRLError(f"{str(base_agent)!r} is already a symmetric agent; wrap the agent it steers")
-    norm = base_obs_norm(ObsNormalizer.from_state_dict(base["obs_norm"]) if base["obs_norm"] else None)
+    norm = base_obs_norm(agent.obs_norm)
+    base = torch_load(source)  # the payload the new file copies (action bounds, genome, metadata)
     try:
         goal_config = (goal if isinstance(goal, SymmetricGoalConfig)
                        else SymmetricGoalConfig.model_validate(dict(goal)))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from plasticrl.config import ExperimentConfig, load_config
-from plasticrl.rollouts.env_setup import check_config, with_policy_base
+from plasticrl.rollouts.env_setup import check_config
 from plasticrl.trainers.es import ESTrainer
 from plasticrl.trainers.lifecycle import Callback, TrainResult
 from plasticrl.trainers.runs import new_run_dir
@@ -42,7 +42,6 @@ def train(config: ExperimentConfig | str | os.PathLike, overrides: Sequence[str]
         for key, value in parse_overrides(overrides):
             set_dotted(data, key, value)
         config = config_from_dict(data, "config with overrides")
-    config = with_policy_base(config)
     check_config(config, force=force)  # every setting, before the run directory exists
     run_dir = new_run_dir(Path(out) if out is not None else Path(config.logging.dir), config.name)
     return make_trainer(config, run_dir, on_generation).train()
