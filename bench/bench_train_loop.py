@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_envs import Ceiling, ceiling_backend  # noqa: E402  (shared ceiling measurement)
 
 from plasticrl.config import load_config  # noqa: E402
-from plasticrl.envs.engine import BatchPhysicsPool, PhysicsPool, default_num_threads  # noqa: E402
+from plasticrl.envs.engine import BatchPhysicsPool, CompiledPhysicsPool, PhysicsPool, default_num_threads  # noqa: E402
 from plasticrl.envs.vector import MujocoVectorEnv  # noqa: E402
 from plasticrl.trainers.es import ESTrainer  # noqa: E402
 
@@ -107,6 +107,9 @@ class _Recorder:
             out = rec._reset(env, **kwargs)
             if env.num_envs == rec.rows:
                 rec.env = env
+                if isinstance(env.pool, CompiledPhysicsPool):
+                    # whole control steps run compiled, past the pool's start: their controls are not seen
+                    rec.replayable = False
                 rec.starts = [(d.qpos.copy(), d.qvel.copy()) for d in env.pool.datas]
                 rec.controls = []
             return out

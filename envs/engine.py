@@ -1,6 +1,6 @@
 """Batched steppers: many MuJoCo instances stepped in parallel, their state gathered into arrays.
 
-Two implementations of one interface (:func:`make_physics_pool` picks):
+Three implementations of one interface (:func:`make_physics_pool` picks):
 
 - :class:`BatchPhysicsPool` (MuJoCo >= 4): ``mujoco.batch.Batch`` steps every instance in one
   C++ call on its own thread pool, with the GIL released for the whole step; the requested fields
@@ -12,8 +12,13 @@ Two implementations of one interface (:func:`make_physics_pool` picks):
   from a shared counter; for each instance a worker writes the control, steps ``frame_skip``
   physics steps in one call, optionally runs ``mj_rnePostConstraint`` (contact forces, which the
   batch cannot compute), and copies the requested fields into row ``i`` of batched arrays.
+- :class:`CompiledPhysicsPool`: :class:`PhysicsPool`'s instances stepped by a numba loop that calls
+  MuJoCo's C ``mj_step`` with the GIL released (:mod:`plasticrl.envs.compiled_physics`), one contiguous
+  range of instances per thread. It is what lets the rollout loop run whole control steps, physics
+  included, in one compiled call (:meth:`MujocoVectorEnv.compiled_step
+  <plasticrl.envs.vector.MujocoVectorEnv.compiled_step>`).
 
-Both give bit-identical trajectories (``mujoco.batch`` guarantees equality with a loop of
+All give bit-identical trajectories (``mujoco.batch`` guarantees equality with a loop of
 ``mj_step`` over one MjData per simulation; tests/test_envs_async.py checks it on our envs).
 """
 from __future__ import annotations
@@ -26,14 +31,15 @@ from concurrent.futures import ThreadPoolExecutor
 import mujoco
 import numpy as np
 
+from . import compiled_physics
 from .errors import EnvError, unknown
 
 
-PHYSICS_BACKENDS = ("auto", "batch", "threads")
+PHYSICS_BACKENDS = ("auto", "batch", "threads", "compiled")
 #: MuJoCo's "Nan, Inf or huge value in QACC/QPOS/QVEL ... The simulation is unstable" (it then resets
 #: that instance's state mid-step) and "... in CTRL" (it zeroes the controls): each is counted in
 #: ``MjData.warning`` until the instance's next reset; an episode that met one is not physics
-_UNSTABLE_WARNINGS = tuple(int(getattr(mujoco.mjtWarning, w)) for w in
+UNSTABLE_WARNINGS = tuple(int(getattr(mujoco.mjtWarning, w)) for w in
                            ("mjWARN_BADQACC", "mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADCTRL"))
 try:
     from mujoco.batch import Batch as _Batch
@@ -60,10 +66,19 @@ def make_physics_pool(
     backend: str = "auto",
 ):
     """The stepper for these instances: ``backend`` "batch" (``mujoco.batch``), "threads"
-    (:class:`PhysicsPool`) or "auto" (batch where MuJoCo has it and the task needs no contact-force
-    pass, else threads)."""
+    (:class:`PhysicsPool`), "compiled" (:class:`CompiledPhysicsPool`) or "auto": compiled where numba
+    and MuJoCo's C library are at hand and the pool has one thread or the task needs the contact-force
+    pass (then the rollout loop can step whole control steps in compiled code), else batch where MuJoCo
+    has it and the task needs no contact-force pass, else threads."""
     if backend not in PHYSICS_BACKENDS:
         raise unknown("physics backend", backend, PHYSICS_BACKENDS)
+    if backend == "compiled" and not compiled_physics.AVAILABLE:
+        raise EnvError("physics backend 'compiled' is not available here: it needs numba (the 'fast' extra) "
+                       "and MuJoCo's C library next to the mujoco package; use 'auto', 'batch' or 'threads'")
+    threads = max(1, min(num_threads or default_num_threads(), len(models)))
+    if backend == "compiled" or (backend == "auto" and compiled_physics.AVAILABLE
+                                 and (threads == 1 or post_constraint)):
+        return CompiledPhysicsPool(models, fields, frame_skip, post_constraint, num_threads)
     batch_ok = _HAS_BATCH and not post_constraint
     if backend == "batch" and not batch_ok:
         why = ("this MuJoCo has no mujoco.batch (needs MuJoCo >= 4)" if not _HAS_BATCH else
@@ -177,7 +192,7 @@ class PhysicsPool:
         """``[n]`` bool: instances MuJoCo found unstable (non-finite or huge accelerations, positions or
         velocities, after which it resets their state; or such controls) since their last reset."""
         # one stacked copy and a vectorised test: a Python test per instance held the GIL for ~1 us each
-        return (np.stack(self._warning_counts)[:, _UNSTABLE_WARNINGS] > 0).any(axis=1)
+        return (np.stack(self._warning_counts)[:, UNSTABLE_WARNINGS] > 0).any(axis=1)
 
     # --- resets and direct access ------------------------------------------------------------
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:
@@ -226,6 +241,66 @@ _SIZES = ("nq", "nv", "nu", "na", "nbody", "ngeom", "njnt")
 def _check_sizes(old: mujoco.MjModel, new: mujoco.MjModel) -> None:
     if any(getattr(new, k) != getattr(old, k) for k in _SIZES):
         raise ValueError(f"replacement model must keep the sizes {_SIZES}")
+
+
+class CompiledPhysicsPool(PhysicsPool):
+    """:class:`PhysicsPool` with the stepping in compiled code: each thread steps one contiguous range of
+    instances in a numba loop over MuJoCo's C functions (GIL released), gathering the fields as it goes.
+
+    :attr:`pointers` hold the addresses that loop reads, for a caller that steps the pool from its own
+    compiled code (:meth:`plasticrl.envs.vector.MujocoVectorEnv.compiled_step`)."""
+
+    def __init__(
+        self,
+        models: Sequence[mujoco.MjModel],
+        fields: Sequence[str],
+        frame_skip: int,
+        post_constraint: bool,
+        num_threads: int | None = None,
+    ) -> None:
+        super().__init__(models, fields, frame_skip, post_constraint, num_threads)
+        (self.model_pointers, self.data_pointers, self.ctrl_pointers, self.warning_pointers,
+         self.field_pointers) = compiled_physics.data_pointers(self.models, self.datas, self.fields)
+        #: the gathered arrays as ``[n, size]`` views, in ``fields`` order (what the compiled loop writes)
+        self.flat_arrays = tuple(self.arrays[f].reshape(self.n, -1) for f in self.fields)
+        # contiguous ranges of instances, one per thread (the first on the calling thread)
+        bounds = np.linspace(0, self.n, self.num_threads + 1).round().astype(int)
+        self._ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._no_mask = np.zeros(0, dtype=bool)
+
+    def _step_range(self, first: int, stop: int) -> None:
+        active = self._no_mask if self._active is None else self._active
+        compiled_physics.step_rows(compiled_physics.MJ_STEP, compiled_physics.MJ_RNE_POST_CONSTRAINT,
+                                   self.post_constraint, self.model_pointers, self.data_pointers,
+                                   self.ctrl_pointers, self.field_pointers, self.flat_arrays, self.ctrl, active,
+                                   first, stop, self.frame_skip)
+
+    def start(self, ctrl: np.ndarray, active: np.ndarray | None = None) -> None:
+        """Begin a step: the other threads' ranges start at once; :meth:`finish` steps the first range."""
+        if self._pending is not None:
+            raise RuntimeError("a step is already in progress; call finish() first")
+        self.ctrl[:] = ctrl
+        self._active = None if active is None else np.ascontiguousarray(active, dtype=bool)
+        futures = ([] if self._executor is None else
+                   [self._executor.submit(self._step_range, a, b) for a, b in self._ranges[1:]])
+        self._pending = (None, futures)
+
+    def finish(self) -> None:
+        """Step the first range on this thread, then wait for the others."""
+        if self._pending is None:
+            raise RuntimeError("no step in progress; call start() first")
+        _, futures = self._pending
+        try:
+            self._step_range(*self._ranges[0])
+            for fut in futures:
+                fut.result()
+        finally:
+            self._pending = None
+
+    def set_model(self, i: int, model: mujoco.MjModel) -> None:
+        """:meth:`PhysicsPool.set_model`, and the compiled loop's address of the new model."""
+        super().set_model(i, model)
+        self.model_pointers[i] = model._address
 
 
 class BatchPhysicsPool:
@@ -291,7 +366,7 @@ class BatchPhysicsPool:
     def unstable(self) -> np.ndarray:
         """``[n]`` bool: instances MuJoCo found unstable since their last reset (the batch's live
         warning counters, ``[n, mjNWARNING, (lastinfo, number)]``)."""
-        return (self._batch.warning[:, _UNSTABLE_WARNINGS, 1] > 0).any(axis=1)
+        return (self._batch.warning[:, UNSTABLE_WARNINGS, 1] > 0).any(axis=1)
 
     # --- resets and direct access ------------------------------------------------------------
     def set_state(self, i: int, qpos: np.ndarray, qvel: np.ndarray) -> None:

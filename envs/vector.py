@@ -18,7 +18,9 @@ from gymnasium.utils.seeding import np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .engine import make_physics_pool
+from . import compiled_physics
+from .compiled_step import CompiledStep
+from .engine import CompiledPhysicsPool, UNSTABLE_WARNINGS, make_physics_pool
 from .errors import EnvError
 from .perturb import dynamics, morphology
 from .perturb.runtime import Runtime
@@ -379,6 +381,42 @@ class MujocoVectorEnv(VectorEnv):
         if self.has_goal:
             self._goal_infos(infos)
         return obs, reward, terminated, truncated, infos
+
+    def compiled_step(self) -> CompiledStep | None:
+        """The env's next steps as :func:`plasticrl.envs.compiled_step.env_step` takes them, or ``None``
+        where they need Python: an instance awaits its reset, a step is pending, the physics is not the
+        one-thread :class:`~plasticrl.envs.engine.CompiledPhysicsPool`, the task has no compiled step, or
+        something changes between steps (goals, runtime perturbations, mid-episode model edits).
+
+        Valid until the env's next Python step or reset (the caller asks again each time)."""
+        if (not self._started or self._step_context is not None or self._autoreset.any() or self.has_goal
+                or self._any_switch or not isinstance(self.pool, CompiledPhysicsPool)
+                or self.pool.num_threads != 1):
+            return None
+        runtime = self.runtime
+        if runtime.acts_on_actions or runtime.acts_on_obs or runtime.pushes:
+            return None
+        n = self.num_envs
+        params = self.task.compiled_params(n, self.dt)
+        if params is None or self._before is None:
+            return None
+        code, planar, ant = params
+        # the positions are updated in place from now on: the env's own copy, in the task's shape
+        self._before = np.array(self._before, dtype=np.float64)
+        x_position = self._before if self._before.ndim == 1 else np.zeros(0)
+        xy_position = self._before if self._before.ndim == 2 else np.zeros((0, 2))
+        pool, arrays = self.pool, self.pool.arrays
+        empty3 = np.zeros((n, 0, 0))
+        physics = (compiled_physics.MJ_STEP, compiled_physics.MJ_RNE_POST_CONSTRAINT, pool.post_constraint,
+                   pool.model_pointers, pool.data_pointers, pool.ctrl_pointers, pool.field_pointers,
+                   pool.flat_arrays, pool.frame_skip, pool.warning_pointers,
+                   np.array(UNSTABLE_WARNINGS, dtype=np.int64))
+        task = (code, arrays["qpos"], arrays["qvel"], arrays.get("xpos", empty3), arrays.get("cfrc_ext", empty3),
+                planar, ant)
+        limit = _NEVER if self.max_episode_steps is None else int(self.max_episode_steps)
+        state = (self._obs, np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool),
+                 np.zeros(n, dtype=bool), self._elapsed, self._autoreset, limit, x_position, xy_position)
+        return CompiledStep(physics, task, state)
 
     def close_extras(self, **kwargs: Any) -> None:
         self.pool.close()

@@ -1,11 +1,13 @@
 """The engine's split step: step_async starts the physics on the worker threads, step_wait
-finishes it; the pair equals step(), and misuse is refused. The two physics backends
-(mujoco.batch and per-instance mj_step on threads) give the same trajectories."""
+finishes it; the pair equals step(), and misuse is refused. The physics backends (mujoco.batch,
+per-instance mj_step on threads, and mj_step from a compiled loop) give the same trajectories."""
 import numpy as np
 import pytest
 
 from plasticrl.envs import EnvError, make_vec
-from plasticrl.envs.engine import BatchPhysicsPool, PhysicsPool
+from plasticrl.envs import compiled_physics
+from plasticrl.envs.engine import UNSTABLE_WARNINGS, BatchPhysicsPool, CompiledPhysicsPool, PhysicsPool
+from plasticrl.envs.mujoco_warnings import MujocoWarning
 
 
 def test_step_async_then_wait_equals_step():
@@ -44,6 +46,9 @@ def test_physics_backends_give_identical_trajectories():
             make_vec("Hopper-v5", 5, physics_backend="batch", num_threads=1),
             make_vec("Hopper-v5", 5, physics_backend="batch", num_threads=2)]
     assert [type(e.pool) for e in envs] == [PhysicsPool, BatchPhysicsPool, BatchPhysicsPool]
+    if compiled_physics.AVAILABLE:  # one thread, and three threads over uneven ranges of instances
+        envs += [make_vec("Hopper-v5", 5, physics_backend="compiled", num_threads=n) for n in (1, 3)]
+        assert [type(e.pool) for e in envs[3:]] == [CompiledPhysicsPool] * 2
     first = [e.reset(seed=5, options={"perturbations": conditions})[0] for e in envs]
     for obs in first[1:]:
         np.testing.assert_array_equal(obs, first[0])
@@ -76,10 +81,26 @@ def test_physics_backends_give_identical_trajectories():
 
 
 def test_physics_backend_choice():
-    assert isinstance(make_vec("HalfCheetah-v5", 2).pool, BatchPhysicsPool)
-    # Ant's observation needs contact forces (mj_rnePostConstraint), which mujoco.batch does not run
-    assert isinstance(make_vec("Ant-v5", 2).pool, PhysicsPool)
+    assert isinstance(make_vec("HalfCheetah-v5", 2, num_threads=2).pool, BatchPhysicsPool)
     with pytest.raises(EnvError, match="rnePostConstraint"):
         make_vec("Ant-v5", 2, physics_backend="batch")
-    with pytest.raises(EnvError, match="'gpu'; valid choices: auto, batch, threads"):
+    with pytest.raises(EnvError, match="'gpu'; valid choices: auto, batch, compiled, threads"):
         make_vec("Hopper-v5", 2, physics_backend="gpu")
+    # Ant's observation needs contact forces (mj_rnePostConstraint), which mujoco.batch does not run; with
+    # one physics thread the compiled loop steps the instances (the rollout can then run whole steps compiled)
+    compiled = CompiledPhysicsPool if compiled_physics.AVAILABLE else None
+    assert type(make_vec("Ant-v5", 2, num_threads=2).pool) is (compiled or PhysicsPool)
+    assert type(make_vec("HalfCheetah-v5", 2, num_threads=1).pool) is (compiled or BatchPhysicsPool)
+
+
+@pytest.mark.skipif(not compiled_physics.AVAILABLE, reason="needs numba and MuJoCo's C library")
+def test_compiled_physics_flags_unstable_instances_as_the_bindings_count_them():
+    env = make_vec("HalfCheetah-v5", 3, physics_backend="compiled", num_threads=1)
+    env.reset(seed=0)
+    env.pool.datas[1].qvel[:] = 1e30  # MuJoCo warns (mjWARN_BADQVEL) and resets that instance
+    with pytest.warns(MujocoWarning, match="QVEL"):  # through the handler, from the GIL-free loop
+        _, _, _, _, infos = env.step(np.zeros((3, 6)))
+    assert infos["unstable"].tolist() == [False, True, False]
+    flags = np.zeros(3, dtype=bool)
+    compiled_physics.unstable_rows(env.pool.warning_pointers, np.array(UNSTABLE_WARNINGS), flags)
+    assert flags.tolist() == [False, True, False]

@@ -107,18 +107,22 @@ class Ant(Task):
         rows = len(action)
         obs, reward = np.empty((rows, self.obs_dim)), np.empty(rows)
         terminated, position = np.empty(rows, dtype=bool), np.empty((rows, 2))
+        _, _, ant = self.compiled_params(rows, dt)
+        compiled.ant_step(s["qpos"], s["qvel"], s["xpos"], s["cfrc_ext"], before, np.ascontiguousarray(action),
+                          *ant, obs, reward, terminated, position)
+        return obs, reward, terminated, position
+
+    def compiled_params(self, rows: int, dt: float) -> tuple[int, tuple, tuple]:
         _, columns = self.compiled_goal(rows)
         force_lo, force_hi = self.cfg["contact_force_range"]
         z_lo, z_hi = self.cfg["healthy_z_range"]
         skip = 2 if self.cfg["exclude_current_positions_from_observation"] else 0
-        compiled.ant_step(s["qpos"], s["qvel"], s["xpos"], s["cfrc_ext"], before, np.ascontiguousarray(action),
-                          float(dt), skip, bool(self.cfg["include_cfrc_ext_in_observation"]), self.main_body,
-                          float(force_lo), float(force_hi), float(z_lo), float(z_hi),
-                          float(self.cfg["forward_reward_weight"]), float(self.cfg["healthy_reward"]),
-                          float(self.cfg["ctrl_cost_weight"]), float(self.cfg["contact_cost_weight"]),
-                          bool(self.cfg["terminate_when_unhealthy"]), self.compiled_direction(rows), columns,
-                          obs, reward, terminated, position)
-        return obs, reward, terminated, position
+        ant = (float(dt), int(skip), bool(self.cfg["include_cfrc_ext_in_observation"]), int(self.main_body),
+               float(force_lo), float(force_hi), float(z_lo), float(z_hi), float(self.cfg["forward_reward_weight"]),
+               float(self.cfg["healthy_reward"]), float(self.cfg["ctrl_cost_weight"]),
+               float(self.cfg["contact_cost_weight"]), bool(self.cfg["terminate_when_unhealthy"]),
+               np.ascontiguousarray(self.compiled_direction(rows), dtype=np.float64), columns)
+        return compiled.ANT, compiled.NO_PLANAR, ant
 
     def reset_noise(self, rng: np.random.Generator, init_qpos: np.ndarray,
                     init_qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -92,6 +92,12 @@ class Task:
         arrays); ``None`` where the task has no compiled step (numba missing, or a task left on numpy)."""
         return None
 
+    def compiled_params(self, rows: int, dt: float) -> tuple[int, tuple, tuple] | None:
+        """What :func:`plasticrl.envs.tasks.compiled.task_step` needs besides the state: the task's code
+        (``PLANAR`` or ``ANT``) and its parameter tuple, the other task's placeholder beside it (``NO_PLANAR``,
+        ``NO_ANT``: one signature for both); ``None`` where the task has no compiled step."""
+        return None
+
     def compiled_goal(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
         """The per-row goal ``[rows]`` and the observed goal columns ``[rows, width]`` a compiled step
         reads (none here; :class:`~plasticrl.envs.tasks.adaptation.GoalTask` gives its own)."""

@@ -205,6 +205,31 @@ def _ant_step(qpos, qvel, xpos, cfrc_ext, before, action, dt, skip, include_cfrc
         position[r, 1] = y
 
 
+#: task codes of :func:`task_step`, and the placeholder parameters of the task not stepped
+PLANAR, ANT = 0, 1
+NO_PLANAR = (0.0, 0, 0.0, 0.0, FORWARD, np.zeros(0), np.zeros((0, 0)))
+NO_ANT = (0.0, 0, False, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False, np.zeros((0, 2)), np.zeros((0, 0)))
+
+
+def _task_step(code, qpos, qvel, xpos, cfrc_ext, action, planar, ant, obs, reward, terminated, x_position,
+               xy_position):
+    # one step of the task `code` (PLANAR: planar_step with `planar`, ANT: ant_step with `ant`) with the
+    # positions updated in place (x_position [n] or xy_position [n, 2]: each row's velocity is read from its
+    # entry before the entry is overwritten); a planar task never terminates
+    if code == PLANAR:
+        dt, skip, forward_weight, ctrl_weight, mode, goal, columns = planar
+        _planar_step(qpos, qvel, x_position, action, dt, skip, forward_weight, ctrl_weight, mode, goal, columns,
+                     obs, reward, x_position)
+        for r in range(terminated.shape[0]):
+            terminated[r] = False
+    else:
+        (dt, skip, include_cfrc, main_body, force_lo, force_hi, z_lo, z_hi, forward_weight, healthy_reward,
+         ctrl_weight, contact_weight, terminate, direction, columns) = ant
+        _ant_step(qpos, qvel, xpos, cfrc_ext, xy_position, action, dt, skip, include_cfrc, main_body, force_lo,
+                  force_hi, z_lo, z_hi, forward_weight, healthy_reward, ctrl_weight, contact_weight, terminate,
+                  direction, columns, obs, reward, terminated, xy_position)
+
+
 if _numba is not None:
     _jit = _numba.njit(nogil=True, cache=True, error_model="numpy")
     _block_sum = _jit(_block_sum)
@@ -215,6 +240,8 @@ if _numba is not None:
     _copy_state = _jit(_copy_state)
     planar_step = _jit(_planar_step)
     ant_step = _jit(_ant_step)
+    _planar_step, _ant_step = planar_step, ant_step
+    task_step = _jit(_task_step)
     row_sum = _row_sum
 else:  # pragma: no cover
-    planar_step = ant_step = row_sum = None
+    planar_step = ant_step = task_step = row_sum = None

@@ -75,12 +75,17 @@ class HalfCheetah(_Forward):
             return None
         rows = len(action)
         obs, reward, position = np.empty((rows, self.obs_dim)), np.empty(rows), np.empty(rows)
+        _, planar, _ = self.compiled_params(rows, dt)
+        compiled.planar_step(s["qpos"], s["qvel"], before, np.ascontiguousarray(action), *planar, obs, reward,
+                             position)
+        return obs, reward, np.zeros(rows, dtype=bool), position
+
+    def compiled_params(self, rows: int, dt: float) -> tuple[int, tuple, tuple]:
         goal, columns = self.compiled_goal(rows)
         skip = self.skipped if self.cfg["exclude_current_positions_from_observation"] else 0
-        compiled.planar_step(s["qpos"], s["qvel"], before, np.ascontiguousarray(action), float(dt), skip,
-                             self.compiled_forward_weight(), float(self.cfg["ctrl_cost_weight"]),
-                             self.compiled_mode, goal, columns, obs, reward, position)
-        return obs, reward, np.zeros(rows, dtype=bool), position
+        planar = (float(dt), int(skip), self.compiled_forward_weight(), float(self.cfg["ctrl_cost_weight"]),
+                  int(self.compiled_mode), goal, columns)
+        return compiled.PLANAR, planar, compiled.NO_ANT
 
     def reset_noise(self, rng: np.random.Generator, init_qpos: np.ndarray,
                     init_qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

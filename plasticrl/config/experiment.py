@@ -191,10 +191,12 @@ class EnvConfig(_Strict):
                                "random numbers: on tasks with a random goal per episode members are ranked on the "
                                "same goals, not on the goals each happened to draw; ES trainer only)",
     )
-    physics_backend: Literal["auto", "batch", "threads"] = Field(
+    physics_backend: Literal["auto", "batch", "threads", "compiled"] = Field(
         "auto", description="MuJoCo stepping: 'batch' (mujoco.batch, MuJoCo >= 4), 'threads' (mj_step per "
-                            "instance on Python threads) or 'auto' (batch unless the task needs contact forces); "
-                            "same trajectories either way",
+                            "instance on Python threads), 'compiled' (mj_step from a numba loop, GIL released; "
+                            "lets the rollout run whole control steps compiled) or 'auto' (compiled with one "
+                            "physics thread or where the task needs contact forces, else batch); same "
+                            "trajectories either way",
     )
 
 

@@ -168,8 +168,52 @@ def _finish_mlp(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, t
     return go_on
 
 
+def _run_spiking(physics, task, state, actions, began, steps, limit, stop_when_idle, max_steps, collect, raw,
+                 row_count, row_sum, row_sumsq, active, bad, returns, lengths, policy_reward, learn_on, learn_args,
+                 mean, std, clip, normalise, policy_obs, act_args, policy_actions, reward_scale):
+    # control steps of a fused spiking policy with the env stepped in compiled code (env_step): each is
+    # the Python loop's step (begin if not begun, the env's step, _finish_spiking), and the loop goes on
+    # while it would (a row active and below max_steps, or, with stop_when_idle false, the sync phase's
+    # steps to `limit`) and no instance awaits its reset. Returns (steps taken, whether the next was begun).
+    obs, reward, terminated, truncated, unstable = state[0], state[1], state[2], state[3], state[4]
+    taken = 0
+    while True:
+        if not began:
+            _begin_spiking(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions,
+                           actions, reward_scale, policy_reward)
+        waiting = env_step(physics, task, state, actions)
+        taken += 1
+        began = _finish_spiking(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated,
+                                truncated, active, bad, returns, lengths, policy_reward, learn_on, learn_args,
+                                steps + taken < max_steps, obs, mean, std, clip, normalise, policy_obs, act_args,
+                                policy_actions, actions, reward_scale)
+        if (stop_when_idle and not began) or waiting or steps + taken >= limit:
+            return taken, began
+
+
+def _run_mlp(physics, task, state, actions, began, steps, limit, stop_when_idle, max_steps, collect, raw,
+             row_count, row_sum, row_sumsq, active, bad, returns, lengths, policy_reward, learn_on, learn_args,
+             mean, std, clip, normalise, policy_obs, act_args, policy_actions, reward_scale):
+    # _run_spiking for a fused Hebbian MLP (its own begin and finish; see _finish_mlp for why two functions)
+    obs, reward, terminated, truncated, unstable = state[0], state[1], state[2], state[3], state[4]
+    taken = 0
+    while True:
+        if not began:
+            _begin_mlp(obs, mean, std, clip, normalise, active, bad, raw, policy_obs, act_args, policy_actions,
+                       actions, reward_scale, policy_reward)
+        waiting = env_step(physics, task, state, actions)
+        taken += 1
+        began = _finish_mlp(collect, raw, row_count, row_sum, row_sumsq, unstable, reward, terminated,
+                            truncated, active, bad, returns, lengths, policy_reward, learn_on, learn_args,
+                            steps + taken < max_steps, obs, mean, std, clip, normalise, policy_obs, act_args,
+                            policy_actions, actions, reward_scale)
+        if (stop_when_idle and not began) or waiting or steps + taken >= limit:
+            return taken, began
+
+
 if _numba is not None:
     from plasticrl.agents.plastic_kernel import act_kernel, learn_kernel, mlp_act_kernel
+    from plasticrl.envs.compiled_step import env_step
 
     prepare_obs = _numba.njit(nogil=True, cache=True, error_model="numpy")(_prepare_obs)
     accumulate_moments = _numba.njit(nogil=True, cache=True, error_model="numpy")(_accumulate_moments)
@@ -182,8 +226,15 @@ if _numba is not None:
     begin_spiking, begin_mlp = _begin_spiking, _begin_mlp
     finish_spiking = _numba.njit(nogil=True, cache=True, error_model="numpy")(_finish_spiking)
     finish_mlp = _numba.njit(nogil=True, cache=True, error_model="numpy")(_finish_mlp)
+    _finish_spiking, _finish_mlp = finish_spiking, finish_mlp
+    # the env stepped in compiled code too (None where MuJoCo's C library is not at hand)
+    run_spiking = run_mlp = None
+    if env_step is not None:
+        run_spiking = _numba.njit(nogil=True, cache=True, error_model="numpy")(_run_spiking)
+        run_mlp = _numba.njit(nogil=True, cache=True, error_model="numpy")(_run_mlp)
 else:  # pragma: no cover
     prepare_obs = accumulate_moments = after_step = begin_spiking = finish_spiking = begin_mlp = finish_mlp = None
+    run_spiking = run_mlp = None
 
 
 def available() -> bool:

@@ -19,6 +19,7 @@ from plasticrl.rollouts import compiled
 from plasticrl.rollouts.obs_norm import ObsBatchMoments, ObsNormalizer
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+_NO_CAP = np.iinfo(np.int64).max  # max_steps None: no cap on the control steps
 
 
 #: ``train.fitness`` choices: how a member's ``[E]`` episode returns become one fitness
@@ -284,7 +285,36 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
                 np.asarray(obs, dtype=np.float64).reshape(rows, obs_dim), mean, std, clip, normalise, fused_obs,
                 kernels.act, fused_actions, actions, kernels.reward_scale)
 
-        _run(fused_step, active, lambda: steps, max_steps, sync)
+        run_compiled = compiled.run_spiking if kernels.kind == "spiking" else compiled.run_mlp
+        compiled_step = getattr(env, "compiled_step", None) if run_compiled is not None else None
+        cap = _NO_CAP if max_steps is None else max_steps
+
+        def advance(limit: int, stop_when_idle: bool) -> None:
+            """Control steps: as many as the env can take in compiled code (:func:`compiled.run_spiking`: the
+            env's physics and task, then the same calls as :func:`fused_step`), up to ``limit`` (and, with
+            ``stop_when_idle``, until no row is active), or else one :func:`fused_step`."""
+            nonlocal obs, steps, env_steps, began, actions
+            step_args = compiled_step() if compiled_step is not None else None
+            if step_args is None:
+                fused_step()
+                return
+            taken, began = run_compiled(
+                step_args.physics, step_args.task, step_args.state, actions, began, steps, limit, stop_when_idle,
+                cap, collect_obs_moments, raw, row_count, row_sum, row_sumsq, active, bad, returns, lengths,
+                fused_reward, kernels.learn_on, kernels.learn, mean, std, clip, normalise, fused_obs, kernels.act,
+                fused_actions, kernels.reward_scale)
+            steps += taken
+            env_steps += rows * taken
+            obs = step_args.state[0].copy()  # the env's observations, as its step returns them
+            actions = actions.copy()  # (the next step's, if begun) in a buffer no env step holds
+
+        with torch.inference_mode():  # as _run
+            while active.any() and steps < cap:
+                advance(cap, True)
+            if sync is not None:
+                target = sync(steps)
+                while steps < target:
+                    advance(target, False)
         return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
                        (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
 
