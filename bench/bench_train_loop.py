@@ -120,7 +120,8 @@ class _Recorder:
                 if active is not None and not active.all():
                     rec.replayable = False  # an episode ended inside the rollout (Ant-v5): no replay
                 rec.controls.append(np.array(ctrl))
-            return rec._starts[type(pool)](pool, ctrl, active)
+            original = rec._starts[BatchPhysicsPool if isinstance(pool, BatchPhysicsPool) else PhysicsPool]
+            return original(pool, ctrl, active)
 
         def close_extras(env, **kwargs):
             if env is rec.env:  # the states its last generation ended in, before the pool goes

@@ -13,8 +13,8 @@ takes the GIL as the bindings' own calls do. A MuJoCo *error* inside ``mj_step``
 contacts) reaches MuJoCo's default error handler, which ends the process, where ``mujoco.mj_step`` would raise
 a Python exception: training keeps its finished generations in its checkpoints either way.
 
-Without numba, or where the library cannot be found, :data:`AVAILABLE` is False and the engine keeps its
-other backends.
+Without numba, where the library cannot be found, or with bindings that do not expose the addresses,
+:data:`AVAILABLE` is False and the engine keeps its other backends.
 """
 from __future__ import annotations
 
@@ -46,7 +46,10 @@ def _load_library() -> ctypes.CDLL | None:
     return None
 
 
-_LIBRARY = _load_library() if _numba is not None else None
+# the bindings expose the structs' addresses (``_address``) in the MuJoCo versions this project pins; an
+# older one without them keeps the other backends
+_LIBRARY = (_load_library() if _numba is not None and hasattr(mujoco.MjData, "_address")
+            and hasattr(mujoco.MjModel, "_address") else None)
 
 
 def _address(name: str) -> int:
@@ -116,23 +119,18 @@ def _unstable_rows(warnings, codes, flags):
 
 
 if _numba is not None:
-    @_intrinsic
-    def _f64_pointer(typingctx, address):
-        """A ``float64*`` from an address held in an int64."""
-        target = _types.CPointer(_types.float64)
+    def _pointer_from_address(element):
+        """An intrinsic that turns an address held in an int64 into a pointer to ``element`` values."""
+        target = _types.CPointer(element)
 
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], context.get_value_type(target))
-        return target(_types.int64), codegen
+        def pointer(typingctx, address):
+            def codegen(context, builder, signature, args):
+                return builder.inttoptr(args[0], context.get_value_type(target))
+            return target(_types.int64), codegen
+        return _intrinsic(pointer)
 
-    @_intrinsic
-    def _i32_pointer(typingctx, address):
-        """An ``int32*`` from an address held in an int64."""
-        target = _types.CPointer(_types.int32)
-
-        def codegen(context, builder, signature, args):
-            return builder.inttoptr(args[0], context.get_value_type(target))
-        return target(_types.int64), codegen
+    _f64_pointer = _pointer_from_address(_types.float64)
+    _i32_pointer = _pointer_from_address(_types.int32)
 
     @_intrinsic
     def _call(typingctx, function, model, data):

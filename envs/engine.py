@@ -23,6 +23,7 @@ All give bit-identical trajectories (``mujoco.batch`` guarantees equality with a
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Sequence
@@ -129,7 +130,7 @@ class PhysicsPool:
             if self.num_threads > 1 else None
         )
         self._active: np.ndarray | None = None
-        self._pending: tuple[Callable[[], int], list] | None = None
+        self._pending: tuple[Callable[[], None], list] | None = None
 
     # --- stepping ---------------------------------------------------------------------------
     def _work(self, next_index: Callable[[], int]) -> None:
@@ -171,18 +172,22 @@ class PhysicsPool:
             raise RuntimeError("a step is already in progress; call finish() first")
         self.ctrl[:] = ctrl
         self._active = active
+        self._pending = self._launch()
+
+    def _launch(self) -> tuple[Callable[[], None], list]:
+        """Start the worker threads on the step; returns the calling thread's share and their futures."""
         next_index = itertools.count().__next__
         futures = ([] if self._executor is None else
                    [self._executor.submit(self._work, next_index) for _ in range(self.num_threads - 1)])
-        self._pending = (next_index, futures)
+        return functools.partial(self._work, next_index), futures
 
     def finish(self) -> None:
         """Work on the started step until every instance is done."""
         if self._pending is None:
             raise RuntimeError("no step in progress; call start() first")
-        next_index, futures = self._pending
+        own_share, futures = self._pending
         try:
-            self._work(next_index)  # the caller works too instead of idling
+            own_share()  # the caller works too instead of idling
             for fut in futures:
                 fut.result()
         finally:
@@ -275,27 +280,13 @@ class CompiledPhysicsPool(PhysicsPool):
                                    self.ctrl_pointers, self.field_pointers, self.flat_arrays, self.ctrl, active,
                                    first, stop, self.frame_skip)
 
-    def start(self, ctrl: np.ndarray, active: np.ndarray | None = None) -> None:
-        """Begin a step: the other threads' ranges start at once; :meth:`finish` steps the first range."""
-        if self._pending is not None:
-            raise RuntimeError("a step is already in progress; call finish() first")
-        self.ctrl[:] = ctrl
-        self._active = None if active is None else np.ascontiguousarray(active, dtype=bool)
+    def _launch(self) -> tuple[Callable[[], None], list]:
+        """The other threads' ranges start at once; the first range is the calling thread's share."""
+        if self._active is not None:
+            self._active = np.ascontiguousarray(self._active, dtype=bool)
         futures = ([] if self._executor is None else
                    [self._executor.submit(self._step_range, a, b) for a, b in self._ranges[1:]])
-        self._pending = (None, futures)
-
-    def finish(self) -> None:
-        """Step the first range on this thread, then wait for the others."""
-        if self._pending is None:
-            raise RuntimeError("no step in progress; call start() first")
-        _, futures = self._pending
-        try:
-            self._step_range(*self._ranges[0])
-            for fut in futures:
-                fut.result()
-        finally:
-            self._pending = None
+        return functools.partial(self._step_range, *self._ranges[0]), futures
 
     def set_model(self, i: int, model: mujoco.MjModel) -> None:
         """:meth:`PhysicsPool.set_model`, and the compiled loop's address of the new model."""

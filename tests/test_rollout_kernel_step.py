@@ -10,7 +10,7 @@ import torch
 
 from plasticrl.agents import make_policy
 from plasticrl.agents.state import map_tree
-from plasticrl.envs import make_vec
+from plasticrl.envs import compiled_physics, make_vec
 from plasticrl.rollouts import compiled
 from plasticrl.rollouts.loop import rollout
 from plasticrl.rollouts.shards import PopulationShards
@@ -144,9 +144,12 @@ def test_the_step_cap_stops_both_paths_at_the_same_step():
 
 
 @pytest.mark.parametrize("cfg", [BCM, MLP], ids=["spiking", "hebbian_mlp"])
-def test_shards_with_the_compiled_step_match_one_env_without_it(cfg):
-    # shards end at different steps and run on to the slowest (the sync phase begins each step itself)
+def test_shards_with_the_compiled_step_match_one_env_without_it(cfg, monkeypatch):
+    # shards end at different steps and run on to the slowest (the sync phase begins each step itself); their
+    # one-thread envs run whole control steps compiled (compiled.run_spiking / run_mlp) where they can
     reference = _rollout("Ant-v5", cfg, False)
+    runs = (_counting(monkeypatch, "run_mlp" if cfg["kind"] == "hebbian_mlp" else "run_spiking")
+            if compiled_physics.AVAILABLE else [1])
 
     def make_env(rows):
         return make_vec("Ant-v5", rows, num_threads=1, **ENV_KWARGS["Ant-v5"])
@@ -165,6 +168,7 @@ def test_shards_with_the_compiled_step_match_one_env_without_it(cfg):
         assert torch.equal(torch.cat([s[i] for s in states]), tensor)
     per_shard = result.lengths.max(dim=1).values
     assert len(set(per_shard.tolist())) > 1  # members (one per shard) finished at different steps
+    assert runs[0] > 0
 
 
 @pytest.mark.parametrize("cfg, expected", [

@@ -2,20 +2,19 @@
 ``compiled_step``: physics, task, time limit, instability flags, bookkeeping, act and learn) leave the env and
 the rollout exactly where the Python steps leave them: the env's step against ``step_async`` + ``step_wait_lean``
 on HalfCheetah-v5 and Ant-v5 (terminations, autoresets, contact forces in and out of the observation), and whole
-rollouts against the loop with the env stepped from Python, for spiking and Hebbian MLP policies, the step cap,
-and shards that run on to the slowest; and the env says when it cannot be stepped this way."""
+rollouts against the loop with the env stepped from Python, for spiking and Hebbian MLP policies and the step
+cap (shards that run on to the slowest: ``test_rollout_kernel_step.py``); and the env says when it cannot be
+stepped this way."""
 import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from plasticrl.agents import make_policy
 from plasticrl.envs import compiled_physics, make_vec
 from plasticrl.envs.mujoco_warnings import MujocoWarning
 from plasticrl.rollouts import compiled
 from plasticrl.rollouts.loop import rollout
-from plasticrl.rollouts.shards import PopulationShards
 
 from genomes import seeded_normalizer
 from test_rollout_kernel_step import BCM, CONFIGS, ENV_KWARGS, EPISODES, MLP, ROWS, _assert_same, _genome, _state
@@ -69,7 +68,7 @@ def test_the_compiled_env_step_equals_step_async_and_step_wait_lean(env_id, kwar
 
 
 def _counting_runs(monkeypatch) -> list[int]:
-    """Steps taken inside compiled.run_spiking / run_mlp, summed over their calls."""
+    """Steps taken inside compiled.run_spiking and run_mlp, summed over their calls."""
     taken = [0]
     for name in ("run_spiking", "run_mlp"):
         inner = getattr(compiled, name)
@@ -115,30 +114,6 @@ def test_the_step_cap_stops_compiled_env_steps_where_python_stops(cfg, monkeypat
     fast = _rollout("HalfCheetah-v5", cfg, "float32", 0.5, True, max_steps=7)
     assert taken[0] == 7 and fast[0].env_steps == 7 * ROWS  # HalfCheetah-v5 never resets: all compiled
     _assert_same(fast, _rollout("HalfCheetah-v5", cfg, "float32", 0.5, False, max_steps=7))
-
-
-def test_shards_run_on_to_the_slowest_in_compiled_env_steps(monkeypatch):
-    # members finish at different steps; each shard's rows then run on, every row inactive, to the slowest
-    reference = _rollout("Ant-v5", BCM, "float32", 0.5, False)
-    taken = _counting_runs(monkeypatch)
-
-    def make_env(rows):
-        return make_vec("Ant-v5", rows, num_threads=1, **ENV_KWARGS["Ant-v5"])
-
-    sharded = PopulationShards(make_env, lambda env: make_policy(BCM, env.single_observation_space,
-                                                                 env.single_action_space), 3)
-    template = sharded.make_policy(make_vec("Ant-v5", 1, **ENV_KWARGS["Ant-v5"]))
-    result = sharded.rollout(_genome(template), EPISODES, seed=21, obs_norm=seeded_normalizer(template.obs_dim),
-                             collect_obs_moments=True)
-    states = [_state(p) for _, p in sharded.pairs]
-    sharded.close()
-    assert taken[0] > 0
-    assert torch.equal(result.returns, reference[0].returns) and torch.equal(result.lengths, reference[0].lengths)
-    assert torch.equal(result.invalid, reference[0].invalid) and result.env_steps == reference[0].env_steps
-    assert all(torch.equal(x, y) for x, y in zip(result.obs_rows, reference[0].obs_rows))
-    for i, tensor in enumerate(reference[1]):
-        assert torch.equal(torch.cat([s[i] for s in states]), tensor)
-    assert len(set(result.lengths.max(dim=1).values.tolist())) > 1
 
 
 @pytest.mark.parametrize("make, why", [
