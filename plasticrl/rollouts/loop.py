@@ -129,7 +129,7 @@ def rollout(
         return _rollout_compiled(policy, env, obs, population, episodes_per_member, max_steps, affine, clip,
                                  collect_obs_moments, step_wait, sync)
 
-    def step() -> None:
+    def step(limit: int = 0, stop_when_idle: bool = True) -> None:  # one control step (see _run)
         nonlocal obs, steps, env_steps, bad, returns, lengths, active, row_count, row_sum, row_sumsq
         # A copy: with a split step, a vector env may refill its observation buffer while the
         # statistics of this step are still being summed.
@@ -169,17 +169,20 @@ def rollout(
                    (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
 
 
-def _run(step: Callable[[], None], active: np.ndarray, steps: Callable[[], int], max_steps: int | None,
+def _run(step: Callable[[int, bool], None], active: np.ndarray, steps: Callable[[], int], max_steps: int | None,
          sync: Callable[[int], int] | None) -> None:
     """Call ``step`` until no row is active or ``max_steps`` steps are taken; then, with ``sync``, on
-    to the step count it returns (see :func:`rollout`)."""
+    to the step count it returns (see :func:`rollout`). ``step(limit, stop_when_idle)`` takes at least one
+    control step and may take more (compiled env steps), never past ``limit`` and, with ``stop_when_idle``,
+    never past the step that leaves no row active."""
+    cap = _NO_CAP if max_steps is None else max_steps
     with torch.inference_mode():
-        while active.any() and (max_steps is None or steps() < max_steps):
-            step()
+        while active.any() and steps() < cap:
+            step(cap, True)
         if sync is not None:
             target = sync(steps())
             while steps() < target:
-                step()
+                step(target, False)
 
 
 def _with_unstable_flags(step_wait: Callable[[], tuple]) -> Callable[[], tuple]:
@@ -258,7 +261,7 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
         began = False
         actions = np.zeros((rows, policy.act_dim))
 
-        def fused_step() -> None:
+        def fused_step(limit: int = 0, stop_when_idle: bool = True) -> None:
             """:func:`step` with one compiled call per control step once the env has stepped: its
             bookkeeping, the policy's learn, and the next step's observations and act (begun only if the loop
             goes on, which it decides as :func:`_run` does; otherwise the next step, if any, begins here)."""
@@ -308,17 +311,11 @@ def _rollout_compiled(policy: BatchedPolicy, env, obs, population: int, episodes
             obs = step_args.state[0].copy()  # the env's observations, as its step returns them
             actions = actions.copy()  # (the next step's, if begun) in a buffer no env step holds
 
-        with torch.inference_mode():  # as _run
-            while active.any() and steps < cap:
-                advance(cap, True)
-            if sync is not None:
-                target = sync(steps)
-                while steps < target:
-                    advance(target, False)
+        _run(advance, active, lambda: steps, max_steps, sync)
         return _result(policy, returns, lengths, bad, population, episodes_per_member, env_steps,
                        (row_count, row_sum, row_sumsq) if collect_obs_moments else None)
 
-    def step() -> None:
+    def step(limit: int = 0, stop_when_idle: bool = True) -> None:  # one control step (see _run)
         nonlocal obs, steps, env_steps, bad
         # fresh tensors each step: a policy may keep references to its inputs
         policy_obs = torch.empty((rows, obs_dim), dtype=policy.dtype)
