@@ -252,8 +252,8 @@ class CompiledPhysicsPool(PhysicsPool):
     """:class:`PhysicsPool` with the stepping in compiled code: each thread steps one contiguous range of
     instances in a numba loop over MuJoCo's C functions (GIL released), gathering the fields as it goes.
 
-    :attr:`pointers` hold the addresses that loop reads, for a caller that steps the pool from its own
-    compiled code (:meth:`plasticrl.envs.vector.MujocoVectorEnv.compiled_step`)."""
+    Its ``*_pointers`` arrays and :attr:`flat_arrays` are what that loop reads and writes, for a caller that
+    steps the pool from its own compiled code (:meth:`plasticrl.envs.vector.MujocoVectorEnv.compiled_step`)."""
 
     def __init__(
         self,

@@ -194,7 +194,9 @@ def _run_spiking(physics, task, state, actions, began, steps, limit, stop_when_i
 def _run_mlp(physics, task, state, actions, began, steps, limit, stop_when_idle, max_steps, collect, raw,
              row_count, row_sum, row_sumsq, active, bad, returns, lengths, policy_reward, learn_on, learn_args,
              mean, std, clip, normalise, policy_obs, act_args, policy_actions, reward_scale):
-    # _run_spiking for a fused Hebbian MLP (its own begin and finish; see _finish_mlp for why two functions)
+    # _run_spiking for a fused Hebbian MLP (its own begin and finish; see _finish_mlp for why two functions:
+    # numba prunes neither a None-marker nor a literal-marker branch here, so one function with both kinds'
+    # calls would not type)
     obs, reward, terminated, truncated, unstable = state[0], state[1], state[2], state[3], state[4]
     taken = 0
     while True:
