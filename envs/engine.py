@@ -268,6 +268,12 @@ class CompiledPhysicsPool(PhysicsPool):
          self.field_pointers) = compiled_physics.data_pointers(self.models, self.datas, self.fields)
         #: the gathered arrays as ``[n, size]`` views, in ``fields`` order (what the compiled loop writes)
         self.flat_arrays = tuple(self.arrays[f].reshape(self.n, -1) for f in self.fields)
+        #: :func:`plasticrl.envs.compiled_step.env_step`'s ``physics`` argument, built once (a replaced model
+        #: updates ``model_pointers`` in place, so it stays valid)
+        self.step_args = (compiled_physics.MJ_STEP, compiled_physics.MJ_RNE_POST_CONSTRAINT,
+                          self.post_constraint, self.model_pointers, self.data_pointers, self.ctrl_pointers,
+                          self.field_pointers, self.flat_arrays, self.frame_skip, self.warning_pointers,
+                          np.array(UNSTABLE_WARNINGS, dtype=np.int64))
         # contiguous ranges of instances, one per thread (the first on the calling thread)
         bounds = np.linspace(0, self.n, self.num_threads + 1).round().astype(int)
         self._ranges = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -275,10 +281,9 @@ class CompiledPhysicsPool(PhysicsPool):
 
     def _step_range(self, first: int, stop: int) -> None:
         active = self._no_mask if self._active is None else self._active
-        compiled_physics.step_rows(compiled_physics.MJ_STEP, compiled_physics.MJ_RNE_POST_CONSTRAINT,
-                                   self.post_constraint, self.model_pointers, self.data_pointers,
-                                   self.ctrl_pointers, self.field_pointers, self.flat_arrays, self.ctrl, active,
-                                   first, stop, self.frame_skip)
+        mj_step, rne, post, models, datas, ctrls, fields, outs, frame_skip = self.step_args[:9]
+        compiled_physics.step_rows(mj_step, rne, post, models, datas, ctrls, fields, outs, self.ctrl, active,
+                                   first, stop, frame_skip)
 
     def _launch(self) -> tuple[Callable[[], None], list]:
         """The other threads' ranges start at once; the first range is the calling thread's share."""

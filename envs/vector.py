@@ -18,9 +18,8 @@ from gymnasium.utils.seeding import np_random
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from . import compiled_physics
 from .compiled_step import CompiledStep
-from .engine import CompiledPhysicsPool, UNSTABLE_WARNINGS, make_physics_pool
+from .engine import CompiledPhysicsPool, make_physics_pool
 from .errors import EnvError
 from .perturb import dynamics, morphology
 from .perturb.runtime import Runtime
@@ -96,6 +95,7 @@ class MujocoVectorEnv(VectorEnv):
         self._before: np.ndarray | None = None
         self._started = False
         self._step_context: tuple | None = None  # set between step_async and step_wait
+        self._compiled_outputs: tuple | None = None  # compiled_step's output buffers, made at its first call
 
         self.runtime = Runtime(num_envs, base.nu, self.task.obs_dim)
         self._conditions: list[tuple[Perturbation, ...]] = [()] * num_envs
@@ -401,22 +401,22 @@ class MujocoVectorEnv(VectorEnv):
         if params is None or self._before is None:
             return None
         code, planar, ant = params
-        # the positions are updated in place from now on: the env's own copy, in the task's shape
-        self._before = np.array(self._before, dtype=np.float64)
+        # the positions are updated in place from now on (the task's position() and the compiled step hand
+        # out fresh arrays, so this is already the env's own; converted only if it is not float64)
+        self._before = np.ascontiguousarray(self._before, dtype=np.float64)
         x_position = self._before if self._before.ndim == 1 else np.zeros(0)
         xy_position = self._before if self._before.ndim == 2 else np.zeros((0, 2))
-        pool, arrays = self.pool, self.pool.arrays
+        arrays = self.pool.arrays
         empty3 = np.zeros((n, 0, 0))
-        physics = (compiled_physics.MJ_STEP, compiled_physics.MJ_RNE_POST_CONSTRAINT, pool.post_constraint,
-                   pool.model_pointers, pool.data_pointers, pool.ctrl_pointers, pool.field_pointers,
-                   pool.flat_arrays, pool.frame_skip, pool.warning_pointers,
-                   np.array(UNSTABLE_WARNINGS, dtype=np.int64))
         task = (code, arrays["qpos"], arrays["qvel"], arrays.get("xpos", empty3), arrays.get("cfrc_ext", empty3),
                 planar, ant)
+        if self._compiled_outputs is None:  # reward, terminated, truncated, unstable: written by each step
+            self._compiled_outputs = (np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool),
+                                      np.zeros(n, dtype=bool))
         limit = _NEVER if self.max_episode_steps is None else int(self.max_episode_steps)
-        state = (self._obs, np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool),
-                 np.zeros(n, dtype=bool), self._elapsed, self._autoreset, limit, x_position, xy_position)
-        return CompiledStep(physics, task, state)
+        state = (self._obs, *self._compiled_outputs, self._elapsed, self._autoreset, limit, x_position,
+                 xy_position)
+        return CompiledStep(self.pool.step_args, task, state)
 
     def close_extras(self, **kwargs: Any) -> None:
         self.pool.close()
