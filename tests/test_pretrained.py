@@ -25,7 +25,7 @@ def test_every_shipped_agent_reproduces_its_recorded_nominal_score():
         assert got == pytest.approx(scores["mean_return"], rel=0.05, abs=50.0), name
     shipped = {"ant-plastic", "halfcheetah-plastic", "halfcheetah-dir-plastic", "halfcheetah-dir-plastic-bcm-rpe",
                "halfcheetah-dir-plastic-reward",
-               "halfcheetah-dir-recurrent", "halfcheetah-dir-oracle", "ant-hebbian-random"}
+               "halfcheetah-dir-recurrent", "halfcheetah-dir-oracle", "ant-hebbian-random", "ant-hebbian-random-mlp"}
     assert shipped <= set(index)
 
 
