@@ -206,13 +206,22 @@ def report_cmd(
     out: Optional[Path] = typer.Option(None, help="Where training.png/training.md go (default: the single "
                                        "directory given, else runs/report-<time>)."),
     no_plots: bool = typer.Option(False, "--no-plots", help="Skip the PNG plots."),
+    combine: bool = typer.Option(False, "--combine", help="Put the evaluations given (same env, suite, "
+                                 "episodes and seed; different agents) into one eval.json in --out and "
+                                 "report them together, seeds.md included."),
 ) -> None:
-    """Rebuild evaluation reports from saved eval.json files and draw training curves."""
-    from plasticrl.report.rebuild import rebuild
+    """Rebuild evaluation reports from saved eval.json files and draw training curves; with --combine,
+    join evaluations of different agents on the same paired episodes."""
+    from plasticrl.report.rebuild import combine as combine_dirs, rebuild
 
     try:
-        target = out or (run_dirs[0] if len(run_dirs) == 1 else Path("runs") / f"report-{stamp()}")
-        written = rebuild(run_dirs, target, plots=not no_plots)
+        if combine:
+            if out is None:
+                raise PlasticRLError("--combine needs --out: the directory for the combined eval.json")
+            written = combine_dirs(run_dirs, out, plots=not no_plots)
+        else:
+            target = out or (run_dirs[0] if len(run_dirs) == 1 else Path("runs") / f"report-{stamp()}")
+            written = rebuild(run_dirs, target, plots=not no_plots)
     except PlasticRLError as exc:
         fail(str(exc))
     except OSError as exc:  # read-only or full disk, a file where a directory goes

@@ -4,7 +4,8 @@ An evaluation directory (``eval.json``, also found one level down, e.g. ``RUN/ev
 CSV, Markdown and PNGs rewritten from the JSON, and where its agents include several seeds of one
 setting (``NAME_s0``, ``NAME_s1``, ...) ``seeds.md``, ``seeds.json`` and ``profiles.png`` aggregated
 over seeds with rliable (:mod:`plasticrl.report.aggregate`); run directories (``metrics.jsonl``) together
-get ``training.png`` and a ``training.md`` table in the output directory.
+get ``training.png`` and a ``training.md`` table in the output directory. :func:`combine` puts
+evaluations of different agents on the same paired episodes into one directory and reports them together.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import warnings
 from pathlib import Path
 
 from plasticrl.errors import PlasticRLError
+from plasticrl.eval.combine import combine_results
+from plasticrl.io import atomic_write_json
 from plasticrl.report.aggregate import seed_groups, write_aggregate
 from plasticrl.report.writer import RESULT_FILE, load_result, write_reports
 from plasticrl.report.training_curves import curve_summary, plot_training, read_metrics
@@ -22,6 +25,27 @@ def _eval_dirs(path: Path) -> list[Path]:
     if (path / RESULT_FILE).is_file():
         return [path]
     return sorted(p.parent for p in path.glob(f"*/{RESULT_FILE}"))
+
+
+def combine(paths: list[Path], out: Path, plots: bool = True) -> list[Path]:
+    """Combine the evaluations found under ``paths`` (each an evaluation directory or a directory with
+    evaluation directories one level down) into ``out``, then report them as :func:`rebuild` does
+    (``seeds.md`` over the seeds of each setting). Everything is read and checked before ``out`` is
+    written; an ``out`` that already holds an evaluation is refused."""
+    dirs: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise PlasticRLError(f"{str(path)!r} is not a directory")
+        found = _eval_dirs(path)
+        if not found:
+            raise PlasticRLError(f"{str(path)!r} holds no {RESULT_FILE} (nor one level down)")
+        dirs += found
+    if (out / RESULT_FILE).exists():
+        raise PlasticRLError(f"{str(out)!r} already holds an evaluation ({RESULT_FILE}); choose another --out")
+    combined = combine_results([load_result(d) for d in dirs], [str(d) for d in dirs])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / RESULT_FILE, combined.to_json())  # rebuild then writes the reports and seeds.md
+    return rebuild([out], out, plots=plots)
 
 
 def rebuild(paths: list[Path], out: Path, plots: bool = True) -> list[Path]:

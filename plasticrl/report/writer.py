@@ -80,9 +80,13 @@ def load_result(path: str | Path) -> EvaluationResult:
         path = path / RESULT_FILE
     if not path.is_file():
         raise PlasticRLError(f"no evaluation result at {str(path)!r} (expected {RESULT_FILE})")
-    data = json.loads(path.read_text())
-    if data.get("kind") != "plasticrl-eval":
-        raise PlasticRLError(f"{str(path)!r} is not a plasticrl evaluation result (kind={data.get('kind')!r})")
+    try:
+        data = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PlasticRLError(f"{str(path)!r} is not a plasticrl evaluation result (not JSON: {exc})") from None
+    if not isinstance(data, dict) or data.get("kind") != "plasticrl-eval":
+        kind = data.get("kind") if isinstance(data, dict) else None
+        raise PlasticRLError(f"{str(path)!r} is not a plasticrl evaluation result (kind={kind!r})")
     # Derived from the rows: re-derived on reading, so a result saved by an older version (without it,
     # or without the before/after-switch split) is reported like a fresh one.
     data["plasticity_effect"] = []  # not derived twice: with_derived derives it
