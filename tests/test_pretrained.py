@@ -1,5 +1,8 @@
 """Shipped agents: loaded by name, listed, and still earning the scores recorded when they were shipped."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -22,11 +25,27 @@ def test_every_shipped_agent_reproduces_its_recorded_nominal_score():
         # round float32 sums differently (FMA, SIMD width), and 1000 chaotic steps amplify that, so the
         # check is that the agent still earns its recorded score to within 5%, not the same bits; for a
         # score near 0 (an agent that falls early) within 50, 5% of a 1000-step episode at 1 per step.
-        assert got == pytest.approx(scores["mean_return"], rel=0.05, abs=50.0), name
+        close = lambda v: v == pytest.approx(scores["mean_return"], rel=0.05, abs=50.0)  # noqa: E731
+        if not close(got):
+            # MKL (torch's CPU matmuls) rounds differently on its AVX-512 path than on the AVX2 one the scores
+            # were recorded on, enough to move a chaotic agent further than that (halfcheetah-dir-recurrent:
+            # 429.9 instead of 487.6); MKL_CBWR=AVX2 selects the recorded path, read at MKL's first call, so
+            # in a fresh process
+            got = _score_on_mkl_avx2_path(name, scores["episodes"], scores["seed"])
+        assert close(got), name
     shipped = {"ant-plastic", "halfcheetah-plastic", "halfcheetah-dir-plastic", "halfcheetah-dir-plastic-bcm-rpe",
                "halfcheetah-dir-plastic-reward",
                "halfcheetah-dir-recurrent", "halfcheetah-dir-oracle", "ant-hebbian-random", "ant-hebbian-random-mlp"}
     assert shipped <= set(index)
+
+
+def _score_on_mkl_avx2_path(name: str, episodes: int, seed: int) -> float:
+    code = ("import sys; from plasticrl.experiments.shipping import nominal_score; "
+            "from plasticrl.rollouts.pretrained import resolve_pretrained; "
+            "print(repr(nominal_score(resolve_pretrained(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))")
+    out = subprocess.run([sys.executable, "-c", code, f"pretrained:{name}", str(episodes), str(seed)],
+                         env={**os.environ, "MKL_CBWR": "AVX2"}, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def test_unknown_pretrained_name_lists_the_valid_ones():
