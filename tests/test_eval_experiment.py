@@ -60,6 +60,34 @@ def test_experiment_config_errors_name_the_key(tmp_path):
     assert res.exit_code == 2 and "evall" in res.output
 
 
+@pytest.mark.parametrize("plastic_evaluated", [False, True])
+def test_frozen_twins_without_a_learning_agent_is_refused_before_training(tmp_path, monkeypatch, plastic_evaluated):
+    """Frozen twins need an evaluated agent that learns within the episode: refused in one line before the
+    experiment directory exists (it used to fail at evaluation, after every agent had trained). A plastic
+    agent that is only a curriculum stage (evaluate: false) gets no twin, so it does not count."""
+    from tests.cli_checks import assert_one_line_error, entries
+
+    monkeypatch.chdir(ROOT)
+    agents = {"static": {"config": "configs/halfcheetah/static_spiking.yaml", "overrides": TINY}}
+    if plastic_evaluated:  # the same spec with a plastic agent passes the check (and trains: stop it there)
+        agents["plastic"] = {"config": "configs/halfcheetah/bcm_modulated.yaml", "overrides": TINY}
+    else:
+        agents["stage"] = {"config": "configs/halfcheetah/bcm_modulated.yaml", "overrides": TINY,
+                           "evaluate": False}
+    cfg = {"name": "twins", "env": {"id": "HalfCheetah-v5"}, "agents": agents,
+           "eval": {"episodes": 1, "frozen_twins": True}, "wandb_mode": "disabled"}
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    from plasticrl.experiments.comparison import check_spec
+
+    if plastic_evaluated:
+        check_spec(load_spec(path))
+        return
+    res = CliRunner().invoke(app, ["experiment", str(path), "--out", str(tmp_path / "out")])
+    assert_one_line_error(res, "eval.frozen_twins", "static", "eval.frozen_twins=false")
+    assert "stage" not in res.output and entries(tmp_path) == ["exp.yaml"]
+
+
 def test_tiny_experiment_end_to_end_and_rerun_skips(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = {"name": "tiny", "env": {"id": "HalfCheetah-v5", "kwargs": {"max_episode_steps": 20},

@@ -104,9 +104,10 @@ def evaluate(
     if settings.frozen_twins:
         twins = frozen_twins(controllers)
         if not twins:
-            raise PlasticRLError("frozen twins asked for, but none of the agents learns within the episode (a "
-                                 "plastic_spiking policy with plasticity.rule or input_plasticity.rule set); "
-                                 "nothing to freeze")
+            raise PlasticRLError(f"frozen twins asked for, but none of the agents "
+                                 f"({', '.join(c.name for c in controllers)}) learns within the episode (a "
+                                 f"plasticrl policy with plasticity.rule or input_plasticity.rule other than "
+                                 f"none, or a context unit that learns); nothing to freeze")
         controllers += twins
     controllers = ([oracle] if oracle is not None else []) + controllers
     names = [c.name for c in controllers]

@@ -140,6 +140,7 @@ def check_spec(spec: ExperimentSpec, force: bool = False) -> None:
     from plasticrl.eval.evaluate import suite_conditions
     from plasticrl.config import resolve_wandb_mode
     from plasticrl.rollouts.env_setup import check_config
+    from plasticrl.rollouts.saved_agent import has_plasticity
     from plasticrl.trainers.sb3.hyperparams import hyperparams
     from plasticrl.trainers.sb3.trainer import check_settings
 
@@ -148,11 +149,22 @@ def check_spec(spec: ExperimentSpec, force: bool = False) -> None:
         suite_conditions(spec.env.id, spec.eval.suite, spec.eval.only)
     except PlasticRLError as exc:
         raise PlasticRLError(f"eval: {exc}") from None
+    learners = []
     for label, agent in spec.agents.items():
         try:
-            check_config(_es_config(agent, spec, "disabled"), force=force)
+            config = _es_config(agent, spec, "disabled")
+            check_config(config, force=force)
         except PlasticRLError as exc:
             raise PlasticRLError(f"agents.{label}: {exc}") from None
+        if agent.evaluate and has_plasticity(config.policy):
+            learners.append(label)
+    if spec.eval.frozen_twins and not learners:
+        # evaluation would refuse this after every agent had trained
+        evaluated = [label for label, agent in spec.agents.items() if agent.evaluate]
+        raise PlasticRLError(f"eval.frozen_twins is true, but none of the evaluated agents "
+                             f"({', '.join(evaluated) or 'none'}) learns within the episode; give one whose "
+                             f"policy has plasticity (plasticity.rule or input_plasticity.rule other than none, "
+                             f"or a context unit that learns) or set eval.frozen_twins=false")
     for label, b in spec.baselines.items():
         try:
             check_settings(b.algo, spec.env.id, spec.env.kwargs, _baseline_perturbation(b, spec))
