@@ -18,6 +18,12 @@ TINY = ["train.generations=2", "es.params.population_size=4", "train.eval_every=
 def test_shipped_experiment_configs_validate(name, monkeypatch):
     monkeypatch.chdir(ROOT)
     spec = load_spec(ROOT / "configs" / "experiments" / name)
+    # everything `plasticrl experiment` checks before it makes a directory passes, so the study can start
+    # from a fresh clone (a stage that points at another stage's output by path, rather than init_from, fails
+    # here); the memory guard is skipped, since it depends on the machine
+    from plasticrl.experiments.comparison import check_spec
+
+    check_spec(spec, force=True)
     # every experiment compares a plastic agent (a policy with a plasticity rule) with a static twin: trained
     # (static_*, or hebbian_static_*), or its frozen twin (the same weights, learning rates 0)
     from plasticrl.config import load_config

@@ -74,7 +74,8 @@ def has_plasticity(policy_config) -> bool:
     """Whether a policy config learns within the episode (a long-term rule, a CSDP input layer, a context
     unit that learns, or a symmetric policy's goal synapses or base that do)."""
     if policy_config.kind == "symmetric":
-        return _goal_learns(policy_config) or has_plasticity(policy_config.base)
+        # a training config may leave the base to its init agent (base: null): only the goal synapses count
+        return _goal_learns(policy_config) or (policy_config.base is not None and has_plasticity(policy_config.base))
     plasticity = getattr(policy_config, "plasticity", None)
     input_plasticity = getattr(policy_config, "input_plasticity", None)
     return ((plasticity is not None and plasticity.rule != "none")
