@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -103,6 +104,25 @@ def test_genome_command_names_the_context_unit_and_its_input_column(tmp_path):
     config.write_text("env: {id: HalfCheetahDir-v5}\npolicy: {kind: static_spiking, hidden: [64]}\n")
     plain = runner.invoke(app, ["genome", str(config)])
     assert plain.exit_code == 0 and "[64, 17]" in plain.output and "context unit" not in plain.output
+
+
+def test_genome_command_takes_overrides_like_train():
+    """`plasticrl genome CONFIG key=value...` sizes the policy as `plasticrl train` with the same overrides
+    would: the Ant random-weight Hebbian MLP (27 -> 128 -> 64 -> 8) searches 5 coefficients per synapse,
+    5 x (27x128 + 128x64 + 64x8) = 60,800, or with one rule per post-synaptic neuron 5 x (128 + 64 + 8) = 1,000."""
+    from tests.cli_checks import assert_one_line_error
+
+    config = str(Path(__file__).resolve().parents[1] / "configs" / "ant" / "hebbian_random_mlp.yaml")
+    per_synapse = runner.invoke(app, ["genome", config], terminal_width=300)
+    per_neuron = runner.invoke(app, ["genome", config, "policy.plasticity.sharing=post"], terminal_width=300)
+    assert per_synapse.exit_code == 0 and per_neuron.exit_code == 0, per_synapse.output + per_neuron.output
+    synapse_text, neuron_text = (" ".join(r.output.split()) for r in (per_synapse, per_neuron))  # lines wrap
+    assert "D = 60,800 searched" in synapse_text and "D = 1,000 searched" in neuron_text, neuron_text
+    assert "layers.0.A" in neuron_text and "[128, 1]" in neuron_text
+    assert_one_line_error(runner.invoke(app, ["genome", config, "policy.plasticity"]), "'policy.plasticity'",
+                          "key=value")
+    assert_one_line_error(runner.invoke(app, ["genome", config, "policy.plasticity.sharing=neuron"]),
+                          "'neuron'", "'post'")
 
 
 def test_bench_command_rejects_unknown_benchmark():

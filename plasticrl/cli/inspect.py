@@ -44,7 +44,9 @@ def envs(as_json: bool = typer.Option(False, "--json", help="Print machine-reada
 
 @app.command()
 def genome(
-    config: Optional[Path] = typer.Argument(None, help="YAML file with a 'policy' mapping (default policy if omitted)."),
+    args: Optional[list[str]] = typer.Argument(
+        None, help="YAML file with a 'policy' mapping (default policy if omitted), then key=value overrides "
+                   "(e.g. policy.plasticity.sharing=post), as for plasticrl train."),
     env: Optional[str] = typer.Option(None, help="Environment whose spaces size the policy (default: the "
                                       "config's env.id, else HalfCheetah-v5); the config's env.kwargs apply "
                                       "when it is the config's env."),
@@ -53,7 +55,16 @@ def genome(
     from plasticrl.agents import make_policy
     from plasticrl.envs import make_vec
 
+    from plasticrl.config import parse_overrides, set_dotted
+
+    args = list(args or [])
+    config = Path(args.pop(0)) if args and "=" not in args[0] else None
     data = load_yaml_file(config) if config else {}
+    try:  # the same key=value overrides as plasticrl train, on the file's mapping
+        for key, value in parse_overrides(args):
+            set_dotted(data, key, value)
+    except PlasticRLError as exc:
+        fail(str(exc))
     policy_cfg = data.get("policy", {})
     env_section = data.get("env") if isinstance(data.get("env"), dict) else {}
     env_id = env or env_section.get("id") or "HalfCheetah-v5"
@@ -63,7 +74,7 @@ def genome(
             from plasticrl.config import load_config
             from plasticrl.rollouts.env_setup import with_policy_base
 
-            policy_cfg = with_policy_base(load_config(config)).policy  # the base of train.init_agent
+            policy_cfg = with_policy_base(load_config(config, args)).policy  # the base of train.init_agent
         vec = make_vec(env_id, 1, **env_kwargs)
         try:
             policy = make_policy(policy_cfg, vec.single_observation_space, vec.single_action_space)
