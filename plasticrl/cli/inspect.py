@@ -53,9 +53,8 @@ def genome(
 ) -> None:
     """Show a policy's parameter groups: the names that genome.search / genome.fix patterns match."""
     from plasticrl.agents import make_policy
-    from plasticrl.envs import make_vec
-
     from plasticrl.config import parse_overrides, set_dotted
+    from plasticrl.envs import make_vec
 
     args = list(args or [])
     config = Path(args.pop(0)) if args and "=" not in args[0] else None

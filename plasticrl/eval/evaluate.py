@@ -29,6 +29,7 @@ from plasticrl.errors import PlasticRLError, check_choice
 from plasticrl.eval.adaptation import curve_from_sum, episode_times_to_recover, switch_step
 from plasticrl.rollouts.batch import EpisodeBatch, join_pieces, plan_chunks, stream_batch
 from plasticrl.rollouts.controllers import Controller, frozen_twins
+from plasticrl.rollouts.saved_agent import LEARNS_WITHIN_EPISODE
 from plasticrl.eval.goal_adaptation import (
     SwitchRates,
     after_switch_difference,
@@ -105,9 +106,8 @@ def evaluate(
         twins = frozen_twins(controllers)
         if not twins:
             raise PlasticRLError(f"frozen twins asked for, but none of the agents "
-                                 f"({', '.join(c.name for c in controllers)}) learns within the episode (a "
-                                 f"plasticrl policy with plasticity.rule or input_plasticity.rule other than "
-                                 f"none, or a context unit that learns); nothing to freeze")
+                                 f"({', '.join(c.name for c in controllers)}) learns within the episode "
+                                 f"({LEARNS_WITHIN_EPISODE}); nothing to freeze")
         controllers += twins
     controllers = ([oracle] if oracle is not None else []) + controllers
     names = [c.name for c in controllers]

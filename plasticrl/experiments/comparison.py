@@ -140,7 +140,7 @@ def check_spec(spec: ExperimentSpec, force: bool = False) -> None:
     from plasticrl.eval.evaluate import suite_conditions
     from plasticrl.config import resolve_wandb_mode
     from plasticrl.rollouts.env_setup import check_config
-    from plasticrl.rollouts.saved_agent import has_plasticity
+    from plasticrl.rollouts.saved_agent import LEARNS_WITHIN_EPISODE, has_plasticity
     from plasticrl.trainers.sb3.hyperparams import hyperparams
     from plasticrl.trainers.sb3.trainer import check_settings
 
@@ -156,15 +156,16 @@ def check_spec(spec: ExperimentSpec, force: bool = False) -> None:
             check_config(config, force=force)
         except PlasticRLError as exc:
             raise PlasticRLError(f"agents.{label}: {exc}") from None
-        if agent.evaluate and has_plasticity(config.policy):
+        # a symmetric policy whose base comes from its init agent (base: null) may learn: not refused here
+        may_learn = has_plasticity(config.policy) or (config.policy.kind == "symmetric" and config.policy.base is None)
+        if agent.evaluate and may_learn:
             learners.append(label)
     if spec.eval.frozen_twins and not learners:
         # evaluation would refuse this after every agent had trained
         evaluated = [label for label, agent in spec.agents.items() if agent.evaluate]
         raise PlasticRLError(f"eval.frozen_twins is true, but none of the evaluated agents "
-                             f"({', '.join(evaluated) or 'none'}) learns within the episode; give one whose "
-                             f"policy has plasticity (plasticity.rule or input_plasticity.rule other than none, "
-                             f"or a context unit that learns) or set eval.frozen_twins=false")
+                             f"({', '.join(evaluated) or 'none'}) learns within the episode; give one that "
+                             f"does ({LEARNS_WITHIN_EPISODE}) or set eval.frozen_twins=false")
     for label, b in spec.baselines.items():
         try:
             check_settings(b.algo, spec.env.id, spec.env.kwargs, _baseline_perturbation(b, spec))

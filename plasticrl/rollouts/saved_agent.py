@@ -70,6 +70,11 @@ def training_metadata(config, run_dir: Path, generation: int, env_steps: int, ev
             "config_name": config.name, **extra}
 
 
+#: What :func:`has_plasticity` counts, in the words of the errors that ask for it.
+LEARNS_WITHIN_EPISODE = ("a policy with plasticity.rule or input_plasticity.rule other than none, a context unit "
+                         "that learns, or a symmetric policy whose goal synapses or base learn")
+
+
 def has_plasticity(policy_config) -> bool:
     """Whether a policy config learns within the episode (a long-term rule, a CSDP input layer, a context
     unit that learns, or a symmetric policy's goal synapses or base that do)."""
